@@ -1,0 +1,64 @@
+"""Alembic environment: the URL comes from Settings, the metadata from our models."""
+
+from logging.config import fileConfig
+from pathlib import Path
+
+from alembic import context
+from sqlalchemy import Connection, create_engine, pool
+
+from app import models  # noqa: F401 - registers every table on the metadata
+from app.config import Settings, sqlalchemy_url
+from app.extensions import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    explicit = config.get_main_option("sqlalchemy.url")
+    if explicit:
+        return explicit
+    settings = Settings()
+    if settings.DATABASE_URL:
+        return sqlalchemy_url(settings.DATABASE_URL)
+    instance_path = (settings.INSTANCE_PATH or Path.cwd() / "instance").resolve()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{instance_path / 'app.db'}"
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        # SQLite alters tables by copying them; batch mode does that for us.
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_offline() -> None:
+    """Emit SQL to stdout instead of running it."""
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run against the app's connection when given one, else a fresh engine."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    if config.config_file_name is not None:
+        fileConfig(config.config_file_name, disable_existing_loggers=False)
+    engine = create_engine(_url(), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        _run(connection)
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,94 @@
+"""The user-management API: ``create_app()`` builds it."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask_openapi3 import Info, OpenAPI
+from sqlalchemy import Engine, event
+
+from app import models  # noqa: F401 - registers every table on the metadata
+from app.api import ops, users
+from app.api.common import IdConverter, operation_id_for, raise_validation_error, require_json_body
+from app.config import Settings, sqlalchemy_url
+from app.errors import register_error_handlers
+from app.extensions import db
+from app.migrations import head_revision, upgrade_to_head
+from app.observability import configure_logging
+from app.observability import init_app as init_request_ids
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # Foreign keys are off by default in SQLite; WAL lets readers run beside a writer.
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _engine_options(url: str, settings: Settings) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 5}}
+    return {
+        "pool_size": settings.DB_POOL_SIZE,
+        "max_overflow": settings.DB_MAX_OVERFLOW,
+        "pool_timeout": settings.DB_POOL_TIMEOUT,
+        "pool_recycle": 1800,
+        "connect_args": {"connect_timeout": settings.DB_CONNECT_TIMEOUT},
+    }
+
+
+def create_app(settings: Settings | None = None) -> OpenAPI:
+    """Build the application from settings (read from the environment when not given)."""
+    settings = settings or Settings()
+    configure_logging(settings.LOG_LEVEL)
+    instance_path = (settings.INSTANCE_PATH or Path.cwd() / "instance").resolve()
+    embedded = settings.DATABASE_URL is None
+    if embedded:
+        instance_path.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{instance_path / 'app.db'}"
+    else:
+        url = sqlalchemy_url(str(settings.DATABASE_URL))
+
+    app = OpenAPI(
+        __name__,
+        info=Info(title="User management API", version="1.0.0"),
+        instance_path=str(instance_path),
+        validation_error_callback=raise_validation_error,
+        operation_id_callback=operation_id_for,
+        doc_prefix="",
+        doc_url="/openapi.json",
+    )
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=url,
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(url, settings),
+        SQLALCHEMY_ECHO=settings.SQL_ECHO,
+        MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH,
+        DB_OFFLOAD_THREADS=settings.DB_OFFLOAD_THREADS,
+        ALEMBIC_HEAD=head_revision(),
+    )
+    app.url_map.converters["id"] = IdConverter
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", _sqlite_on_connect)
+        if settings.AUTO_MIGRATE if settings.AUTO_MIGRATE is not None else embedded:
+            _migrate(db.engine, instance_path)
+
+    register_error_handlers(app)
+    init_request_ids(app)
+    app.before_request(require_json_body)
+    app.register_api(ops.bp)
+    app.register_api(users.bp)
+    return app
+
+
+def _migrate(engine: Engine, instance_path: Path) -> None:
+    with engine.begin() as connection:
+        upgrade_to_head(connection, instance_path / "migrate.lock")
+    log.info("database schema at %s", head_revision())

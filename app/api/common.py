@@ -1,0 +1,78 @@
+"""What every API view shares: JSON bodies in, typed JSON out, operation ids, problem docs."""
+
+import re
+from typing import Any
+
+from flask import Response, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import BadRequest
+from werkzeug.routing import IntegerConverter
+
+from app.errors import (
+    BadRequestError,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+    validation_errors,
+)
+from app.schemas.common import PARAMETER_MODELS, Problem
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+MAX_ID = 2_147_483_647
+
+
+class IdConverter(IntegerConverter):
+    """A positive id that fits the database's integer; anything else is simply not found."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002
+        super().__init__(map, min=1, max=MAX_ID)
+
+
+def operation_id_for(*, name: str, **_: Any) -> str:
+    """Name an operation after its view: ``create_user`` becomes ``createUser``."""
+    head, *rest = name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype == "application/json" or bool(re.fullmatch(r"application/[\w.-]+\+json", mimetype))
+
+
+def require_json_body() -> None:
+    """Reject a write whose body is not a JSON object before any view code runs."""
+    if request.method not in _BODY_METHODS or request.routing_exception is not None:
+        return
+    if not _is_json(request.mimetype):
+        raise UnsupportedMediaTypeError("The body must be JSON (Content-Type: application/json).")
+    try:
+        body = request.get_json()
+    except BadRequest as exc:
+        raise BadRequestError("The body is not well-formed JSON.") from exc
+    if not isinstance(body, dict):
+        raise UnprocessableError(
+            "The body must be a JSON object.",
+            errors=[{"loc": ["body"], "msg": "Input should be an object", "type": "model_type"}],
+        )
+
+
+def raise_validation_error(error: ValidationError) -> None:
+    """Report a failed pydantic check: 400 for parameters, 422 for bodies; no values echoed."""
+    location = PARAMETER_MODELS.get(error.title)
+    if location is not None:
+        raise BadRequestError(
+            f"Invalid {location} parameters.", errors=validation_errors(error, location)
+        )
+    raise UnprocessableError("The body failed validation.", errors=validation_errors(error, "body"))
+
+
+def json_response(
+    model: BaseModel, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """Serialise a response model straight to JSON bytes."""
+    return Response(
+        model.model_dump_json(), status=status, headers=headers, mimetype="application/json"
+    )
+
+
+def problems(*statuses: int) -> dict[int, type[BaseModel]]:
+    """Document error responses as problem+json for the OpenAPI layer."""
+    return dict.fromkeys(statuses, Problem)

@@ -1,0 +1,44 @@
+"""Operations endpoints: liveness and readiness, public and cheap."""
+
+from flask import Response, current_app
+from flask_openapi3 import APIBlueprint, Tag
+from sqlalchemy import column, select, table
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.aio import run_db
+from app.api.common import json_response, operation_id_for, problems
+from app.errors import ServiceUnavailableError
+from app.extensions import db
+from app.schemas.common import OutputModel
+
+bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="operations")], operation_id_callback=operation_id_for)
+
+_alembic_version = table("alembic_version", column("version_num"))
+
+
+class Status(OutputModel):
+    """Health or readiness."""
+
+    status: str
+
+
+def _schema_revision() -> str | None:
+    return db.session.execute(select(_alembic_version.c.version_num)).scalar_one_or_none()
+
+
+@bp.get("/healthz", responses={200: Status})
+async def get_health() -> Response:
+    """Say the process serves; touches no database."""
+    return json_response(Status(status="ok"))
+
+
+@bp.get("/readyz", responses={200: Status, **problems(503)})
+async def get_readiness() -> Response:
+    """Say whether the database answers and its schema is at the newest migration."""
+    try:
+        revision = await run_db(_schema_revision)
+    except SQLAlchemyError as exc:
+        raise ServiceUnavailableError("The database is unavailable.") from exc
+    if revision != current_app.config["ALEMBIC_HEAD"]:
+        raise ServiceUnavailableError("The database schema is not at the newest migration.")
+    return json_response(Status(status="ready"))

@@ -1,0 +1,61 @@
+"""HTTP views of the users resource: thin, async, one DB hop each."""
+
+from flask import Response, url_for
+from flask_openapi3 import APIBlueprint, Tag
+
+from app.aio import run_db, run_db_commit
+from app.api.common import json_response, operation_id_for, problems
+from app.schemas.users import UserCreate, UserListQuery, UserPage, UserPath, UserRead, UserUpdate
+from app.services import users
+
+bp = APIBlueprint(
+    "users",
+    __name__,
+    url_prefix="/users",
+    abp_tags=[Tag(name="users")],
+    operation_id_callback=operation_id_for,
+)
+
+
+@bp.post("", responses={201: UserRead, **problems(400, 409, 413, 415, 422)})
+async def create_user(body: UserCreate) -> Response:
+    """Create a user."""
+    user = await run_db_commit(users.create_user, body)
+    location = url_for("users.get_user", user_id=user.id)
+    return json_response(UserRead.model_validate(user), 201, {"Location": location})
+
+
+@bp.get("", responses={200: UserPage, **problems(400)})
+async def list_users(query: UserListQuery) -> Response:
+    """List users, one keyset page at a time."""
+    items, cursor = await run_db(users.list_users, query)
+    page = UserPage(items=[UserRead.model_validate(u) for u in items], next_cursor=cursor)
+    return json_response(page)
+
+
+@bp.get("/<id:user_id>", responses={200: UserRead, **problems(404)})
+async def get_user(path: UserPath) -> Response:
+    """Get one user."""
+    user = await run_db(users.get_user, path.user_id)
+    return json_response(UserRead.model_validate(user))
+
+
+@bp.patch("/<id:user_id>", responses={200: UserRead, **problems(400, 404, 409, 413, 415, 422)})
+async def update_user(path: UserPath, body: UserUpdate) -> Response:
+    """Change some fields of a user; omitted fields stay as they are."""
+    user = await run_db_commit(users.update_user, path.user_id, body)
+    return json_response(UserRead.model_validate(user))
+
+
+@bp.put("/<id:user_id>", responses={200: UserRead, **problems(400, 404, 409, 413, 415, 422)})
+async def replace_user(path: UserPath, body: UserUpdate) -> Response:
+    """Change a user; like PATCH, because the tutorial's clients send partial PUTs."""
+    user = await run_db_commit(users.update_user, path.user_id, body)
+    return json_response(UserRead.model_validate(user))
+
+
+@bp.delete("/<id:user_id>", responses={204: None, **problems(404)})
+async def delete_user(path: UserPath) -> Response:
+    """Delete a user and their posts."""
+    await run_db_commit(users.delete_user, path.user_id)
+    return Response(status=204)

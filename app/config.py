@@ -1,0 +1,33 @@
+"""Typed settings read from the environment."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service settings; every field can be set by an environment variable of the same name."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Unset means the embedded default: a SQLite file in the instance folder, migrated on start.
+    DATABASE_URL: str | None = None
+    INSTANCE_PATH: Path | None = None
+    MAX_CONTENT_LENGTH: int = Field(default=1024 * 1024, ge=1024)
+    DB_POOL_SIZE: int = Field(default=10, ge=1)
+    DB_MAX_OVERFLOW: int = Field(default=10, ge=0)
+    DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
+    DB_CONNECT_TIMEOUT: int = Field(default=5, ge=1)
+    DB_OFFLOAD_THREADS: int = Field(default=32, ge=1)
+    AUTO_MIGRATE: bool | None = None
+    LOG_LEVEL: str = "INFO"
+    SQL_ECHO: bool = False
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Return the URL with the psycopg 3 driver named for bare ``postgres://`` URLs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url

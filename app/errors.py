@@ -1,0 +1,143 @@
+"""Application errors and the one place that turns every error into problem+json (RFC 9457)."""
+
+import logging
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from flask import Flask, Response, json
+from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
+from werkzeug.exceptions import HTTPException
+
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MIMETYPE = "application/problem+json"
+
+
+class AppError(Exception):
+    """An error with an HTTP status, safe to show to the client."""
+
+    status: ClassVar[int] = HTTPStatus.INTERNAL_SERVER_ERROR
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+
+class BadRequestError(AppError):
+    """The request is malformed (bad JSON, query string or cursor)."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+
+class NotFoundError(AppError):
+    """The resource does not exist."""
+
+    status = HTTPStatus.NOT_FOUND
+
+
+class ConflictError(AppError):
+    """A uniqueness rule would be broken; names the field."""
+
+    status = HTTPStatus.CONFLICT
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"A resource with this {field} already exists.", field=field)
+
+
+class UnsupportedMediaTypeError(AppError):
+    """The body is not JSON."""
+
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class UnprocessableError(AppError):
+    """Well-formed input that fails validation."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class ServiceUnavailableError(AppError):
+    """A dependency (the database) cannot be reached."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    headers: Iterable[tuple[str, str]] = (),
+    extensions: Mapping[str, Any] | None = None,
+) -> Response:
+    """Build an application/problem+json response."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        **(extensions or {}),
+    }
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
+    response.headers.extend(headers)
+    return response
+
+
+def validation_errors(error: ValidationError, location: str) -> list[dict[str, Any]]:
+    """List pydantic errors without the submitted values (they may hold secrets)."""
+    return [
+        {"loc": [location, *item["loc"]], "msg": item["msg"], "type": item["type"]}
+        for item in error.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def _rollback() -> None:
+    # The failed request's work must not reach a later commit; the database may be gone too.
+    try:
+        db.session.rollback()
+    except sa_exc.SQLAlchemyError:
+        log.warning("rollback after a failed request also failed", exc_info=True)
+
+
+def _handle_app_error(error: AppError) -> Response:
+    _rollback()
+    return problem(error.status, error.detail, extensions=error.extensions)
+
+
+def _handle_http_exception(error: HTTPException) -> Response:
+    _rollback()
+    original = error.get_response()
+    status = error.code or original.status_code
+    # Keep headers such as Allow (405) and Retry-After; the body is replaced.
+    kept = [(k, v) for k, v in original.headers if k.lower() not in {"content-type", "content-length"}]
+    detail = error.description or HTTPStatus(status).description
+    return problem(status, detail, headers=kept)
+
+
+def _handle_database_unavailable(error: sa_exc.SQLAlchemyError) -> Response:
+    _rollback()
+    log.error("database unavailable: %s", type(error).__name__, exc_info=True)
+    return problem(HTTPStatus.SERVICE_UNAVAILABLE, "The database is unavailable; try again later.")
+
+
+def _handle_unexpected(error: Exception) -> Response:
+    if isinstance(error, HTTPException):
+        return _handle_http_exception(error)
+    _rollback()
+    log.exception("unhandled error")
+    return problem(HTTPStatus.INTERNAL_SERVER_ERROR, "The server failed to complete the request.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Make every error a problem+json response."""
+    app.register_error_handler(AppError, _handle_app_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    # OperationalError covers refused connections and lost servers; TimeoutError an exhausted pool.
+    app.register_error_handler(sa_exc.OperationalError, _handle_database_unavailable)
+    app.register_error_handler(sa_exc.InterfaceError, _handle_database_unavailable)
+    app.register_error_handler(sa_exc.TimeoutError, _handle_database_unavailable)
+    app.register_error_handler(Exception, _handle_unexpected)

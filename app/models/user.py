@@ -1,0 +1,37 @@
+"""The user aggregate."""
+
+from datetime import datetime
+
+from sqlalchemy import Index, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import Base
+from app.sqltypes import utcnow
+
+USERNAME_MAX = 80
+EMAIL_MAX = 254
+
+
+class User(Base):
+    """A user; username and email are unique whatever their letter case."""
+
+    # Not "user": a reserved word in PostgreSQL (SQLAlchemy's own tutorial uses this name too).
+    __tablename__ = "user_account"
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - SQLAlchemy reads a plain dict
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX))
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    created_at: Mapped[datetime] = mapped_column(server_default=utcnow())
+    updated_at: Mapped[datetime] = mapped_column(server_default=utcnow(), onupdate=utcnow())
+
+    __table_args__ = (
+        # Expression indexes: the database, not a check-then-insert, guards uniqueness.
+        Index("uq_user_account_username_lower", func.lower(username), unique=True),
+        Index("uq_user_account_email_lower", func.lower(email), unique=True),
+        Index("ix_user_account_created_at_id", created_at, id),
+        Index("ix_user_account_username_id", username, id),
+    )
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.username!r}>"

@@ -1,0 +1,65 @@
+"""Schemas shared by every resource: problems, pages, parameter models."""
+
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+# Query and path models by class name: their validation errors are 400s, not 422s.
+PARAMETER_MODELS: dict[str, str] = {}
+
+
+class ParameterModel(BaseModel):
+    """Base of query-string and path models; unknown parameters are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+    location: ClassVar[str] = "query"
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Register the model so its errors are reported as bad parameters."""
+        super().__pydantic_init_subclass__(**kwargs)
+        PARAMETER_MODELS[cls.__name__] = cls.location
+
+
+class InputModel(BaseModel):
+    """Base of request bodies: unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class OutputModel(BaseModel):
+    """Base of response bodies, read from ORM objects."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(OutputModel, Generic[T]):
+    """One page of a keyset-paginated list."""
+
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Opaque cursor for the next page with the same sort; null on the last page."
+    )
+
+
+class ValidationErrorItem(BaseModel):
+    """One failed check; the submitted value is never echoed."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    field: str | None = Field(default=None, description="The conflicting field (409 only).")
+    errors: list[ValidationErrorItem] | None = Field(
+        default=None, description="What failed validation (400 for parameters, 422 for bodies)."
+    )

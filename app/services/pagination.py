@@ -1,0 +1,82 @@
+"""Opaque keyset cursors: a page never repeats or skips a row when rows come and go."""
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.errors import BadRequestError
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """A sort order: its columns (the last one unique) and whether it descends."""
+
+    columns: Sequence[InstrumentedAttribute[Any]]
+    descending: bool
+
+
+def encode_cursor(sort: str, values: Sequence[Any]) -> str:
+    """Make an opaque cursor from the sort name and the last row's key values."""
+    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    raw = json.dumps({"s": sort, "k": plain}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_value(column: InstrumentedAttribute[Any], value: Any) -> Any:
+    python_type = column.type.python_type
+    if python_type is datetime:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError
+        return parsed
+    if not isinstance(value, python_type) or isinstance(value, bool):
+        raise TypeError
+    return value
+
+
+def decode_cursor(cursor: str, sort: str, key: SortKey) -> tuple[Any, ...]:
+    """Read a cursor made by encode_cursor for the same sort, or raise a 400."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+        if data["s"] != sort:
+            msg = "The cursor belongs to another sort order; start again without a cursor."
+            raise BadRequestError(msg)
+        values = data["k"]
+        if len(values) != len(key.columns):
+            raise ValueError
+        return tuple(_decode_value(c, v) for c, v in zip(key.columns, values, strict=True))
+    except BadRequestError:
+        raise
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        raise BadRequestError("The cursor is not valid.") from exc
+
+
+def paginate(
+    stmt: Select[Any], key: SortKey, sort: str, cursor: str | None, limit: int
+) -> Select[Any]:
+    """Order the statement by the key, start after the cursor and fetch one row extra."""
+    columns = list(key.columns)
+    if cursor is not None:
+        after = decode_cursor(cursor, sort, key)
+        left = tuple_(*columns) if len(columns) > 1 else columns[0]
+        right: Any = after if len(columns) > 1 else after[0]
+        condition: ColumnElement[bool] = left < right if key.descending else left > right
+        stmt = stmt.where(condition)
+    order = [c.desc() if key.descending else c.asc() for c in columns]
+    return stmt.order_by(*order).limit(limit + 1)
+
+
+def next_cursor(rows: Sequence[Any], key: SortKey, sort: str, limit: int) -> str | None:
+    """Return the cursor after the last row shown, or None on the last page."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode_cursor(sort, [getattr(last, c.key) for c in key.columns])

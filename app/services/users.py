@@ -1,0 +1,111 @@
+"""Rules of the users resource. Services flush, never commit."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import ConflictError, NotFoundError
+from app.extensions import db
+from app.models import User
+from app.schemas.users import UserCreate, UserListQuery, UserUpdate
+from app.services.pagination import SortKey, next_cursor, paginate
+from app.sqltypes import utcnow
+
+# The unique indexes are the only guard against duplicates; their names say which field.
+_UNIQUE_INDEX_FIELDS = {
+    "uq_user_account_username_lower": "username",
+    "uq_user_account_email_lower": "email",
+}
+
+USER_SORTS: dict[str, SortKey] = {
+    "id": SortKey((User.id,), descending=False),
+    "-id": SortKey((User.id,), descending=True),
+    "created_at": SortKey((User.created_at, User.id), descending=False),
+    "-created_at": SortKey((User.created_at, User.id), descending=True),
+    "username": SortKey((User.username, User.id), descending=False),
+    "-username": SortKey((User.username, User.id), descending=True),
+}
+
+
+def _conflict(error: IntegrityError) -> ConflictError | None:
+    orig = error.orig
+    diag = getattr(orig, "diag", None)
+    names = [getattr(diag, "constraint_name", None) or "", str(orig)]
+    for index, field in _UNIQUE_INDEX_FIELDS.items():
+        if any(index in name for name in names):
+            return ConflictError(field)
+    # SQLite names an expression index only by name; older builds say "user_account.username".
+    for field in ("username", "email"):
+        if f"user_account.{field}" in str(orig):
+            return ConflictError(field)
+    return None
+
+
+@contextmanager
+def _unique_violations_as_conflicts() -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError as error:
+        conflict = _conflict(error)
+        if conflict is None:
+            raise
+        raise conflict from None
+
+
+def create_user(data: UserCreate) -> User:
+    """Add a user; a taken username or email (any letter case) is a ConflictError."""
+    user = User(username=data.username, email=data.email)
+    db.session.add(user)
+    with _unique_violations_as_conflicts():
+        db.session.flush()
+    return user
+
+
+def get_user(user_id: int) -> User:
+    """Return the user or raise NotFoundError."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFoundError(f"User {user_id} does not exist.")
+    return user
+
+
+def update_user(user_id: int, data: UserUpdate) -> User:
+    """Change the given fields in one statement; updated_at always moves."""
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    stmt = (
+        update(User)
+        .where(User.id == user_id)
+        .values(**changes, updated_at=utcnow())
+        .returning(User)
+        .execution_options(synchronize_session=False)
+    )
+    with _unique_violations_as_conflicts():
+        user = db.session.execute(stmt).scalar_one_or_none()
+    if user is None:
+        raise NotFoundError(f"User {user_id} does not exist.")
+    return user
+
+
+def delete_user(user_id: int) -> None:
+    """Delete the user (the database cascades to their posts) or raise NotFoundError."""
+    result = db.session.execute(
+        delete(User).where(User.id == user_id).execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFoundError(f"User {user_id} does not exist.")
+
+
+def list_users(query: UserListQuery) -> tuple[list[User], str | None]:
+    """Return one page of users and the cursor of the next."""
+    key = USER_SORTS[query.sort]
+    stmt = select(User)
+    if query.username is not None:
+        stmt = stmt.where(func.lower(User.username) == func.lower(query.username))
+    if query.email is not None:
+        stmt = stmt.where(func.lower(User.email) == func.lower(query.email))
+    stmt = paginate(stmt, key, query.sort, query.cursor, query.limit)
+    rows = list(db.session.execute(stmt).scalars())
+    return rows[: query.limit], next_cursor(rows, key, query.sort, query.limit)
