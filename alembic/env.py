@@ -3,9 +3,9 @@
 from logging.config import fileConfig
 from pathlib import Path
 
-from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
+from alembic import context
 from app import models  # noqa: F401 - registers every table on the metadata
 from app.config import Settings, sqlalchemy_url
 from app.extensions import Base

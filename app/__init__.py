@@ -4,7 +4,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask_openapi3 import Info, OpenAPI
+from flask_openapi3.models.info import Info
+from flask_openapi3.openapi import OpenAPI
 from sqlalchemy import Engine, event
 
 from app import models  # noqa: F401 - registers every table on the metadata

@@ -113,7 +113,9 @@ def _handle_http_exception(error: HTTPException) -> Response:
     original = error.get_response()
     status = error.code or original.status_code
     # Keep headers such as Allow (405) and Retry-After; the body is replaced.
-    kept = [(k, v) for k, v in original.headers if k.lower() not in {"content-type", "content-length"}]
+    kept = [
+        (k, v) for k, v in original.headers if k.lower() not in {"content-type", "content-length"}
+    ]
     detail = error.description or HTTPStatus(status).description
     return problem(status, detail, headers=kept)
 

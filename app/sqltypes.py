@@ -15,6 +15,11 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    @property
+    def python_type(self) -> type[datetime]:
+        """Values are datetimes (TypeDecorator would say ``object``)."""
+        return datetime
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         """Normalise to UTC; naive datetimes are refused rather than guessed."""
         if value is None:
@@ -26,7 +31,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         # SQLite compares stored text: keep the same text form as the database's own default.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002
         """Attach UTC where the driver returns a naive value."""
         if value is None:
             return None
@@ -41,17 +46,17 @@ class utcnow(FunctionElement[datetime]):  # noqa: N801 - reads as the SQL functi
 
 
 @compiles(utcnow, "postgresql")
-def _utcnow_postgresql(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+def _utcnow_postgresql(_element: utcnow, _compiler: SQLCompiler, **_kw: Any) -> str:
     # statement_timestamp(), not now(): two updates in one transaction still differ.
     return "statement_timestamp()"
 
 
 @compiles(utcnow, "sqlite")
-def _utcnow_sqlite(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+def _utcnow_sqlite(_element: utcnow, _compiler: SQLCompiler, **_kw: Any) -> str:
     # Microseconds, zero-padded to the six digits SQLAlchemy writes, so text comparison orders.
     return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
 
 
 @compiles(utcnow)
-def _utcnow_default(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+def _utcnow_default(_element: utcnow, _compiler: SQLCompiler, **_kw: Any) -> str:
     return "CURRENT_TIMESTAMP"

@@ -4,6 +4,7 @@ import re
 from typing import Any
 
 from flask import Response, request
+from flask_openapi3.types import ResponseDict
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
@@ -17,14 +18,17 @@ from app.errors import (
 from app.schemas.common import PARAMETER_MODELS, Problem
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-MAX_ID = 2_147_483_647
 
 
 class IdConverter(IntegerConverter):
-    """A positive id that fits the database's integer; anything else is simply not found."""
+    """A positive id; anything else matches no route and so is simply not found.
 
-    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002
-        super().__init__(map, min=1, max=MAX_ID)
+    The bound lives in the pattern, not in ``min``/``max``: werkzeug answers 405 instead of
+    404 when a converter rejects a value that another method's rule would take.
+    """
+
+    # Up to 18 digits: below 2**63, so every driver binds it; absent ids are then 404s.
+    regex = r"[1-9]\d{0,17}"
 
 
 def operation_id_for(*, name: str, **_: Any) -> str:
@@ -34,7 +38,9 @@ def operation_id_for(*, name: str, **_: Any) -> str:
 
 
 def _is_json(mimetype: str) -> bool:
-    return mimetype == "application/json" or bool(re.fullmatch(r"application/[\w.-]+\+json", mimetype))
+    return mimetype == "application/json" or bool(
+        re.fullmatch(r"application/[\w.-]+\+json", mimetype)
+    )
 
 
 def require_json_body() -> None:
@@ -73,6 +79,6 @@ def json_response(
     )
 
 
-def problems(*statuses: int) -> dict[int, type[BaseModel]]:
+def problems(*statuses: int) -> ResponseDict:
     """Document error responses as problem+json for the OpenAPI layer."""
     return dict.fromkeys(statuses, Problem)

@@ -1,7 +1,8 @@
 """Operations endpoints: liveness and readiness, public and cheap."""
 
 from flask import Response, current_app
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
 from sqlalchemy import column, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -11,7 +12,9 @@ from app.errors import ServiceUnavailableError
 from app.extensions import db
 from app.schemas.common import OutputModel
 
-bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="operations")], operation_id_callback=operation_id_for)
+bp = APIBlueprint(
+    "ops", __name__, abp_tags=[Tag(name="operations")], operation_id_callback=operation_id_for
+)
 
 _alembic_version = table("alembic_version", column("version_num"))
 

@@ -1,7 +1,8 @@
 """HTTP views of the users resource: thin, async, one DB hop each."""
 
 from flask import Response, url_for
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
 
 from app.aio import run_db, run_db_commit
 from app.api.common import json_response, operation_id_for, problems

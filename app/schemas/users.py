@@ -65,7 +65,7 @@ class UserPath(ParameterModel):
     """Path of /users/{user_id}."""
 
     location = "path"
-    user_id: int = Field(ge=1, le=2_147_483_647)
+    user_id: int = Field(ge=1)
 
 
 class UserListQuery(ParameterModel):

@@ -1,0 +1,87 @@
+"""Health, readiness, request ids and what a dead database looks like."""
+
+import logging
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from app import create_app
+from app.config import Settings
+from app.extensions import db
+from app.observability import REQUEST_ID_HEADER
+
+
+def test_healthz_is_200(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_is_200_at_head(client: FlaskClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready"}
+
+
+def test_readyz_is_503_when_schema_is_behind(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        head = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+        db.session.execute(text("UPDATE alembic_version SET version_num = 'old'"))
+        db.session.commit()
+    try:
+        response = client.get("/readyz")
+    finally:
+        with app.app_context():
+            db.session.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
+            db.session.commit()
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        "sqlite:////nonexistent-directory/for/sure/app.db",
+    ],
+)
+def test_unreachable_database_is_503_but_healthz_is_200(url: str, tmp_path: Path) -> None:
+    dead = create_app(Settings(DATABASE_URL=url, INSTANCE_PATH=tmp_path, DB_CONNECT_TIMEOUT=1))
+    client = dead.test_client()
+    assert client.get("/healthz").status_code == 200
+    for response in (client.get("/readyz"), client.get("/users/1"), client.get("/users")):
+        assert response.status_code == 503
+        assert response.mimetype == "application/problem+json"
+        text_body = response.get_data(as_text=True)
+        assert "127.0.0.1" not in text_body
+        assert "nonexistent" not in text_body
+
+
+def test_sane_request_id_is_echoed(client: FlaskClient) -> None:
+    response = client.get("/healthz", headers={REQUEST_ID_HEADER: "abc-123.def"})
+    assert response.headers[REQUEST_ID_HEADER] == "abc-123.def"
+
+
+@pytest.mark.parametrize("sent", ["", "x" * 200, "a b", "<script>", "-leading"])
+def test_insane_request_id_is_replaced(client: FlaskClient, sent: str) -> None:
+    response = client.get("/healthz", headers={REQUEST_ID_HEADER: sent})
+    assert response.headers[REQUEST_ID_HEADER] != sent
+    assert len(response.headers[REQUEST_ID_HEADER]) == 32
+
+
+def test_error_log_line_carries_the_request_id(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(user_id: int) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("app.services.users.get_user", explode)
+    with caplog.at_level(logging.ERROR):
+        response = client.get("/users/1", headers={REQUEST_ID_HEADER: "trace-me-42"})
+    assert response.status_code == 500
+    records = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert records
+    assert {getattr(r, "request_id", None) for r in records} == {"trace-me-42"}

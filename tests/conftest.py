@@ -1,0 +1,201 @@
+"""One app per backend per run; every test runs on SQLite and on PostgreSQL."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.config import Settings
+from app.extensions import db
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+BACKENDS = ["sqlite", "postgresql"]
+_skipped_postgres: list[str] = []
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _create_postgres_database(name: str) -> str:
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres_database(name: str) -> None:
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> None:
+    """Skip PostgreSQL tests where no server answers, except in CI where that is a failure."""
+    problem = _postgres_reachable()
+    if problem is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but PostgreSQL is unreachable at {POSTGRES_ADMIN_URL}: {problem}")
+    pytest.skip(f"PostgreSQL unreachable: {problem}")
+
+
+@pytest.fixture
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A fresh, empty database of the parametrised backend: (backend, url)."""
+    backend: str = request.param
+    if backend == "sqlite":
+        yield backend, f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    request.getfixturevalue("postgres_available")
+    name = f"app_empty_{uuid.uuid4().hex[:12]}"
+    url = _create_postgres_database(name)
+    try:
+        yield backend, url
+    finally:
+        _drop_postgres_database(name)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend under test."""
+    name: str = request.param
+    if name == "postgresql":
+        request.getfixturevalue("postgres_available")
+    return name
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated-on-first-use database for the whole run, one per backend."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        return
+    name = f"app_test_{os.getpid()}"
+    url = _create_postgres_database(name)
+    yield url
+    _drop_postgres_database(name)
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """The application on this backend, its schema made by Alembic."""
+    settings = Settings(
+        DATABASE_URL=database_url,
+        AUTO_MIGRATE=True,
+        INSTANCE_PATH=tmp_path_factory.mktemp("instance"),
+    )
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    # Real commits and real constraint errors are under test, so no outer-transaction
+    # trick: tests commit like production, and the tables are emptied afterwards.
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app: Flask = request.getfixturevalue("app")
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app."""
+    return app.test_client()
+
+
+def free_port() -> int:
+    """Return a TCP port free on loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    app: Flask, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real gunicorn serving the app on loopback against this backend's database."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "INSTANCE_PATH": str(tmp_path_factory.mktemp("live-instance")),
+    }
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", "2", "--worker-class", "gthread", "--threads", "8",
+        "--graceful-timeout", "5",
+        "app:create_app()",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not start:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remember PostgreSQL tests that were skipped."""
+    if report.skipped and "postgresql" in report.nodeid:
+        _skipped_postgres.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI=true, a skipped PostgreSQL test fails the run."""
+    if IN_CI and _skipped_postgres:
+        sys.stderr.write(
+            f"\nCI=true: {len(_skipped_postgres)} PostgreSQL tests were skipped; failing.\n"
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

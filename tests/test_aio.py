@@ -1,0 +1,87 @@
+"""run_db: the request's own session, one thread at a time, even when gathered or cancelled."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.aio import run_db
+from app.extensions import db
+from app.models import User
+from tests.factories import make_user
+
+
+class _Probe:
+    """Records which session each call saw and how many ran at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active = 0
+        self.most_active = 0
+        self.sessions: set[int] = set()
+        self.threads: set[int] = set()
+
+    def work(self, user_id: int, pause: float) -> str:
+        with self.lock:
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+        try:
+            session: Session = db.session()
+            self.sessions.add(id(session))
+            self.threads.add(threading.get_ident())
+            time.sleep(pause)
+            name = db.session.execute(select(User.username).where(User.id == user_id)).scalar_one()
+            return name
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def test_gathered_calls_share_the_request_session_one_at_a_time(app: Flask) -> None:
+    user = make_user(app)
+    probe = _Probe()
+
+    async def view() -> list[str]:
+        return await asyncio.gather(*(run_db(probe.work, user.id, 0.02) for _ in range(8)))
+
+    with app.test_request_context():
+        request_session = id(db.session())
+        names = asyncio.run(view())
+        assert names == [user.username] * 8
+    assert probe.sessions == {request_session}
+    assert probe.most_active == 1
+    assert threading.get_ident() not in probe.threads
+
+
+def test_cancelled_call_keeps_the_session_until_its_thread_ends(app: Flask) -> None:
+    user = make_user(app)
+    probe = _Probe()
+
+    async def fail_soon() -> None:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("sibling failed")
+
+    async def view() -> None:
+        slow = asyncio.ensure_future(run_db(probe.work, user.id, 0.2))
+        with pytest.raises(RuntimeError):
+            await asyncio.gather(slow, fail_soon())
+        slow.cancel()
+        # Called while the cancelled call's thread may still be running.
+        await asyncio.gather(*(run_db(probe.work, user.id, 0) for _ in range(3)))
+
+    with app.test_request_context():
+        asyncio.run(view())
+    assert probe.most_active == 1
+
+
+def test_two_requests_get_two_sessions(app: Flask) -> None:
+    user = make_user(app)
+    probe = _Probe()
+    for _ in range(2):
+        with app.test_request_context():
+            asyncio.run(run_db(probe.work, user.id, 0))
+    assert len(probe.sessions) == 2
