@@ -1,6 +1,7 @@
 """The user-management API: ``create_app()`` builds it."""
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -8,15 +9,21 @@ from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 from sqlalchemy import Engine, event
 
-from app import models  # noqa: F401 - registers every table on the metadata
+from app import (
+    auth,
+    cli,
+    models,  # noqa: F401 - registers every table on the metadata
+)
+from app.api import auth as auth_api
 from app.api import ops, users
 from app.api.common import IdConverter, operation_id_for, raise_validation_error, require_json_body
 from app.config import Settings, sqlalchemy_url
 from app.errors import register_error_handlers
 from app.extensions import db
-from app.migrations import head_revision, upgrade_to_head
+from app.migrations import file_lock, head_revision, upgrade_to_head
 from app.observability import configure_logging
 from app.observability import init_app as init_request_ids
+from app.services.api_keys import ALL_SCOPES, create_api_key, list_api_keys
 
 __all__ = ["create_app"]
 
@@ -64,6 +71,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         operation_id_callback=operation_id_for,
         doc_prefix="",
         doc_url="/openapi.json",
+        security_schemes=auth.SECURITY_SCHEMES,
     )
     app.config.update(
         SQLALCHEMY_DATABASE_URI=url,
@@ -79,17 +87,39 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_on_connect)
         if settings.AUTO_MIGRATE if settings.AUTO_MIGRATE is not None else embedded:
-            _migrate(db.engine, instance_path)
+            with file_lock(instance_path / "setup.lock"):
+                _migrate(db.engine)
+                if embedded:
+                    _print_first_local_key()
 
     register_error_handlers(app)
     init_request_ids(app)
+    # Credentials first: a caller without a key learns nothing about bodies or routes' rules.
+    auth.init_app(app)
     app.before_request(require_json_body)
-    app.register_api(ops.bp)
-    app.register_api(users.bp)
+    for blueprint in (ops.bp, auth_api.bp, users.bp):
+        app.register_api(blueprint)
+    auth.document_security(app)
+    cli.init_app(app)
     return app
 
 
-def _migrate(engine: Engine, instance_path: Path) -> None:
+def _migrate(engine: Engine) -> None:
     with engine.begin() as connection:
-        upgrade_to_head(connection, instance_path / "migrate.lock")
+        upgrade_to_head(connection)
     log.info("database schema at %s", head_revision())
+
+
+def _print_first_local_key() -> None:
+    # Secure by default, easy locally: like a notebook server's token, shown once.
+    if list_api_keys():
+        return
+    _, token = create_api_key("local", list(ALL_SCOPES))
+    db.session.commit()
+    db.session.remove()
+    sys.stderr.write(
+        "\n  Created a local API key with every scope. It is shown only this once:\n\n"
+        f"    {token}\n\n"
+        f'  Try: curl -H "Authorization: Bearer {token}" http://127.0.0.1:5000/users\n'
+        "  More keys: flask --app app api-keys create NAME --scope users:read ...\n\n"
+    )

@@ -21,6 +21,7 @@ class AppError(Exception):
     """An error with an HTTP status, safe to show to the client."""
 
     status: ClassVar[int] = HTTPStatus.INTERNAL_SERVER_ERROR
+    headers: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(detail)
@@ -32,6 +33,29 @@ class BadRequestError(AppError):
     """The request is malformed (bad JSON, query string or cursor)."""
 
     status = HTTPStatus.BAD_REQUEST
+
+
+class UnauthorizedError(AppError):
+    """No usable API key; one wording for every cause, so none can be told apart."""
+
+    status = HTTPStatus.UNAUTHORIZED
+    headers = (("WWW-Authenticate", 'Bearer realm="api"'),)
+
+
+class ForbiddenError(AppError):
+    """The key is valid but lacks a scope the operation needs."""
+
+    status = HTTPStatus.FORBIDDEN
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(f"The API key lacks the scope: {' '.join(missing)}.", scopes=missing)
+        scope = " ".join(missing)
+        self.headers = (
+            (
+                "WWW-Authenticate",
+                f'Bearer realm="api", error="insufficient_scope", scope="{scope}"',
+            ),
+        )
 
 
 class NotFoundError(AppError):
@@ -105,7 +129,7 @@ def _rollback() -> None:
 
 def _handle_app_error(error: AppError) -> Response:
     _rollback()
-    return problem(error.status, error.detail, extensions=error.extensions)
+    return problem(error.status, error.detail, headers=error.headers, extensions=error.extensions)
 
 
 def _handle_http_exception(error: HTTPException) -> Response:

@@ -1,6 +1,8 @@
 """Alembic from code: the head revision, and upgrades for the embedded default."""
 
 import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic.config import Config
@@ -27,9 +29,15 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def upgrade_to_head(connection: Connection, lock_path: Path) -> None:
-    """Apply every pending migration; a file lock keeps two processes from racing."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        command.upgrade(alembic_config(connection), "head")
+def upgrade_to_head(connection: Connection) -> None:
+    """Apply every pending migration on this connection."""
+    command.upgrade(alembic_config(connection), "head")
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a file: start-up work of several processes runs in turn."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

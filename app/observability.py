@@ -9,7 +9,7 @@ from flask import Flask, Response, g, has_request_context, request
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s key=%(api_key)s] %(name)s: %(message)s"
 
 
 def current_request_id() -> str:
@@ -24,12 +24,20 @@ def current_request_id() -> str:
     return request_id
 
 
+def current_key_prefix() -> str:
+    """Return the calling API key's public prefix, or '-' (never its secret)."""
+    if not has_request_context():
+        return "-"
+    return str(getattr(g.get("api_key"), "prefix", "-"))
+
+
 _base_record_factory = logging.getLogRecordFactory()
 
 
 def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record = _base_record_factory(*args, **kwargs)
     record.request_id = current_request_id()
+    record.api_key = current_key_prefix()
     return record
 
 

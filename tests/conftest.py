@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from app.config import Settings
 from app.extensions import db
+from tests.factories import make_api_key
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -134,8 +135,28 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """A test client of the app."""
+def api_token(app: Flask) -> str:
+    """A fresh API key with every scope."""
+    return make_api_key(app)
+
+
+@pytest.fixture
+def auth_headers(api_token: str) -> dict[str, str]:
+    """Headers that authenticate with every scope."""
+    return {"Authorization": f"Bearer {api_token}"}
+
+
+@pytest.fixture
+def client(app: Flask, api_token: str) -> FlaskClient:
+    """A test client of the app that sends a key with every scope."""
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {api_token}"
+    return test_client
+
+
+@pytest.fixture
+def anonymous_client(app: Flask) -> FlaskClient:
+    """A test client that sends no credentials."""
     return app.test_client()
 
 

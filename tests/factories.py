@@ -1,6 +1,8 @@
 """Typed factories for test data, written through the real services."""
 
 import itertools
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
@@ -9,6 +11,7 @@ from app.extensions import db
 from app.models import User
 from app.schemas.users import UserCreate
 from app.services import users
+from app.services.api_keys import ALL_SCOPES, Scope, create_api_key
 
 _counter = itertools.count(1)
 
@@ -22,3 +25,20 @@ def make_user(app: Flask, **overrides: Any) -> User:
         user = users.create_user(UserCreate(**fields))
         db.session.commit()
         return user
+
+
+def make_api_key(
+    app: Flask,
+    scopes: Sequence[Scope] = ALL_SCOPES,
+    *,
+    name: str = "test",
+    expires_at: datetime | None = None,
+    revoked: bool = False,
+) -> str:
+    """Create and commit an API key; return its token."""
+    with app.app_context():
+        key, token = create_api_key(name, list(scopes), expires_at)
+        if revoked:
+            key.revoked_at = datetime.now(UTC)
+        db.session.commit()
+        return token

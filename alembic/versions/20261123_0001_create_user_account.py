@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from alembic import op
-from app.sqltypes import UTCDateTime, utcnow
+from app.sqltypes import BigId, UTCDateTime, utcnow
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -22,7 +22,7 @@ def upgrade() -> None:
     """Create the user table with case-insensitive unique username and email."""
     op.create_table(
         "user_account",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", BigId, nullable=False),
         sa.Column("username", sa.String(length=80), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("created_at", UTCDateTime(), server_default=utcnow(), nullable=False),

@@ -8,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.aio import run_db
 from app.api.common import json_response, operation_id_for, problems
+from app.auth import public
 from app.errors import ServiceUnavailableError
 from app.extensions import db
 from app.schemas.common import OutputModel
@@ -30,12 +31,14 @@ def _schema_revision() -> str | None:
 
 
 @bp.get("/healthz", responses={200: Status})
+@public
 async def get_health() -> Response:
     """Say the process serves; touches no database."""
     return json_response(Status(status="ok"))
 
 
 @bp.get("/readyz", responses={200: Status, **problems(503)})
+@public
 async def get_readiness() -> Response:
     """Say whether the database answers and its schema is at the newest migration."""
     try:

@@ -6,6 +6,7 @@ from flask_openapi3.models.tag import Tag
 
 from app.aio import run_db, run_db_commit
 from app.api.common import json_response, operation_id_for, problems
+from app.auth import requires
 from app.schemas.users import UserCreate, UserListQuery, UserPage, UserPath, UserRead, UserUpdate
 from app.services import users
 
@@ -19,6 +20,7 @@ bp = APIBlueprint(
 
 
 @bp.post("", responses={201: UserRead, **problems(400, 409, 413, 415, 422)})
+@requires("users:write")
 async def create_user(body: UserCreate) -> Response:
     """Create a user."""
     user = await run_db_commit(users.create_user, body)
@@ -27,6 +29,7 @@ async def create_user(body: UserCreate) -> Response:
 
 
 @bp.get("", responses={200: UserPage, **problems(400)})
+@requires("users:read")
 async def list_users(query: UserListQuery) -> Response:
     """List users, one keyset page at a time."""
     items, cursor = await run_db(users.list_users, query)
@@ -35,6 +38,7 @@ async def list_users(query: UserListQuery) -> Response:
 
 
 @bp.get("/<id:user_id>", responses={200: UserRead, **problems(404)})
+@requires("users:read")
 async def get_user(path: UserPath) -> Response:
     """Get one user."""
     user = await run_db(users.get_user, path.user_id)
@@ -42,6 +46,7 @@ async def get_user(path: UserPath) -> Response:
 
 
 @bp.patch("/<id:user_id>", responses={200: UserRead, **problems(400, 404, 409, 413, 415, 422)})
+@requires("users:write")
 async def update_user(path: UserPath, body: UserUpdate) -> Response:
     """Change some fields of a user; omitted fields stay as they are."""
     user = await run_db_commit(users.update_user, path.user_id, body)
@@ -49,6 +54,7 @@ async def update_user(path: UserPath, body: UserUpdate) -> Response:
 
 
 @bp.put("/<id:user_id>", responses={200: UserRead, **problems(400, 404, 409, 413, 415, 422)})
+@requires("users:write")
 async def replace_user(path: UserPath, body: UserUpdate) -> Response:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs."""
     user = await run_db_commit(users.update_user, path.user_id, body)
@@ -56,6 +62,7 @@ async def replace_user(path: UserPath, body: UserUpdate) -> Response:
 
 
 @bp.delete("/<id:user_id>", responses={204: None, **problems(404)})
+@requires("users:write")
 async def delete_user(path: UserPath) -> Response:
     """Delete a user and their posts."""
     await run_db_commit(users.delete_user, path.user_id)

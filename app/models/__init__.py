@@ -1,5 +1,6 @@
 """All models, so one import registers every table on the metadata."""
 
+from app.models.api_key import ApiKey
 from app.models.user import User
 
-__all__ = ["User"]
+__all__ = ["ApiKey", "User"]

@@ -6,7 +6,7 @@ from sqlalchemy import Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import Base
-from app.sqltypes import utcnow
+from app.sqltypes import BigId, utcnow
 
 USERNAME_MAX = 80
 EMAIL_MAX = 254
@@ -19,7 +19,7 @@ class User(Base):
     __tablename__ = "user_account"
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - SQLAlchemy reads a plain dict
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     username: Mapped[str] = mapped_column(String(USERNAME_MAX))
     email: Mapped[str] = mapped_column(String(EMAIL_MAX))
     created_at: Mapped[datetime] = mapped_column(server_default=utcnow())

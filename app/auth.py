@@ -1,0 +1,93 @@
+"""Bearer API keys on every endpoint that is not explicitly public."""
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, current_app, g, request
+from flask_openapi3.openapi import OpenAPI
+from flask_openapi3.utils import parse_rule
+
+from app.errors import ForbiddenError, UnauthorizedError
+from app.models import ApiKey
+from app.services.api_keys import Scope, authenticate, record_use
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BEARER_SCHEME = "bearerAuth"
+SECURITY_SCHEMES: dict[str, Any] = {
+    BEARER_SCHEME: {"type": "http", "scheme": "bearer", "description": "An API key: umk_..."}
+}
+# flask-openapi3's own endpoints (the document, the docs UI) and static files are public.
+_PUBLIC_BLUEPRINTS = frozenset({"openapi"})
+_PUBLIC_ENDPOINTS = frozenset({"static"})
+
+
+def requires(*scopes: Scope) -> Callable[[F], F]:
+    """Mark a view as needing a key with every one of these scopes (none: any valid key)."""
+
+    def mark(view: F) -> F:
+        view.required_scopes = scopes  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def public(view: F) -> F:
+    """Mark a view as open to anyone (operations endpoints only)."""
+    view.public = True  # type: ignore[attr-defined]
+    return view
+
+
+def current_key() -> ApiKey:
+    """Return the key that authenticated this request."""
+    key: ApiKey = g.api_key
+    return key
+
+
+def _is_public(endpoint: str, view: Any) -> bool:
+    blueprint = endpoint.rpartition(".")[0]
+    return (
+        getattr(view, "public", False)
+        or endpoint in _PUBLIC_ENDPOINTS
+        or blueprint in _PUBLIC_BLUEPRINTS
+    )
+
+
+def authenticate_request() -> None:
+    """Check the bearer key and the view's scopes; runs before any body is read."""
+    if request.routing_exception is not None or request.endpoint is None:
+        return  # 404/405 whatever the credentials
+    view = current_app.view_functions[request.endpoint]
+    if _is_public(request.endpoint, view):
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    key = authenticate(token.strip()) if scheme.lower() == "bearer" else None
+    if key is None:
+        raise UnauthorizedError("A valid API key is required: Authorization: Bearer <key>.")
+    g.api_key = key
+    request.environ["app.api_key"] = key.prefix  # for the access log
+    record_use(key)
+    missing = [s for s in getattr(view, "required_scopes", ()) if s not in key.scopes]
+    if missing:
+        raise ForbiddenError(missing)
+
+
+def document_security(app: OpenAPI) -> None:
+    """Declare each protected operation's bearer scopes in the OpenAPI document."""
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        if _is_public(rule.endpoint, view):
+            continue
+        path = app.paths.get(parse_rule(rule.rule))
+        if path is None:
+            continue
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            operation = getattr(path, method.lower(), None)
+            if operation is not None:
+                scopes = list(getattr(view, "required_scopes", ()))
+                operation.security = [{BEARER_SCHEME: scopes}]
+
+
+def init_app(app: Flask) -> None:
+    """Authenticate every request before other hooks read its body."""
+    app.before_request(authenticate_request)

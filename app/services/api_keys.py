@@ -1,0 +1,116 @@
+"""API keys: issue, look up, revoke. Secrets are shown once and stored only as hashes."""
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal, get_args
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import NotFoundError
+from app.extensions import db
+from app.models import ApiKey
+from app.models.api_key import PREFIX_LENGTH
+
+Scope = Literal["users:read", "users:write", "posts:read", "posts:write"]
+ALL_SCOPES: Final[tuple[Scope, ...]] = get_args(Scope)
+
+TOKEN_TAG = "umk"  # noqa: S105 - a public marker ("user-management key"), not a secret
+_TOKEN = re.compile(rf"{TOKEN_TAG}_([0-9a-f]{{{PREFIX_LENGTH}}})_([A-Za-z0-9_-]{{43}})")
+# Compared against when the prefix is unknown, so that case costs what a wrong secret costs.
+_DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
+LAST_USED_INTERVAL = timedelta(minutes=1)
+
+_touched: dict[str, float] = {}  # by prefix: unique across databases too
+_touched_lock = threading.Lock()
+
+
+def hash_secret(secret: str) -> str:
+    """Hash a key's secret.
+
+    A plain SHA-256 is right here, unlike for passwords: the secret is 256 random bits, so
+    no dictionary or brute force can invert the hash, and a slow KDF (bcrypt, argon2) would
+    only add ~100 ms to every request.
+    """
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_key(
+    name: str, scopes: list[Scope], expires_at: datetime | None = None
+) -> tuple[ApiKey, str]:
+    """Add a key; return it with its full token, which is never retrievable again."""
+    for _ in range(5):
+        prefix = secrets.token_hex(PREFIX_LENGTH // 2)
+        secret = secrets.token_urlsafe(32)
+        key = ApiKey(
+            prefix=prefix,
+            secret_hash=hash_secret(secret),
+            name=name,
+            scopes=sorted(set(scopes)),
+            expires_at=expires_at,
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(key)
+        except IntegrityError:
+            continue  # a prefix collision (48 random bits): draw again
+        return key, f"{TOKEN_TAG}_{prefix}_{secret}"
+    msg = "could not draw a unique key prefix"
+    raise RuntimeError(msg)
+
+
+def list_api_keys() -> list[ApiKey]:
+    """Return every key, newest first."""
+    return list(db.session.execute(select(ApiKey).order_by(ApiKey.id.desc())).scalars())
+
+
+def revoke_api_key(prefix: str) -> ApiKey:
+    """Mark a key revoked from now on, or raise NotFoundError."""
+    key = db.session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
+    if key is None:
+        raise NotFoundError(f"No API key has the prefix {prefix!r}.")
+    if key.revoked_at is None:
+        key.revoked_at = datetime.now(UTC)
+        db.session.flush()
+    return key
+
+
+def authenticate(token: str) -> ApiKey | None:
+    """Return the live key this token belongs to, or None; unknown and wrong cost the same."""
+    match = _TOKEN.fullmatch(token)
+    if match is None:
+        return None
+    prefix, secret = match.groups()
+    key = db.session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
+    expected = key.secret_hash if key is not None else _DUMMY_HASH
+    if not hmac.compare_digest(hash_secret(secret), expected) or key is None:
+        return None
+    now = datetime.now(UTC)
+    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        return None
+    return key
+
+
+def record_use(key: ApiKey) -> None:
+    """Write last_used_at at most once a minute per key, outside the request's transaction."""
+    now_monotonic = time.monotonic()
+    with _touched_lock:
+        last = _touched.get(key.prefix)
+        if last is not None and now_monotonic - last < LAST_USED_INTERVAL.total_seconds():
+            return
+        _touched[key.prefix] = now_monotonic
+    now = datetime.now(UTC)
+    # The WHERE keeps other processes, with their own memory of writes, to the same pace.
+    stmt = (
+        update(ApiKey)
+        .where(ApiKey.id == key.id)
+        .where(or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_INTERVAL))
+        .values(last_used_at=now)
+    )
+    with db.engine.begin() as connection:
+        connection.execute(stmt)

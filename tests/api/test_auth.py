@@ -1,0 +1,270 @@
+"""API keys: every data operation needs a valid key with the right scope."""
+
+import hmac
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_openapi3.openapi import OpenAPI
+from flask_openapi3.utils import parse_rule
+from sqlalchemy import event, select, text
+from werkzeug.test import TestResponse
+
+from app import create_app
+from app.auth import _is_public
+from app.config import Settings
+from app.extensions import db
+from app.models import ApiKey
+from app.services import api_keys
+from app.services.api_keys import ALL_SCOPES
+from tests.factories import make_api_key, make_user
+
+TOKEN_PATTERN = re.compile(r"umk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
+
+
+def _operations(app: Flask) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Every protected (method, rule, required scopes) the app serves."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        if _is_public(rule.endpoint, view):
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            found.append((method, rule.rule, tuple(getattr(view, "required_scopes", ()))))
+    return found
+
+
+# How to call each protected operation successfully; a new operation must be added here.
+_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("POST", "/users"): {"username": "matrix-new", "email": "matrix-new@example.com"},
+    ("GET", "/users"): None,
+    ("GET", "/users/<id:user_id>"): None,
+    ("PATCH", "/users/<id:user_id>"): {"email": "patched@example.com"},
+    ("PUT", "/users/<id:user_id>"): {"email": "put@example.com"},
+    ("DELETE", "/users/<id:user_id>"): None,
+    ("GET", "/auth/whoami"): None,
+}
+
+CASES = ["none", "malformed", "unknown", "wrong-secret", "revoked", "expired", "wrong-scope", "ok"]
+
+
+def test_every_protected_operation_is_in_the_matrix(app: Flask) -> None:
+    assert {(m, r) for m, r, _ in _operations(app)} == set(_BODIES)
+
+
+def _token_for(app: Flask, case: str, scopes: tuple[str, ...]) -> str | None:
+    if case == "wrong-secret":
+        return f"umk_{make_api_key(app).split('_')[1]}_" + "B" * 43
+    if case == "revoked":
+        return make_api_key(app, revoked=True)
+    if case == "expired":
+        return make_api_key(app, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    if case == "wrong-scope":
+        return make_api_key(app, [s for s in ALL_SCOPES if s not in scopes])
+    if case == "ok":
+        return make_api_key(app, scopes)  # type: ignore[arg-type]
+    return None
+
+
+def _header_for(app: Flask, case: str, scopes: tuple[str, ...]) -> dict[str, str]:
+    fixed = {
+        "none": {},
+        "malformed": {"Authorization": "Basic dXNlcjpwYXNz"},
+        "unknown": {"Authorization": "Bearer umk_000000000000_" + "A" * 43},
+    }
+    if case in fixed:
+        return fixed[case]
+    return {"Authorization": f"Bearer {_token_for(app, case, scopes)}"}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_operation_answers_by_credentials(app: Flask, case: str) -> None:
+    client = app.test_client()
+    for method, rule, scopes in _operations(app):
+        if case == "wrong-scope" and not scopes:
+            continue  # needs only a valid key: "ok" covers it
+        user = make_user(app)
+        url = rule.replace("<id:user_id>", str(user.id))
+        headers = _header_for(app, case, scopes)
+        response = client.open(url, method=method, json=_BODIES[(method, rule)], headers=headers)
+        label = f"{method} {rule} with {case}"
+        if case == "ok":
+            assert 200 <= response.status_code < 300, label
+            continue
+        expected = 403 if case == "wrong-scope" else 401
+        assert response.status_code == expected, label
+        assert response.mimetype == "application/problem+json", label
+        challenge = response.headers["WWW-Authenticate"]
+        assert challenge.startswith("Bearer"), label
+        if case == "wrong-scope":
+            assert 'error="insufficient_scope"' in challenge
+            assert response.get_json()["scopes"] == list(scopes)
+        # Nothing was done: the row is untouched.
+        with app.app_context():
+            assert db.session.get(type(user), user.id) is not None, label
+
+
+def _unauthorized(client: FlaskClient, header: str) -> TestResponse:
+    return client.get("/users", headers={"Authorization": header})
+
+
+def test_unknown_key_and_wrong_secret_are_indistinguishable(
+    app: Flask, anonymous_client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = make_api_key(app).split("_")[1]
+    revoked = make_api_key(app, revoked=True)
+    expired = make_api_key(app, expires_at=datetime.now(UTC) - timedelta(days=1))
+    headers = {
+        "unknown": "Bearer umk_000000000000_" + "A" * 43,
+        "wrong-secret": f"Bearer umk_{prefix}_" + "A" * 43,
+        "revoked": f"Bearer {revoked}",
+        "expired": f"Bearer {expired}",
+        "malformed": "Bearer not-a-key",
+        "missing": "",
+    }
+    # Timing: the same work for unknown and wrong secret, one query and one constant-time compare.
+    compares: list[str] = []
+    real_compare = hmac.compare_digest
+
+    def counting_compare(a: Any, b: Any) -> bool:
+        compares.append("compare")
+        return real_compare(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", counting_compare)
+    with app.app_context():
+        engine = db.engine
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", count)
+    bodies = {}
+    work = {}
+    try:
+        for case, header in headers.items():
+            compares.clear()
+            statements.clear()
+            response = _unauthorized(anonymous_client, header)
+            assert response.status_code == 401
+            bodies[case] = (response.get_json(), response.headers["WWW-Authenticate"])
+            work[case] = (len(compares), len(statements))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len({repr(b) for b in bodies.values()}) == 1, bodies
+    assert work["unknown"] == work["wrong-secret"] == (1, 1)
+
+
+def test_secret_is_never_stored_or_logged(
+    app: Flask, anonymous_client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
+    try:
+        token = make_api_key(app)
+        secret = token.split("_", 2)[2]
+        prefix = token.split("_")[1]
+        ok = anonymous_client.get("/users", headers={"Authorization": f"Bearer {token}"})
+        wrong = anonymous_client.get("/users", headers={"Authorization": f"Bearer {token}x"})
+    finally:
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    assert ok.status_code == 200
+    assert wrong.status_code == 401
+    logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert "SELECT" in logged, "SQL logging was not captured"
+    assert secret not in logged
+    with app.app_context():
+        for table in db.metadata.sorted_tables:
+            for row in db.session.execute(select(table)):
+                assert secret not in repr(tuple(row)), table.name
+        stored = db.session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one()
+        assert stored.secret_hash == api_keys.hash_secret(secret)
+
+
+def test_last_used_at_is_written_at_most_once_a_minute(app: Flask) -> None:
+    token = make_api_key(app)
+    client = app.test_client()
+    with app.app_context():
+        engine = db.engine
+    updates: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE API_KEY"):
+            updates.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for _ in range(200):
+            response = client.get("/auth/whoami", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(updates) == 1
+    with app.app_context():
+        prefix = token.split("_")[1]
+        key = db.session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one()
+        assert key.last_used_at is not None
+
+
+def test_whoami_describes_the_calling_key(app: Flask, anonymous_client: FlaskClient) -> None:
+    token = make_api_key(app, ["users:read"], name="reporting")
+    response = anonymous_client.get("/auth/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "name": "reporting",
+        "prefix": token.split("_")[1],
+        "scopes": ["users:read"],
+    }
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json"])
+def test_operations_endpoints_are_public(anonymous_client: FlaskClient, path: str) -> None:
+    assert anonymous_client.get(path).status_code == 200
+
+
+def test_openapi_declares_bearer_scheme_and_scopes(app: OpenAPI) -> None:
+    document = app.api_doc
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    for method, rule, scopes in _operations(app):
+        operation = document["paths"][parse_rule(rule)][method.lower()]
+        assert operation["security"] == [{"bearerAuth": list(scopes)}], (method, rule)
+    assert "security" not in document["paths"]["/healthz"]["get"]
+
+
+def test_key_prefix_is_in_error_logs(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = make_api_key(app)
+
+    def explode(user_id: int) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("app.services.users.get_user", explode)
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().get("/users/1", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 500
+    prefixes = {getattr(r, "api_key", None) for r in caplog.records if r.levelno >= logging.ERROR}
+    assert prefixes == {token.split("_")[1]}
+
+
+def test_first_embedded_start_prints_a_working_key_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = create_app(Settings(INSTANCE_PATH=tmp_path))
+    banner = capsys.readouterr().err
+    printed = TOKEN_PATTERN.findall(banner)
+    assert len(set(printed)) == 1
+    token = printed[0]
+    assert f'curl -H "Authorization: Bearer {token}" http://127.0.0.1:5000/users' in banner
+    response = first.test_client().get("/users", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    create_app(Settings(INSTANCE_PATH=tmp_path))
+    assert not TOKEN_PATTERN.findall(capsys.readouterr().err)
+    with first.app_context():
+        assert db.session.execute(text("SELECT count(*) FROM api_key")).scalar_one() == 1
+        db.engine.dispose()
