@@ -8,8 +8,8 @@ Create Date: 2026-11-23
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
+
 from app.sqltypes import BigId, UTCDateTime, utcnow
 
 revision: str = "0001"
