@@ -15,6 +15,7 @@ errorlog = "-"
 # One JSON object per request; the request id ties it to the app's own log lines.
 access_log_format = (
     '{"time": "%(t)s", "request_id": "%({x-request-id}o)s", "remote": "%(h)s", '
-    '"method": "%(m)s", "path": "%(U)s", "query": "%(q)s", "status": %(s)s, '
+    '"api_key": "%({app.api_key}e)s", "method": "%(m)s", "path": "%(U)s", "query": "%(q)s", '
+    '"status": %(s)s, '
     '"bytes": %(B)s, "duration_us": %(D)s, "user_agent": "%(a)s"}'
 )

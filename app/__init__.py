@@ -15,7 +15,7 @@ from app import (
     models,  # noqa: F401 - registers every table on the metadata
 )
 from app.api import auth as auth_api
-from app.api import ops, users
+from app.api import ops, posts, users
 from app.api.common import IdConverter, operation_id_for, raise_validation_error, require_json_body
 from app.config import Settings, sqlalchemy_url
 from app.errors import register_error_handlers
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     # Credentials first: a caller without a key learns nothing about bodies or routes' rules.
     auth.init_app(app)
     app.before_request(require_json_body)
-    for blueprint in (ops.bp, auth_api.bp, users.bp):
+    for blueprint in (ops.bp, auth_api.bp, users.bp, posts.bp):
         app.register_api(blueprint)
     auth.document_security(app)
     cli.init_app(app)

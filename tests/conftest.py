@@ -7,6 +7,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -168,10 +169,22 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class LiveServer:
+    """A gunicorn process serving the app: its base URL and its combined log."""
+
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        """Return the end of the server's log (access and error lines)."""
+        return self.log_path.read_text(errors="replace")[-20_000:]
+
+
 @pytest.fixture(scope="module")
 def live_server(
     app: Flask, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+) -> Iterator[LiveServer]:
     """A real gunicorn serving the app on loopback against this backend's database."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
@@ -184,7 +197,7 @@ def live_server(
         sys.executable, "-m", "gunicorn",
         "--bind", f"127.0.0.1:{port}",
         "--workers", "2", "--worker-class", "gthread", "--threads", "8",
-        "--graceful-timeout", "5",
+        "--graceful-timeout", "5", "--no-control-socket",
         "app:create_app()",
     ]  # fmt: skip
     with log_path.open("wb") as log:
@@ -201,10 +214,14 @@ def live_server(
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"gunicorn did not start:\n{log_path.read_text()}")
             time.sleep(0.1)
-        yield base_url
+        yield LiveServer(base_url, log_path)
     finally:
         process.terminate()
-        process.wait(timeout=15)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

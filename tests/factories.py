@@ -8,9 +8,10 @@ from typing import Any
 from flask import Flask
 
 from app.extensions import db
-from app.models import User
+from app.models import Post, User
+from app.schemas.posts import PostCreate
 from app.schemas.users import UserCreate
-from app.services import users
+from app.services import posts, users
 from app.services.api_keys import ALL_SCOPES, Scope, create_api_key
 
 _counter = itertools.count(1)
@@ -42,3 +43,14 @@ def make_api_key(
             key.revoked_at = datetime.now(UTC)
         db.session.commit()
         return token
+
+
+def make_post(app: Flask, author: User, **overrides: Any) -> Post:
+    """Create and commit a post by the author."""
+    n = next(_counter)
+    fields: dict[str, Any] = {"title": f"Post {n}", "body": f"Body of post {n}."}
+    fields.update(overrides)
+    with app.app_context():
+        post = posts.create_post(author.id, PostCreate(**fields))
+        db.session.commit()
+        return post

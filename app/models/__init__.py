@@ -1,6 +1,7 @@
 """All models, so one import registers every table on the metadata."""
 
 from app.models.api_key import ApiKey
+from app.models.post import Post
 from app.models.user import User
 
-__all__ = ["ApiKey", "User"]
+__all__ = ["ApiKey", "Post", "User"]

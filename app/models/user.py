@@ -1,12 +1,16 @@
 """The user aggregate."""
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Index, String, func
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Base
 from app.sqltypes import BigId, utcnow
+
+if TYPE_CHECKING:
+    from app.models.post import Post
 
 USERNAME_MAX = 80
 EMAIL_MAX = 254
@@ -24,6 +28,11 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(EMAIL_MAX))
     created_at: Mapped[datetime] = mapped_column(server_default=utcnow())
     updated_at: Mapped[datetime] = mapped_column(server_default=utcnow(), onupdate=utcnow())
+
+    # passive_deletes: the database's ON DELETE CASCADE removes posts; no SELECT of them first.
+    posts: Mapped[list["Post"]] = relationship(
+        back_populates="author", lazy="raise_on_sql", passive_deletes=True
+    )
 
     __table_args__ = (
         # Expression indexes: the database, not a check-then-insert, guards uniqueness.

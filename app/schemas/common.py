@@ -1,10 +1,17 @@
 """Schemas shared by every resource: problems, pages, parameter models."""
 
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 T = TypeVar("T")
+
+# One line: no leading/trailing whitespace and no control characters anywhere.
+TRIMMED_LINE_PATTERN = (
+    r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+)
+# Free text: anything but NUL, which PostgreSQL's text type cannot hold.
+TEXT_PATTERN = r"^[^\x00]*$"
 
 # Query and path models by class name: their validation errors are 400s, not 422s.
 PARAMETER_MODELS: dict[str, str] = {}
@@ -23,10 +30,38 @@ class ParameterModel(BaseModel):
         PARAMETER_MODELS[cls.__name__] = cls.location
 
 
+class PageQuery(ParameterModel):
+    """Paging parameters shared by every list."""
+
+    limit: int = Field(default=50, ge=1, le=100)
+    cursor: str | None = Field(
+        default=None, max_length=512, description="next_cursor of the previous page, as given."
+    )
+
+
 class InputModel(BaseModel):
     """Base of request bodies: unknown fields are rejected."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class PartialUpdate(InputModel):
+    """Base of PATCH/PUT bodies: omitted fields stay as they are, null is not a value."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            msg = "may be omitted but not null"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.model_fields_set:
+            msg = f"give at least one of: {', '.join(type(self).model_fields)}"
+            raise ValueError(msg)
+        return self
 
 
 class OutputModel(BaseModel):

@@ -3,16 +3,21 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, StringConstraints, field_validator, model_validator
+from pydantic import EmailStr, Field, StringConstraints
 
 from app.models.user import EMAIL_MAX, USERNAME_MAX
-from app.schemas.common import InputModel, OutputModel, Page, ParameterModel
-
-# No leading/trailing whitespace and no control characters anywhere.
-_USERNAME_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+from app.schemas.common import (
+    TRIMMED_LINE_PATTERN,
+    InputModel,
+    OutputModel,
+    Page,
+    PageQuery,
+    ParameterModel,
+    PartialUpdate,
+)
 
 Username = Annotated[
-    str, StringConstraints(min_length=1, max_length=USERNAME_MAX, pattern=_USERNAME_PATTERN)
+    str, StringConstraints(min_length=1, max_length=USERNAME_MAX, pattern=TRIMMED_LINE_PATTERN)
 ]
 Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX)]
 UserSort = Literal["id", "-id", "created_at", "-created_at", "username", "-username"]
@@ -25,26 +30,11 @@ class UserCreate(InputModel):
     email: Email
 
 
-class UserUpdate(InputModel):
+class UserUpdate(PartialUpdate):
     """Body of PATCH and PUT /users/{id}: omitted fields stay as they are."""
 
     username: Username | None = None
     email: Email | None = None
-
-    @field_validator("username", "email", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            msg = "may be omitted but not null"
-            raise ValueError(msg)
-        return value
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> "UserUpdate":
-        if not self.model_fields_set:
-            msg = "give at least one of: username, email"
-            raise ValueError(msg)
-        return self
 
 
 class UserRead(OutputModel):
@@ -68,13 +58,9 @@ class UserPath(ParameterModel):
     user_id: int = Field(ge=1)
 
 
-class UserListQuery(ParameterModel):
+class UserListQuery(PageQuery):
     """Query string of GET /users."""
 
-    limit: int = Field(default=50, ge=1, le=100)
-    cursor: str | None = Field(
-        default=None, max_length=512, description="next_cursor of the previous page, as given."
-    )
     sort: UserSort = "id"
     username: str | None = Field(
         default=None, max_length=USERNAME_MAX, description="Exact, case-insensitive."

@@ -19,10 +19,10 @@ from app import create_app
 from app.auth import _is_public
 from app.config import Settings
 from app.extensions import db
-from app.models import ApiKey
+from app.models import ApiKey, Post, User
 from app.services import api_keys
 from app.services.api_keys import ALL_SCOPES
-from tests.factories import make_api_key, make_user
+from tests.factories import make_api_key, make_post, make_user
 
 TOKEN_PATTERN = re.compile(r"umk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 
@@ -48,6 +48,13 @@ _BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PUT", "/users/<id:user_id>"): {"email": "put@example.com"},
     ("DELETE", "/users/<id:user_id>"): None,
     ("GET", "/auth/whoami"): None,
+    ("POST", "/users/<id:user_id>/posts"): {"title": "New", "body": "Text"},
+    ("GET", "/users/<id:user_id>/posts"): None,
+    ("GET", "/posts"): None,
+    ("GET", "/posts/<id:post_id>"): None,
+    ("PATCH", "/posts/<id:post_id>"): {"title": "Patched"},
+    ("PUT", "/posts/<id:post_id>"): {"body": "Put"},
+    ("DELETE", "/posts/<id:post_id>"): None,
 }
 
 CASES = ["none", "malformed", "unknown", "wrong-secret", "revoked", "expired", "wrong-scope", "ok"]
@@ -89,7 +96,8 @@ def test_every_operation_answers_by_credentials(app: Flask, case: str) -> None:
         if case == "wrong-scope" and not scopes:
             continue  # needs only a valid key: "ok" covers it
         user = make_user(app)
-        url = rule.replace("<id:user_id>", str(user.id))
+        post = make_post(app, user)
+        url = rule.replace("<id:user_id>", str(user.id)).replace("<id:post_id>", str(post.id))
         headers = _header_for(app, case, scopes)
         response = client.open(url, method=method, json=_BODIES[(method, rule)], headers=headers)
         label = f"{method} {rule} with {case}"
@@ -104,9 +112,10 @@ def test_every_operation_answers_by_credentials(app: Flask, case: str) -> None:
         if case == "wrong-scope":
             assert 'error="insufficient_scope"' in challenge
             assert response.get_json()["scopes"] == list(scopes)
-        # Nothing was done: the row is untouched.
+        # Nothing was done: the rows are untouched.
         with app.app_context():
-            assert db.session.get(type(user), user.id) is not None, label
+            assert db.session.get(User, user.id) is not None, label
+            assert db.session.get(Post, post.id) is not None, label
 
 
 def _unauthorized(client: FlaskClient, header: str) -> TestResponse:

@@ -1,0 +1,87 @@
+"""HTTP views of the posts resource: thin, async, one DB hop each."""
+
+from flask import Response, url_for
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
+
+from app.aio import run_db, run_db_commit
+from app.api.common import json_response, operation_id_for, problems
+from app.auth import requires
+from app.schemas.posts import (
+    PostCreate,
+    PostListQuery,
+    PostPage,
+    PostPath,
+    PostRead,
+    PostUpdate,
+    UserPostsQuery,
+)
+from app.schemas.users import UserPath
+from app.services import posts
+
+bp = APIBlueprint(
+    "posts", __name__, abp_tags=[Tag(name="posts")], operation_id_callback=operation_id_for
+)
+
+
+@bp.post(
+    "/users/<id:user_id>/posts", responses={201: PostRead, **problems(400, 404, 413, 415, 422)}
+)
+@requires("posts:write")
+async def create_post(path: UserPath, body: PostCreate) -> Response:
+    """Create a post by this user."""
+    post = await run_db_commit(posts.create_post, path.user_id, body)
+    location = url_for("posts.get_post", post_id=post.id)
+    return json_response(PostRead.model_validate(post), 201, {"Location": location})
+
+
+@bp.get("/users/<id:user_id>/posts", responses={200: PostPage, **problems(400, 404)})
+@requires("posts:read")
+async def list_user_posts(path: UserPath, query: UserPostsQuery) -> Response:
+    """List one user's posts, one keyset page at a time."""
+    items, cursor = await run_db(posts.list_user_posts, path.user_id, query)
+    return json_response(
+        PostPage(items=[PostRead.model_validate(p) for p in items], next_cursor=cursor)
+    )
+
+
+@bp.get("/posts", responses={200: PostPage, **problems(400)})
+@requires("posts:read")
+async def list_posts(query: PostListQuery) -> Response:
+    """List posts with their authors, one keyset page at a time."""
+    items, cursor = await run_db(posts.list_posts, query)
+    return json_response(
+        PostPage(items=[PostRead.model_validate(p) for p in items], next_cursor=cursor)
+    )
+
+
+@bp.get("/posts/<id:post_id>", responses={200: PostRead, **problems(404)})
+@requires("posts:read")
+async def get_post(path: PostPath) -> Response:
+    """Get one post with its author."""
+    post = await run_db(posts.get_post, path.post_id)
+    return json_response(PostRead.model_validate(post))
+
+
+@bp.patch("/posts/<id:post_id>", responses={200: PostRead, **problems(400, 404, 413, 415, 422)})
+@requires("posts:write")
+async def update_post(path: PostPath, body: PostUpdate) -> Response:
+    """Change some fields of a post; omitted fields stay as they are."""
+    post = await run_db_commit(posts.update_post, path.post_id, body)
+    return json_response(PostRead.model_validate(post))
+
+
+@bp.put("/posts/<id:post_id>", responses={200: PostRead, **problems(400, 404, 413, 415, 422)})
+@requires("posts:write")
+async def replace_post(path: PostPath, body: PostUpdate) -> Response:
+    """Change a post; like PATCH (partial), as for users."""
+    post = await run_db_commit(posts.update_post, path.post_id, body)
+    return json_response(PostRead.model_validate(post))
+
+
+@bp.delete("/posts/<id:post_id>", responses={204: None, **problems(404)})
+@requires("posts:write")
+async def delete_post(path: PostPath) -> Response:
+    """Delete a post."""
+    await run_db_commit(posts.delete_post, path.post_id)
+    return Response(status=204)

@@ -1,0 +1,102 @@
+"""Rules of the posts resource. Every read loads authors in a fixed number of queries."""
+
+from typing import Any
+
+from sqlalchemy import Select, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.errors import NotFoundError
+from app.extensions import db
+from app.models import Post
+from app.schemas.posts import PostCreate, PostListQuery, PostUpdate, UserPostsQuery
+from app.services.pagination import SortKey, next_cursor, paginate
+from app.services.users import get_user
+from app.sqltypes import utcnow
+
+POST_SORTS: dict[str, SortKey] = {
+    "id": SortKey((Post.id,), descending=False),
+    "-id": SortKey((Post.id,), descending=True),
+    "created_at": SortKey((Post.created_at, Post.id), descending=False),
+    "-created_at": SortKey((Post.created_at, Post.id), descending=True),
+}
+
+
+def _with_author() -> Select[Post]:
+    # Many-to-one: one LEFT OUTER JOIN brings every author with its post, in the same query.
+    return select(Post).options(joinedload(Post.author))
+
+
+def create_post(user_id: int, data: PostCreate) -> Post:
+    """Add a post by the user, or raise NotFoundError if there is no such user."""
+    author = get_user(user_id)
+    post = Post(author=author, title=data.title, body=data.body)
+    db.session.add(post)
+    try:
+        db.session.flush()
+    except IntegrityError as error:
+        # The only constraint a new post can break: its author was deleted meanwhile.
+        raise NotFoundError(f"User {user_id} does not exist.") from error
+    return post
+
+
+def get_post(post_id: int) -> Post:
+    """Return the post with its author, or raise NotFoundError."""
+    post = db.session.execute(_with_author().where(Post.id == post_id)).scalar_one_or_none()
+    if post is None:
+        raise NotFoundError(f"Post {post_id} does not exist.")
+    return post
+
+
+def update_post(post_id: int, data: PostUpdate) -> Post:
+    """Change the given fields; updated_at always moves."""
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    stmt = (
+        update(Post)
+        .where(Post.id == post_id)
+        .values(**changes, updated_at=utcnow())
+        .returning(Post.id)
+        .execution_options(synchronize_session=False)
+    )
+    if db.session.execute(stmt).scalar_one_or_none() is None:
+        raise NotFoundError(f"Post {post_id} does not exist.")
+    return db.session.execute(
+        _with_author().where(Post.id == post_id).execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def delete_post(post_id: int) -> None:
+    """Delete the post or raise NotFoundError."""
+    result = db.session.execute(
+        delete(Post).where(Post.id == post_id).execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFoundError(f"Post {post_id} does not exist.")
+
+
+def _page(
+    stmt: Select[Post], sort: str, cursor: str | None, limit: int
+) -> tuple[list[Post], str | None]:
+    key = POST_SORTS[sort]
+    rows = list(db.session.execute(paginate(stmt, key, sort, cursor, limit)).scalars())
+    return rows[:limit], next_cursor(rows, key, sort, limit)
+
+
+def list_posts(query: PostListQuery) -> tuple[list[Post], str | None]:
+    """Return one page of posts with their authors: one query whatever the page size."""
+    stmt = _with_author()
+    if query.author_id is not None:
+        stmt = stmt.where(Post.author_id == query.author_id)
+    return _page(stmt, query.sort, query.cursor, query.limit)
+
+
+def list_user_posts(user_id: int, query: UserPostsQuery) -> tuple[list[Post], str | None]:
+    """Return one page of a user's posts, or raise NotFoundError: two queries in all."""
+    author = get_user(user_id)
+    # Every post has this author, already in the identity map: no join, no lazy load.
+    stmt = select(Post).where(Post.author_id == user_id)
+    posts, cursor = _page(stmt, query.sort, query.cursor, query.limit)
+    for post in posts:
+        set_committed_value(post, "author", author)
+    return posts, cursor
