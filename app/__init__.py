@@ -121,5 +121,6 @@ def _print_first_local_key() -> None:
         "\n  Created a local API key with every scope. It is shown only this once:\n\n"
         f"    {token}\n\n"
         f'  Try: curl -H "Authorization: Bearer {token}" http://127.0.0.1:5000/users\n'
+        "  (5000 is the port of flask run; use yours.)\n"
         "  More keys: flask --app app api-keys create NAME --scope users:read ...\n\n"
     )
