@@ -1,7 +1,11 @@
 """The user-management API: ``create_app()`` builds it."""
 
+import asyncio
+import atexit
+import functools
 import logging
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,9 @@ from app import (
     auth,
     cli,
     models,  # noqa: F401 - registers every table on the metadata
+    pg,
 )
+from app.aio import run_coroutine
 from app.api import auth as auth_api
 from app.api import ops, posts, users
 from app.api.common import IdConverter, operation_id_for, raise_validation_error, require_json_body
@@ -25,9 +31,10 @@ from app.observability import configure_logging
 from app.observability import init_app as init_request_ids
 from app.services.api_keys import ALL_SCOPES, create_api_key, list_api_keys
 
-__all__ = ["create_app"]
+__all__ = ["App", "create_app"]
 
 log = logging.getLogger(__name__)
+atexit.register(pg.close)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -42,16 +49,33 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 def _engine_options(url: str, settings: Settings) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 5}}
+    connect_args: dict[str, Any] = {"connect_timeout": settings.DB_CONNECT_TIMEOUT}
+    if settings.DB_PGBOUNCER:
+        connect_args["prepare_threshold"] = None
     return {
         "pool_size": settings.DB_POOL_SIZE,
         "max_overflow": settings.DB_MAX_OVERFLOW,
         "pool_timeout": settings.DB_POOL_TIMEOUT,
         "pool_recycle": 1800,
-        "connect_args": {"connect_timeout": settings.DB_CONNECT_TIMEOUT},
+        "connect_args": connect_args,
     }
 
 
-def create_app(settings: Settings | None = None) -> OpenAPI:
+def _refuse_sql_on_event_loop(*_: Any) -> None:
+    if asyncio._get_running_loop() is not None:
+        msg = "SQL ran on an event loop thread and blocked it: wrap the call in run_db()"
+        raise RuntimeError(msg)
+
+
+class App(OpenAPI):
+    """The Flask app: coroutine views run on long-lived loops, not a new loop per request."""
+
+    def async_to_sync(self, func: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+        """Run coroutine views (and hooks) on the calling thread's own long-lived loop."""
+        return functools.partial(run_coroutine, func)
+
+
+def create_app(settings: Settings | None = None) -> App:
     """Build the application from settings (read from the environment when not given)."""
     settings = settings or Settings()
     configure_logging(settings.LOG_LEVEL)
@@ -63,7 +87,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     else:
         url = sqlalchemy_url(str(settings.DATABASE_URL))
 
-    app = OpenAPI(
+    app = App(
         __name__,
         info=Info(title="User management API", version="1.0.0"),
         instance_path=str(instance_path),
@@ -79,6 +103,11 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         SQLALCHEMY_ECHO=settings.SQL_ECHO,
         MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH,
         DB_OFFLOAD_THREADS=settings.DB_OFFLOAD_THREADS,
+        DB_PGBOUNCER=settings.DB_PGBOUNCER,
+        ASYNCPG_POOL_SIZE=settings.ASYNCPG_POOL_SIZE,
+        ASYNC_DEBUG=settings.ASYNC_DEBUG,
+        DB_CONNECT_TIMEOUT=settings.DB_CONNECT_TIMEOUT,
+        DB_POOL_TIMEOUT=settings.DB_POOL_TIMEOUT,
         ALEMBIC_HEAD=head_revision(),
     )
     app.url_map.converters["id"] = IdConverter
@@ -86,6 +115,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_on_connect)
+        if settings.ASYNC_DEBUG:
+            event.listen(db.engine, "before_cursor_execute", _refuse_sql_on_event_loop)
         if settings.AUTO_MIGRATE if settings.AUTO_MIGRATE is not None else embedded:
             with file_lock(instance_path / "setup.lock"):
                 _migrate(db.engine)

@@ -20,6 +20,11 @@ class Settings(BaseSettings):
     DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
     DB_CONNECT_TIMEOUT: int = Field(default=5, ge=1)
     DB_OFFLOAD_THREADS: int = Field(default=32, ge=1)
+    # Behind PgBouncer in transaction mode: no server-side prepared statements.
+    DB_PGBOUNCER: bool = False
+    ASYNCPG_POOL_SIZE: int = Field(default=10, ge=1)
+    # Tests: log coroutine steps that block the loop, refuse SQL run on a loop thread.
+    ASYNC_DEBUG: bool = False
     AUTO_MIGRATE: bool | None = None
     LOG_LEVEL: str = "INFO"
     SQL_ECHO: bool = False

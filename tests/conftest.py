@@ -111,6 +111,7 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     settings = Settings(
         DATABASE_URL=database_url,
         AUTO_MIGRATE=True,
+        ASYNC_DEBUG=True,
         INSTANCE_PATH=tmp_path_factory.mktemp("instance"),
     )
     application = create_app(settings)
@@ -191,6 +192,7 @@ def live_server(
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
+        "ASYNC_DEBUG": "true",
         "INSTANCE_PATH": str(tmp_path_factory.mktemp("live-instance")),
     }
     command = [

@@ -6,6 +6,7 @@ from flask_openapi3.models.tag import Tag
 from sqlalchemy import column, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import pg
 from app.aio import run_db
 from app.api.common import json_response, operation_id_for, problems
 from app.auth import public
@@ -30,6 +31,11 @@ def _schema_revision() -> str | None:
     return db.session.execute(select(_alembic_version.c.version_num)).scalar_one_or_none()
 
 
+async def _schema_revision_async() -> str | None:
+    rows = await pg.fetch(select(_alembic_version.c.version_num))
+    return str(rows[0][0]) if rows else None
+
+
 @bp.get("/healthz", responses={200: Status})
 @public
 async def get_health() -> Response:
@@ -42,8 +48,11 @@ async def get_health() -> Response:
 async def get_readiness() -> Response:
     """Say whether the database answers and its schema is at the newest migration."""
     try:
-        revision = await run_db(_schema_revision)
-    except SQLAlchemyError as exc:
+        if current_app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+            revision = await _schema_revision_async()
+        else:
+            revision = await run_db(_schema_revision)
+    except (SQLAlchemyError, *pg.UNAVAILABLE) as exc:
         raise ServiceUnavailableError("The database is unavailable.") from exc
     if revision != current_app.config["ALEMBIC_HEAD"]:
         raise ServiceUnavailableError("The database schema is not at the newest migration.")

@@ -1,0 +1,109 @@
+"""asyncpg on PostgreSQL, where async pays: fan-out reads, the readiness check, bulk COPY.
+
+One pool per process, on the process's background loop: every request's loop reaches it
+through ``BackgroundLoop.run``, so the pool is made once and never crosses loops.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import asyncpg
+from flask import current_app
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.engine import make_url
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from app.aio import BackgroundLoop
+
+T = TypeVar("T")
+
+_loop = BackgroundLoop("asyncpg")
+_dialect = asyncpg_dialect()  # type: ignore[no-untyped-call]
+# One pool per database URL (an app has one; a test run may make several apps).
+_pools: "dict[str, asyncpg.Pool[asyncpg.Record]]" = {}
+_pools_lock: asyncio.Lock | None = None
+pools_created = 0  # read by tests: a pool must be made once per process
+
+
+def dsn(sqlalchemy_url: str) -> str:
+    """Turn the app's SQLAlchemy URL into a libpq DSN for asyncpg."""
+    url = make_url(sqlalchemy_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+async def _get_pool(config: dict[str, Any]) -> "asyncpg.Pool[asyncpg.Record]":
+    global _pools_lock, pools_created  # noqa: PLW0603
+    if _pools_lock is None:
+        _pools_lock = asyncio.Lock()
+    url = config["SQLALCHEMY_DATABASE_URI"]
+    async with _pools_lock:
+        pool = _pools.get(url)
+        if pool is None:
+            # Behind PgBouncer in transaction mode, a server connection changes between
+            # transactions, so no statement may be kept prepared on it.
+            cache = 0 if config["DB_PGBOUNCER"] else 100
+            pool = _pools[url] = await asyncpg.create_pool(
+                dsn(url),
+                min_size=0,
+                max_size=config["ASYNCPG_POOL_SIZE"],
+                statement_cache_size=cache,
+                max_inactive_connection_lifetime=300,
+                timeout=config["DB_CONNECT_TIMEOUT"],
+            )
+            pools_created += 1
+        return pool
+
+
+if TYPE_CHECKING:
+    Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+
+
+async def with_connection(work: "Callable[[Connection], Awaitable[T]]") -> T:
+    """Run ``work`` with a pooled asyncpg connection, on the pool's own loop."""
+    config = dict(current_app.config)
+
+    async def on_pool_loop() -> T:
+        pool = await _get_pool(config)
+        async with pool.acquire(timeout=config["DB_POOL_TIMEOUT"]) as connection:
+            return await work(connection)
+
+    return await _loop.run(on_pool_loop())
+
+
+def compile_query(statement: ClauseElement) -> tuple[str, list[Any]]:
+    """Render a SQLAlchemy Core statement as asyncpg SQL ($1, $2, ...) and its arguments."""
+    compiled = statement.compile(dialect=_dialect)
+    assert isinstance(compiled, SQLCompiler)  # noqa: S101 - Core statements compile to SQL
+    params = compiled.construct_params()
+    return str(compiled), [params[name] for name in compiled.positiontup or ()]
+
+
+async def fetch(statement: ClauseElement) -> list[asyncpg.Record]:
+    """Fetch every row of a Core statement through the asyncpg pool."""
+    sql, args = compile_query(statement)
+    return await with_connection(lambda connection: connection.fetch(sql, *args))
+
+
+# What asyncpg raises when the server cannot be reached or refuses the work.
+UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def pool_stats(sqlalchemy_url: str) -> tuple[int, int]:
+    """Return (connections open, connections in use) of this process's pool for the URL."""
+    pool = _pools.get(sqlalchemy_url)
+    if pool is None:
+        return 0, 0
+    return pool.get_size(), pool.get_size() - pool.get_idle_size()
+
+
+async def _close_pools() -> None:
+    pools = list(_pools.values())
+    _pools.clear()
+    await asyncio.gather(*(pool.close() for pool in pools))
+
+
+def close() -> None:
+    """Close the pools and stop their loop (at exit)."""
+    _loop.stop(_close_pools)
