@@ -8,8 +8,7 @@ from flask_openapi3.openapi import OpenAPI
 from flask_openapi3.utils import parse_rule
 
 from app.errors import ForbiddenError, UnauthorizedError
-from app.models import ApiKey
-from app.services.api_keys import Scope, authenticate, record_use
+from app.services.api_keys import KeyInfo, Scope, authenticate, record_use
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,9 +37,9 @@ def public(view: F) -> F:
     return view
 
 
-def current_key() -> ApiKey:
+def current_key() -> KeyInfo:
     """Return the key that authenticated this request."""
-    key: ApiKey = g.api_key
+    key: KeyInfo = g.api_key
     return key
 
 

@@ -4,7 +4,7 @@ from flask import Response, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from app.aio import run_db, run_db_commit
+from app.aio import run_db_commit, run_read
 from app.api.common import json_response, operation_id_for, problems
 from app.auth import requires
 from app.schemas.users import UserCreate, UserListQuery, UserPage, UserPath, UserRead, UserUpdate
@@ -32,7 +32,7 @@ async def create_user(body: UserCreate) -> Response:
 @requires("users:read")
 async def list_users(query: UserListQuery) -> Response:
     """List users, one keyset page at a time."""
-    items, cursor = await run_db(users.list_users, query)
+    items, cursor = await run_read(users.list_users, query)
     page = UserPage(items=[UserRead.model_validate(u) for u in items], next_cursor=cursor)
     return json_response(page)
 
@@ -41,7 +41,7 @@ async def list_users(query: UserListQuery) -> Response:
 @requires("users:read")
 async def get_user(path: UserPath) -> Response:
     """Get one user."""
-    user = await run_db(users.get_user, path.user_id)
+    user = await run_read(users.get_user, path.user_id)
     return json_response(UserRead.model_validate(user))
 
 

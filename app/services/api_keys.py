@@ -6,10 +6,11 @@ import re
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Row, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import NotFoundError
@@ -77,26 +78,71 @@ def revoke_api_key(prefix: str) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         db.session.flush()
+    forget_key(prefix)
     return key
 
 
-def authenticate(token: str) -> ApiKey | None:
+@dataclass(frozen=True)
+class KeyInfo:
+    """What a request needs of its key: a plain value, safe to cache across requests."""
+
+    id: int
+    prefix: str
+    name: str
+    scopes: tuple[str, ...]
+    expires_at: datetime | None
+
+
+# Verified keys, by (prefix, hash of the secret): a hot key costs no database round trip.
+# Revocation is seen at once in this process and within KEY_CACHE_SECONDS in others.
+KEY_CACHE_SECONDS = 10.0
+_verified: dict[tuple[str, str], tuple[KeyInfo, float]] = {}
+_verified_lock = threading.Lock()
+
+
+def _live(key: KeyInfo) -> bool:
+    return key.expires_at is None or key.expires_at > datetime.now(UTC)
+
+
+def _lookup(prefix: str) -> Row[Any] | None:
+    # A connection of its own, in autocommit: the request's session stays untouched, so
+    # its reads can run without a transaction of their own.
+    table = ApiKey.__table__
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return connection.execute(select(table).where(table.c.prefix == prefix)).one_or_none()
+
+
+def authenticate(token: str) -> KeyInfo | None:
     """Return the live key this token belongs to, or None; unknown and wrong cost the same."""
     match = _TOKEN.fullmatch(token)
     if match is None:
         return None
     prefix, secret = match.groups()
-    key = db.session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
-    expected = key.secret_hash if key is not None else _DUMMY_HASH
-    if not hmac.compare_digest(hash_secret(secret), expected) or key is None:
+    digest = hash_secret(secret)
+    with _verified_lock:
+        cached = _verified.get((prefix, digest))
+    if cached is not None and time.monotonic() < cached[1]:
+        return cached[0] if _live(cached[0]) else None
+    row = _lookup(prefix)
+    expected = row.secret_hash if row is not None else _DUMMY_HASH
+    if not hmac.compare_digest(digest, expected) or row is None or row.revoked_at is not None:
         return None
-    now = datetime.now(UTC)
-    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+    key = KeyInfo(row.id, row.prefix, row.name, tuple(row.scopes), row.expires_at)
+    if not _live(key):
         return None
+    with _verified_lock:
+        _verified[(prefix, digest)] = (key, time.monotonic() + KEY_CACHE_SECONDS)
     return key
 
 
-def record_use(key: ApiKey) -> None:
+def forget_key(prefix: str) -> None:
+    """Drop a key from this process's cache of verified keys."""
+    with _verified_lock:
+        for cached in [k for k in _verified if k[0] == prefix]:
+            del _verified[cached]
+
+
+def record_use(key: KeyInfo) -> None:
     """Write last_used_at at most once a minute per key, outside the request's transaction."""
     now_monotonic = time.monotonic()
     with _touched_lock:
