@@ -23,6 +23,8 @@ class _Probe:
         self.active = 0
         self.most_active = 0
         self.sessions: set[int] = set()
+        # Kept alive so that no two sessions can share an id() (an address reused after GC).
+        self.session_objects: list[Session] = []
         self.threads: set[int] = set()
 
     def work(self, user_id: int, pause: float) -> str:
@@ -32,6 +34,7 @@ class _Probe:
         try:
             session: Session = db.session()
             self.sessions.add(id(session))
+            self.session_objects.append(session)
             self.threads.add(threading.get_ident())
             time.sleep(pause)
             name = db.session.execute(select(User.username).where(User.id == user_id)).scalar_one()

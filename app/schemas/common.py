@@ -17,11 +17,27 @@ TEXT_PATTERN = r"^[^\x00]*$"
 PARAMETER_MODELS: dict[str, str] = {}
 
 
+_schema_cache: dict[tuple[type[BaseModel], tuple[Any, ...], frozenset[Any]], dict[str, Any]] = {}
+
+
 class ParameterModel(BaseModel):
     """Base of query-string and path models; unknown parameters are rejected."""
 
     model_config = ConfigDict(extra="forbid")
     location: ClassVar[str] = "query"
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Return the JSON schema, made once per model and arguments.
+
+        flask-openapi3 asks for a query model's schema on every request to read the
+        field types (about 1 ms each time); the schema of a class never changes.
+        """
+        key = (cls, args, frozenset(kwargs.items()))
+        schema = _schema_cache.get(key)
+        if schema is None:
+            schema = _schema_cache[key] = super().model_json_schema(*args, **kwargs)
+        return schema
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

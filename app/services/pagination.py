@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
@@ -59,9 +59,10 @@ def decode_cursor(cursor: str, sort: str, key: SortKey) -> tuple[Any, ...]:
         raise BadRequestError("The cursor is not valid.") from exc
 
 
-def paginate(
-    stmt: Select[Any], key: SortKey, sort: str, cursor: str | None, limit: int
-) -> Select[Any]:
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
+
+
+def paginate(stmt: S, key: SortKey, sort: str, cursor: str | None, limit: int) -> S:
     """Order the statement by the key, start after the cursor and fetch one row extra."""
     columns = list(key.columns)
     if cursor is not None:

@@ -9,10 +9,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.errors import NotFoundError
 from app.extensions import db
-from app.models import Post
+from app.models import Post, User
 from app.schemas.posts import PostCreate, PostListQuery, PostUpdate, UserPostsQuery
 from app.services.pagination import SortKey, next_cursor, paginate
-from app.services.users import get_user
 from app.sqltypes import utcnow
 
 POST_SORTS: dict[str, SortKey] = {
@@ -28,9 +27,16 @@ def _with_author() -> Select[Post]:
     return select(Post).options(joinedload(Post.author))
 
 
+def _author(user_id: int) -> User:
+    author = db.session.get(User, user_id)
+    if author is None:
+        raise NotFoundError(f"User {user_id} does not exist.")
+    return author
+
+
 def create_post(user_id: int, data: PostCreate) -> Post:
     """Add a post by the user, or raise NotFoundError if there is no such user."""
-    author = get_user(user_id)
+    author = _author(user_id)
     post = Post(author=author, title=data.title, body=data.body)
     db.session.add(post)
     try:
@@ -93,7 +99,7 @@ def list_posts(query: PostListQuery) -> tuple[list[Post], str | None]:
 
 def list_user_posts(user_id: int, query: UserPostsQuery) -> tuple[list[Post], str | None]:
     """Return one page of a user's posts, or raise NotFoundError: two queries in all."""
-    author = get_user(user_id)
+    author = _author(user_id)
     # Every post has this author, already in the identity map: no join, no lazy load.
     stmt = select(Post).where(Post.author_id == user_id)
     posts, cursor = _page(stmt, query.sort, query.cursor, query.limit)

@@ -1,0 +1,1 @@
+"""Baseline applications the benchmark compares ours with."""

@@ -1,0 +1,250 @@
+"""HTTP benchmark on PostgreSQL: our service against the tutorial's app and a bare-WSGI
+ceiling, plus a trivial async view against its sync twin. One run, side by side.
+
+Needs wrk (Debian: apt-get install wrk) and PostgreSQL. Loopback only; every load is
+bounded in time. Usage: .venv/bin/python -m bench.run [--duration 10] [--connections 16]
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.config import Settings
+from app.extensions import db
+from app.models import User
+from app.services.api_keys import ALL_SCOPES, create_api_key
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_URL = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+DB_NAME = "app_bench"
+USERS = 1000
+GUNICORN = ["--workers", "2", "--worker-class", "gthread", "--threads", "4", "--no-control-socket"]
+
+
+@dataclass
+class Result:
+    """One wrk run."""
+
+    variant: str
+    endpoint: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def prepare_database() -> tuple[str, str, int]:
+    """Make a fresh database at head with 1,000 users; return its URL, a key, the first id."""
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
+    admin.dispose()
+    url = make_url(ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
+    app = create_app(Settings(DATABASE_URL=url, AUTO_MIGRATE=True, LOG_LEVEL="WARNING"))
+    with app.app_context():
+        rows = [{"username": f"seed{n}", "email": f"seed{n}@example.com"} for n in range(USERS)]
+        db.session.execute(insert(User), rows)
+        _, token = create_api_key("bench", list(ALL_SCOPES))
+        db.session.commit()
+        first = db.session.execute(text("SELECT min(id) FROM user_account")).scalar_one()
+        db.engine.dispose()
+    return url, token, int(first)
+
+
+@contextmanager
+def gunicorn(target: str, env: dict[str, str], probe: str) -> Iterator[str]:
+    """Serve a WSGI target with the same gunicorn settings as every other variant."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN, target],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + probe, timeout=1).status_code < 500:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{target} did not start; see {log.name}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _lua(kind: str, token: str, first_id: int) -> str:
+    auth = f'["Authorization"] = "Bearer {token}"'
+    if kind == "get_one":
+        return f"""
+wrk.headers["Authorization"] = "Bearer {token}"
+request = function()
+  return wrk.format("GET", "/users/" .. math.random({first_id}, {first_id + USERS - 1}))
+end
+"""
+    if kind == "post":
+        return f"""
+local counter = 0
+local tag = ""
+init = function(args)
+  math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+  tag = string.format("%x", math.random(0, 2147483647))
+end
+request = function()
+  counter = counter + 1
+  local name = "b" .. tag .. "-" .. counter
+  local body = '{{"username": "' .. name .. '", "email": "' .. name .. '@example.com"}}'
+  return wrk.format("POST", "/users", {{{auth}, ["Content-Type"] = "application/json"}}, body)
+end
+"""
+    return f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+
+
+def wrk(
+    base: str, path: str, script: str, duration: int, connections: int
+) -> tuple[float, float, float, int]:
+    """Run wrk for a bounded time; return requests/s, p50 ms, p99 ms, non-2xx count."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script)
+    command = [
+        "wrk",
+        "-t",
+        "2",
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration}s",
+        "--latency",
+        "-s",
+        lua.name,
+        base + path,
+    ]
+    output = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=duration + 60
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return rps, percentile("50"), percentile("99"), int(non_2xx[1]) if non_2xx else 0
+
+
+def main() -> None:
+    """Run every variant and print the figures and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    url, token, first_id = prepare_database()
+    env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    get_one, get_list, post = "GET /users/{id}", "GET /users?limit=100", "POST /users"
+    plan = [
+        ("ours", "app:create_app()", {}, "/healthz", [get_one, get_list, post]),
+        ("tutorial", "bench.apps.tutorial:app", {}, "/users/1", [get_one, get_list, post]),
+        ("bare-wsgi", "bench.apps.bare:app", {}, "/users/1", [get_one, get_list, post]),
+        (
+            "trivial/our-loop",
+            "bench.apps.trivial:app",
+            {"TRIVIAL_RUNNER": "ours"},
+            "/sync",
+            ["sync", "async"],
+        ),
+        (
+            "trivial/asgiref",
+            "bench.apps.trivial:app",
+            {"TRIVIAL_RUNNER": "asgiref"},
+            "/sync",
+            ["sync", "async"],
+        ),
+    ]
+    scripts = {
+        get_one: ("/users/1", "get_one"),
+        get_list: ("/users?limit=100", "plain"),
+        post: ("/users", "post"),
+        "sync": ("/sync", "plain"),
+        "async": ("/async", "plain"),
+    }
+    results: list[Result] = []
+    for variant, target, extra, probe, endpoints in plan:
+        with gunicorn(target, {**env, **extra}, probe) as base:
+            for endpoint in endpoints:
+                path, kind = scripts[endpoint]
+                script = _lua(kind, token, first_id)
+                wrk(base, path, script, 2, args.connections)  # warm-up, not counted
+                rps, p50, p99, bad = wrk(base, path, script, args.duration, args.connections)
+                results.append(Result(variant, endpoint, rps, p50, p99, bad))
+                print(
+                    f"{variant:<18} {endpoint:<22} {rps:>9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  non-2xx {bad}",
+                    flush=True,
+                )
+
+    by = {(r.variant, r.endpoint): r.rps for r in results}
+    print("\nratios (requests/s)")
+    ratios = [
+        (
+            "trivial async / sync, our loop",
+            by[("trivial/our-loop", "async")] / by[("trivial/our-loop", "sync")],
+            0.85,
+        ),
+        (
+            "trivial async / sync, asgiref",
+            by[("trivial/asgiref", "async")] / by[("trivial/asgiref", "sync")],
+            None,
+        ),
+        ("GET by id: ours / tutorial", by[("ours", get_one)] / by[("tutorial", get_one)], 2.5),
+        ("GET by id: ours / bare WSGI", by[("ours", get_one)] / by[("bare-wsgi", get_one)], 0.5),
+        ("GET list: ours / tutorial", by[("ours", get_list)] / by[("tutorial", get_list)], None),
+        ("GET list: ours / bare WSGI", by[("ours", get_list)] / by[("bare-wsgi", get_list)], None),
+        ("POST: ours / tutorial", by[("ours", post)] / by[("tutorial", post)], 3.0),
+        ("POST: ours / bare WSGI", by[("ours", post)] / by[("bare-wsgi", post)], None),
+    ]
+    for name, value, target in ratios:
+        verdict = (
+            ""
+            if target is None
+            else (f"  target >= {target}: " + ("met" if value >= target else "MISSED"))
+        )
+        print(f"  {name:<34} {value:6.2f}x{verdict}")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "http.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+
+
+if __name__ == "__main__":
+    main()
