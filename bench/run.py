@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -50,8 +51,6 @@ class Result:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -81,14 +80,15 @@ def gunicorn(target: str, env: dict[str, str], probe: str) -> Iterator[str]:
     """Serve a WSGI target with the same gunicorn settings as every other variant."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN, target],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log = Path(tempfile.mkdtemp(prefix="bench-")) / "gunicorn.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN, target],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -98,7 +98,7 @@ def gunicorn(target: str, env: dict[str, str], probe: str) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{target} did not start; see {log.name}")
+                raise RuntimeError(f"{target} did not start; see {log}")
             time.sleep(0.1)
         yield base
     finally:
@@ -210,7 +210,8 @@ def main() -> None:
                 rps, p50, p99, bad = wrk(base, path, script, args.duration, args.connections)
                 results.append(Result(variant, endpoint, rps, p50, p99, bad))
                 print(
-                    f"{variant:<18} {endpoint:<22} {rps:>9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  non-2xx {bad}",
+                    f"{variant:<18} {endpoint:<22} {rps:>9.0f} req/s  "
+                    f"p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  non-2xx {bad}",
                     flush=True,
                 )
 

@@ -43,7 +43,7 @@ def create_user():  # type: ignore[no-untyped-def]
         db.session.add(new_user)
         db.session.commit()
         return jsonify({"message": "User created", "user": new_user.to_dict()}), 201
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         db.session.rollback()
         return jsonify({"message": "Failed to create user", "error": str(e)}), 500
 
