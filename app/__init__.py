@@ -17,11 +17,12 @@ from app import (
     auth,
     cli,
     models,  # noqa: F401 - registers every table on the metadata
+    openapi,
     pg,
 )
 from app.aio import run_coroutine
 from app.api import auth as auth_api
-from app.api import ops, posts, users
+from app.api import docs, ops, posts, users
 from app.api.common import IdConverter, operation_id_for, raise_validation_error, require_json_body
 from app.config import Settings, sqlalchemy_url
 from app.errors import register_error_handlers
@@ -93,8 +94,8 @@ def create_app(settings: Settings | None = None) -> App:
         instance_path=str(instance_path),
         validation_error_callback=raise_validation_error,
         operation_id_callback=operation_id_for,
-        doc_prefix="",
-        doc_url="/openapi.json",
+        # Our own /openapi.json (finished once, see app.openapi) and /docs (local assets).
+        doc_ui=False,
         security_schemes=auth.SECURITY_SCHEMES,
     )
     app.config.update(
@@ -131,6 +132,8 @@ def create_app(settings: Settings | None = None) -> App:
     for blueprint in (ops.bp, auth_api.bp, users.bp, posts.bp):
         app.register_api(blueprint)
     auth.document_security(app)
+    app.register_blueprint(docs.bp)
+    app.extensions["openapi_document"] = openapi.finish(app.api_doc)
     cli.init_app(app)
     return app
 

@@ -16,9 +16,6 @@ BEARER_SCHEME = "bearerAuth"
 SECURITY_SCHEMES: dict[str, Any] = {
     BEARER_SCHEME: {"type": "http", "scheme": "bearer", "description": "An API key: umk_..."}
 }
-# flask-openapi3's own endpoints (the document, the docs UI) and static files are public.
-_PUBLIC_BLUEPRINTS = frozenset({"openapi"})
-_PUBLIC_ENDPOINTS = frozenset({"static"})
 
 
 def requires(*scopes: Scope) -> Callable[[F], F]:
@@ -44,12 +41,8 @@ def current_key() -> KeyInfo:
 
 
 def _is_public(endpoint: str, view: Any) -> bool:
-    blueprint = endpoint.rpartition(".")[0]
-    return (
-        getattr(view, "public", False)
-        or endpoint in _PUBLIC_ENDPOINTS
-        or blueprint in _PUBLIC_BLUEPRINTS
-    )
+    # Static files (the docs' assets) are public; every other view says so itself.
+    return bool(getattr(view, "public", False)) or endpoint.rpartition(".")[2] == "static"
 
 
 def authenticate_request() -> None:
