@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Build the image and prove it: migrate as a step of its own, serve, health, the users flow
+# through the published port, non-root, no compiler or tests inside, graceful docker stop.
+#
+# Runs where no Docker engine is reachable and no public registry either: it starts a
+# private engine (Debian's docker.io) and builds the base image itself with mmdebstrap.
+# If the engine cannot run on this machine, it prints the engine's own error as a warning
+# and exits 0, so the rest of CI still decides. Loopback only: containers use the host's
+# network (the engine makes no bridge), so nothing is sent to any other address.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IMAGE=user-api:check
+BASE=user-api-base:bookworm
+PORT="${CONTAINER_CHECK_PORT:-18765}"
+WORK=/var/tmp/user-api-container-check
+PG_ADMIN="${TEST_POSTGRES_DSN:-postgresql://postgres@127.0.0.1:5432/test}"
+DB=app_container_check
+DB_URL="postgresql://postgres@127.0.0.1:5432/$DB"
+mkdir -p "$WORK"
+
+warn() { printf '\n::warning:: container check skipped: %s\n\n' "$*" >&2; exit 0; }
+step() { printf '\n== %s\n' "$*"; }
+
+need() {  # install Debian packages that are missing
+    local missing=()
+    for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    step "installing ${missing[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+step "hadolint"
+if [ -x .venv/bin/hadolint ]; then .venv/bin/hadolint Dockerfile; else hadolint Dockerfile; fi
+echo "ok"
+
+need docker.io mmdebstrap postgresql-client
+
+ENGINE_PID=""
+cleanup() {
+    docker rm -f user-api-check >/dev/null 2>&1 || true
+    if [ -n "$ENGINE_PID" ]; then kill "$ENGINE_PID" 2>/dev/null || true; wait "$ENGINE_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+if ! docker info >/dev/null 2>&1; then
+    step "starting a private Docker engine"
+    export DOCKER_HOST="unix://$WORK/docker.sock"
+    dockerd --data-root "$WORK/data" --exec-root "$WORK/exec" --pidfile "$WORK/dockerd.pid" \
+        --host "$DOCKER_HOST" --bridge=none --iptables=false --ip-masq=false \
+        >"$WORK/dockerd.log" 2>&1 &
+    ENGINE_PID=$!
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        kill -0 "$ENGINE_PID" 2>/dev/null || warn "dockerd exited: $(tail -n 5 "$WORK/dockerd.log")"
+        sleep 0.5
+    done
+    docker info >/dev/null 2>&1 || warn "dockerd did not answer: $(tail -n 5 "$WORK/dockerd.log")"
+fi
+
+if ! docker image inspect "$BASE" >/dev/null 2>&1; then
+    step "building the base image with mmdebstrap (Debian bookworm, python3, no compiler)"
+    mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates \
+        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        bookworm "$WORK/base.tar" http://deb.debian.org/debian
+    docker import "$WORK/base.tar" "$BASE" >/dev/null
+    rm -f "$WORK/base.tar"
+fi
+
+step "docker build (classic builder)"
+# Locally added CAs (a TLS-intercepting proxy's) reach pip in the build stage only.
+extra_ca="$(cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true)"
+DOCKER_BUILDKIT=0 docker build --quiet --network host --build-arg BASE_IMAGE="$BASE" \
+    --build-arg EXTRA_CA_CERT="$extra_ca" -t "$IMAGE" . >/dev/null
+size=$(docker image inspect "$IMAGE" --format '{{.Size}}')
+printf 'image %s: %s MB\n' "$IMAGE" "$((size / 1024 / 1024))"
+
+step "the image holds no compiler, no tests and no CA of the build"
+docker run --rm --entrypoint sh "$IMAGE" -c '
+    for tool in gcc cc c++ make; do command -v "$tool" && { echo "compiler found: $tool"; exit 1; }; done
+    [ ! -e /srv/app/tests ] || { echo "tests found"; exit 1; }
+    [ ! -e /tmp/ca.pem ] || { echo "build CA found"; exit 1; }
+    echo "ok"'
+if docker history --no-trunc "$IMAGE" | grep -q "BEGIN CERTIFICATE"; then
+    echo "the build CA is in the image history" >&2; exit 1
+fi
+
+step "migrate: a one-shot command, against a fresh database"
+psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+docker run --rm --network host -e DATABASE_URL="$DB_URL" "$IMAGE" migrate
+
+step "serve on 127.0.0.1:$PORT"
+docker run -d --name user-api-check --network host -e PORT="$PORT" -e HOST=127.0.0.1 \
+    -e WEB_CONCURRENCY=2 -e GUNICORN_GRACEFUL_TIMEOUT=20 -e DATABASE_URL="$DB_URL" \
+    --stop-timeout 30 "$IMAGE" >/dev/null
+base="http://127.0.0.1:$PORT"
+for _ in $(seq 1 60); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.5; done
+curl -fsS "$base/healthz"; echo
+curl -fsS "$base/readyz"; echo
+uid=$(docker exec user-api-check id -u)
+[ "$uid" != 0 ] || { echo "the server runs as root" >&2; exit 1; }
+users=$(docker top user-api-check -o pid,user | awk 'NR > 1 {print $2}' | sort -u | tr '\n' ' ')
+echo "server uid $uid; its processes run as: $users"
+case " $users " in *" root "*|*" 0 "*) echo "a server process runs as root" >&2; exit 1;; esac
+
+step "the users flow through the published port"
+key=$(docker run --rm --network host -e DATABASE_URL="$DB_URL" "$IMAGE" \
+    api-keys create container-check --scope users:read --scope users:write 2>/dev/null)
+auth=(-H "Authorization: Bearer $key")
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/users")
+[ "$code" = 401 ] || { echo "no key: expected 401, got $code" >&2; exit 1; }
+created=$(curl -fsS "${auth[@]}" -H 'Content-Type: application/json' \
+    -d '{"username": "davidchen", "email": "david@example.com"}' "$base/users")
+id=$(printf '%s' "$created" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+curl -fsS "${auth[@]}" "$base/users/$id" >/dev/null
+curl -fsS "${auth[@]}" -X PUT -H 'Content-Type: application/json' \
+    -d '{"email": "david.chen.updated@example.com"}' "$base/users/$id" | grep -q updated
+code=$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" -X DELETE "$base/users/$id")
+[ "$code" = 204 ] || { echo "DELETE: expected 204, got $code" >&2; exit 1; }
+echo "201, 200, 200, 204: ok"
+
+step "docker stop lets an in-flight request finish"
+# Hold a lock so that one POST stays in flight, stop the container, then release the lock.
+psql "$DB_URL" -q -o /dev/null <<'SQL' &
+BEGIN;
+LOCK TABLE user_account IN EXCLUSIVE MODE;
+SELECT pg_sleep(3);
+COMMIT;
+SQL
+lock_pid=$!
+sleep 0.5
+curl -s -o "$WORK/inflight.out" -w '%{http_code}' "${auth[@]}" -H 'Content-Type: application/json' \
+    -d '{"username": "inflight", "email": "inflight@example.com"}' "$base/users" >"$WORK/inflight.code" &
+curl_pid=$!
+sleep 0.5
+started=$(date +%s)
+docker stop user-api-check >/dev/null
+stopped=$(( $(date +%s) - started ))
+wait "$curl_pid"; wait "$lock_pid"
+status=$(docker inspect user-api-check --format '{{.State.ExitCode}}')
+printf 'in-flight POST answered %s; container stopped in %ss with exit code %s\n' \
+    "$(cat "$WORK/inflight.code")" "$stopped" "$status"
+[ "$(cat "$WORK/inflight.code")" = 201 ] || { echo "the in-flight request was cut" >&2; exit 1; }
+[ "$status" = 0 ] || { docker logs user-api-check | tail -n 20; exit 1; }
+[ "$stopped" -le 20 ] || { echo "stop took longer than the graceful timeout" >&2; exit 1; }
+psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+step "container check passed"
