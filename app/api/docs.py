@@ -17,6 +17,7 @@ _PAGE = """<!doctype html>
 <head>
   <meta charset="utf-8">
   <title>{title} - API documentation</title>
+  <link rel="icon" href="data:,">
   <link rel="stylesheet" href="/docs/static/css/swagger-ui.css">
 </head>
 <body>

@@ -1,0 +1,280 @@
+"""Swagger UI at /docs in a real browser, with every host but loopback unreachable.
+
+Debian's ``chromium`` runs headless as a subprocess: ``--dump-dom`` after a virtual-time
+budget gives the DOM that Swagger UI rendered, ``--screenshot`` a picture of it, and
+``--log-net-log`` every request the browser made. Every host name but 127.0.0.1 resolves to
+nothing and every request not for 127.0.0.1 goes to a proxy on a loopback port that refuses
+connections, so no outside host can be reached. The operations only render once the Swagger UI
+bundle has run, and a control page shows they do not when that bundle must come from outside.
+
+Without /usr/bin/chromium the tests skip, except under CI=true where they fail.
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import IN_CI, LiveServer
+
+# One backend is enough: the page and the document do not depend on the database.
+pytestmark = [pytest.mark.live, pytest.mark.parametrize("backend", ["sqlite"], indirect=True)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_TIMEOUT = 60  # real seconds; the page itself gets a budget of virtual time
+VIRTUAL_TIME_BUDGET_MS = 10_000
+WINDOW_SIZE = "1280,2400"
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+LOOPBACK = "127.0.0.1"
+OUTSIDE_BUNDLE = "https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"
+ERR_PROXY_CONNECTION_FAILED = -130  # Chromium's net error: the dead proxy refused it
+
+Operation = tuple[str, str, str]  # (element id, method, path)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One URL request from Chromium's net log."""
+
+    url: str
+    initiator: str | None
+    status: int | None
+    net_error: int | None
+
+    @property
+    def outside(self) -> bool:
+        """Whether it was for a host other than loopback."""
+        parts = urlsplit(self.url)
+        return parts.scheme in {"http", "https", "ws", "wss"} and parts.hostname != LOOPBACK
+
+
+@dataclass(frozen=True)
+class Browsed:
+    """What headless Chromium saw of one page."""
+
+    dom: str
+    requests: list[Request]
+    stderr: str
+
+    def describe(self) -> str:
+        """Requests and the end of Chromium's stderr, for assertion messages."""
+        lines = [f"{r.status} {r.net_error} {r.initiator} {r.url[:120]}" for r in self.requests]
+        return "requests:\n" + "\n".join(lines) + "\n--- chromium stderr ---\n" + self.stderr
+
+
+@dataclass(frozen=True)
+class Browser:
+    """Headless Chromium for which every host but loopback is unreachable."""
+
+    chromium: Path
+    refusing_port: int  # bound on loopback, never listening: connections are refused
+
+    def browse(self, url: str, workdir: Path, screenshot: Path | None = None) -> Browsed:
+        """Load url in a fresh profile under workdir; return its DOM and its requests."""
+        workdir.mkdir()
+        net_log = workdir / "net-log.json"
+        command = [
+            str(self.chromium),
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={workdir / 'profile'}",
+            # Outside hosts: no name resolves, and all but loopback goes to a dead proxy.
+            f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {LOOPBACK}",
+            f"--proxy-server=http://{LOOPBACK}:{self.refusing_port}",
+            f"--proxy-bypass-list={LOOPBACK}",
+            f"--log-net-log={net_log}",
+            f"--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}",
+            f"--window-size={WINDOW_SIZE}", "--hide-scrollbars",
+            *([f"--screenshot={screenshot}"] if screenshot else []),
+            "--dump-dom",
+            url,
+        ]  # fmt: skip
+        try:
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"chromium did not finish {url} in {CHROMIUM_TIMEOUT}s: {exc.stderr!r}")
+        stderr = result.stderr[-5_000:]
+        assert result.returncode == 0, f"chromium exited {result.returncode}:\n{stderr}"
+        (workdir / "dom.html").write_text(result.stdout)
+        return Browsed(result.stdout, _net_log_requests(net_log), stderr)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium; skipped when missing, except under CI=true where that fails."""
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        reason = f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        yield Browser(CHROMIUM, sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def document(live_server: LiveServer) -> dict[str, Any]:
+    """The OpenAPI document as the live server serves it."""
+    response = httpx.get(f"{live_server.url}/openapi.json", timeout=30)
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _documented_operations(document: dict[str, Any]) -> list[Operation]:
+    # Swagger UI renders an operation once per tag ("default" when untagged), in an element
+    # whose id is "operations-<tag>-<operationId>" (whitespace as "_").
+    operations = []
+    for path, item in document["paths"].items():
+        for method in HTTP_METHODS:
+            if method not in item:
+                continue
+            operation_id = item[method].get("operationId")
+            assert operation_id, f"{method.upper()} {path} has no operationId"
+            for tag in item[method].get("tags") or ["default"]:
+                element_id = re.sub(r"\s", "_", f"operations-{tag}-{operation_id}")
+                operations.append((element_id, method, path))
+    return sorted(operations)
+
+
+class _SwaggerDom(HTMLParser):
+    """The operations (and error panels) in a DOM that Swagger UI rendered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.operations: list[list[str]] = []
+        self.errors = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        classes = (attributes.get("class") or "").split()
+        if "opblock" in classes:
+            methods = [c.removeprefix("opblock-") for c in classes if c != "opblock"]
+            method = next((m for m in methods if m in HTTP_METHODS), "?")
+            self.operations.append([attributes.get("id") or "", method, ""])
+        elif "opblock-summary-path" in classes and self.operations:
+            self.operations[-1][2] = attributes.get("data-path") or ""
+        if "errors-wrapper" in classes:
+            self.errors += 1
+
+
+def _rendered(dom: str) -> tuple[list[Operation], int]:
+    parser = _SwaggerDom()
+    parser.feed(dom)
+    parser.close()
+    return sorted((i, m, p) for i, m, p in parser.operations), parser.errors
+
+
+def _net_log_requests(path: Path) -> list[Request]:
+    log = json.loads(path.read_text())
+    types = {number: name for name, number in log["constants"]["logEventTypes"].items()}
+    starts: dict[int, dict[str, Any]] = {}
+    statuses: dict[int, int] = {}
+    errors: dict[int, int] = {}
+    for event in log["events"]:
+        source = event["source"]["id"]
+        params = event.get("params") or {}
+        kind = types.get(event["type"])
+        if kind == "URL_REQUEST_START_JOB" and "url" in params:
+            starts.setdefault(source, params)
+        elif kind == "HTTP_TRANSACTION_READ_RESPONSE_HEADERS" and params.get("headers"):
+            statuses[source] = int(params["headers"][0].split()[1])
+        if isinstance(params.get("net_error"), int) and params["net_error"] < 0:
+            errors[source] = params["net_error"]
+    return [
+        Request(p["url"], p.get("initiator"), statuses.get(s), errors.get(s))
+        for s, p in starts.items()
+    ]
+
+
+def _assert_outside_unreached(browsed: Browsed) -> None:
+    reached = [r for r in browsed.requests if r.outside and r.net_error is None]
+    assert not reached, f"an outside host answered: {reached}\n{browsed.describe()}"
+
+
+def test_docs_page_lists_every_operation_with_outside_hosts_unreachable(
+    browser: Browser,
+    live_server: LiveServer,
+    document: dict[str, Any],
+    tmp_path: Path,
+    record_property: Any,
+) -> None:
+    expected = _documented_operations(document)
+    assert expected, "the document has no operations"
+    screenshot = tmp_path / "docs.png"
+
+    browsed = browser.browse(f"{live_server.url}/docs", tmp_path / "docs", screenshot)
+
+    # Visible with `pytest -s`, and in the PASSES section of `pytest -rA` (or -rP).
+    sys.stdout.write(f"\nscreenshot of {live_server.url}/docs: {screenshot}\n")
+    record_property("screenshot", str(screenshot))
+    assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), "no PNG screenshot"
+
+    rendered, errors = _rendered(browsed.dom)
+    context = f"screenshot: {screenshot}\n{browsed.describe()}\n--- server log ---\n"
+    assert rendered == expected, context + live_server.log()
+    assert errors == 0, "Swagger UI shows errors\n" + context
+
+    # The page loaded its script and the document from us, and asked nothing of anyone else.
+    page = [r for r in browsed.requests if r.initiator == live_server.url]
+    fetched = {urlsplit(r.url).path: r.status for r in page}
+    assert fetched.get("/docs/static/js/swagger-ui-bundle.js") == 200, context
+    assert fetched.get("/openapi.json") == 200, context
+    assert all(r.url.startswith(f"{live_server.url}/") for r in page), context
+    # Chromium's own calls to Google (accounts, autofill, updates) must have failed too.
+    _assert_outside_unreached(browsed)
+
+
+@pytest.mark.parametrize("bundle_host", ["loopback", "outside"])
+def test_operations_render_only_when_the_swagger_ui_bundle_loads(
+    browser: Browser,
+    live_server: LiveServer,
+    document: dict[str, Any],
+    tmp_path: Path,
+    bundle_host: str,
+) -> None:
+    # The same document and the same check as above, on a page whose Swagger UI bundle comes
+    # from us or from a CDN: if the page needed an outside host, the check above would fail.
+    bundle = (
+        f"{live_server.url}/docs/static/js/swagger-ui-bundle.js"
+        if bundle_host == "loopback"
+        else OUTSIDE_BUNDLE
+    )
+    spec = json.dumps(document).replace("</", "<\\/")
+    page = tmp_path / "control.html"
+    page.write_text(
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"></head><body>\n'
+        '<div id="swagger-ui"></div>\n'
+        f'<script src="{bundle}"></script>\n'
+        '<script>if (typeof SwaggerUIBundle === "function") '
+        f'SwaggerUIBundle({{spec: {spec}, dom_id: "#swagger-ui", validatorUrl: null}});</script>\n'
+        "</body></html>\n"
+    )
+
+    browsed = browser.browse(page.as_uri(), tmp_path / "browser")
+
+    rendered, _ = _rendered(browsed.dom)
+    bundle_requests = [r for r in browsed.requests if r.url == bundle]
+    assert bundle_requests, f"the bundle was never requested\n{browsed.describe()}"
+    if bundle_host == "loopback":
+        assert rendered == _documented_operations(document), browsed.describe()
+        assert bundle_requests[0].status == 200, browsed.describe()
+    else:
+        assert rendered == [], browsed.describe()
+        # Blocked by the dead proxy, whether or not this machine can reach the CDN itself.
+        assert bundle_requests[0].net_error == ERR_PROXY_CONNECTION_FAILED, browsed.describe()
+    _assert_outside_unreached(browsed)
