@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from app.models.user import EMAIL_MAX, USERNAME_MAX
 from app.schemas.common import (
@@ -15,11 +15,11 @@ from app.schemas.common import (
     ParameterModel,
     PartialUpdate,
 )
+from app.schemas.email import Email
 
 Username = Annotated[
     str, StringConstraints(min_length=1, max_length=USERNAME_MAX, pattern=TRIMMED_LINE_PATTERN)
 ]
-Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX)]
 UserSort = Literal["id", "-id", "created_at", "-created_at", "username", "-username"]
 
 
