@@ -1,15 +1,20 @@
 """Flask CLI commands: ``flask --app app api-keys create|list|revoke``."""
 
 import sys
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from sqlalchemy import func, select
 
 from app.errors import NotFoundError
 from app.extensions import db
+from app.models import User
 from app.models.api_key import NAME_MAX
+from app.services import bulk
 from app.services.api_keys import ALL_SCOPES, Scope, create_api_key, list_api_keys, revoke_api_key
 
 api_keys = AppGroup("api-keys", help="Create, list and revoke API keys.")
@@ -79,6 +84,84 @@ def revoke_command(prefix: str) -> None:
     click.echo(f"Revoked API key {key.prefix} ({key.name}).", err=True)
 
 
+users_cli = AppGroup("users", help="Import and export users in bulk.")
+
+
+def _format_of(path: Path, given: str | None) -> bulk.Format:
+    if given is not None:
+        return "csv" if given == "csv" else "ndjson"
+    return "csv" if path.suffix.lower() == ".csv" else "ndjson"
+
+
+@users_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["error", "skip"]),
+    default="error",
+    show_default=True,
+    help="error: all or nothing. skip: write the valid new rows, report the others.",
+)
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), help="Default: by suffix.")
+def import_command(file: Path, on_conflict: bulk.Mode, fmt: str | None) -> None:
+    """Import users from an NDJSON or CSV file, with progress and a summary."""
+    started = time.monotonic()
+    size = file.stat().st_size
+    with (
+        file.open("rb") as raw,
+        click.progressbar(length=size, label="Importing", file=sys.stderr) as bar,
+    ):
+        read = 0
+
+        def progress(_rows: int) -> None:
+            nonlocal read
+            bar.update(raw.tell() - read)
+            read = raw.tell()
+
+        try:
+            report = bulk.import_users(raw, _format_of(file, fmt), on_conflict, progress)
+        except bulk.MalformedFileError as error:
+            click.echo(f"\nError: {file}: {error.detail}. Nothing was imported.", err=True)
+            sys.exit(1)
+        except bulk.ImportRejectedError as error:
+            click.echo(f"\nError: {error.detail}", err=True)
+            for problem in error.extensions["errors"]:
+                click.echo(f"  line {problem['line']}: {problem['problem']}", err=True)
+            sys.exit(1)
+        bar.update(size - read)
+    elapsed = time.monotonic() - started
+    rate = report.rows / elapsed if elapsed else 0.0
+    click.echo(
+        f"Imported {report.created} users, skipped {report.skipped}, "
+        f"from {report.rows} rows in {elapsed:.1f} s ({rate:,.0f} rows/s).",
+        err=True,
+    )
+    for problem in report.errors:
+        click.echo(f"  line {problem.line}: {problem.problem}", err=True)
+
+
+@users_cli.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), help="Default: by suffix.")
+def export_command(file: Path, fmt: str | None) -> None:
+    """Export every user to an NDJSON or CSV file, with progress and a summary."""
+    started = time.monotonic()
+    total = db.session.execute(select(func.count()).select_from(User)).scalar_one()
+    written = 0
+    with (
+        file.open("wb") as out,
+        click.progressbar(length=total, label="Exporting", file=sys.stderr) as bar,
+    ):
+        for chunk in bulk.export_users(_format_of(file, fmt)):
+            out.write(chunk)
+            rows = chunk.count(b"\n")
+            written += rows
+            bar.update(rows)
+    elapsed = time.monotonic() - started
+    click.echo(f"Exported {total} users to {file} in {elapsed:.1f} s.", err=True)
+
+
 def init_app(app: Flask) -> None:
     """Register the CLI commands."""
     app.cli.add_command(api_keys)
+    app.cli.add_command(users_cli)

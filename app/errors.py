@@ -79,6 +79,12 @@ class UnsupportedMediaTypeError(AppError):
     status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
 
+class NotAcceptableError(AppError):
+    """No representation the client accepts."""
+
+    status = HTTPStatus.NOT_ACCEPTABLE
+
+
 class UnprocessableError(AppError):
     """Well-formed input that fails validation."""
 

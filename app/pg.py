@@ -5,7 +5,7 @@ through ``BackgroundLoop.run``, so the pool is made once and never crosses loops
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
@@ -20,7 +20,7 @@ from app.aio import BackgroundLoop
 T = TypeVar("T")
 
 _loop = BackgroundLoop("asyncpg")
-_dialect = asyncpg_dialect()  # type: ignore[no-untyped-call]
+DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 # One pool per database URL (an app has one; a test run may make several apps).
 _pools: "dict[str, asyncpg.Pool[asyncpg.Record]]" = {}
 _pools_lock: asyncio.Lock | None = None
@@ -74,7 +74,7 @@ async def with_connection(work: "Callable[[Connection], Awaitable[T]]") -> T:
 
 def compile_query(statement: ClauseElement) -> tuple[str, list[Any]]:
     """Render a SQLAlchemy Core statement as asyncpg SQL ($1, $2, ...) and its arguments."""
-    compiled = statement.compile(dialect=_dialect)
+    compiled = statement.compile(dialect=DIALECT)
     assert isinstance(compiled, SQLCompiler)  # noqa: S101 - Core statements compile to SQL
     params = compiled.construct_params()
     return str(compiled), [params[name] for name in compiled.positiontup or ()]
@@ -84,6 +84,23 @@ async def fetch(statement: ClauseElement) -> list[asyncpg.Record]:
     """Fetch every row of a Core statement through the asyncpg pool."""
     sql, args = compile_query(statement)
     return await with_connection(lambda connection: connection.fetch(sql, *args))
+
+
+def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on the pool's loop from a plain thread (a worker, the CLI), and wait."""
+    return _loop.submit(coro).result()
+
+
+async def acquire(config: dict[str, Any]) -> "Connection":
+    """Take a connection from the pool (on the pool's loop); give it back with release()."""
+    pool = await _get_pool(config)
+    return await pool.acquire(timeout=config["DB_POOL_TIMEOUT"])
+
+
+async def release(config: dict[str, Any], connection: "Connection") -> None:
+    """Return a connection taken with acquire()."""
+    pool = await _get_pool(config)
+    await pool.release(connection)
 
 
 # What asyncpg raises when the server cannot be reached or refuses the work.

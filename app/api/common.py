@@ -1,9 +1,11 @@
 """What every API view shares: JSON bodies in, typed JSON out, operation ids, problem docs."""
 
 import re
-from typing import Any
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask_openapi3.types import ResponseDict
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import BadRequest
@@ -18,6 +20,7 @@ from app.errors import (
 from app.schemas.common import PARAMETER_MODELS, Problem
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class IdConverter(IntegerConverter):
@@ -43,9 +46,21 @@ def _is_json(mimetype: str) -> bool:
     )
 
 
+def streamed_body(view: F) -> F:
+    """Mark a view that reads its own (streamed, unbounded) body instead of a JSON object."""
+    view.streams_body = True  # type: ignore[attr-defined]
+    return view
+
+
 def require_json_body() -> None:
     """Reject a write whose body is not a JSON object before any view code runs."""
     if request.method not in _BODY_METHODS or request.routing_exception is not None:
+        return
+    view = current_app.view_functions[request.endpoint or ""]
+    if getattr(view, "streams_body", False):
+        # No size limit either: the view reads the stream in chunks. (None would mean
+        # "the app's MAX_CONTENT_LENGTH" to Flask.)
+        request.max_content_length = sys.maxsize
         return
     if not _is_json(request.mimetype):
         raise UnsupportedMediaTypeError("The body must be JSON (Content-Type: application/json).")

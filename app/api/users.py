@@ -1,14 +1,25 @@
 """HTTP views of the users resource: thin, async, one DB hop each."""
 
-from flask import Response, url_for
+from flask import Response, request, stream_with_context, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from app.aio import run_db_commit, run_read
-from app.api.common import json_response, operation_id_for, problems
+from app.aio import run_db, run_db_commit, run_read
+from app.api.common import json_response, operation_id_for, problems, streamed_body
 from app.auth import requires
-from app.schemas.users import UserCreate, UserListQuery, UserPage, UserPath, UserRead, UserUpdate
-from app.services import users
+from app.errors import NotAcceptableError, UnsupportedMediaTypeError
+from app.schemas.users import (
+    ImportBody,
+    ImportQuery,
+    ImportResult,
+    UserCreate,
+    UserListQuery,
+    UserPage,
+    UserPath,
+    UserRead,
+    UserUpdate,
+)
+from app.services import bulk, users
 
 bp = APIBlueprint(
     "users",
@@ -36,6 +47,44 @@ async def list_users(query: UserListQuery) -> Response:
     # One validation call for the page: the rows are checked in pydantic-core, not a loop.
     page = UserPage.model_validate({"items": items, "next_cursor": cursor}, from_attributes=True)
     return json_response(page)
+
+
+_EXPORT_TYPES = {"application/x-ndjson": "ndjson", "text/csv": "csv"}
+
+
+@bp.post("/import", responses={200: ImportResult, **problems(400, 409, 415, 422)})
+@requires("users:write")
+@streamed_body
+async def import_users(query: ImportQuery, raw: ImportBody) -> Response:
+    """Import users from a streamed NDJSON or CSV body (any size)."""
+    fmt = bulk.MIMETYPES.get(raw.mimetype)
+    if fmt is None:
+        raise UnsupportedMediaTypeError("Send application/x-ndjson or text/csv.")
+    # The whole import runs in one worker thread: reading the body blocks, and so does COPY.
+    report = await run_db(bulk.import_users, raw.stream, fmt, query.on_conflict)
+    return json_response(ImportResult.model_validate(report, from_attributes=True))
+
+
+@bp.get(
+    "/export",
+    responses={
+        200: {
+            "description": "Every user as import takes them, streamed in id order.",
+            "content": {mimetype: {"schema": {"type": "string"}} for mimetype in _EXPORT_TYPES},
+        },
+        **problems(406),
+    },
+)
+@requires("users:read")
+async def export_users() -> Response:
+    """Export every user as NDJSON or CSV (by Accept), streamed in constant memory."""
+    mimetype = request.accept_mimetypes.best_match(list(_EXPORT_TYPES))
+    if mimetype is None:
+        raise NotAcceptableError("Accept application/x-ndjson or text/csv.")
+    fmt = bulk.MIMETYPES[mimetype]
+    # Read while the WSGI server writes: a server-side cursor, in the request's context.
+    rows = stream_with_context(bulk.export_users(fmt))
+    return Response(rows, mimetype=mimetype)
 
 
 @bp.get("/<id:user_id>", responses={200: UserRead, **problems(404)})

@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
+from flask_openapi3.models import RawModel
 from pydantic import Field, StringConstraints
 
 from app.models.user import EMAIL_MAX, USERNAME_MAX
@@ -68,3 +69,37 @@ class UserListQuery(PageQuery):
     email: str | None = Field(
         default=None, max_length=EMAIL_MAX, description="Exact, case-insensitive."
     )
+
+
+class ImportQuery(ParameterModel):
+    """Query string of POST /users/import."""
+
+    on_conflict: Literal["error", "skip"] = Field(
+        default="error",
+        description=(
+            "error: all or nothing, one transaction; any invalid or duplicate row writes "
+            "nothing. skip: valid new rows are written; the others are reported by line."
+        ),
+    )
+
+
+class ImportBody(RawModel):
+    """A streamed file of users: NDJSON (one UserCreate object a line) or CSV (a header
+    naming username and email, then one user a row)."""
+
+    mimetypes = ["application/x-ndjson", "text/csv"]  # noqa: RUF012 - flask-openapi3 reads it
+
+
+class LineProblemRead(OutputModel):
+    """What is wrong with one line of an imported file."""
+
+    line: int
+    problem: str
+
+
+class ImportResult(OutputModel):
+    """The outcome of an import: rows written, rows skipped, the first problems by line."""
+
+    created: int
+    skipped: int
+    errors: list[LineProblemRead]

@@ -1,0 +1,409 @@
+"""Bulk import and export of users: streamed, validated like POST /users, loaded in bulk.
+
+Rows are parsed and validated in chunks as they arrive (a file is never held whole), then
+loaded into a temporary staging table: by COPY through asyncpg on PostgreSQL, by
+executemany on SQLite. One set of SQL statements then finds duplicates (inside the file
+and against existing users, case-insensitively) and moves the rows into user_account, in
+the same transaction: ``error`` mode writes all or nothing, ``skip`` mode writes the rest.
+"""
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import IO, Any, Literal, Protocol
+
+import asyncpg
+from flask import current_app
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    func,
+    literal,
+    select,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.schema import CreateTable, DropTable
+from sqlalchemy.sql import Executable
+
+from app import pg
+from app.errors import BadRequestError, UnprocessableError
+from app.extensions import db
+from app.models import User
+from app.schemas.users import UserCreate
+
+Format = Literal["ndjson", "csv"]
+Mode = Literal["error", "skip"]
+MIMETYPES: dict[str, Format] = {
+    "application/x-ndjson": "ndjson",
+    "application/ndjson": "ndjson",
+    "application/jsonl": "ndjson",
+    "text/csv": "csv",
+}
+CHUNK_ROWS = 5_000
+MAX_REPORTED = 100  # problems listed in a response; the counts cover every row
+_FIELDS = ("username", "email")
+_rows_adapter = TypeAdapter(list[UserCreate])
+
+_staging_metadata = MetaData()
+staging = Table(
+    "user_import_staging",
+    _staging_metadata,
+    Column("line", BigInteger, nullable=False),
+    Column("username", String, nullable=False),
+    Column("email", String, nullable=False),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+
+
+@dataclass
+class LineProblem:
+    """What is wrong with one line of the file."""
+
+    line: int
+    problem: str
+
+
+@dataclass
+class ImportReport:
+    """The outcome of an import."""
+
+    created: int = 0
+    skipped: int = 0
+    errors: list[LineProblem] = field(default_factory=list)
+    rows: int = 0
+    invalid: int = 0
+
+    def note(self, line: int, problem: str) -> None:
+        """List a problem while the list is short; one entry a line."""
+        if self.errors and self.errors[-1].line == line:
+            self.errors[-1].problem += f"; {problem}"
+        elif len(self.errors) < MAX_REPORTED:
+            self.errors.append(LineProblem(line, problem))
+
+
+class MalformedFileError(BadRequestError):
+    """The file cannot be read as the format it claims (a 400, whatever the mode)."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(f"Line {line}: {problem}", line=line)
+
+
+class ImportRejectedError(UnprocessableError):
+    """error mode found bad or duplicate rows: nothing was written."""
+
+    def __init__(self, report: ImportReport) -> None:
+        problems = [{"line": e.line, "problem": e.problem} for e in report.errors]
+        super().__init__(
+            "Nothing was imported: some rows are invalid or duplicates (see errors). "
+            "Fix them, or import with on_conflict=skip to write the others.",
+            created=0,
+            skipped=report.skipped,
+            errors=problems,
+        )
+
+
+class ImportConflictError(ImportRejectedError):
+    """error mode found rows that repeat each other or existing users: nothing was written."""
+
+    status = HTTPStatus.CONFLICT
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+def _ndjson_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    for number, raw in enumerate(stream, start=1):
+        if not raw.strip():
+            continue
+        try:
+            data = json.loads(raw)
+        except UnicodeDecodeError as exc:
+            raise MalformedFileError(number, "not UTF-8") from exc
+        except json.JSONDecodeError as exc:
+            if not raw.endswith(b"\n"):
+                raise MalformedFileError(number, "the file ends in the middle of a row") from exc
+            raise MalformedFileError(number, f"not JSON ({exc.msg})") from exc
+        yield number, data
+
+
+def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    reader = csv.reader(text, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        if sorted(header) != sorted(_FIELDS):
+            raise MalformedFileError(1, f"the header must name the columns {', '.join(_FIELDS)}")
+        for record in reader:
+            if not record:
+                continue
+            if len(record) != len(header):
+                raise MalformedFileError(
+                    reader.line_num, f"{len(record)} fields where the header has {len(header)}"
+                )
+            yield reader.line_num, dict(zip(header, record, strict=True))
+    except UnicodeDecodeError as exc:
+        raise MalformedFileError(reader.line_num + 1, "not UTF-8") from exc
+    except csv.Error as exc:
+        raise MalformedFileError(reader.line_num, f"not CSV ({exc})") from exc
+    finally:
+        text.detach()
+
+
+def _chunks(rows: Iterator[tuple[int, Any]]) -> Iterator[list[tuple[int, Any]]]:
+    chunk: list[tuple[int, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _problem_text(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(p) for p in item["loc"])
+        parts.append(f"{where}: {item['msg']}" if where else item["msg"])
+    return "; ".join(parts)
+
+
+def validated(chunk: list[tuple[int, Any]], report: ImportReport) -> list[tuple[int, str, str]]:
+    """Validate a chunk with UserCreate; return (line, username, email) of the good rows."""
+    try:
+        users = _rows_adapter.validate_python([data for _, data in chunk])
+    except ValidationError:
+        # Rare: find the bad rows one by one, keep the good ones.
+        good = []
+        for line, data in chunk:
+            try:
+                user = UserCreate.model_validate(data)
+            except ValidationError as error:
+                report.invalid += 1
+                report.note(line, _problem_text(error))
+            else:
+                good.append((line, user.username, user.email))
+        return good
+    return [(line, u.username, u.email) for (line, _), u in zip(chunk, users, strict=True)]
+
+
+# -- writing -------------------------------------------------------------------------
+
+
+class _Target(Protocol):
+    def execute(self, statement: Executable) -> int: ...
+    def fetch(self, statement: Executable) -> list[tuple[Any, ...]]: ...
+    def load(self, rows: list[tuple[int, str, str]]) -> None: ...
+    def finish(self, commit: bool) -> None: ...
+
+
+class _PostgresTarget:
+    """A pooled asyncpg connection in one transaction; rows arrive by COPY."""
+
+    def __init__(self) -> None:
+        self._config = dict(current_app.config)
+        self._conn = pg.run_blocking(pg.acquire(self._config))
+        self._tx = self._conn.transaction()
+        try:
+            pg.run_blocking(self._tx.start())
+            pg.run_blocking(
+                self._conn.execute(str(CreateTable(staging).compile(dialect=pg.DIALECT)))
+            )
+        except BaseException:
+            pg.run_blocking(pg.release(self._config, self._conn))
+            raise
+
+    def execute(self, statement: Executable) -> int:
+        sql, args = pg.compile_query(statement)  # type: ignore[arg-type]
+        status = pg.run_blocking(self._conn.execute(sql, *args))
+        return int(status.rsplit(" ", 1)[-1])
+
+    def fetch(self, statement: Executable) -> list[tuple[Any, ...]]:
+        sql, args = pg.compile_query(statement)  # type: ignore[arg-type]
+        return [tuple(r) for r in pg.run_blocking(self._conn.fetch(sql, *args))]
+
+    def load(self, rows: list[tuple[int, str, str]]) -> None:
+        pg.run_blocking(
+            self._conn.copy_records_to_table(
+                staging.name, records=rows, columns=["line", "username", "email"]
+            )
+        )
+
+    def finish(self, commit: bool) -> None:
+        try:
+            pg.run_blocking(self._tx.commit() if commit else self._tx.rollback())
+        finally:
+            pg.run_blocking(pg.release(self._config, self._conn))
+
+
+class _SqlAlchemyTarget:
+    """A connection of the app's engine in one transaction; rows arrive by executemany."""
+
+    def __init__(self) -> None:
+        self._conn: Connection = db.engine.connect()
+        self._tx = self._conn.begin()
+        self._conn.execute(DropTable(staging, if_exists=True))
+        self._conn.execute(CreateTable(staging))
+
+    def execute(self, statement: Executable) -> int:
+        return int(self._conn.execute(statement).rowcount)
+
+    def fetch(self, statement: Executable) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._conn.execute(statement)]
+
+    def load(self, rows: list[tuple[int, str, str]]) -> None:
+        self._conn.execute(
+            staging.insert(), [{"line": n, "username": u, "email": e} for n, u, e in rows]
+        )
+
+    def finish(self, commit: bool) -> None:
+        try:
+            self._conn.execute(DropTable(staging, if_exists=True))
+            if commit:
+                self._tx.commit()
+            else:
+                self._tx.rollback()
+        finally:
+            self._conn.close()
+
+
+def _ranked() -> Any:
+    # First occurrence of each username and of each email in the file, case-insensitively.
+    return select(
+        staging.c.line,
+        staging.c.username,
+        staging.c.email,
+        func.row_number()
+        .over(partition_by=func.lower(staging.c.username), order_by=staging.c.line)
+        .label("username_rank"),
+        func.row_number()
+        .over(partition_by=func.lower(staging.c.email), order_by=staging.c.line)
+        .label("email_rank"),
+    ).subquery("ranked")
+
+
+def _duplicate_lines() -> Executable:
+    """Lines that repeat an earlier line of the file or an existing user (first 100)."""
+    ranked = _ranked()
+    users = User.__table__
+    in_file = [
+        select(
+            ranked.c.line, literal(f"{name} repeats an earlier line of the file").label("why")
+        ).where(ranked.c[f"{name}_rank"] > 1)
+        for name in _FIELDS
+    ]
+    existing = [
+        select(staging.c.line, literal(f"{name} already exists").label("why")).where(
+            select(users.c.id)
+            .where(func.lower(users.c[name]) == func.lower(staging.c[name]))
+            .exists()
+        )
+        for name in _FIELDS
+    ]
+    found = union_all(*in_file, *existing).subquery("found")
+    return select(found.c.line, found.c.why).order_by(found.c.line).limit(MAX_REPORTED)
+
+
+def _move_rows(dialect_name: str, mode: Mode) -> Executable:
+    ranked = _ranked()
+    rows = select(ranked.c.username, ranked.c.email).order_by(ranked.c.line)
+    if mode == "skip":
+        rows = rows.where(ranked.c.username_rank == 1, ranked.c.email_rank == 1)
+    else:
+        rows = rows.where(ranked.c.line > 0)  # SQLite needs a WHERE before ON CONFLICT
+    insert = (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(User)
+    statement = insert.from_select(["username", "email"], rows)
+    return statement.on_conflict_do_nothing() if mode == "skip" else statement
+
+
+def import_users(
+    stream: IO[bytes],
+    fmt: Format,
+    mode: Mode = "error",
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import a stream of users; raise MalformedFileError or ImportRejectedError (error mode)."""
+    rows = _ndjson_rows(stream) if fmt == "ndjson" else _csv_rows(stream)
+    dialect = db.engine.dialect.name
+    target: _Target = _PostgresTarget() if dialect == "postgresql" else _SqlAlchemyTarget()
+    report = ImportReport()
+    committed = False
+    try:
+        for chunk in _chunks(rows):
+            if progress is not None:
+                progress(len(chunk))
+            report.rows += len(chunk)
+            good = validated(chunk, report)
+            if mode == "error" and report.invalid:
+                if len(report.errors) >= MAX_REPORTED:
+                    break
+                continue  # keep reading to list more problems, but write nothing
+            target.load(good)
+        if mode == "error" and report.invalid:
+            report.skipped = report.rows
+            raise ImportRejectedError(report)
+        duplicates = target.fetch(_duplicate_lines())
+        if mode == "error" and duplicates:
+            for line, why in sorted(duplicates):
+                report.note(int(line), str(why))
+            report.skipped = report.rows
+            raise ImportConflictError(report)
+        try:
+            report.created = target.execute(_move_rows(dialect, mode))
+        except (IntegrityError, asyncpg.UniqueViolationError) as exc:
+            # Someone else took a username or email of the file while it was read.
+            report.note(0, "a username or email was taken while the import ran")
+            report.skipped = report.rows
+            raise ImportConflictError(report) from exc
+        problems = [(e.line, e.problem) for e in report.errors]
+        report.errors = []
+        for line, why in sorted([*problems, *((int(n), str(w)) for n, w in duplicates)]):
+            report.note(line, why)
+        report.skipped = report.rows - report.created
+        target.finish(commit=True)
+        committed = True
+    finally:
+        if not committed:
+            target.finish(commit=False)
+    return report
+
+
+# -- export --------------------------------------------------------------------------
+
+
+def export_users(fmt: Format) -> Iterator[bytes]:
+    """Yield every user as NDJSON lines or CSV rows (what import takes), in id order.
+
+    A server-side cursor (yield_per) keeps memory flat however many users there are.
+    """
+    stmt = select(User.username, User.email).order_by(User.id)
+    result = db.session.execute(stmt, execution_options={"yield_per": 2_000})
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(_FIELDS)
+        for partition in result.partitions():
+            writer.writerows(partition)
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+        if buffer.tell():
+            yield buffer.getvalue().encode()
+        return
+    for partition in result.partitions():
+        yield "".join(
+            json.dumps({"username": u, "email": e}, ensure_ascii=False) + "\n" for u, e in partition
+        ).encode()

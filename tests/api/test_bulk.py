@@ -1,0 +1,209 @@
+"""Bulk import and export: round trips, all-or-nothing, skip, duplicates, bad files."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.test import TestResponse
+
+from app.extensions import db
+from app.models import User
+from tests.api.test_bad_input import assert_problem
+from tests.factories import make_user
+
+NDJSON = "application/x-ndjson"
+CSV = "text/csv"
+
+
+def _ndjson(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(row) + "\n" for row in rows).encode()
+
+
+def _rows(n: int, prefix: str = "bulk") -> list[dict[str, Any]]:
+    return [{"username": f"{prefix}{i}", "email": f"{prefix}{i}@example.com"} for i in range(n)]
+
+
+def _import(client: FlaskClient, body: bytes, mimetype: str, mode: str = "error") -> TestResponse:
+    return client.post(
+        f"/users/import?on_conflict={mode}", data=body, headers={"Content-Type": mimetype}
+    )
+
+
+def _stored(app: Flask) -> list[tuple[str, str]]:
+    with app.app_context():
+        rows = db.session.execute(select(User.username, User.email).order_by(User.id))
+        return [(u, e) for u, e in rows]
+
+
+def _delete_all(app: Flask) -> None:
+    with app.app_context():
+        db.session.execute(User.__table__.delete())
+        db.session.commit()
+
+
+@pytest.mark.parametrize(("accept", "mimetype"), [(NDJSON, NDJSON), (CSV, CSV)])
+def test_export_then_import_into_empty_database_gives_identical_rows(
+    app: Flask, client: FlaskClient, accept: str, mimetype: str
+) -> None:
+    for row in [*_rows(30), {"username": 'quote"comma, é', "email": "odd@example.com"}]:
+        make_user(app, **row)
+    before = _stored(app)
+    exported = client.get("/users/export", headers={"Accept": accept})
+    assert exported.status_code == 200
+    assert exported.mimetype == mimetype
+    _delete_all(app)
+    response = _import(client, exported.data, mimetype)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == {"created": 31, "skipped": 0, "errors": []}
+    assert _stored(app) == before
+
+
+def test_error_mode_with_one_bad_row_in_10000_writes_nothing_and_names_it(
+    app: Flask, client: FlaskClient
+) -> None:
+    rows = _rows(10_000)
+    rows[6_789]["email"] = "not-an-address"
+    response = _import(client, _ndjson(rows), NDJSON)
+    problem = assert_problem(response, 422)
+    assert problem["created"] == 0
+    errors = problem["errors"]
+    assert isinstance(errors, list)
+    assert [e["line"] for e in errors] == [6_790]
+    assert "email" in errors[0]["problem"]
+    assert "not-an-address" not in response.get_data(as_text=True)
+    assert _stored(app) == []
+
+
+def test_skip_mode_writes_the_rest_and_reports_the_bad_row(app: Flask, client: FlaskClient) -> None:
+    rows = _rows(10_000)
+    rows[42]["username"] = " padded"
+    response = _import(client, _ndjson(rows), NDJSON, mode="skip")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["created"], body["skipped"]) == (9_999, 1)
+    assert [e["line"] for e in body["errors"]] == [43]
+    assert len(_stored(app)) == 9_999
+
+
+@pytest.mark.parametrize("mimetype", [NDJSON, CSV])
+def test_duplicate_inside_the_file_fails_error_mode(
+    app: Flask, client: FlaskClient, mimetype: str
+) -> None:
+    rows = [*_rows(5), {"username": "BULK2", "email": "other@example.com"}]
+    body = _ndjson(rows) if mimetype == NDJSON else _csv(rows)
+    problem = assert_problem(_import(client, body, mimetype), 409)
+    line = 6 if mimetype == NDJSON else 7  # CSV has its header on line 1
+    assert problem["errors"] == [
+        {"line": line, "problem": "username repeats an earlier line of the file"}
+    ]
+    assert _stored(app) == []
+
+
+def test_duplicate_inside_the_file_is_skipped_in_skip_mode(app: Flask, client: FlaskClient) -> None:
+    make_user(app, username="existing", email="existing@example.com")
+    rows = [
+        *_rows(3),
+        {"username": "Bulk1", "email": "x@example.com"},
+        {"username": "new", "email": "BULK0@example.com"},
+        {"username": "EXISTING", "email": "e2@example.com"},
+    ]
+    response = _import(client, _ndjson(rows), NDJSON, mode="skip")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["created"], body["skipped"]) == (3, 3)
+    assert [(e["line"], e["problem"]) for e in body["errors"]] == [
+        (4, "username repeats an earlier line of the file"),
+        (5, "email repeats an earlier line of the file"),
+        (6, "username already exists"),
+    ]
+    assert [u for u, _ in _stored(app)] == ["existing", "bulk0", "bulk1", "bulk2"]
+
+
+def test_conflict_with_existing_user_fails_error_mode(app: Flask, client: FlaskClient) -> None:
+    make_user(app, username="bulk1", email="taken@example.com")
+    problem = assert_problem(_import(client, _ndjson(_rows(3)), NDJSON), 409)
+    assert problem["errors"] == [{"line": 2, "problem": "username already exists"}]
+    assert len(_stored(app)) == 1
+
+
+def _csv(rows: list[dict[str, Any]]) -> bytes:
+    lines = ["username,email", *(f"{r['username']},{r['email']}" for r in rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "mimetype", "line"),
+    [
+        (_ndjson(_rows(3)) + b'{"username": "cut", "em', NDJSON, 4),
+        (_ndjson(_rows(2)) + b"{not json}\n" + _ndjson(_rows(1, "z")), NDJSON, 3),
+        (_ndjson(_rows(2)) + b'{"username": "\xff\xfe"}\n', NDJSON, 3),
+        (b"username,email\na,a@example.com\nb,b@example.com,extra\n", CSV, 3),
+        (b"name,mail\na,a@example.com\n", CSV, 1),
+        (b'username,email\n"unterminated,a@example.com\n', CSV, 2),
+    ],
+    ids=["truncated", "not-json", "not-utf8", "csv-extra-field", "csv-header", "csv-quote"],
+)
+def test_malformed_file_is_400_with_line_number_in_both_modes(
+    app: Flask, client: FlaskClient, body: bytes, mimetype: str, line: int
+) -> None:
+    for mode in ("error", "skip"):
+        problem = assert_problem(_import(client, body, mimetype, mode), 400)
+        assert problem["line"] == line
+    assert _stored(app) == []
+
+
+def test_import_body_larger_than_the_json_limit_is_accepted(
+    app: Flask, client: FlaskClient
+) -> None:
+    body = _ndjson(_rows(25_000))
+    assert len(body) > app.config["MAX_CONTENT_LENGTH"]
+    response = _import(client, body, NDJSON)
+    assert response.status_code == 200
+    assert response.get_json()["created"] == 25_000
+
+
+def test_import_wrong_content_type_is_415(client: FlaskClient) -> None:
+    assert_problem(_import(client, b"{}", "application/json"), 415)
+
+
+def test_export_unacceptable_type_is_406(client: FlaskClient) -> None:
+    assert_problem(client.get("/users/export", headers={"Accept": "application/xml"}), 406)
+
+
+def test_export_needs_read_scope_and_import_write_scope(anonymous_client: FlaskClient) -> None:
+    assert anonymous_client.get("/users/export").status_code == 401
+    assert anonymous_client.post("/users/import", data=b"", content_type=NDJSON).status_code == 401
+
+
+def test_cli_round_trip_and_bad_file(app: Flask, tmp_path: Path) -> None:
+    for row in _rows(50, "cli"):
+        make_user(app, **row)
+    before = _stored(app)
+    runner = app.test_cli_runner()
+    out = tmp_path / "users.csv"
+    exported = runner.invoke(args=["users", "export", str(out)])
+    assert exported.exit_code == 0, exported.output
+    assert "Exported 50 users" in exported.stderr
+    _delete_all(app)
+    imported = runner.invoke(args=["users", "import", str(out)])
+    assert imported.exit_code == 0, imported.output
+    assert "Imported 50 users, skipped 0" in imported.stderr
+    assert _stored(app) == before
+    again = runner.invoke(args=["users", "import", str(out)])
+    assert again.exit_code == 1
+    assert "line 2: email already exists; username already exists" in again.stderr
+    skipped = runner.invoke(args=["users", "import", str(out), "--on-conflict", "skip"])
+    assert skipped.exit_code == 0
+    assert "Imported 0 users, skipped 50" in skipped.stderr
+    bad = tmp_path / "bad.ndjson"
+    bad.write_bytes(_ndjson(_rows(2, "bad")) + b"{oops\n")
+    broken = runner.invoke(args=["users", "import", str(bad)])
+    assert broken.exit_code == 1
+    assert "Line 3: not JSON" in broken.stderr
+    with app.app_context():
+        count = db.session.execute(select(func.count()).select_from(User)).scalar_one()
+    assert count == 50
