@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from werkzeug.test import TestResponse
 
 from app.extensions import db
@@ -41,7 +41,7 @@ def _stored(app: Flask) -> list[tuple[str, str]]:
 
 def _delete_all(app: Flask) -> None:
     with app.app_context():
-        db.session.execute(User.__table__.delete())
+        db.session.execute(delete(User))
         db.session.commit()
 
 
