@@ -35,8 +35,10 @@ def _problem(description: str) -> dict[str, Any]:
     }
 
 
-def _plain_query_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    # A query string cannot carry null: "anyOf [X, null], default null" is just "X, optional".
+def _not_nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    # pydantic writes "X | None = None" as "anyOf [X, null], default null". Where null is
+    # never sent (a query string; an omitted body member; a member our responses leave
+    # out), that is just "X, optional", which generated clients type as "X | Unset".
     variants = schema.pop("anyOf", None)
     if variants is not None:
         concrete = [v for v in variants if v.get("type") != "null"]
@@ -62,7 +64,7 @@ def _finish_operation(operation: dict[str, Any]) -> None:
     if has_body:
         responses["422"] = {"description": "Unprocessable Entity: the body failed validation."}
     for parameter in operation.get("parameters", []):
-        _plain_query_schema(parameter["schema"])
+        _not_nullable(parameter["schema"])
         if parameter["name"] == "cursor":
             parameter["description"] = parameter["schema"]["description"] = CURSOR_DESCRIPTION
     # Protected operations all reach the database; the public ones document their own.
@@ -89,6 +91,12 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
             if method in path:
                 _finish_operation(path[method])
     components = document.setdefault("components", {})
-    components.get("schemas", {}).pop("ValidationErrorModel", None)
+    schemas = components.setdefault("schemas", {})
+    schemas.pop("ValidationErrorModel", None)
+    for schema in schemas.values():
+        required = set(schema.get("required", []))
+        for name, member in schema.get("properties", {}).items():
+            if name not in required and member.get("default", 0) is None:
+                _not_nullable(member)
     components["headers"] = {"X-Request-ID": _REQUEST_ID_HEADER}
     return document

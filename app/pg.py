@@ -6,6 +6,7 @@ through ``BackgroundLoop.run``, so the pool is made once and never crosses loops
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
@@ -84,6 +85,11 @@ async def fetch(statement: ClauseElement) -> list[asyncpg.Record]:
     """Fetch every row of a Core statement through the asyncpg pool."""
     sql, args = compile_query(statement)
     return await with_connection(lambda connection: connection.fetch(sql, *args))
+
+
+def submit(coro: Coroutine[Any, Any, T]) -> "Future[T]":
+    """Start a coroutine on the pool's loop from a plain thread; wait on the future later."""
+    return _loop.submit(coro)
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:

@@ -4,7 +4,7 @@ from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from app.api.common import json_response, operation_id_for, problems
+from app.api.common import json_response, operation_id_for
 from app.auth import current_key, requires
 from app.schemas.common import OutputModel
 
@@ -25,7 +25,7 @@ class WhoAmI(OutputModel):
     scopes: list[str]
 
 
-@bp.get("/whoami", responses={200: WhoAmI, **problems(401)})
+@bp.get("/whoami", responses={200: WhoAmI})
 @requires()
 async def get_whoami() -> Response:
     """Describe the API key that made this request."""

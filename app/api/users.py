@@ -78,7 +78,9 @@ async def import_users(query: ImportQuery, raw: ImportBody) -> Response:
 @requires("users:read")
 async def export_users() -> Response:
     """Export every user as NDJSON or CSV (by Accept), streamed in constant memory."""
-    mimetype = request.accept_mimetypes.best_match(list(_EXPORT_TYPES))
+    accepted = request.accept_mimetypes
+    # No Accept header at all means anything will do: NDJSON.
+    mimetype = accepted.best_match(list(_EXPORT_TYPES)) if accepted else "application/x-ndjson"
     if mimetype is None:
         raise NotAcceptableError("Accept application/x-ndjson or text/csv.")
     fmt = bulk.MIMETYPES[mimetype]

@@ -103,14 +103,29 @@ class ValidationErrorItem(BaseModel):
     type: str
 
 
-class Problem(BaseModel):
-    """An RFC 9457 problem document."""
+class LineProblem(BaseModel):
+    """What is wrong with one line of an imported file."""
 
-    type: str = "about:blank"
+    line: int
+    problem: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document; the optional members appear only where they apply."""
+
+    type: str = Field(description='"about:blank": the status and title say what happened.')
     title: str
     status: int
     detail: str
-    field: str | None = Field(default=None, description="The conflicting field (409 only).")
-    errors: list[ValidationErrorItem] | None = Field(
-        default=None, description="What failed validation (400 for parameters, 422 for bodies)."
+    field: str | None = Field(default=None, description="The conflicting field (409).")
+    scopes: list[str] | None = Field(default=None, description="The scopes missing (403).")
+    line: int | None = Field(default=None, description="The unreadable line of a file (400).")
+    created: int | None = Field(default=None, description="Rows written by an import (0).")
+    skipped: int | None = Field(default=None, description="Rows an import did not write.")
+    errors: list[ValidationErrorItem | LineProblem] | None = Field(
+        default=None,
+        description=(
+            "What failed: fields of the input (400 for parameters, 422 for bodies), or the "
+            "first lines of an imported file."
+        ),
     )

@@ -10,6 +10,7 @@ from app.models.user import EMAIL_MAX, USERNAME_MAX
 from app.schemas.common import (
     TRIMMED_LINE_PATTERN,
     InputModel,
+    LineProblem,
     OutputModel,
     Page,
     PageQuery,
@@ -90,16 +91,9 @@ class ImportBody(RawModel):
     mimetypes = ["application/x-ndjson", "text/csv"]  # noqa: RUF012 - flask-openapi3 reads it
 
 
-class LineProblemRead(OutputModel):
-    """What is wrong with one line of an imported file."""
-
-    line: int
-    problem: str
-
-
 class ImportResult(OutputModel):
     """The outcome of an import: rows written, rows skipped, the first problems by line."""
 
     created: int
     skipped: int
-    errors: list[LineProblemRead]
+    errors: list[LineProblem]

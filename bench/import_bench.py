@@ -1,0 +1,218 @@
+"""Import benchmark on PostgreSQL: our CLI and HTTP import against raw asyncpg COPY and the
+tutorial's add-and-commit-per-row loop; then peak memory of the server process importing
+and exporting a million users. One run, figures and ratios side by side.
+
+Usage: .venv/bin/python -m bench.import_bench [--rows 100000] [--memory-rows 1000000]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from app import create_app
+from app.config import Settings
+from app.extensions import db
+from app.services.api_keys import ALL_SCOPES, create_api_key
+from bench.run import ADMIN_URL, ROOT, gunicorn
+
+DB_NAME = "app_import_bench"
+LOOP_ROWS = 5_000
+
+
+def _fresh_database() -> str:
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
+    admin.dispose()
+    return make_url(ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
+
+
+def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE user_account RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+def _count(url: str) -> int:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        n = int(conn.execute(text("SELECT count(*) FROM user_account")).scalar_one())
+    engine.dispose()
+    return n
+
+
+def _write_file(path: Path, rows: int) -> None:
+    with path.open("w") as out:
+        for n in range(rows):
+            out.write(json.dumps({"username": f"user{n}", "email": f"user{n}@example.com"}) + "\n")
+
+
+def raw_copy(url: str, rows: int) -> float:
+    """asyncpg copy_records_to_table of the same rows, already in memory as tuples."""
+    records = [(f"user{n}", f"user{n}@example.com") for n in range(rows)]
+
+    async def run() -> float:
+        conn = await asyncpg.connect(
+            make_url(url).set(drivername="postgresql").render_as_string(False)
+        )
+        started = time.perf_counter()
+        await conn.copy_records_to_table(
+            "user_account", records=records, columns=["username", "email"]
+        )
+        elapsed = time.perf_counter() - started
+        await conn.close()
+        return elapsed
+
+    return asyncio.run(run())
+
+
+def cli_import(url: str, path: Path) -> float:
+    """flask users import FILE, timed end to end (process start included)."""
+    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "users", "import", str(path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    elapsed = time.perf_counter() - started
+    print("   ", result.stderr.strip().splitlines()[-1])
+    return elapsed
+
+
+def http_import(base: str, token: str, path: Path) -> float:
+    """POST /users/import with the file streamed from disk."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+    started = time.perf_counter()
+    with path.open("rb") as body:
+        response = httpx.post(f"{base}/users/import", content=body, headers=headers, timeout=600)
+    elapsed = time.perf_counter() - started
+    response.raise_for_status()
+    print("   ", response.json()["created"], "created")
+    return elapsed
+
+
+def tutorial_loop(url: str, rows: int) -> float:
+    """The tutorial's loop: add and commit one row at a time (legacy model, sync)."""
+    from bench.apps.tutorial import User as TutorialUser  # noqa: PLC0415 - needs DATABASE_URL
+
+    engine = create_engine(url)
+    started = time.perf_counter()
+    with Session(engine) as session:
+        for n in range(rows):
+            session.add(TutorialUser(username=f"loop{n}", email=f"loop{n}@example.com"))
+            session.commit()
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return elapsed
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _worker_pid(master_port: int) -> int:
+    command = ["pgrep", "-f", f"127.0.0.1:{master_port}"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
+    pids = sorted(int(p) for p in out.stdout.split())
+    return pids[-1]  # the worker was forked after the master
+
+
+def measure_memory(url: str, token: str, env: dict[str, str], big: Path, rows: int) -> None:
+    """Peak RSS of one gunicorn worker importing, then exporting, ``rows`` users."""
+    _truncate(url)
+    _write_file(big, rows)
+    with gunicorn("app:create_app()", {**env, "WEB_CONCURRENCY": "1"}, "/healthz") as base:
+        pid = _worker_pid(int(base.rsplit(":", 1)[1]))
+        idle = _peak_rss_mb(pid)
+        seconds = http_import(base, token, big)
+        after_import = _peak_rss_mb(pid)
+        started = time.perf_counter()
+        exported = 0
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.stream("GET", f"{base}/users/export", headers=headers, timeout=600) as reply:
+            for chunk in reply.iter_bytes():
+                exported += chunk.count(b"\n")
+        export_seconds = time.perf_counter() - started
+        after_export = _peak_rss_mb(pid)
+    print(f"\nmemory, one gunicorn worker (pid {pid}), peak RSS (VmHWM):")
+    print(f"  after start                  {idle:7.1f} MB")
+    print(f"  after importing {rows:,}  {after_import:7.1f} MB  ({rows / seconds:,.0f} rows/s)")
+    rate = exported / export_seconds
+    print(f"  after exporting {exported:,}  {after_export:7.1f} MB  ({rate:,.0f} rows/s)")
+    verdict = "met" if after_export < 200 else "MISSED"
+    print(f"  target: peak under 200 MB: {verdict}")
+
+
+def main() -> None:
+    """Run the import comparison and the memory measurement."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--memory-rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    url = _fresh_database()
+    app = create_app(Settings(DATABASE_URL=url, AUTO_MIGRATE=True, LOG_LEVEL="WARNING"))
+    with app.app_context():
+        _, token = create_api_key("bench", list(ALL_SCOPES))
+        db.session.commit()
+        db.engine.dispose()
+    os.environ["DATABASE_URL"] = url
+    work = Path(tempfile.mkdtemp(prefix="import-bench-"))
+    data = work / "users.ndjson"
+    _write_file(data, args.rows)
+    print(f"{args.rows:,} users, {data.stat().st_size / 1e6:.1f} MB of NDJSON\n")
+
+    rates: dict[str, float] = {}
+    _truncate(url)
+    rates["raw asyncpg COPY"] = args.rows / raw_copy(url, args.rows)
+    print(f"raw asyncpg COPY          {rates['raw asyncpg COPY']:>10,.0f} rows/s")
+    _truncate(url)
+    rates["our CLI"] = args.rows / cli_import(url, data)
+    assert _count(url) == args.rows
+    print(f"our CLI (flask users ...) {rates['our CLI']:>10,.0f} rows/s  (process start included)")
+    _truncate(url)
+    env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    with gunicorn("app:create_app()", env, "/healthz") as base:
+        rates["our HTTP"] = args.rows / http_import(base, token, data)
+    assert _count(url) == args.rows
+    print(f"our HTTP (POST /import)   {rates['our HTTP']:>10,.0f} rows/s")
+    _truncate(url)
+    rates["tutorial loop"] = LOOP_ROWS / tutorial_loop(url, LOOP_ROWS)
+    print(
+        f"tutorial per-row loop     {rates['tutorial loop']:>10,.0f} rows/s  "
+        f"(timed on {LOOP_ROWS:,} rows, extrapolated)"
+    )
+
+    print("\nratios (rows/s)")
+    for ours in ("our HTTP", "our CLI"):
+        for base_name, target in (("raw asyncpg COPY", 0.5), ("tutorial loop", 100.0)):
+            ratio = rates[ours] / rates[base_name]
+            verdict = "met" if ratio >= target else "MISSED"
+            print(f"  {ours} / {base_name:<17} {ratio:8.2f}x  target >= {target}: {verdict}")
+
+    measure_memory(url, token, env, work / "million.ndjson", args.memory_rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.list_user_posts_sort import ListUserPostsSort
+from ...models.post_page import PostPage
+from ...models.problem import Problem
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    user_id: int,
+    *,
+    limit: int | Unset = 50,
+    cursor: str | Unset = UNSET,
+    sort: ListUserPostsSort | Unset = "id",
+) -> dict[str, Any]:
+
+    params: dict[str, Any] = {}
+
+    params["limit"] = limit
+
+    params["cursor"] = cursor
+
+    json_sort: str | Unset = UNSET
+    if not isinstance(sort, Unset):
+        json_sort = sort
+
+    params["sort"] = json_sort
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/users/{user_id}/posts".format(
+            user_id=quote(str(user_id), safe=""),
+        ),
+        "params": params,
+    }
+
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> PostPage | Problem | None:
+    if response.status_code == 200:
+        response_200 = PostPage.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 500:
+        response_500 = Problem.from_dict(response.json())
+
+        return response_500
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[PostPage | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    user_id: int,
+    *,
+    client: AuthenticatedClient,
+    limit: int | Unset = 50,
+    cursor: str | Unset = UNSET,
+    sort: ListUserPostsSort | Unset = "id",
+) -> Response[PostPage | Problem]:
+    """List one user's posts, one keyset page at a time.
+
+    Args:
+        user_id (int):
+        limit (int | Unset):  Default: 50.
+        cursor (str | Unset): Opaque: pass back the `next_cursor` of the previous page unchanged,
+            with the same `sort`. A cursor from another sort order, or altered, is a 400.
+        sort (ListUserPostsSort | Unset):  Default: 'id'.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[PostPage | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        user_id=user_id,
+        limit=limit,
+        cursor=cursor,
+        sort=sort,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    user_id: int,
+    *,
+    client: AuthenticatedClient,
+    limit: int | Unset = 50,
+    cursor: str | Unset = UNSET,
+    sort: ListUserPostsSort | Unset = "id",
+) -> PostPage | Problem | None:
+    """List one user's posts, one keyset page at a time.
+
+    Args:
+        user_id (int):
+        limit (int | Unset):  Default: 50.
+        cursor (str | Unset): Opaque: pass back the `next_cursor` of the previous page unchanged,
+            with the same `sort`. A cursor from another sort order, or altered, is a 400.
+        sort (ListUserPostsSort | Unset):  Default: 'id'.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        PostPage | Problem
+    """
+
+    return sync_detailed(
+        user_id=user_id,
+        client=client,
+        limit=limit,
+        cursor=cursor,
+        sort=sort,
+    ).parsed
+
+
+async def asyncio_detailed(
+    user_id: int,
+    *,
+    client: AuthenticatedClient,
+    limit: int | Unset = 50,
+    cursor: str | Unset = UNSET,
+    sort: ListUserPostsSort | Unset = "id",
+) -> Response[PostPage | Problem]:
+    """List one user's posts, one keyset page at a time.
+
+    Args:
+        user_id (int):
+        limit (int | Unset):  Default: 50.
+        cursor (str | Unset): Opaque: pass back the `next_cursor` of the previous page unchanged,
+            with the same `sort`. A cursor from another sort order, or altered, is a 400.
+        sort (ListUserPostsSort | Unset):  Default: 'id'.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[PostPage | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        user_id=user_id,
+        limit=limit,
+        cursor=cursor,
+        sort=sort,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    user_id: int,
+    *,
+    client: AuthenticatedClient,
+    limit: int | Unset = 50,
+    cursor: str | Unset = UNSET,
+    sort: ListUserPostsSort | Unset = "id",
+) -> PostPage | Problem | None:
+    """List one user's posts, one keyset page at a time.
+
+    Args:
+        user_id (int):
+        limit (int | Unset):  Default: 50.
+        cursor (str | Unset): Opaque: pass back the `next_cursor` of the previous page unchanged,
+            with the same `sort`. A cursor from another sort order, or altered, is a 400.
+        sort (ListUserPostsSort | Unset):  Default: 'id'.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        PostPage | Problem
+    """
+
+    return (
+        await asyncio_detailed(
+            user_id=user_id,
+            client=client,
+            limit=limit,
+            cursor=cursor,
+            sort=sort,
+        )
+    ).parsed

@@ -1,0 +1,41 @@
+"""Contains all the data models used in inputs/outputs"""
+
+from .author_read import AuthorRead
+from .import_result import ImportResult
+from .line_problem import LineProblem
+from .list_posts_sort import ListPostsSort
+from .list_user_posts_sort import ListUserPostsSort
+from .list_users_sort import ListUsersSort
+from .post_create import PostCreate
+from .post_page import PostPage
+from .post_read import PostRead
+from .post_update import PostUpdate
+from .problem import Problem
+from .status import Status
+from .user_create import UserCreate
+from .user_page import UserPage
+from .user_read import UserRead
+from .user_update import UserUpdate
+from .validation_error_item import ValidationErrorItem
+from .who_am_i import WhoAmI
+
+__all__ = (
+    "AuthorRead",
+    "ImportResult",
+    "LineProblem",
+    "ListPostsSort",
+    "ListUserPostsSort",
+    "ListUsersSort",
+    "PostCreate",
+    "PostPage",
+    "PostRead",
+    "PostUpdate",
+    "Problem",
+    "Status",
+    "UserCreate",
+    "UserPage",
+    "UserRead",
+    "UserUpdate",
+    "ValidationErrorItem",
+    "WhoAmI",
+)
