@@ -1,0 +1,54 @@
+"""The loops and the asyncpg pool under gunicorn's sync and gthread workers: made after
+the fork, serving, and shut down cleanly."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gthread"])
+def test_gunicorn_worker_serves_async_views_and_stops_cleanly(
+    backend: str, database_url: str, api_token: str, tmp_path: Path, worker_class: str
+) -> None:
+    port = free_port()
+    log_path = tmp_path / "gunicorn.log"
+    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path)}
+    command = [
+        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+        "--workers", "2", "--worker-class", worker_class, "--no-control-socket",
+        "--graceful-timeout", "10", "app:create_app()",
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {api_token}"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.1)
+        with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+            for _ in range(30):
+                # /readyz goes through the asyncpg pool on PostgreSQL, /users through run_db.
+                assert client.get("/readyz").status_code == 200
+                assert client.get("/users").status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        returncode = process.wait(timeout=30)
+    log = log_path.read_text()
+    assert returncode == 0, log
+    for sign in ("Traceback", "was destroyed but it is pending", "Event loop is closed"):
+        assert sign not in log, log
