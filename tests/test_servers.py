@@ -28,8 +28,8 @@ def test_gunicorn_worker_serves_async_views_and_stops_cleanly(
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {api_token}"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with log_path.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -48,7 +48,7 @@ def test_gunicorn_worker_serves_async_views_and_stops_cleanly(
     finally:
         process.send_signal(signal.SIGTERM)
         returncode = process.wait(timeout=30)
-    log = log_path.read_text()
-    assert returncode == 0, log
+    output = log_path.read_text()
+    assert returncode == 0, output
     for sign in ("Traceback", "was destroyed but it is pending", "Event loop is closed"):
-        assert sign not in log, log
+        assert sign not in output, output
