@@ -170,6 +170,20 @@ def free_port() -> int:
         return port
 
 
+def wait_until_serving(base_url: str, process: "subprocess.Popen[bytes]", log: Path) -> None:
+    """Wait (30 s at most) until the server answers /healthz; fail with its log if it dies."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the server did not start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.1)
+
+
 @dataclass(frozen=True)
 class LiveServer:
     """A gunicorn process serving the app: its base URL and its combined log."""
@@ -206,16 +220,7 @@ def live_server(
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start:\n{log_path.read_text()}")
-            time.sleep(0.1)
+        wait_until_serving(base_url, process, log_path)
         yield LiveServer(base_url, log_path)
     finally:
         process.terminate()

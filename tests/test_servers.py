@@ -5,13 +5,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until_serving
 
 
 @pytest.mark.parametrize("worker_class", ["sync", "gthread"])
@@ -31,15 +30,7 @@ def test_gunicorn_worker_serves_async_views_and_stops_cleanly(
     with log_path.open("wb") as sink:
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.1)
+        wait_until_serving(base, process, log_path)
         with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
             for _ in range(30):
                 # /readyz goes through the asyncpg pool on PostgreSQL, /users through run_db.

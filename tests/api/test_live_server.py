@@ -24,7 +24,7 @@ import pytest
 
 from app.config import Settings
 from app.observability import REQUEST_ID_HEADER
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer, free_port, wait_until_serving
 
 pytestmark = pytest.mark.live
 
@@ -224,19 +224,6 @@ def _embedded_env() -> dict[str, str]:
     }
 
 
-def _wait_until_serving(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"flask run did not start:\n{log.read_text(errors='replace')}")
-        time.sleep(0.1)
-
-
 def test_readme_run_command_serves_embedded_sqlite(tmp_path: Path) -> None:
     workdir = tmp_path / "cwd"
     workdir.mkdir()
@@ -251,7 +238,7 @@ def test_readme_run_command_serves_embedded_sqlite(tmp_path: Path) -> None:
             command, cwd=workdir, env=_embedded_env(), stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        _wait_until_serving(base_url, process, log_path)
+        wait_until_serving(base_url, process, log_path)
         # The first start prints a local key with every scope, once, on stderr.
         tokens = LOCAL_KEY.findall(log_path.read_text(errors="replace"))
         assert len(set(tokens)) == 1, log_path.read_text(errors="replace")
