@@ -11,6 +11,8 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # On SIGTERM (docker stop), in-flight requests get this long to finish.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
+# Room for every URL the API documents (a full cursor and filters of multibyte text).
+limit_request_line = 8190
 accesslog = "-"
 errorlog = "-"
 # One JSON object per request, with the request id and the calling key's prefix.

@@ -10,6 +10,8 @@ T = TypeVar("T")
 TRIMMED_LINE_PATTERN = (
     r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
 )
+# Ids are 64-bit; larger numbers can name nothing.
+MAX_ID = 2**63 - 1
 # Free text: anything but NUL, which PostgreSQL's text type cannot hold.
 TEXT_PATTERN = r"^[^\x00]*$"
 
@@ -51,7 +53,10 @@ class PageQuery(ParameterModel):
 
     limit: int = Field(default=50, ge=1, le=100)
     cursor: str | None = Field(
-        default=None, max_length=512, description="next_cursor of the previous page, as given."
+        default=None,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="next_cursor of the previous page, as given.",
     )
 
 
@@ -63,6 +68,8 @@ class InputModel(BaseModel):
 
 class PartialUpdate(InputModel):
     """Base of PATCH/PUT bodies: omitted fields stay as they are, null is not a value."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     @field_validator("*", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ from pydantic import Field, StringConstraints
 
 from app.models.post import BODY_MAX, TITLE_MAX
 from app.schemas.common import (
+    MAX_ID,
     TEXT_PATTERN,
     TRIMMED_LINE_PATTERN,
     InputModel,
@@ -72,7 +73,9 @@ class PostListQuery(PageQuery):
     """Query string of GET /posts."""
 
     sort: PostSort = "id"
-    author_id: int | None = Field(default=None, ge=1, description="Only this user's posts.")
+    author_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Only this user's posts."
+    )
 
 
 class UserPostsQuery(PageQuery):

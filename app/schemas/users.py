@@ -8,6 +8,7 @@ from pydantic import Field, StringConstraints
 
 from app.models.user import EMAIL_MAX, USERNAME_MAX
 from app.schemas.common import (
+    TEXT_PATTERN,
     TRIMMED_LINE_PATTERN,
     InputModel,
     LineProblem,
@@ -65,10 +66,16 @@ class UserListQuery(PageQuery):
 
     sort: UserSort = "id"
     username: str | None = Field(
-        default=None, max_length=USERNAME_MAX, description="Exact, case-insensitive."
+        default=None,
+        max_length=USERNAME_MAX,
+        pattern=TEXT_PATTERN,
+        description="Exact, case-insensitive.",
     )
     email: str | None = Field(
-        default=None, max_length=EMAIL_MAX, description="Exact, case-insensitive."
+        default=None,
+        max_length=EMAIL_MAX,
+        pattern=TEXT_PATTERN,
+        description="Exact, case-insensitive.",
     )
 
 

@@ -150,3 +150,17 @@ def test_unexpected_error_is_500_saying_nothing_internal(
     assert "SELECT" not in text
     assert "RuntimeError" not in text
     assert problem["detail"] == "The server failed to complete the request."
+
+
+@pytest.mark.parametrize(
+    "query", ["username=a%00b", "email=a%00b@example.com", "cursor=a%00b", "cursor=%F0%9F%98%80"]
+)
+def test_list_with_nul_or_non_cursor_characters_is_400(client: FlaskClient, query: str) -> None:
+    assert_problem(client.get(f"/users?{query}"), 400)
+
+
+@pytest.mark.parametrize("author_id", ["9223372036854775808", "99999999999999999999999"])
+def test_list_posts_with_author_id_beyond_64_bits_is_400(
+    client: FlaskClient, author_id: str
+) -> None:
+    assert_problem(client.get(f"/posts?author_id={author_id}"), 400)
