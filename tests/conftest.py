@@ -231,16 +231,26 @@ def live_server(
             process.wait()
 
 
+_postgres_tests: set[str] = set()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Note which tests run on PostgreSQL (by their backend parameter, not their name)."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "postgresql" in (params.get("backend"), params.get("empty_database_url")):
+            _postgres_tests.add(item.nodeid)
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Remember PostgreSQL tests that were skipped."""
-    if report.skipped and "postgresql" in report.nodeid:
+    if report.skipped and report.nodeid in _postgres_tests:
         _skipped_postgres.append(report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Under CI=true, a skipped PostgreSQL test fails the run."""
     if IN_CI and _skipped_postgres:
-        sys.stderr.write(
-            f"\nCI=true: {len(_skipped_postgres)} PostgreSQL tests were skipped; failing.\n"
-        )
+        skipped = "\n  ".join(_skipped_postgres)
+        sys.stderr.write(f"\nCI=true: PostgreSQL tests were skipped; failing:\n  {skipped}\n")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
