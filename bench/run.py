@@ -10,6 +10,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -168,7 +169,8 @@ def wrk(
 def main() -> None:
     """Run every variant and print the figures and ratios."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; figures are medians")
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     url, token, first_id = prepare_database()
@@ -200,20 +202,36 @@ def main() -> None:
         "sync": ("/sync", "plain"),
         "async": ("/async", "plain"),
     }
+    # Rounds interleave the variants, and medians are reported: a shared two-core machine
+    # drifts, and a single run per variant would measure the drift.
+    runs: dict[tuple[str, str], list[Result]] = {}
+    for round_number in range(1, args.rounds + 1):
+        print(f"round {round_number} of {args.rounds}", flush=True)
+        for variant, target, extra, probe, endpoints in plan:
+            with gunicorn(target, {**env, **extra}, probe) as base:
+                for endpoint in endpoints:
+                    path, kind = scripts[endpoint]
+                    script = _lua(kind, token, first_id)
+                    wrk(base, path, script, 1, args.connections)  # warm-up, not counted
+                    figures = wrk(base, path, script, args.duration, args.connections)
+                    runs.setdefault((variant, endpoint), []).append(
+                        Result(variant, endpoint, *figures)
+                    )
     results: list[Result] = []
-    for variant, target, extra, probe, endpoints in plan:
-        with gunicorn(target, {**env, **extra}, probe) as base:
-            for endpoint in endpoints:
-                path, kind = scripts[endpoint]
-                script = _lua(kind, token, first_id)
-                wrk(base, path, script, 2, args.connections)  # warm-up, not counted
-                rps, p50, p99, bad = wrk(base, path, script, args.duration, args.connections)
-                results.append(Result(variant, endpoint, rps, p50, p99, bad))
-                print(
-                    f"{variant:<18} {endpoint:<22} {rps:>9.0f} req/s  "
-                    f"p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  non-2xx {bad}",
-                    flush=True,
-                )
+    print("\nmedians")
+    for (variant, endpoint), done in runs.items():
+        rps, p50, p99 = (
+            statistics.median(getattr(r, name) for r in done)
+            for name in ("rps", "p50_ms", "p99_ms")
+        )
+        bad = sum(r.non_2xx for r in done)
+        results.append(Result(variant, endpoint, rps, p50, p99, bad))
+        spread = ", ".join(f"{r.rps:.0f}" for r in done)
+        print(
+            f"{variant:<18} {endpoint:<22} {rps:>7.0f} req/s  p50 {p50:6.2f} ms  "
+            f"p99 {p99:6.2f} ms  non-2xx {bad}  (runs: {spread})",
+            flush=True,
+        )
 
     by = {(r.variant, r.endpoint): r.rps for r in results}
     print("\nratios (requests/s)")
