@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None) -> App:
                 if embedded:
                     _print_first_local_key()
 
-    register_error_handlers(app)
+    register_error_handlers(app, pg.UNAVAILABLE)
     init_request_ids(app)
     # Credentials first: a caller without a key learns nothing about bodies or routes' rules.
     auth.init_app(app)

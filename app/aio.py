@@ -66,7 +66,22 @@ def run_coroutine(
         with ThreadPoolExecutor(max_workers=1) as executor:
             return executor.submit(context.run, asyncio.run, func(*args, **kwargs)).result()
     debug = bool(current_app.config.get("ASYNC_DEBUG", False))
-    return thread_loop(debug).run_until_complete(func(*args, **kwargs))
+    loop = thread_loop(debug)
+    try:
+        return loop.run_until_complete(func(*args, **kwargs))
+    finally:
+        _drain(loop)
+
+
+def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    # A view that raised may leave tasks behind (a gather's siblings). They must end before
+    # the request's teardown removes the session one of them may be using: cancel them and
+    # wait, which waits for any worker thread still on the session (see run_db).
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
 class BackgroundLoop:

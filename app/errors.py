@@ -150,7 +150,7 @@ def _handle_http_exception(error: HTTPException) -> Response:
     return problem(status, detail, headers=kept)
 
 
-def _handle_database_unavailable(error: sa_exc.SQLAlchemyError) -> Response:
+def _handle_database_unavailable(error: Exception) -> Response:
     _rollback()
     log.error("database unavailable: %s", type(error).__name__, exc_info=True)
     return problem(HTTPStatus.SERVICE_UNAVAILABLE, "The database is unavailable; try again later.")
@@ -164,7 +164,7 @@ def _handle_unexpected(error: Exception) -> Response:
     return problem(HTTPStatus.INTERNAL_SERVER_ERROR, "The server failed to complete the request.")
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: Flask, pg_unavailable: tuple[type[Exception], ...] = ()) -> None:
     """Make every error a problem+json response."""
     app.register_error_handler(AppError, _handle_app_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
@@ -172,4 +172,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(sa_exc.OperationalError, _handle_database_unavailable)
     app.register_error_handler(sa_exc.InterfaceError, _handle_database_unavailable)
     app.register_error_handler(sa_exc.TimeoutError, _handle_database_unavailable)
+    # The same for asyncpg (bulk COPY, fan-out reads): refused, lost, or no pooled connection.
+    for error in pg_unavailable:
+        app.register_error_handler(error, _handle_database_unavailable)
     app.register_error_handler(Exception, _handle_unexpected)

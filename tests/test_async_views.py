@@ -22,6 +22,7 @@ from app.config import Settings
 from app.extensions import db
 
 SLEEP = 0.05
+TIMELINE: list[str] = []
 
 
 def _probe_blueprint() -> Blueprint:
@@ -79,6 +80,24 @@ def _probe_blueprint() -> Blueprint:
             most_active_session_calls=active["most"],
             sessions=len(sessions),
         )
+
+    @bp.get("/gather-fails")
+    @public
+    async def gather_fails() -> ResponseReturnValue:
+        def fail() -> None:
+            raise RuntimeError("first call fails")
+
+        def slow() -> None:
+            time.sleep(0.2)
+            db.session.execute(select(1))
+            TIMELINE.append("slow call done")
+
+        await asyncio.gather(run_db(fail), run_db(slow))
+        return jsonify(done=True)
+
+    @bp.teardown_request
+    def record_teardown(_: BaseException | None) -> None:
+        TIMELINE.append("teardown")
 
     @bp.get("/blocking")
     @public
@@ -225,3 +244,11 @@ def test_asyncpg_pool_serves_many_requests_and_is_made_once(probe_app: Flask) ->
 
 def test_probe_app_fixture_uses_a_separate_instance(probe_app: Flask) -> None:
     assert Path(probe_app.instance_path).name.startswith("probe")
+
+
+def test_failed_gather_waits_for_its_other_calls_before_teardown(probe_app: Flask) -> None:
+    TIMELINE.clear()
+    response = probe_app.test_client().get("/probe/gather-fails")
+    assert response.status_code == 500
+    # The sibling call may run or be cancelled, but never outlives the request's session.
+    assert TIMELINE[-1] == "teardown", TIMELINE

@@ -26,6 +26,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    delete,
     func,
     literal,
     select,
@@ -245,6 +246,7 @@ class _PostgresTarget:
         self._pending: Future[None] | None = None
         self._direct = direct
         self._copied = 0
+        self._copied_upto = 0  # the last line copied straight into user_account
         try:
             self._tx = self._conn.transaction()
             pg.run_blocking(self._tx.start())
@@ -274,9 +276,21 @@ class _PostgresTarget:
         except asyncpg.UniqueViolationError:
             self._direct = False
             await savepoint.rollback()
+            if self._copied_upto:
+                # Take back what earlier chunks copied, or the diagnosis would see those
+                # rows as clashing with themselves. Only our rows match exactly: a user
+                # already there would have stopped the chunk that carried it.
+                undo = delete(User).where(
+                    User.username == staging.c.username,
+                    User.email == staging.c.email,
+                    staging.c.line <= self._copied_upto,
+                )
+                sql, args = pg.compile_query(undo)
+                await self._conn.execute(sql, *args)
         else:
             await savepoint.commit()
             self._copied += len(rows)
+            self._copied_upto = rows[-1][0] if rows else self._copied_upto
 
     def _settle(self) -> None:
         if self._pending is not None:
@@ -426,8 +440,8 @@ def import_users(
         direct = target.loaded_directly()
         if direct is not None:
             report.created = direct
+            committed = True  # a failed commit is not rolled back a second time
             target.finish(commit=True)
-            committed = True
             return report
         duplicates = target.fetch(_duplicate_lines())
         if mode == "error" and duplicates:
@@ -447,8 +461,8 @@ def import_users(
         for line, why in sorted([*problems, *((int(n), str(w)) for n, w in duplicates)]):
             report.note(line, why)
         report.skipped = report.rows - report.created
-        target.finish(commit=True)
         committed = True
+        target.finish(commit=True)
     finally:
         if not committed:
             target.finish(commit=False)

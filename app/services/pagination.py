@@ -5,7 +5,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, tuple_
@@ -29,15 +29,25 @@ def encode_cursor(sort: str, values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _decode_value(column: InstrumentedAttribute[Any], value: Any) -> Any:
+    # A cursor is client input: every value must be one the database can bind.
     python_type = column.type.python_type
     if python_type is datetime:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
             raise ValueError
-        return parsed
+        return parsed.astimezone(UTC)  # overflows here, not in the driver
     if not isinstance(value, python_type) or isinstance(value, bool):
         raise TypeError
+    if isinstance(value, int) and value not in _INT64:
+        raise ValueError
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError
+        value.encode()  # a lone surrogate raises UnicodeEncodeError
     return value
 
 
@@ -55,7 +65,7 @@ def decode_cursor(cursor: str, sort: str, key: SortKey) -> tuple[Any, ...]:
         return tuple(_decode_value(c, v) for c, v in zip(key.columns, values, strict=True))
     except BadRequestError:
         raise
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, TypeError, KeyError, OverflowError, UnicodeError) as exc:
         raise BadRequestError("The cursor is not valid.") from exc
 
 

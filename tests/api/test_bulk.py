@@ -207,3 +207,29 @@ def test_cli_round_trip_and_bad_file(app: Flask, tmp_path: Path) -> None:
     with app.app_context():
         count = db.session.execute(select(func.count()).select_from(User)).scalar_one()
     assert count == 50
+
+
+def test_error_mode_names_only_the_duplicate_in_a_later_chunk(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.services.bulk.CHUNK_ROWS", 3)
+    make_user(app, username="taken", email="taken@example.com")
+    rows = _rows(7)
+    rows[4]["username"] = "TAKEN"  # line 5, in the second chunk
+    problem = assert_problem(_import(client, _ndjson(rows), NDJSON), 409)
+    assert problem["errors"] == [{"line": 5, "problem": "username already exists"}]
+    assert [u for u, _ in _stored(app)] == ["taken"]
+
+
+def test_database_lost_during_import_is_503(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("the COPY path is PostgreSQL's")
+
+    def lost(*_: Any) -> None:
+        raise ConnectionResetError("connection lost")
+
+    monkeypatch.setattr("app.services.bulk._PostgresTarget.load", lost)
+    assert_problem(_import(client, _ndjson(_rows(3)), NDJSON), 503)
+    assert _stored(app) == []

@@ -1,6 +1,8 @@
 """Keyset pagination: no row twice, none skipped, while rows come and go."""
 
+import base64
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -101,3 +103,26 @@ def test_last_page_has_null_cursor(app: Flask, client: FlaskClient) -> None:
     page = _page(client, limit=2)
     assert len(page["items"]) == 2
     assert page["next_cursor"] is None
+
+
+def _forged(sort: str, key: list[Any]) -> str:
+    raw = json.dumps({"s": sort, "k": key}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("sort", "key"),
+    [
+        ("id", [10**30]),
+        ("-id", [-(10**30)]),
+        ("created_at", ["9999-12-31T23:59:59-23:00", 1]),
+        ("created_at", ["0001-01-01T00:00:00+23:00", 1]),
+        ("username", ["\ud800", 1]),
+        ("username", ["a\u0000b", 1]),
+        ("username", ["a", 10**30]),
+    ],
+)
+def test_forged_cursor_values_are_400(client: FlaskClient, sort: str, key: list[Any]) -> None:
+    response = client.get("/users", query_string={"sort": sort, "cursor": _forged(sort, key)})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["detail"] == "The cursor is not valid."
