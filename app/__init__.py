@@ -30,7 +30,7 @@ from app.extensions import db
 from app.migrations import file_lock, head_revision, upgrade_to_head
 from app.observability import configure_logging
 from app.observability import init_app as init_request_ids
-from app.services.api_keys import ALL_SCOPES, create_api_key, list_api_keys
+from app.services.api_keys import ALL_SCOPES, create_api_key, has_api_keys
 
 __all__ = ["App", "create_app"]
 
@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None) -> App:
             event.listen(db.engine, "before_cursor_execute", _refuse_sql_on_event_loop)
         if settings.AUTO_MIGRATE if settings.AUTO_MIGRATE is not None else embedded:
             with file_lock(instance_path / "setup.lock"):
-                _migrate(db.engine)
+                _migrate(db.engine, app.config["ALEMBIC_HEAD"])
                 if embedded:
                     _print_first_local_key()
 
@@ -138,15 +138,15 @@ def create_app(settings: Settings | None = None) -> App:
     return app
 
 
-def _migrate(engine: Engine) -> None:
+def _migrate(engine: Engine, head: str | None) -> None:
     with engine.begin() as connection:
         upgrade_to_head(connection)
-    log.info("database schema at %s", head_revision())
+    log.info("database schema at %s", head)
 
 
 def _print_first_local_key() -> None:
     # Secure by default, easy locally: like a notebook server's token, shown once.
-    if list_api_keys():
+    if has_api_keys():
         return
     _, token = create_api_key("local", list(ALL_SCOPES))
     db.session.commit()

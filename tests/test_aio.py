@@ -22,10 +22,14 @@ class _Probe:
         self.lock = threading.Lock()
         self.active = 0
         self.most_active = 0
-        self.sessions: set[int] = set()
         # Kept alive so that no two sessions can share an id() (an address reused after GC).
         self.session_objects: list[Session] = []
         self.threads: set[int] = set()
+
+    @property
+    def sessions(self) -> set[int]:
+        """The distinct sessions the calls saw."""
+        return {id(session) for session in self.session_objects}
 
     def work(self, user_id: int, pause: float) -> str:
         with self.lock:
@@ -33,7 +37,6 @@ class _Probe:
             self.most_active = max(self.most_active, self.active)
         try:
             session: Session = db.session()
-            self.sessions.add(id(session))
             self.session_objects.append(session)
             self.threads.add(threading.get_ident())
             time.sleep(pause)

@@ -70,6 +70,11 @@ def list_api_keys() -> list[ApiKey]:
     return list(db.session.execute(select(ApiKey).order_by(ApiKey.id.desc())).scalars())
 
 
+def has_api_keys() -> bool:
+    """Say whether any key exists (revoked and expired ones count)."""
+    return db.session.execute(select(ApiKey.id).limit(1)).first() is not None
+
+
 def revoke_api_key(prefix: str) -> ApiKey:
     """Mark a key revoked from now on, or raise NotFoundError."""
     key = db.session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
