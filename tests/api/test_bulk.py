@@ -233,3 +233,21 @@ def test_database_lost_during_import_is_503(
     monkeypatch.setattr("app.services.bulk._PostgresTarget.load", lost)
     assert_problem(_import(client, _ndjson(_rows(3)), NDJSON), 503)
     assert _stored(app) == []
+
+
+def test_lines_only_json_loads_reads_are_judged_as_before(app: Flask, client: FlaskClient) -> None:
+    # pydantic-core's parser refuses both lines; json.loads reads them, as it always did:
+    # the first (a byte-order mark) is a good row, the second (half a surrogate pair) a
+    # bad one, not a malformed file.
+    body = (
+        b'\xef\xbb\xbf{"username": "bom", "email": "bom@example.com"}\n'
+        b'{"username": "half\\ud800", "email": "half@example.com"}\n'
+        b'{"username": "plain", "email": "plain@example.com"}\n'
+    )
+    response = _import(client, body, NDJSON, mode="skip")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body_json = response.get_json()
+    assert (body_json["created"], body_json["skipped"]) == (2, 1)
+    assert [e["line"] for e in body_json["errors"]] == [2]
+    assert "username" in body_json["errors"][0]["problem"]
+    assert [u for u, _ in _stored(app)] == ["bom", "plain"]
