@@ -5,7 +5,7 @@ through ``BackgroundLoop.run``, so the pool is made once and never crosses loops
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -103,10 +103,82 @@ async def acquire(config: dict[str, Any]) -> "Connection":
     return await pool.acquire(timeout=config["DB_POOL_TIMEOUT"])
 
 
+async def acquire_spare(config: dict[str, Any]) -> "Connection | None":
+    """Take a connection if the pool has one free now, else None; give it back with release().
+
+    For work that only goes faster with a second connection: it never waits on the others.
+    """
+    pool = await _get_pool(config)
+    if pool.get_size() - pool.get_idle_size() >= pool.get_max_size():
+        return None
+    try:
+        # Free a moment ago; a short wait covers one taken in between.
+        return await pool.acquire(timeout=min(1.0, config["DB_POOL_TIMEOUT"]))
+    except TimeoutError:
+        return None
+
+
 async def release(config: dict[str, Any], connection: "Connection") -> None:
     """Return a connection taken with acquire()."""
     pool = await _get_pool(config)
     await pool.release(connection)
+
+
+class CopyIn:
+    """A ``COPY table FROM STDIN`` in text format, fed batch by batch from a plain thread.
+
+    The COPY runs on the pool's loop for as long as batches come, so PostgreSQL parses and
+    stores rows on its own core while the thread prepares the next batch; at most two
+    batches wait in between. Text format leaves the row encoding to the thread that
+    formats the batch and the parsing to the server.
+    """
+
+    QUEUED = 2
+
+    def __init__(self, connection: "Connection", table: str, columns: Sequence[str]) -> None:
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=self.QUEUED)
+        self._stopped = False
+        self._offered: Future[None] | None = None
+        self._copied = submit(self._copy(connection, table, list(columns)))
+        self._result: int | None = None
+
+    async def _batches(self) -> AsyncIterator[bytes]:
+        while (batch := await self._queue.get()) is not None:
+            yield batch
+
+    async def _copy(self, connection: "Connection", table: str, columns: list[str]) -> int:
+        try:
+            status = await connection.copy_to_table(
+                table, source=self._batches(), columns=columns, format="text"
+            )
+        finally:
+            # Nothing reads the queue any more: unblock a waiting send and refuse the rest.
+            self._stopped = True
+            while not self._queue.empty():
+                self._queue.get_nowait()
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def _offer(self, batch: bytes | None) -> None:
+        if not self._stopped:
+            await self._queue.put(batch)
+
+    def _wait_offered(self) -> None:
+        if self._offered is not None:
+            offered, self._offered = self._offered, None
+            offered.result()
+
+    def send(self, batch: bytes) -> None:
+        """Queue rows in COPY text format, each ending in a newline; wait while two wait."""
+        self._wait_offered()
+        self._offered = submit(self._offer(batch))
+
+    def close(self) -> int:
+        """End the COPY, wait for it and return the number of rows copied (or raise its error)."""
+        if self._result is None:
+            self._wait_offered()
+            submit(self._offer(None)).result()
+            self._result = self._copied.result()
+        return self._result
 
 
 # What asyncpg raises when the server cannot be reached or refuses the work.

@@ -1,8 +1,9 @@
 """Bulk import and export of users: streamed, validated like POST /users, loaded in bulk.
 
 Rows are parsed and validated in chunks as they arrive (a file is never held whole), then
-loaded into a temporary staging table: by COPY through asyncpg on PostgreSQL, by
-executemany on SQLite. One set of SQL statements then finds duplicates (inside the file
+loaded into a temporary staging table: by one streamed COPY through asyncpg on PostgreSQL
+(which in error mode also copies them straight into user_account), by executemany on
+SQLite. One set of SQL statements then finds duplicates (inside the file
 and against existing users, case-insensitively) and moves the rows into user_account, in
 the same transaction: ``error`` mode writes all or nothing, ``skip`` mode writes the rest.
 """
@@ -11,7 +12,6 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import IO, Any, Literal, Protocol
@@ -26,7 +26,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    delete,
     func,
     literal,
     select,
@@ -256,101 +255,126 @@ class _Target(Protocol):
 
 
 _USER_COLUMNS = ["username", "email"]
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(rows: list[tuple[int, str, str]], *, line: bool) -> bytes:
+    """Format rows for COPY in text format: (line,) username, email; tab-separated."""
+    if line:
+        text = "".join([f"{n}\t{u}\t{e}\n" for n, u, e in rows])
+    else:
+        text = "".join([f"{u}\t{e}\n" for _, u, e in rows])
+    # Validation lets no tab, newline or carriage return through and backslashes are rare:
+    # when the separators are all there are, no field needs escaping.
+    tabs = len(rows) * (2 if line else 1)
+    if text.count("\t") != tabs or text.count("\n") != len(rows) or "\\" in text or "\r" in text:
+        escaped = [(n, u.translate(_COPY_ESCAPES), e.translate(_COPY_ESCAPES)) for n, u, e in rows]
+        if line:
+            text = "".join([f"{n}\t{u}\t{e}\n" for n, u, e in escaped])
+        else:
+            text = "".join([f"{u}\t{e}\n" for _, u, e in escaped])
+    return text.encode()
 
 
 class _PostgresTarget:
-    """A pooled asyncpg connection in one transaction; rows arrive by COPY.
+    """Pooled asyncpg connections, each in one transaction; rows arrive by streamed COPY.
 
-    With ``direct`` (error mode) each chunk is also copied straight into user_account:
-    its unique indexes catch every duplicate, in the file or not, so a clean file needs no
-    further statement. After a violation the staged rows tell which lines were at fault.
-    COPY runs on the pool's loop while this thread parses the next chunk.
+    Every row is copied into the staging table. With ``direct`` (error mode) and a second
+    connection free, the rows are also copied straight into user_account on that one, in
+    the same stream order: its unique indexes catch every duplicate, so a clean file needs
+    no further statement, and PostgreSQL stores rows while this thread parses the next
+    ones. After a violation that transaction is rolled back and the staged rows tell which
+    lines were at fault.
     """
 
     def __init__(self, direct: bool) -> None:
         self._config = dict(current_app.config)
-        self._conn = pg.run_blocking(pg.acquire(self._config))
-        self._pending: Future[None] | None = None
-        self._direct = direct
+        self._direct_conn: pg.Connection | None = None
+        self._staged: pg.CopyIn | None = None
+        self._direct: pg.CopyIn | None = None
         self._copied = 0
-        self._copied_upto = 0  # the last line copied straight into user_account
+        self._conn = pg.run_blocking(pg.acquire(self._config))
         try:
             self._tx = self._conn.transaction()
             pg.run_blocking(self._tx.start())
             pg.run_blocking(
                 self._conn.execute(str(CreateTable(staging).compile(dialect=pg.DIALECT)))
             )
-            self._savepoint = self._conn.transaction()
             if direct:
-                pg.run_blocking(self._savepoint.start())
+                self._direct_conn = pg.run_blocking(pg.acquire_spare(self._config))
+            if self._direct_conn is not None:
+                self._direct_tx = self._direct_conn.transaction()
+                pg.run_blocking(self._direct_tx.start())
         except BaseException:
-            pg.run_blocking(pg.release(self._config, self._conn))
+            self._release()
             raise
-
-    async def _copy(self, rows: list[tuple[int, str, str]]) -> None:
-        await self._conn.copy_records_to_table(
-            staging.name, records=rows, columns=["line", *_USER_COLUMNS]
-        )
-        if not self._direct:
-            return
-        # A savepoint per chunk: a violation undoes this chunk's direct copy, not the staging.
-        savepoint = self._conn.transaction()
-        await savepoint.start()
-        try:
-            await self._conn.copy_records_to_table(
-                User.__tablename__, records=[(u, e) for _, u, e in rows], columns=_USER_COLUMNS
-            )
-        except asyncpg.UniqueViolationError:
-            self._direct = False
-            await savepoint.rollback()
-            if self._copied_upto:
-                # Take back what earlier chunks copied, or the diagnosis would see those
-                # rows as clashing with themselves. Only our rows match exactly: a user
-                # already there would have stopped the chunk that carried it.
-                undo = delete(User).where(
-                    User.username == staging.c.username,
-                    User.email == staging.c.email,
-                    staging.c.line <= self._copied_upto,
-                )
-                sql, args = pg.compile_query(undo)
-                await self._conn.execute(sql, *args)
-        else:
-            await savepoint.commit()
-            self._copied += len(rows)
-            self._copied_upto = rows[-1][0] if rows else self._copied_upto
-
-    def _settle(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
+        self._staged = pg.CopyIn(self._conn, staging.name, [c.name for c in staging.columns])
+        if self._direct_conn is not None:
+            self._direct = pg.CopyIn(self._direct_conn, User.__tablename__, _USER_COLUMNS)
 
     def load(self, rows: list[tuple[int, str, str]]) -> None:
-        self._settle()
-        self._pending = pg.submit(self._copy(rows))
+        if self._staged is None:
+            msg = "the staging COPY has ended"
+            raise RuntimeError(msg)
+        self._staged.send(_copy_text(rows, line=True))
+        if self._direct is not None:
+            self._direct.send(_copy_text(rows, line=False))
+
+    def _end_copies(self) -> None:
+        staged, self._staged = self._staged, None
+        direct, self._direct = self._direct, None
+        try:
+            if staged is not None:
+                staged.close()
+        finally:
+            if direct is not None:
+                try:
+                    self._copied = direct.close()
+                except asyncpg.UniqueViolationError:
+                    # A duplicate, in the file or not: diagnosed from the staging table.
+                    self._end_direct(commit=False)
+
+    def _end_direct(self, commit: bool) -> None:
+        if self._direct_conn is not None:
+            conn, self._direct_conn = self._direct_conn, None
+            try:
+                pg.run_blocking(self._direct_tx.commit() if commit else self._direct_tx.rollback())
+            finally:
+                pg.run_blocking(pg.release(self._config, conn))
 
     def loaded_directly(self) -> int | None:
-        self._settle()
-        return self._copied if self._direct else None
+        self._end_copies()
+        return self._copied if self._direct_conn is not None else None
 
     def execute(self, statement: Executable) -> int:
-        self._settle()
+        self._end_copies()
         sql, args = pg.compile_query(statement)  # type: ignore[arg-type]
         status = pg.run_blocking(self._conn.execute(sql, *args))
         return int(status.rsplit(" ", 1)[-1])
 
     def fetch(self, statement: Executable) -> list[tuple[Any, ...]]:
-        self._settle()
+        self._end_copies()
         sql, args = pg.compile_query(statement)  # type: ignore[arg-type]
         return [tuple(r) for r in pg.run_blocking(self._conn.fetch(sql, *args))]
 
     def finish(self, commit: bool) -> None:
         try:
             try:
-                self._settle()
+                self._end_copies()
             finally:
-                pg.run_blocking(self._tx.commit() if commit else self._tx.rollback())
+                # With the direct copy alive, it holds the import and staging is scratch.
+                direct = self._direct_conn is not None
+                self._end_direct(commit)
+                staged = commit and not direct
+                pg.run_blocking(self._tx.commit() if staged else self._tx.rollback())
         finally:
-            pg.run_blocking(pg.release(self._config, self._conn))
+            self._release()
+
+    def _release(self) -> None:
+        for conn in (self._direct_conn, self._conn):
+            if conn is not None:
+                pg.run_blocking(pg.release(self._config, conn))
+        self._direct_conn = None
 
 
 class _SqlAlchemyTarget:

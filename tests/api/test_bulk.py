@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete, func, select
 from werkzeug.test import TestResponse
 
+from app import pg
 from app.extensions import db
 from app.models import User
 from tests.api.test_bad_input import assert_problem
@@ -235,6 +236,15 @@ def test_database_lost_during_import_is_503(
     assert _stored(app) == []
 
 
+def test_backslashes_survive_the_copy(app: Flask, client: FlaskClient) -> None:
+    # COPY's text format gives backslash sequences a meaning; a username may hold them.
+    names = ["back\\slash", "\\N", "\\.", "ends\\", "\\t not a tab"]
+    rows = [{"username": name, "email": f"b{i}@example.com"} for i, name in enumerate(names)]
+    response = _import(client, _ndjson(rows), NDJSON)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert [u for u, _ in _stored(app)] == names
+
+
 def test_lines_only_json_loads_reads_are_judged_as_before(app: Flask, client: FlaskClient) -> None:
     # pydantic-core's parser refuses both lines; json.loads reads them, as it always did:
     # the first (a byte-order mark) is a good row, the second (half a surrogate pair) a
@@ -251,3 +261,29 @@ def test_lines_only_json_loads_reads_are_judged_as_before(app: Flask, client: Fl
     assert [e["line"] for e in body_json["errors"]] == [2]
     assert "username" in body_json["errors"][0]["problem"]
     assert [u for u, _ in _stored(app)] == ["bom", "plain"]
+
+
+def test_error_mode_without_a_spare_connection_stages_then_inserts(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("the COPY path is PostgreSQL's")
+    monkeypatch.setattr("app.services.bulk.CHUNK_ROWS", 3)
+    with app.app_context():
+        config = dict(app.config)
+        # Everything the pool has but the one connection the import cannot do without.
+        held = [pg.run_blocking(pg.acquire(config)) for _ in range(config["ASYNCPG_POOL_SIZE"] - 1)]
+    try:
+        rows = _rows(7)
+        rows[5]["email"] = "BULK1@example.com"
+        problem = assert_problem(_import(client, _ndjson(rows), NDJSON), 409)
+        assert problem["errors"] == [
+            {"line": 6, "problem": "email repeats an earlier line of the file"}
+        ]
+        assert _stored(app) == []
+        response = _import(client, _ndjson(_rows(7)), NDJSON)
+        assert response.get_json() == {"created": 7, "skipped": 0, "errors": []}
+    finally:
+        for connection in held:
+            pg.run_blocking(pg.release(config, connection))
+    assert len(_stored(app)) == 7

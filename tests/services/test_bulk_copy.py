@@ -1,0 +1,51 @@
+"""Rows formatted for COPY's text format come back from PostgreSQL exactly as they were."""
+
+import pytest
+from flask import Flask
+
+from app import pg
+from app.services.bulk import _copy_text
+
+AWKWARD = [
+    "plain",
+    "tab\there",
+    "new\nline",
+    "carriage\rreturn",
+    "back\\slash",
+    "\\N",
+    "\\.",
+    "trailing\\",
+    "é ü 😀",
+    "",
+]
+
+
+@pytest.mark.parametrize("line", [True, False])
+def test_copy_text_round_trips_every_awkward_character(
+    app: Flask, backend: str, line: bool
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    rows = [(n, value, value[::-1]) for n, value in enumerate(AWKWARD, start=1)]
+    columns = ["line", "a", "b"] if line else ["a", "b"]
+    with app.app_context():
+        config = dict(app.config)
+    connection = pg.run_blocking(pg.acquire(config))
+    try:
+        transaction = connection.transaction()
+        pg.run_blocking(transaction.start())
+        pg.run_blocking(
+            connection.execute(
+                "CREATE TEMPORARY TABLE copied (n serial, line bigint, a text, b text)"
+            )
+        )
+        copy = pg.CopyIn(connection, "copied", columns)
+        copy.send(_copy_text(rows[:4], line=line))
+        copy.send(_copy_text(rows[4:], line=line))
+        assert copy.close() == len(rows)
+        stored = pg.run_blocking(connection.fetch("SELECT line, a, b FROM copied ORDER BY n"))
+        pg.run_blocking(transaction.rollback())
+    finally:
+        pg.run_blocking(pg.release(config, connection))
+    expected = rows if line else [(None, a, b) for _, a, b in rows]
+    assert [tuple(r) for r in stored] == expected
