@@ -1,6 +1,5 @@
 """The user-management API: ``create_app()`` builds it."""
 
-import asyncio
 import atexit
 import functools
 import logging
@@ -20,13 +19,13 @@ from app import (
     openapi,
     pg,
 )
-from app.aio import run_coroutine
+from app.aio import run_coroutine, sql_may_block_here
 from app.api import auth as auth_api
 from app.api import docs, ops, posts, users
 from app.api.common import IdConverter, operation_id_for, raise_validation_error, require_json_body
 from app.config import Settings, sqlalchemy_url
 from app.errors import register_error_handlers
-from app.extensions import db
+from app.extensions import AUTOCOMMIT, db
 from app.migrations import file_lock, head_revision, upgrade_to_head
 from app.observability import configure_logging
 from app.observability import init_app as init_request_ids
@@ -63,7 +62,7 @@ def _engine_options(url: str, settings: Settings) -> dict[str, Any]:
 
 
 def _refuse_sql_on_event_loop(*_: Any) -> None:
-    if asyncio._get_running_loop() is not None:
+    if not sql_may_block_here():
         msg = "SQL ran on an event loop thread and blocked it: wrap the call in run_db()"
         raise RuntimeError(msg)
 
@@ -98,9 +97,19 @@ def create_app(settings: Settings | None = None) -> App:
         doc_ui=False,
         security_schemes=auth.SECURITY_SCHEMES,
     )
+    engine_options = _engine_options(url, settings)
     app.config.update(
         SQLALCHEMY_DATABASE_URI=url,
-        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(url, settings),
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options,
+        # Its connections never hold a transaction, so there is nothing to reset on return.
+        SQLALCHEMY_BINDS={
+            AUTOCOMMIT: {
+                "url": url,
+                "isolation_level": "AUTOCOMMIT",
+                "pool_reset_on_return": None,
+                **engine_options,
+            }
+        },
         SQLALCHEMY_ECHO=settings.SQL_ECHO,
         MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH,
         DB_OFFLOAD_THREADS=settings.DB_OFFLOAD_THREADS,
@@ -114,10 +123,11 @@ def create_app(settings: Settings | None = None) -> App:
     app.url_map.converters["id"] = IdConverter
     db.init_app(app)
     with app.app_context():
-        if db.engine.dialect.name == "sqlite":
-            event.listen(db.engine, "connect", _sqlite_on_connect)
-        if settings.ASYNC_DEBUG:
-            event.listen(db.engine, "before_cursor_execute", _refuse_sql_on_event_loop)
+        for engine in db.engines.values():
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_on_connect)
+            if settings.ASYNC_DEBUG:
+                event.listen(engine, "before_cursor_execute", _refuse_sql_on_event_loop)
         if settings.AUTO_MIGRATE if settings.AUTO_MIGRATE is not None else embedded:
             with file_lock(instance_path / "setup.lock"):
                 _migrate(db.engine, app.config["ALEMBIC_HEAD"])

@@ -1,10 +1,11 @@
 """The declarative base and the Flask-SQLAlchemy extension object."""
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
+from flask_sqlalchemy.session import Session as FlaskSession
+from sqlalchemy import Connection, Engine, MetaData
 from sqlalchemy.orm import DeclarativeBase, registry
 
 from app.sqltypes import UTCDateTime
@@ -28,9 +29,31 @@ class Base(DeclarativeBase):
     )
 
 
+# The bind key of a second engine on the same database whose connections stay in
+# autocommit: a one-statement unit of work costs one round trip (no BEGIN, no COMMIT) and
+# no isolation-level switch on checkout and back on return, as a per-use option would.
+AUTOCOMMIT = "autocommit"
+
+
+class Session(FlaskSession):
+    """Flask-SQLAlchemy's session; ``info[AUTOCOMMIT]`` sends its statements to that engine."""
+
+    def get_bind(
+        self,
+        mapper: Any | None = None,
+        clause: Any | None = None,
+        bind: Engine | Connection | None = None,
+        **kwargs: Any,
+    ) -> Engine | Connection:
+        """Choose the autocommit engine while the flag is set, else Flask-SQLAlchemy's."""
+        if bind is None and self.info.get(AUTOCOMMIT):
+            return self._db.engines[AUTOCOMMIT]
+        return super().get_bind(mapper, clause, bind, **kwargs)
+
+
 # Serialising after commit must not cost a SELECT per object.
 db = SQLAlchemy(
     model_class=Base,
     disable_autonaming=True,
-    session_options={"expire_on_commit": False},
+    session_options={"class_": Session, "expire_on_commit": False},
 )

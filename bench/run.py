@@ -72,7 +72,8 @@ def prepare_database() -> tuple[str, str, int]:
         _, token = create_api_key("bench", list(ALL_SCOPES))
         db.session.commit()
         first = db.session.execute(text("SELECT min(id) FROM user_account")).scalar_one()
-        db.engine.dispose()
+        for engine in db.engines.values():
+            engine.dispose()
     return url, token, int(first)
 
 

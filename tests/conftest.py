@@ -118,7 +118,8 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     application.config["TESTING"] = True
     yield application
     with application.app_context():
-        db.engine.dispose()
+        for engine in db.engines.values():
+            engine.dispose()
 
 
 @pytest.fixture(autouse=True)

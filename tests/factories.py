@@ -8,16 +8,17 @@ from typing import Any
 from flask import Flask
 
 from app.extensions import db
-from app.models import Post, User
+from app.models import Post
 from app.schemas.posts import PostCreate
 from app.schemas.users import UserCreate
 from app.services import posts, users
 from app.services.api_keys import ALL_SCOPES, Scope, create_api_key
+from app.services.users import UserRow
 
 _counter = itertools.count(1)
 
 
-def make_user(app: Flask, **overrides: Any) -> User:
+def make_user(app: Flask, **overrides: Any) -> UserRow:
     """Create and commit a user with unique defaults."""
     n = next(_counter)
     fields: dict[str, Any] = {"username": f"user{n}", "email": f"user{n}@example.com"}
@@ -45,7 +46,7 @@ def make_api_key(
         return token
 
 
-def make_post(app: Flask, author: User, **overrides: Any) -> Post:
+def make_post(app: Flask, author: UserRow, **overrides: Any) -> Post:
     """Create and commit a post by the author."""
     n = next(_counter)
     fields: dict[str, Any] = {"title": f"Post {n}", "body": f"Body of post {n}."}

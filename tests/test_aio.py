@@ -91,3 +91,24 @@ def test_two_requests_get_two_sessions(app: Flask) -> None:
         with app.test_request_context():
             asyncio.run(run_db(probe.work, user.id, 0))
     assert len(probe.sessions) == 2
+
+
+def test_a_lone_call_runs_in_place_and_a_call_beside_a_sibling_is_offloaded(app: Flask) -> None:
+    user = make_user(app)
+    alone, beside = _Probe(), _Probe()
+
+    async def view() -> int:
+        await run_db(alone.work, user.id, 0)
+        sibling = asyncio.ensure_future(asyncio.sleep(0.05))
+        await run_db(beside.work, user.id, 0)
+        await sibling
+        return threading.get_ident()
+
+    with app.test_request_context():
+        request_session = id(db.session())
+        loop_thread = asyncio.run(view())
+    # Alone on its loop, a call has no one to block: it skips the thread hop.
+    assert alone.threads == {loop_thread}
+    assert beside.threads
+    assert loop_thread not in beside.threads
+    assert alone.sessions == beside.sessions == {request_session}

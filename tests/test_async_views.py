@@ -13,13 +13,13 @@ import pytest
 from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, literal_column, select
-from sqlalchemy.pool import QueuePool
 
 from app import create_app, pg
 from app.aio import run_db
 from app.auth import public
 from app.config import Settings
 from app.extensions import db
+from tests.engines import assert_nothing_checked_out
 
 SLEEP = 0.05
 TIMELINE: list[str] = []
@@ -129,7 +129,8 @@ def probe_app(
     application.register_blueprint(_probe_blueprint())
     yield application
     with application.app_context():
-        db.engine.dispose()
+        for engine in db.engines.values():
+            engine.dispose()
 
 
 def test_gathered_awaits_run_at_once(probe_app: Flask) -> None:
@@ -192,11 +193,8 @@ def postgres_only(backend: str) -> None:
 
 
 def _assert_nothing_checked_out(app: Flask) -> None:
-    with app.app_context():
-        pool = db.engine.pool
-        assert isinstance(pool, QueuePool)
-        assert pool.checkedout() == 0
-        url = app.config["SQLALCHEMY_DATABASE_URI"]
+    assert_nothing_checked_out(app)
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
     assert pg.pool_stats(url)[1] == 0
 
 

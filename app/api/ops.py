@@ -7,7 +7,7 @@ from sqlalchemy import column, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import pg
-from app.aio import run_read
+from app.aio import run_autocommit
 from app.api.common import json_response, operation_id_for, problems
 from app.auth import public
 from app.errors import ServiceUnavailableError
@@ -51,7 +51,7 @@ async def get_readiness() -> Response:
         if current_app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
             revision = await _schema_revision_async()
         else:
-            revision = await run_read(_schema_revision)
+            revision = await run_autocommit(_schema_revision)
     except (SQLAlchemyError, *pg.UNAVAILABLE) as exc:
         raise ServiceUnavailableError("The database is unavailable.") from exc
     if revision != current_app.config["ALEMBIC_HEAD"]:

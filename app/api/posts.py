@@ -4,7 +4,7 @@ from flask import Response, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from app.aio import run_db_commit, run_read
+from app.aio import run_autocommit, run_db_commit
 from app.api.common import json_response, operation_id_for, problems
 from app.auth import requires
 from app.schemas.posts import (
@@ -39,7 +39,7 @@ async def create_post(path: UserPath, body: PostCreate) -> Response:
 @requires("posts:read")
 async def list_user_posts(path: UserPath, query: UserPostsQuery) -> Response:
     """List one user's posts, one keyset page at a time."""
-    items, cursor = await run_read(posts.list_user_posts, path.user_id, query)
+    items, cursor = await run_autocommit(posts.list_user_posts, path.user_id, query)
     return json_response(
         PostPage(items=[PostRead.model_validate(p) for p in items], next_cursor=cursor)
     )
@@ -49,7 +49,7 @@ async def list_user_posts(path: UserPath, query: UserPostsQuery) -> Response:
 @requires("posts:read")
 async def list_posts(query: PostListQuery) -> Response:
     """List posts with their authors, one keyset page at a time."""
-    items, cursor = await run_read(posts.list_posts, query)
+    items, cursor = await run_autocommit(posts.list_posts, query)
     return json_response(
         PostPage(items=[PostRead.model_validate(p) for p in items], next_cursor=cursor)
     )
@@ -59,7 +59,7 @@ async def list_posts(query: PostListQuery) -> Response:
 @requires("posts:read")
 async def get_post(path: PostPath) -> Response:
     """Get one post with its author."""
-    post = await run_read(posts.get_post, path.post_id)
+    post = await run_autocommit(posts.get_post, path.post_id)
     return json_response(PostRead.model_validate(post))
 
 

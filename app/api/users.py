@@ -4,7 +4,7 @@ from flask import Response, request, stream_with_context, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from app.aio import run_db, run_db_commit, run_read
+from app.aio import run_autocommit, run_db
 from app.api.common import json_response, operation_id_for, problems, streamed_body
 from app.auth import requires
 from app.errors import NotAcceptableError, UnsupportedMediaTypeError
@@ -34,7 +34,7 @@ bp = APIBlueprint(
 @requires("users:write")
 async def create_user(body: UserCreate) -> Response:
     """Create a user."""
-    user = await run_db_commit(users.create_user, body)
+    user = await run_autocommit(users.create_user, body)
     location = url_for("users.get_user", user_id=user.id)
     return json_response(UserRead.model_validate(user), 201, {"Location": location})
 
@@ -43,7 +43,7 @@ async def create_user(body: UserCreate) -> Response:
 @requires("users:read")
 async def list_users(query: UserListQuery) -> Response:
     """List users, one keyset page at a time."""
-    items, cursor = await run_read(users.list_users, query)
+    items, cursor = await run_autocommit(users.list_users, query)
     # One validation call for the page: the rows are checked in pydantic-core, not a loop.
     page = UserPage.model_validate({"items": items, "next_cursor": cursor}, from_attributes=True)
     return json_response(page)
@@ -93,7 +93,7 @@ async def export_users() -> Response:
 @requires("users:read")
 async def get_user(path: UserPath) -> Response:
     """Get one user."""
-    user = await run_read(users.get_user, path.user_id)
+    user = await run_autocommit(users.get_user, path.user_id)
     return json_response(UserRead.model_validate(user))
 
 
@@ -101,7 +101,7 @@ async def get_user(path: UserPath) -> Response:
 @requires("users:write")
 async def update_user(path: UserPath, body: UserUpdate) -> Response:
     """Change some fields of a user; omitted fields stay as they are."""
-    user = await run_db_commit(users.update_user, path.user_id, body)
+    user = await run_autocommit(users.update_user, path.user_id, body)
     return json_response(UserRead.model_validate(user))
 
 
@@ -109,7 +109,7 @@ async def update_user(path: UserPath, body: UserUpdate) -> Response:
 @requires("users:write")
 async def replace_user(path: UserPath, body: UserUpdate) -> Response:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs."""
-    user = await run_db_commit(users.update_user, path.user_id, body)
+    user = await run_autocommit(users.update_user, path.user_id, body)
     return json_response(UserRead.model_validate(user))
 
 
@@ -117,5 +117,5 @@ async def replace_user(path: UserPath, body: UserUpdate) -> Response:
 @requires("users:write")
 async def delete_user(path: UserPath) -> Response:
     """Delete a user and their posts."""
-    await run_db_commit(users.delete_user, path.user_id)
+    await run_autocommit(users.delete_user, path.user_id)
     return Response(status=204)

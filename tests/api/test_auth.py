@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_openapi3.utils import parse_rule
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 from werkzeug.test import TestResponse
 
 from app import create_app
@@ -21,6 +21,7 @@ from app.extensions import db
 from app.models import ApiKey, Post, User
 from app.services import api_keys
 from app.services.api_keys import ALL_SCOPES
+from tests.engines import listening
 from tests.factories import make_api_key, make_post, make_user
 
 TOKEN_PATTERN = re.compile(r"umk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
@@ -151,17 +152,14 @@ def test_unknown_key_and_wrong_secret_are_indistinguishable(
         return real_compare(a, b)
 
     monkeypatch.setattr(hmac, "compare_digest", counting_compare)
-    with app.app_context():
-        engine = db.engine
     statements: list[str] = []
 
     def count(*args: Any) -> None:
         statements.append(args[2])
 
-    event.listen(engine, "before_cursor_execute", count)
     bodies = {}
     work = {}
-    try:
+    with listening(app, "before_cursor_execute", count):
         for case, header in headers.items():
             compares.clear()
             statements.clear()
@@ -169,8 +167,6 @@ def test_unknown_key_and_wrong_secret_are_indistinguishable(
             assert response.status_code == 401
             bodies[case] = (response.get_json(), response.headers["WWW-Authenticate"])
             work[case] = (len(compares), len(statements))
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert len({repr(b) for b in bodies.values()}) == 1, bodies
     assert work["unknown"] == work["wrong-secret"] == (1, 1)
 
@@ -204,21 +200,16 @@ def test_secret_is_never_stored_or_logged(
 def test_last_used_at_is_written_at_most_once_a_minute(app: Flask) -> None:
     token = make_api_key(app)
     client = app.test_client()
-    with app.app_context():
-        engine = db.engine
     updates: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if statement.lstrip().upper().startswith("UPDATE API_KEY"):
             updates.append(statement)
 
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with listening(app, "before_cursor_execute", count):
         for _ in range(200):
             response = client.get("/auth/whoami", headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert len(updates) == 1
     with app.app_context():
         prefix = token.split("_")[1]
@@ -284,4 +275,5 @@ def test_first_embedded_start_prints_a_working_key_once(
     assert not TOKEN_PATTERN.findall(capsys.readouterr().err)
     with first.app_context():
         assert db.session.execute(text("SELECT count(*) FROM api_key")).scalar_one() == 1
-        db.engine.dispose()
+        for engine in db.engines.values():
+            engine.dispose()

@@ -7,29 +7,25 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Post, User
 from tests.api.test_bad_input import assert_problem
+from tests.engines import listening
 from tests.factories import make_post, make_user
 
 
 @contextmanager
 def counting_statements(app: Flask) -> Iterator[list[str]]:
     """Collect every SQL statement sent while the block runs."""
-    with app.app_context():
-        engine = db.engine
     statements: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with listening(app, "before_cursor_execute", record):
         yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_create_post_returns_201_location_and_author(app: Flask, client: FlaskClient) -> None:

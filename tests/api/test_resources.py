@@ -7,30 +7,24 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
-from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import ScopedRegistry
 
 from app.extensions import db
+from tests.engines import assert_nothing_checked_out, engines, listening
 from tests.factories import make_user
 
 
 @contextmanager
 def failing_statements(app: Flask, marker: str) -> Iterator[None]:
     """Make the driver itself fail every statement that contains ``marker``."""
-    with app.app_context():
-        engine = db.engine
-    dbapi_error = engine.dialect.loaded_dbapi.OperationalError
+    dbapi_error = engines(app)[0].dialect.loaded_dbapi.OperationalError
 
     def do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
         if marker in statement:
             raise dbapi_error("forced failure for a test")
 
-    event.listen(engine, "do_execute", do_execute)
-    try:
+    with listening(app, "do_execute", do_execute):
         yield
-    finally:
-        event.remove(engine, "do_execute", do_execute)
 
 
 def test_forced_database_error_is_503_without_driver_message(
@@ -78,10 +72,7 @@ def test_500_requests_with_failures_leave_no_connection_or_session(
 
     assert {200, 201, 404, 409, 422, 503} <= statuses.keys(), statuses
     assert not {s for s in statuses if s >= 500} - {503}, statuses
-    with app.app_context():
-        pool = db.engine.pool
-        assert isinstance(pool, QueuePool)
-        assert pool.checkedout() == 0
+    assert_nothing_checked_out(app)
     # Flask-SQLAlchemy keys sessions by app context; teardown must have removed every one.
     registry = db.session.registry
     assert isinstance(registry, ScopedRegistry)
