@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", choices=["get_one", "list", "post"])
     args = parser.parse_args()
-    url, token, first_id = prepare_database()
+    url, token, first_id = prepare_database("app_bench_cpu")
     os.environ.update(DATABASE_URL=url, LOG_LEVEL="WARNING")
     apps = {name: load(name) for name in ("ours", "tutorial", "bare")}
     if args.profile:

@@ -9,9 +9,12 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.aio import run_db
+from app.aio import run_autocommit, run_db
 from app.extensions import db
 from app.models import User
+from app.schemas.users import UserCreate
+from app.services import users
+from tests.engines import assert_nothing_checked_out
 from tests.factories import make_user
 
 
@@ -112,3 +115,31 @@ def test_a_lone_call_runs_in_place_and_a_call_beside_a_sibling_is_offloaded(app:
     assert beside.threads
     assert loop_thread not in beside.threads
     assert alone.sessions == beside.sessions == {request_session}
+
+
+def test_autocommit_work_is_committed_and_its_connection_returned_at_once(app: Flask) -> None:
+    async def view() -> int:
+        row = await run_autocommit(users.create_user, UserCreate(username="ac", email="ac@x.io"))
+        return int(row.id)
+
+    with app.test_request_context():
+        user_id = asyncio.run(view())
+        # Still inside the request: the row is already visible to another connection,
+        # and the autocommit engine has its connection back.
+        with db.engine.connect() as other:
+            seen = other.execute(select(User.id).where(User.id == user_id)).scalar_one_or_none()
+        assert seen == user_id
+        assert_nothing_checked_out(app)
+
+
+def test_autocommit_work_joins_a_transaction_the_request_already_opened(app: Flask) -> None:
+    async def view() -> int:
+        await run_db(users.create_user, UserCreate(username="first", email="first@x.io"))
+        row = await run_autocommit(users.create_user, UserCreate(username="then", email="t@x.io"))
+        return int(row.id)
+
+    with app.test_request_context():
+        asyncio.run(view())
+        db.session.rollback()
+    with app.app_context():
+        assert db.session.execute(select(User.id)).first() is None, "both writes rolled back"
