@@ -53,6 +53,7 @@ MIMETYPES: dict[str, Format] = {
 CHUNK_ROWS = 5_000
 MAX_REPORTED = 100  # problems listed in a response; the counts cover every row
 _FIELDS = ("username", "email")
+Row = tuple[int, str, str]  # line, username, email
 
 _staging_metadata = MetaData()
 staging = Table(
@@ -134,12 +135,6 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
         yield pending
 
 
-def _ndjson_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    for number, raw in enumerate(_lines(stream), start=1):
-        if raw.strip():
-            yield number, raw
-
-
 def _parsed_json(number: int, raw: bytes) -> Any:
     try:
         return json.loads(raw)
@@ -198,49 +193,56 @@ def _problem_text(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _user_from_json(number: int, raw: Any) -> UserCreate:
-    # One call into pydantic-core parses and validates the line. Any failure is looked at
-    # again the way every line once was (json.loads, then the model), so a bad line gets
-    # the same verdict and message whichever JSON parser would have been stricter.
-    try:
-        return UserCreate.model_validate_json(raw)
-    except ValidationError:
-        return UserCreate.model_validate(_parsed_json(number, raw))
+def _reject(report: ImportReport, line: int, error: ValidationError) -> None:
+    report.invalid += 1
+    report.note(line, _problem_text(error))
 
 
-def _user_from_record(_number: int, data: Any) -> UserCreate:
-    return UserCreate.model_validate(data)
-
-
-def _records(
-    stream: IO[bytes], fmt: Format
-) -> tuple[Iterator[tuple[int, Any]], Callable[[int, Any], UserCreate]]:
-    # NDJSON lines go to pydantic-core unparsed; CSV records arrive as dicts.
-    if fmt == "ndjson":
-        return _ndjson_lines(stream), _user_from_json
-    return _csv_rows(stream), _user_from_record
-
-
-def validated(
-    chunk: list[tuple[int, Any]],
-    report: ImportReport,
-    check: Callable[[int, Any], UserCreate] = _user_from_record,
-) -> list[tuple[int, str, str]]:
-    """Validate a chunk with UserCreate; return (line, username, email) of the good rows.
-
-    Row by row: each model is dropped as soon as its fields are read, so the garbage
-    collector never has thousands of them to walk.
-    """
+def validated(chunk: list[tuple[int, Any]], report: ImportReport) -> list[Row]:
+    """Validate a chunk of parsed records with UserCreate; return the good rows."""
     good = []
     for line, data in chunk:
         try:
-            user = check(line, data)
+            user = UserCreate.model_validate(data)
         except ValidationError as error:
-            report.invalid += 1
-            report.note(line, _problem_text(error))
+            _reject(report, line, error)
         else:
             good.append((line, user.username, user.email))
     return good
+
+
+def _csv_chunks(stream: IO[bytes], report: ImportReport) -> Iterator[tuple[int, list[Row]]]:
+    for chunk in _chunks(_csv_rows(stream)):
+        yield len(chunk), validated(chunk, report)
+
+
+def _ndjson_chunks(stream: IO[bytes], report: ImportReport) -> Iterator[tuple[int, list[Row]]]:
+    # One loop and one call into pydantic-core a line, which parses and validates it: the
+    # per-line Python around it costs as much as the check. Each model is dropped as soon
+    # as its fields are read, so the garbage collector never has thousands to walk.
+    validate_json = UserCreate.__pydantic_validator__.validate_json
+    count, good = 0, []
+    for number, raw in enumerate(_lines(stream), start=1):
+        if not raw.strip():
+            continue
+        count += 1
+        try:
+            user = validate_json(raw)
+        except ValidationError:
+            # Look again the way every line once was (json.loads, then the model), so a
+            # bad line gets the same verdict and message whichever parser is stricter.
+            try:
+                user = UserCreate.model_validate(_parsed_json(number, raw))
+            except ValidationError as error:
+                _reject(report, number, error)
+                user = None
+        if user is not None:
+            good.append((number, user.username, user.email))
+        if count == CHUNK_ROWS:
+            yield count, good
+            count, good = 0, []
+    if count:
+        yield count, good
 
 
 # -- writing -------------------------------------------------------------------------
@@ -249,7 +251,7 @@ def validated(
 class _Target(Protocol):
     def execute(self, statement: Executable) -> int: ...
     def fetch(self, statement: Executable) -> list[tuple[Any, ...]]: ...
-    def load(self, rows: list[tuple[int, str, str]]) -> None: ...
+    def load(self, rows: list[Row]) -> None: ...
     def loaded_directly(self) -> int | None: ...
     def finish(self, commit: bool) -> None: ...
 
@@ -258,7 +260,7 @@ _USER_COLUMNS = ["username", "email"]
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_text(rows: list[tuple[int, str, str]], *, line: bool) -> bytes:
+def _copy_text(rows: list[Row], *, line: bool) -> bytes:
     """Format rows for COPY in text format: (line,) username, email; tab-separated."""
     if line:
         text = "".join([f"{n}\t{u}\t{e}\n" for n, u, e in rows])
@@ -312,7 +314,7 @@ class _PostgresTarget:
         if self._direct_conn is not None:
             self._direct = pg.CopyIn(self._direct_conn, User.__tablename__, _USER_COLUMNS)
 
-    def load(self, rows: list[tuple[int, str, str]]) -> None:
+    def load(self, rows: list[Row]) -> None:
         if self._staged is None:
             msg = "the staging COPY has ended"
             raise RuntimeError(msg)
@@ -392,7 +394,7 @@ class _SqlAlchemyTarget:
     def fetch(self, statement: Executable) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self._conn.execute(statement)]
 
-    def load(self, rows: list[tuple[int, str, str]]) -> None:
+    def load(self, rows: list[Row]) -> None:
         self._conn.execute(
             staging.insert(), [{"line": n, "username": u, "email": e} for n, u, e in rows]
         )
@@ -467,19 +469,18 @@ def import_users(
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import a stream of users; raise MalformedFileError or ImportRejectedError (error mode)."""
-    records, check = _records(stream, fmt)
+    report = ImportReport()
+    chunks = _ndjson_chunks(stream, report) if fmt == "ndjson" else _csv_chunks(stream, report)
     dialect = db.engine.dialect.name
     target: _Target = (
         _PostgresTarget(direct=mode == "error") if dialect == "postgresql" else _SqlAlchemyTarget()
     )
-    report = ImportReport()
     committed = False
     try:
-        for chunk in _chunks(records):
+        for count, good in chunks:
             if progress is not None:
-                progress(len(chunk))
-            report.rows += len(chunk)
-            good = validated(chunk, report, check)
+                progress(count)
+            report.rows += count
             if mode == "error" and report.invalid:
                 if len(report.errors) >= MAX_REPORTED:
                     break
