@@ -124,6 +124,13 @@ async def release(config: dict[str, Any], connection: "Connection") -> None:
     await pool.release(connection)
 
 
+def _lost(connection: "Connection") -> bool:
+    try:
+        return connection.is_closed()
+    except asyncpg.InterfaceError:
+        return True  # the pool detached the proxy: its connection is gone
+
+
 class CopyIn:
     """A ``COPY table FROM STDIN`` in text format, fed batch by batch from a plain thread.
 
@@ -142,14 +149,16 @@ class CopyIn:
         self._copied = submit(self._copy(connection, table, list(columns)))
         self._result: int | None = None
 
-    async def _batches(self) -> AsyncIterator[bytes]:
-        while (batch := await self._queue.get()) is not None:
+    async def _batches(self, connection: "Connection") -> AsyncIterator[bytes]:
+        # asyncpg drains the source before it reports a lost connection: stop early, so
+        # the next send() raises instead of the whole file being read in vain.
+        while (batch := await self._queue.get()) is not None and not _lost(connection):
             yield batch
 
     async def _copy(self, connection: "Connection", table: str, columns: list[str]) -> int:
         try:
             status = await connection.copy_to_table(
-                table, source=self._batches(), columns=columns, format="text"
+                table, source=self._batches(connection), columns=columns, format="text"
             )
         finally:
             # Nothing reads the queue any more: unblock a waiting send and refuse the rest.
@@ -168,8 +177,15 @@ class CopyIn:
             offered.result()
 
     def send(self, batch: bytes) -> None:
-        """Queue rows in COPY text format, each ending in a newline; wait while two wait."""
+        """Queue rows in COPY text format, each ending in a newline; wait while two wait.
+
+        Raise the COPY's error if it has already failed.
+        """
         self._wait_offered()
+        if self._copied.done():
+            self._copied.result()
+            msg = "the COPY ended before its last batch"
+            raise RuntimeError(msg)
         self._offered = submit(self._offer(batch))
 
     def close(self) -> int:

@@ -1,13 +1,15 @@
 """Bulk import and export: round trips, all-or-nothing, skip, duplicates, bad files."""
 
+import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import delete, func, select
+from sqlalchemy import create_engine, delete, func, select, text
 from werkzeug.test import TestResponse
 
 from app import pg
@@ -287,3 +289,63 @@ def test_error_mode_without_a_spare_connection_stages_then_inserts(
         for connection in held:
             pg.run_blocking(pg.release(config, connection))
     assert len(_stored(app)) == 7
+
+
+class _BodyThatFails(io.BytesIO):
+    """A request body that calls ``fail`` once the import has read more than ``at`` bytes."""
+
+    def __init__(self, data: bytes, at: int, fail: Callable[[], None]) -> None:
+        super().__init__(data)
+        self._at = at
+        self._fail: Callable[[], None] | None = fail
+
+    def _check(self) -> None:
+        if self._fail is not None and self.tell() > self._at:
+            fail, self._fail = self._fail, None
+            fail()
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        self._check()
+        return data
+
+    def readinto(self, buffer: Any, /) -> int:
+        n = super().readinto(buffer)
+        self._check()
+        return n
+
+
+def test_connection_lost_mid_copy_stops_reading_and_is_503(
+    app: Flask, client: FlaskClient, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("the COPY path is PostgreSQL's")
+    data = _ndjson(_rows(150_000))
+    admin = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    def kill_the_copies() -> None:
+        with admin.begin() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query LIKE 'COPY %'"
+                )
+            ).all()
+        assert len(killed) == 2  # staging and user_account
+
+    body = _BodyThatFails(data, 1 << 20, kill_the_copies)
+    try:
+        response = client.post(
+            "/users/import",
+            input_stream=body,
+            content_length=len(data),
+            headers={"Content-Type": NDJSON},
+        )
+    finally:
+        admin.dispose()
+    assert_problem(response, 503)
+    # The loss was noticed within a few chunks, not after reading the whole body.
+    assert body.tell() <= 3 << 20 < len(data)
+    assert _stored(app) == []
+    # The dead connections left the pool: the next import works.
+    assert _import(client, _ndjson(_rows(3)), NDJSON).status_code == 200
