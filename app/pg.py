@@ -5,6 +5,7 @@ through ``BackgroundLoop.run``, so the pool is made once and never crosses loops
 """
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -124,6 +125,10 @@ async def release(config: dict[str, Any], connection: "Connection") -> None:
     await pool.release(connection)
 
 
+class CopyAbortedError(Exception):
+    """Raised in a COPY's source to stop it."""
+
+
 def _lost(connection: "Connection") -> bool:
     try:
         return connection.is_closed()
@@ -145,6 +150,7 @@ class CopyIn:
     def __init__(self, connection: "Connection", table: str, columns: Sequence[str]) -> None:
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=self.QUEUED)
         self._stopped = False
+        self._aborted = False
         self._offered: Future[None] | None = None
         self._copied = submit(self._copy(connection, table, list(columns)))
         self._result: int | None = None
@@ -153,7 +159,11 @@ class CopyIn:
         # asyncpg drains the source before it reports a lost connection: stop early, so
         # the next send() raises instead of the whole file being read in vain.
         while (batch := await self._queue.get()) is not None and not _lost(connection):
+            if self._aborted:
+                raise CopyAbortedError
             yield batch
+        if self._aborted:
+            raise CopyAbortedError
 
     async def _copy(self, connection: "Connection", table: str, columns: list[str]) -> int:
         try:
@@ -187,6 +197,23 @@ class CopyIn:
             msg = "the COPY ended before its last batch"
             raise RuntimeError(msg)
         self._offered = submit(self._offer(batch))
+
+    async def _abort(self) -> None:
+        self._aborted = True
+        if self._queue.empty():
+            self._queue.put_nowait(None)  # wake the source if it waits
+
+    def abort(self) -> None:
+        """Stop the COPY without waiting for the rows sent to be stored; raise nothing.
+
+        asyncpg answers an error in the source with CopyFail and a cancel request, so the
+        server drops what it has not stored yet instead of storing it to roll it back.
+        """
+        if self._result is None:
+            submit(self._abort()).result()
+            self._result = 0
+            with contextlib.suppress(CopyAbortedError, *UNAVAILABLE):
+                self._copied.result()
 
     def close(self) -> int:
         """End the COPY, wait for it and return the number of rows copied (or raise its error)."""

@@ -322,9 +322,15 @@ class _PostgresTarget:
         if self._direct is not None:
             self._direct.send(_copy_text(rows, line=False))
 
-    def _end_copies(self) -> None:
+    def _end_copies(self, *, abort: bool = False) -> None:
         staged, self._staged = self._staged, None
         direct, self._direct = self._direct, None
+        if abort:
+            # Nothing will be kept: the server need not store what is still on its way.
+            for copy in (staged, direct):
+                if copy is not None:
+                    copy.abort()
+            return
         try:
             if staged is not None:
                 staged.close()
@@ -362,7 +368,7 @@ class _PostgresTarget:
     def finish(self, commit: bool) -> None:
         try:
             try:
-                self._end_copies()
+                self._end_copies(abort=not commit)
             finally:
                 # With the direct copy alive, it holds the import and staging is scratch.
                 direct = self._direct_conn is not None

@@ -349,3 +349,16 @@ def test_connection_lost_mid_copy_stops_reading_and_is_503(
     assert _stored(app) == []
     # The dead connections left the pool: the next import works.
     assert _import(client, _ndjson(_rows(3)), NDJSON).status_code == 200
+
+
+def test_malformed_line_deep_in_a_big_file_is_400_and_leaves_nothing_behind(
+    app: Flask, client: FlaskClient
+) -> None:
+    # Tens of thousands of rows are on their way to the database when the bad line comes.
+    lines = _ndjson(_rows(60_000)).splitlines(keepends=True)
+    lines[45_000] = b"{oops\n"
+    problem = assert_problem(_import(client, b"".join(lines), NDJSON), 400)
+    assert problem["line"] == 45_001
+    assert _stored(app) == []
+    response = _import(client, _ndjson(_rows(3, "after")), NDJSON)
+    assert response.get_json() == {"created": 3, "skipped": 0, "errors": []}
