@@ -194,6 +194,21 @@ async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
             return fn(*args, **kwargs)
         finally:
             _thread_state.inline = False
+    return await _in_worker(lock, fn, *args, **kwargs)
+
+
+async def run_db_in_worker(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Like run_db, but always in a worker thread: for long work (an import, seconds).
+
+    In place, such work would be one coroutine step of seconds, which asyncio's debug mode
+    reports as a blocked loop; the thread hop costs nothing beside it.
+    """
+    return await _in_worker(_session_lock(), fn, *args, **kwargs)
+
+
+async def _in_worker(
+    lock: asyncio.Lock, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+) -> T:
     context = contextvars.copy_context()
     call = functools.partial(context.run, fn, *args, **kwargs)
     async with lock:

@@ -4,7 +4,7 @@ from flask import Response, request, stream_with_context, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from app.aio import run_autocommit, run_db
+from app.aio import run_autocommit, run_db_in_worker
 from app.api.common import json_response, operation_id_for, problems, streamed_body
 from app.auth import requires
 from app.errors import NotAcceptableError, UnsupportedMediaTypeError
@@ -61,7 +61,7 @@ async def import_users(query: ImportQuery, raw: ImportBody) -> Response:
     if fmt is None:
         raise UnsupportedMediaTypeError("Send application/x-ndjson or text/csv.")
     # The whole import runs in one worker thread: reading the body blocks, and so does COPY.
-    report = await run_db(bulk.import_users, raw.stream, fmt, query.on_conflict)
+    report = await run_db_in_worker(bulk.import_users, raw.stream, fmt, query.on_conflict)
     return json_response(ImportResult.model_validate(report, from_attributes=True))
 
 

@@ -2,6 +2,7 @@
 
 import io
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -362,3 +363,14 @@ def test_malformed_line_deep_in_a_big_file_is_400_and_leaves_nothing_behind(
     assert _stored(app) == []
     response = _import(client, _ndjson(_rows(3, "after")), NDJSON)
     assert response.get_json() == {"created": 3, "skipped": 0, "errors": []}
+
+
+def test_an_import_leaves_the_event_loop_free(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The test app runs asyncio in debug mode, which reports any coroutine step of 0.1 s or
+    # more; an import of this size takes longer than that, so it must run off the loop.
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        response = _import(client, _ndjson(_rows(30_000)), NDJSON)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert not [r.getMessage() for r in caplog.records if r.name == "asyncio"]
