@@ -209,8 +209,11 @@ def main() -> None:
     for round_number in range(1, args.rounds + 1):
         print(f"round {round_number} of {args.rounds}", flush=True)
         for variant, target, extra, probe, endpoints in plan:
+            # A pair compared by ratio (sync and async) alternates a few times inside one
+            # server, so a burst of noise on the machine hits both sides alike.
+            repeats = 3 if endpoints == ["sync", "async"] else 1
             with gunicorn(target, {**env, **extra}, probe) as base:
-                for endpoint in endpoints:
+                for endpoint in endpoints * repeats:
                     path, kind = scripts[endpoint]
                     script = _lua(kind, token, first_id)
                     wrk(base, path, script, 1, args.connections)  # warm-up, not counted
