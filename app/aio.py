@@ -86,6 +86,15 @@ def _drain(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
+async def _cancel_leftovers() -> None:
+    # What is still running (a driver's cancel request to a server that went away) ends
+    # here, rather than being destroyed pending when the loop closes.
+    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
+
+
 class BackgroundLoop:
     """One event loop per process on a daemon thread, for what requests share (a pool)."""
 
@@ -122,9 +131,11 @@ class BackgroundLoop:
             if loop is None or thread is None or self._pid != os.getpid():
                 return
             self._loop = self._thread = None
-        if cleanup is not None:
+        for step in (cleanup, _cancel_leftovers):
+            if step is None:
+                continue
             try:
-                asyncio.run_coroutine_threadsafe(cleanup(), loop).result(timeout=10)
+                asyncio.run_coroutine_threadsafe(step(), loop).result(timeout=10)
             except Exception:
                 log.warning("cleanup on the %s loop failed", self._name, exc_info=True)
         loop.call_soon_threadsafe(loop.stop)

@@ -11,6 +11,7 @@ the same transaction: ``error`` mode writes all or nothing, ``skip`` mode writes
 import csv
 import io
 import json
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -278,15 +279,20 @@ def _copy_text(rows: list[Row], *, line: bool) -> bytes:
     return text.encode()
 
 
+# Rows of a direct import, kept in case a violation needs them staged: in memory up to
+# this size, then in a temporary file, so memory stays flat for any size of file.
+SPOOL_MEMORY = 16 << 20
+
+
 class _PostgresTarget:
     """Pooled asyncpg connections, each in one transaction; rows arrive by streamed COPY.
 
-    Every row is copied into the staging table. With ``direct`` (error mode) and a second
-    connection free, the rows are also copied straight into user_account on that one, in
-    the same stream order: its unique indexes catch every duplicate, so a clean file needs
-    no further statement, and PostgreSQL stores rows while this thread parses the next
-    ones. After a violation that transaction is rolled back and the staged rows tell which
-    lines were at fault.
+    Rows are copied into the staging table. With ``direct`` (error mode) and a second
+    connection free, they are instead copied straight into user_account on that one and
+    spooled aside: its unique indexes catch every duplicate, so a clean file needs no
+    further statement and PostgreSQL does one COPY's work, as a bare COPY would, while
+    this thread parses the next rows. After a violation that transaction is rolled back,
+    the spooled rows are staged, and the staging table tells which lines were at fault.
     """
 
     def __init__(self, direct: bool) -> None:
@@ -294,6 +300,8 @@ class _PostgresTarget:
         self._direct_conn: pg.Connection | None = None
         self._staged: pg.CopyIn | None = None
         self._direct: pg.CopyIn | None = None
+        self._spool: IO[bytes] | None = None
+        self._loading = True
         self._copied = 0
         self._conn = pg.run_blocking(pg.acquire(self._config))
         try:
@@ -310,19 +318,34 @@ class _PostgresTarget:
         except BaseException:
             self._release()
             raise
-        self._staged = pg.CopyIn(self._conn, staging.name, [c.name for c in staging.columns])
-        if self._direct_conn is not None:
+        if self._direct_conn is None:
+            self._staged = self._staging_copy()
+        else:
             self._direct = pg.CopyIn(self._direct_conn, User.__tablename__, _USER_COLUMNS)
+            self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+
+    def _staging_copy(self) -> pg.CopyIn:
+        return pg.CopyIn(self._conn, staging.name, [c.name for c in staging.columns])
 
     def load(self, rows: list[Row]) -> None:
-        if self._staged is None:
-            msg = "the staging COPY has ended"
+        if not self._loading:
+            msg = "the import's COPY has ended"
             raise RuntimeError(msg)
-        self._staged.send(_copy_text(rows, line=True))
+        text = _copy_text(rows, line=True)
+        if self._staged is not None:
+            self._staged.send(text)
+            return
+        if self._spool is not None:
+            self._spool.write(text)
         if self._direct is not None:
-            self._direct.send(_copy_text(rows, line=False))
+            try:
+                self._direct.send(_copy_text(rows, line=False))
+            except asyncpg.UniqueViolationError:
+                self._direct = None
+                self._end_direct(commit=False)
 
     def _end_copies(self, *, abort: bool = False) -> None:
+        self._loading = False
         staged, self._staged = self._staged, None
         direct, self._direct = self._direct, None
         if abort:
@@ -341,6 +364,22 @@ class _PostgresTarget:
                 except asyncpg.UniqueViolationError:
                     # A duplicate, in the file or not: diagnosed from the staging table.
                     self._end_direct(commit=False)
+        if self._spool is not None and self._direct_conn is None:
+            self._stage_spooled()
+
+    def _stage_spooled(self) -> None:
+        spool, self._spool = self._spool, None
+        assert spool is not None  # noqa: S101 - the caller checked
+        with spool:
+            spool.seek(0)
+            copy = self._staging_copy()
+            try:
+                while lines := spool.readlines(1 << 20):
+                    copy.send(b"".join(lines))
+            except BaseException:
+                copy.abort()
+                raise
+            copy.close()
 
     def _end_direct(self, commit: bool) -> None:
         if self._direct_conn is not None:
@@ -379,6 +418,9 @@ class _PostgresTarget:
             self._release()
 
     def _release(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
         for conn in (self._direct_conn, self._conn):
             if conn is not None:
                 pg.run_blocking(pg.release(self._config, conn))
