@@ -79,16 +79,14 @@ def _drain(loop: asyncio.AbstractEventLoop) -> None:
     # A view that raised may leave tasks behind (a gather's siblings). They must end before
     # the request's teardown removes the session one of them may be using: cancel them and
     # wait, which waits for any worker thread still on the session (see run_db).
-    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    if asyncio.all_tasks(loop):
+        loop.run_until_complete(_cancel_leftovers())
 
 
 async def _cancel_leftovers() -> None:
-    # What is still running (a driver's cancel request to a server that went away) ends
-    # here, rather than being destroyed pending when the loop closes.
+    # Cancel every other task on the running loop and wait for each to end: after a view,
+    # and before a background loop closes (a driver's cancel request to a server that went
+    # away would otherwise be destroyed pending).
     leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
     for task in leftovers:
         task.cancel()
@@ -170,11 +168,14 @@ def _get_executor() -> ThreadPoolExecutor:
         return _executor
 
 
+_SESSION_LOCK = "_db_session_lock"  # in flask.g: one per request
+
+
 def _session_lock() -> asyncio.Lock:
-    lock: asyncio.Lock | None = g.get("_db_session_lock")
+    lock: asyncio.Lock | None = g.get(_SESSION_LOCK)
     if lock is None:
         lock = asyncio.Lock()
-        g._db_session_lock = lock
+        setattr(g, _SESSION_LOCK, lock)
     return lock
 
 
@@ -183,11 +184,12 @@ def sql_may_block_here() -> bool:
     return asyncio._get_running_loop() is None or getattr(_thread_state, "inline", False)
 
 
-def _alone_on_loop(lock: asyncio.Lock) -> bool:
+def _alone_on_loop() -> bool:
     # A thread's loop serves one request at a time. When the calling task is the only one
     # on it and no offloaded call holds the session, nothing could run during a blocking
     # call: blocking delays no one, and a thread hop would cost ~150 us for nothing.
-    return not lock.locked() and len(asyncio.all_tasks()) == 1
+    lock: asyncio.Lock | None = g.get(_SESSION_LOCK)
+    return (lock is None or not lock.locked()) and len(asyncio.all_tasks()) == 1
 
 
 async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -198,14 +200,13 @@ async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     When other tasks share the loop (a gather), the call runs in a worker thread so they
     go on meanwhile; when the view's task is alone, it runs in place, on the same session.
     """
-    lock = _session_lock()
-    if _alone_on_loop(lock):
+    if _alone_on_loop():
         _thread_state.inline = True
         try:
             return fn(*args, **kwargs)
         finally:
             _thread_state.inline = False
-    return await _in_worker(lock, fn, *args, **kwargs)
+    return await _in_worker(fn, *args, **kwargs)
 
 
 async def run_db_in_worker(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -214,15 +215,13 @@ async def run_db_in_worker(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwa
     In place, such work would be one coroutine step of seconds, which asyncio's debug mode
     reports as a blocked loop; the thread hop costs nothing beside it.
     """
-    return await _in_worker(_session_lock(), fn, *args, **kwargs)
+    return await _in_worker(fn, *args, **kwargs)
 
 
-async def _in_worker(
-    lock: asyncio.Lock, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
-) -> T:
+async def _in_worker(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     context = contextvars.copy_context()
     call = functools.partial(context.run, fn, *args, **kwargs)
-    async with lock:
+    async with _session_lock():
         future: Future[T] = _get_executor().submit(call)
         wrapped = asyncio.wrap_future(future)
         try:

@@ -1,4 +1,4 @@
-"""HTTP views of the posts resource: thin, async, one DB hop each."""
+"""HTTP views of the posts resource: thin, async, one DB call each."""
 
 from flask import Response, url_for
 from flask_openapi3.blueprint import APIBlueprint

@@ -1,4 +1,4 @@
-"""HTTP views of the users resource: thin, async, one DB hop each."""
+"""HTTP views of the users resource: thin, async, one DB call each."""
 
 from flask import Response, request, stream_with_context, url_for
 from flask_openapi3.blueprint import APIBlueprint

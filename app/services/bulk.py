@@ -365,11 +365,10 @@ class _PostgresTarget:
                     # A duplicate, in the file or not: diagnosed from the staging table.
                     self._end_direct(commit=False)
         if self._spool is not None and self._direct_conn is None:
-            self._stage_spooled()
+            spool, self._spool = self._spool, None
+            self._stage_spooled(spool)
 
-    def _stage_spooled(self) -> None:
-        spool, self._spool = self._spool, None
-        assert spool is not None  # noqa: S101 - the caller checked
+    def _stage_spooled(self, spool: IO[bytes]) -> None:
         with spool:
             spool.seek(0)
             copy = self._staging_copy()
