@@ -28,20 +28,11 @@ from app import create_app
 from app.config import Settings
 from app.extensions import db
 from app.services.api_keys import ALL_SCOPES, create_api_key
-from bench.run import ADMIN_URL, ROOT, gunicorn
+from bench.run import ROOT, fresh_database, gunicorn
 
 DB_NAME = "app_import_bench"
 LOOP_ROWS = 5_000
 NAMES = ("raw asyncpg COPY", "our CLI", "our HTTP", "tutorial loop")
-
-
-def _fresh_database() -> str:
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    admin.dispose()
-    return make_url(ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
 
 
 def _truncate(url: str) -> None:
@@ -187,7 +178,7 @@ def main() -> None:
     parser.add_argument("--memory-rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    url = _fresh_database()
+    url = fresh_database(DB_NAME)
     app = create_app(Settings(DATABASE_URL=url, AUTO_MIGRATE=True, LOG_LEVEL="WARNING"))
     with app.app_context():
         _, token = create_api_key("bench", list(ALL_SCOPES))

@@ -57,14 +57,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def prepare_database(name: str = DB_NAME) -> tuple[str, str, int]:
-    """Make a fresh database at head with 1,000 users; return its URL, a key, the first id."""
+def fresh_database(name: str) -> str:
+    """Drop and create an empty database; return its URL."""
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def prepare_database(name: str = DB_NAME) -> tuple[str, str, int]:
+    """Make a fresh database at head with 1,000 users; return its URL, a key, the first id."""
+    url = fresh_database(name)
     app = create_app(Settings(DATABASE_URL=url, AUTO_MIGRATE=True, LOG_LEVEL="WARNING"))
     with app.app_context():
         rows = [{"username": f"seed{n}", "email": f"seed{n}@example.com"} for n in range(USERS)]
