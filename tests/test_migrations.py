@@ -202,8 +202,8 @@ def test_check_fails_when_model_gains_column(
     ("ddl", "expected"),
     [
         pytest.param(
-            ["DROP INDEX ix_user_account_username_id"],
-            [("add_index", "ix_user_account_username_id")],
+            ["DROP INDEX ix_user_account_created_at_id"],
+            [("add_index", "ix_user_account_created_at_id")],
             id="column-index-dropped",
         ),
         pytest.param(

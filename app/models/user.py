@@ -39,7 +39,6 @@ class User(Base):
         Index("uq_user_account_username_lower", func.lower(username), unique=True),
         Index("uq_user_account_email_lower", func.lower(email), unique=True),
         Index("ix_user_account_created_at_id", created_at, id),
-        Index("ix_user_account_username_id", username, id),
     )
 
     def __repr__(self) -> str:

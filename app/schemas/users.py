@@ -64,7 +64,9 @@ class UserPath(ParameterModel):
 class UserListQuery(PageQuery):
     """Query string of GET /users."""
 
-    sort: UserSort = "id"
+    sort: UserSort = Field(
+        default="id", description="username orders ignore letter case: alice, Bob, carol."
+    )
     username: str | None = Field(
         default=None,
         max_length=USERNAME_MAX,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, tuple_
+from sqlalchemy import ColumnElement, Select, func, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.errors import BadRequestError
@@ -16,10 +16,21 @@ from app.errors import BadRequestError
 
 @dataclass(frozen=True)
 class SortKey:
-    """A sort order: its columns (the last one unique) and whether it descends."""
+    """A sort order: its columns (the last one unique) and whether it descends.
+
+    ignore_case orders by lower() of a single column that is unique whatever its letter
+    case: lower(column) is then a total order on its own, needing no tie-breaker, and the
+    unique index on lower(column) serves both the ORDER BY and the keyset condition.
+    """
 
     columns: Sequence[InstrumentedAttribute[Any]]
     descending: bool
+    ignore_case: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ignore_case and len(self.columns) != 1:
+            msg = "ignore_case orders by one column, unique by lower() alone"
+            raise ValueError(msg)
 
 
 def encode_cursor(sort: str, values: Sequence[Any]) -> str:
@@ -74,11 +85,17 @@ S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 def paginate(stmt: S, key: SortKey, sort: str, cursor: str | None, limit: int) -> S:
     """Order the statement by the key, start after the cursor and fetch one row extra."""
-    columns = list(key.columns)
+    columns: list[ColumnElement[Any] | InstrumentedAttribute[Any]] = list(key.columns)
+    if key.ignore_case:
+        columns = [func.lower(columns[0])]
     if cursor is not None:
         after = decode_cursor(cursor, sort, key)
         left = tuple_(*columns) if len(columns) > 1 else columns[0]
         right: Any = after if len(columns) > 1 else after[0]
+        if key.ignore_case:
+            # Folded by the database, never by str.lower: Python and PostgreSQL fold some
+            # characters differently, and the condition must agree with the ORDER BY.
+            right = func.lower(right)
         condition: ColumnElement[bool] = left < right if key.descending else left > right
         stmt = stmt.where(condition)
     order = [c.desc() if key.descending else c.asc() for c in columns]

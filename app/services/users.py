@@ -40,8 +40,8 @@ USER_SORTS: dict[str, SortKey] = {
     "-id": SortKey((User.id,), descending=True),
     "created_at": SortKey((User.created_at, User.id), descending=False),
     "-created_at": SortKey((User.created_at, User.id), descending=True),
-    "username": SortKey((User.username, User.id), descending=False),
-    "-username": SortKey((User.username, User.id), descending=True),
+    "username": SortKey((User.username,), descending=False, ignore_case=True),
+    "-username": SortKey((User.username,), descending=True, ignore_case=True),
 }
 
 

@@ -108,7 +108,8 @@ def sync_detailed(
         limit (int | Unset):  Default: 50.
         cursor (str | Unset): Opaque: pass back the `next_cursor` of the previous page unchanged,
             with the same `sort`. A cursor from another sort order, or altered, is a 400.
-        sort (ListUsersSort | Unset):  Default: 'id'.
+        sort (ListUsersSort | Unset): username orders ignore letter case: alice, Bob, carol.
+            Default: 'id'.
         username (str | Unset): Exact, case-insensitive.
         email (str | Unset): Exact, case-insensitive.
 
@@ -150,7 +151,8 @@ def sync(
         limit (int | Unset):  Default: 50.
         cursor (str | Unset): Opaque: pass back the `next_cursor` of the previous page unchanged,
             with the same `sort`. A cursor from another sort order, or altered, is a 400.
-        sort (ListUsersSort | Unset):  Default: 'id'.
+        sort (ListUsersSort | Unset): username orders ignore letter case: alice, Bob, carol.
+            Default: 'id'.
         username (str | Unset): Exact, case-insensitive.
         email (str | Unset): Exact, case-insensitive.
 
@@ -187,7 +189,8 @@ async def asyncio_detailed(
         limit (int | Unset):  Default: 50.
         cursor (str | Unset): Opaque: pass back the `next_cursor` of the previous page unchanged,
             with the same `sort`. A cursor from another sort order, or altered, is a 400.
-        sort (ListUsersSort | Unset):  Default: 'id'.
+        sort (ListUsersSort | Unset): username orders ignore letter case: alice, Bob, carol.
+            Default: 'id'.
         username (str | Unset): Exact, case-insensitive.
         email (str | Unset): Exact, case-insensitive.
 
@@ -227,7 +230,8 @@ async def asyncio(
         limit (int | Unset):  Default: 50.
         cursor (str | Unset): Opaque: pass back the `next_cursor` of the previous page unchanged,
             with the same `sort`. A cursor from another sort order, or altered, is a 400.
-        sort (ListUsersSort | Unset):  Default: 'id'.
+        sort (ListUsersSort | Unset): username orders ignore letter case: alice, Bob, carol.
+            Default: 'id'.
         username (str | Unset): Exact, case-insensitive.
         email (str | Unset): Exact, case-insensitive.
 
