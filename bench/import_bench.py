@@ -28,7 +28,7 @@ from app import create_app
 from app.config import Settings
 from app.extensions import db
 from app.services.api_keys import ALL_SCOPES, create_api_key
-from bench.run import ROOT, fresh_database, gunicorn
+from bench.run import ROOT, fresh_database, gunicorn, server_pids
 
 DB_NAME = "app_import_bench"
 LOOP_ROWS = 5_000
@@ -135,18 +135,12 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _server_pids(master_port: int) -> list[int]:
-    command = ["pgrep", "-f", f"127.0.0.1:{master_port}"]
-    out = subprocess.run(command, check=True, capture_output=True, text=True)
-    return sorted(int(p) for p in out.stdout.split())
-
-
 def measure_memory(url: str, token: str, env: dict[str, str], big: Path, rows: int) -> None:
     """Peak RSS of one gunicorn worker importing, then exporting, ``rows`` users."""
     _truncate(url)
     _write_file(big, rows)
     with gunicorn("app:create_app()", env, "/healthz") as base:
-        pids = _server_pids(int(base.rsplit(":", 1)[1]))
+        pids = server_pids(base)
 
         def peak() -> float:
             return max(_peak_rss_mb(pid) for pid in pids)
