@@ -28,7 +28,7 @@ from app import create_app
 from app.config import Settings
 from app.extensions import db
 from app.services.api_keys import ALL_SCOPES, create_api_key
-from bench.run import ROOT, fresh_database, gunicorn, server_pids
+from bench.run import ROOT, create_tutorial_table, fresh_database, gunicorn, server_pids
 
 DB_NAME = "app_import_bench"
 LOOP_ROWS = 5_000
@@ -38,7 +38,7 @@ NAMES = ("raw asyncpg COPY", "our CLI", "our HTTP", "tutorial loop")
 def _truncate(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE user_account RESTART IDENTITY CASCADE"))
+        conn.execute(text("TRUNCATE user_account, tutorial_user RESTART IDENTITY CASCADE"))
     engine.dispose()
 
 
@@ -178,7 +178,7 @@ def main() -> None:
         _, token = create_api_key("bench", list(ALL_SCOPES))
         db.session.commit()
         db.engine.dispose()
-    os.environ["DATABASE_URL"] = url
+    create_tutorial_table(url)
     work = Path(tempfile.mkdtemp(prefix="import-bench-"))
     data = work / "users.ndjson"
     _write_file(data, args.rows)

@@ -72,8 +72,38 @@ def fresh_database(name: str) -> str:
     return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
 
+def create_tutorial_table(url: str) -> None:
+    """(Re)make the tutorial app's own table as its db.create_all() would, with our rows.
+
+    Sharing our table would hand it our indexes instead of its own: its check-then-insert
+    reads ``username = ...``, which only its own unique index on username serves.
+    """
+    os.environ["DATABASE_URL"] = url  # the tutorial's module reads it when imported
+    from bench.apps.tutorial import User as TutorialUser  # noqa: PLC0415
+
+    table = TutorialUser.__table__
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+        conn.execute(
+            text(
+                "INSERT INTO tutorial_user (id, username, email, created_at, updated_at)"
+                " SELECT id, username, email, created_at, updated_at FROM user_account"
+            )
+        )
+        conn.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence('tutorial_user', 'id'),"
+                " (SELECT coalesce(max(id), 0) + 1 FROM tutorial_user), false)"
+            )
+        )
+    engine.dispose()
+
+
 def prepare_database(name: str = DB_NAME) -> tuple[str, str, int]:
-    """Make a fresh database at head with 1,000 users; return its URL, a key, the first id."""
+    """Make a fresh database at head with 1,000 users (ours and the tutorial's); return its
+    URL, a key, the first id."""
     url = fresh_database(name)
     app = create_app(Settings(DATABASE_URL=url, AUTO_MIGRATE=True, LOG_LEVEL="WARNING"))
     with app.app_context():
@@ -84,6 +114,7 @@ def prepare_database(name: str = DB_NAME) -> tuple[str, str, int]:
         first = db.session.execute(text("SELECT min(id) FROM user_account")).scalar_one()
         for engine in db.engines.values():
             engine.dispose()
+    create_tutorial_table(url)
     return url, token, int(first)
 
 

@@ -1,5 +1,7 @@
 """The tutorial's app, as our users start from it: sync views, legacy Query API,
-check-then-insert, a commit per request. Same table and rows as ours, no auth."""
+check-then-insert, a commit per request, no auth. Its own table, as its db.create_all()
+makes it (unique username and email: the index its check-then-insert reads), holding the
+same rows as ours (bench.run.create_tutorial_table)."""
 
 import os
 
@@ -12,7 +14,7 @@ db = SQLAlchemy(app)
 
 
 class User(db.Model):  # type: ignore[name-defined,misc]
-    __tablename__ = "user_account"
+    __tablename__ = "tutorial_user"
     id = db.Column(db.BigInteger, primary_key=True)
     username = db.Column(db.String(80), unique=True, nullable=False)
     email = db.Column(db.String(254), unique=True, nullable=False)
