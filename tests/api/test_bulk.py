@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, delete, func, select, text
+from sqlalchemy import create_engine, delete, func, insert, select, text
 from werkzeug.test import TestResponse
 
 from app import pg
 from app.extensions import db
 from app.models import User
+from app.services import bulk
 from tests.api.test_bad_input import assert_problem
 from tests.factories import make_user
 
@@ -305,6 +306,31 @@ def test_error_mode_without_a_spare_connection_stages_then_inserts(
         for connection in held:
             pg.run_blocking(pg.release(config, connection))
     assert len(_stored(app)) == 7
+
+
+def test_skip_mode_skips_a_name_another_writer_takes_while_the_file_is_read(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    if backend != "postgresql":
+        # SQLite commits one writer at a time: the import's write refuses its stale read.
+        pytest.skip("a writer beside the import is PostgreSQL's case")
+    judged = bulk._duplicate_lines
+    other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    def another_writer_then_judged() -> Any:
+        # After the lines are judged, before they move: another client takes one name.
+        with other.begin() as conn:
+            conn.execute(insert(User).values(username="BULK1", email="other@example.com"))
+        return judged()
+
+    monkeypatch.setattr("app.services.bulk._duplicate_lines", another_writer_then_judged)
+    try:
+        response = _import(client, _ndjson(_rows(3)), NDJSON, mode="skip")
+    finally:
+        other.dispose()
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == {"created": 2, "skipped": 1, "errors": []}
+    assert sorted(u for u, _ in _stored(app)) == ["BULK1", "bulk0", "bulk2"]
 
 
 class _BodyThatFails(io.BytesIO):
