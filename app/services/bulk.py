@@ -508,6 +508,8 @@ class _SqlAlchemyTarget:
         return [tuple(r) for r in self._conn.execute(statement)]
 
     def load(self, rows: list[Row]) -> None:
+        if not rows:
+            return  # a chunk of invalid lines only; executemany of nothing is an error
         self._conn.execute(
             staging.insert(), [{"line": n, "username": u, "email": e} for n, u, e in rows]
         )
@@ -578,15 +580,19 @@ def _move_rows(dialect_name: str, *, skip_conflicts: bool = False) -> Executable
     return statement.on_conflict_do_nothing() if skip_conflicts else statement
 
 
-def _move(target: _Target, dialect_name: str, mode: Mode) -> int:
+TAKEN_MEANWHILE = "a username or email was taken while the import ran"
+
+
+def _move(target: _Target, dialect_name: str, mode: Mode, report: ImportReport) -> int:
     """Insert the judged lines; in skip mode, also skip names another writer took meanwhile."""
     if mode == "error":
         return target.execute(_move_rows(dialect_name))
     moved = target.execute_unless_taken(_move_rows(dialect_name))
     if moved is None:
         # Another writer took a name of the file while it was read: those rows are skipped
-        # like the others, by the unique indexes this time.
+        # like the others, by the unique indexes this time, which do not say which lines.
         moved = target.execute(_move_rows(dialect_name, skip_conflicts=True))
+        report.note(0, TAKEN_MEANWHILE)
     return moved
 
 
@@ -631,10 +637,10 @@ def import_users(
             report.skipped = report.rows
             raise ImportConflictError(report)
         try:
-            report.created = _move(target, dialect, mode)
+            report.created = _move(target, dialect, mode, report)
         except (IntegrityError, asyncpg.UniqueViolationError) as exc:
             # Someone else took a username or email of the file while it was read.
-            report.note(0, "a username or email was taken while the import ran")
+            report.note(0, TAKEN_MEANWHILE)
             report.skipped = report.rows
             raise ImportConflictError(report) from exc
         problems = [(e.line, e.problem) for e in report.errors]

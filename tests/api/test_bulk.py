@@ -329,8 +329,26 @@ def test_skip_mode_skips_a_name_another_writer_takes_while_the_file_is_read(
     finally:
         other.dispose()
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.get_json() == {"created": 2, "skipped": 1, "errors": []}
+    assert response.get_json() == {
+        "created": 2,
+        "skipped": 1,
+        "errors": [{"line": 0, "problem": bulk.TAKEN_MEANWHILE}],
+    }
     assert sorted(u for u, _ in _stored(app)) == ["BULK1", "bulk0", "bulk2"]
+
+
+@pytest.mark.parametrize("mimetype", [NDJSON, CSV])
+def test_skip_mode_with_only_invalid_lines_creates_nothing_and_names_them(
+    app: Flask, client: FlaskClient, mimetype: str
+) -> None:
+    rows = [{"username": "", "email": "nobody@example.com"}, {"username": "x", "email": "nope"}]
+    body = _ndjson(rows) if mimetype == NDJSON else b"username,email\n,a@example.com\nx,nope\n"
+    response = _import(client, body, mimetype, mode="skip")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    report = response.get_json()
+    assert (report["created"], report["skipped"]) == (0, 2)
+    assert [e["line"] for e in report["errors"]] == ([1, 2] if mimetype == NDJSON else [2, 3])
+    assert _stored(app) == []
 
 
 class _BodyThatFails(io.BytesIO):
