@@ -72,7 +72,9 @@ def decode_cursor(cursor: str, sort: str, key: SortKey) -> tuple[Any, ...]:
             raise BadRequestError(msg)
         values = data["k"]
         if len(values) != len(key.columns):
-            raise ValueError
+            # Made for another shape of this order, such as an older release's: not resumable.
+            msg = "The cursor belongs to another version of this sort order; start again."
+            raise BadRequestError(msg)
         return tuple(_decode_value(c, v) for c, v in zip(key.columns, values, strict=True))
     except BadRequestError:
         raise

@@ -169,10 +169,26 @@ def _forged(sort: str, key: list[Any]) -> str:
         ("username", ["\ud800"]),
         ("username", ["a\u0000b"]),
         ("username", [1]),
-        ("username", ["a", 1]),  # the (username, id) cursors of the case-sensitive order
     ],
 )
 def test_forged_cursor_values_are_400(client: FlaskClient, sort: str, key: list[Any]) -> None:
     response = client.get("/users", query_string={"sort": sort, "cursor": _forged(sort, key)})
     assert response.status_code == 400, response.get_data(as_text=True)
     assert response.get_json()["detail"] == "The cursor is not valid."
+
+
+@pytest.mark.parametrize(
+    ("sort", "key"),
+    [
+        ("username", ["alice", 7]),  # a (username, id) cursor of the old case-sensitive order
+        ("-username", ["alice", 7]),
+        ("created_at", ["2026-01-01T00:00:00+00:00"]),
+        ("id", [1, 2]),
+    ],
+)
+def test_cursor_of_another_shape_says_start_again(
+    client: FlaskClient, sort: str, key: list[Any]
+) -> None:
+    response = client.get("/users", query_string={"sort": sort, "cursor": _forged(sort, key)})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert "start again" in response.get_json()["detail"]
