@@ -185,7 +185,7 @@ def main() -> None:
     _write_file(data, args.rows)
     print(f"{args.rows:,} users, {data.stat().st_size / 1e6:.1f} MB of NDJSON\n")
 
-    # The machine may be shared: the four are interleaved, round after round, and each
+    # The machine may be shared: the five are interleaved, round after round, and each
     # is judged by its median, so a busy moment does not fall on one of them only.
     runs: dict[str, list[float]] = {name: [] for name in NAMES}
     env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}

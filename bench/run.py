@@ -158,15 +158,20 @@ def server_pids(base: str) -> list[int]:
     return sorted(int(pid) for pid in out.stdout.split())
 
 
-def _postgres_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
-                pids.append(int(entry.name))
-        except OSError:
-            continue  # gone meanwhile
-    return pids
+def _postgres_pids(url: str) -> list[int]:
+    """The benchmark database's backends and the server's own processes (WAL writer,
+    checkpointer, ...), which work for its commits; not other databases' clients."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        pids = conn.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                " AND (datname = current_database() OR datname IS NULL)"
+            )
+        ).scalars()
+        found = [int(pid) for pid in pids]
+    engine.dispose()
+    return found
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -208,14 +213,16 @@ end
 
 
 def wrk(
-    base: str, path: str, script: str, duration: int, connections: int
+    base: str, request: tuple[str, str], duration: int, connections: int, database: str
 ) -> tuple[float, float, float, int, float, float, float]:
     """Run wrk for a bounded time; return requests/s, p50 ms, p99 ms, non-2xx count, and
     the CPU microseconds per request of the server's processes, PostgreSQL's and wrk's.
+    ``request`` is the path and the Lua script that makes each request.
 
     Requests/s on a shared two-core machine swing with whatever else runs; CPU per request
     under load says where the time goes, and moves far less.
     """
+    path, script = request
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script)
     command = [
@@ -231,7 +238,7 @@ def wrk(
         lua.name,
         base + path,
     ]
-    servers, databases = server_pids(base), _postgres_pids()
+    servers, databases = server_pids(base), _postgres_pids(database)
     # wrk is this process's only child that ends during the run: RUSAGE_CHILDREN is its CPU.
     before = (_cpu_seconds(servers), _cpu_seconds(databases), resource.getrusage(CHILDREN))
     output = subprocess.run(
@@ -302,14 +309,14 @@ def main() -> None:
             with gunicorn(target, {**env, **extra}, probe) as base:
                 for endpoint in endpoints * repeats:
                     path, kind = scripts[endpoint]
-                    script = _lua(kind, token, first_id)
-                    wrk(base, path, script, 1, args.connections)  # warm-up, not counted
-                    figures = wrk(base, path, script, args.duration, args.connections)
+                    load = (path, _lua(kind, token, first_id))
+                    wrk(base, load, 1, args.connections, url)  # warm-up, not counted
+                    figures = wrk(base, load, args.duration, args.connections, url)
                     runs.setdefault((variant, endpoint), []).append(
                         Result(variant, endpoint, *figures)
                     )
     results: list[Result] = []
-    print("\nmedians; CPU per request under load: server (gunicorn), PostgreSQL, wrk")
+    print("\nmedians; CPU per request under load: gunicorn, PostgreSQL (this database), wrk")
     for (variant, endpoint), done in runs.items():
         rps, p50, p99, server, postgres, client = (
             statistics.median(getattr(r, name) for r in done)
