@@ -129,6 +129,11 @@ class CopyAbortedError(Exception):
     """Raised in a COPY's source to stop it."""
 
 
+def row_count(status: str) -> int:
+    """The row count a command's status ends in: "INSERT 0 5", "COPY 5", "SELECT 5"."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
 def _lost(connection: "Connection") -> bool:
     try:
         return connection.is_closed()
@@ -175,7 +180,7 @@ class CopyIn:
             self._stopped = True
             while not self._queue.empty():
                 self._queue.get_nowait()
-        return int(status.rsplit(" ", 1)[-1])
+        return row_count(status)
 
     async def _offer(self, batch: bytes | None) -> None:
         if not self._stopped:

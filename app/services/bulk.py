@@ -33,6 +33,7 @@ from sqlalchemy import (
     Table,
     func,
     literal,
+    or_,
     select,
     union_all,
 )
@@ -433,8 +434,7 @@ class _PostgresTarget:
     def execute(self, statement: Executable) -> int:
         self._end_copies()
         sql, args = pg.compile_query(statement)  # type: ignore[arg-type]
-        status = pg.run_blocking(self._conn.execute(sql, *args))
-        return int(status.rsplit(" ", 1)[-1])
+        return pg.row_count(pg.run_blocking(self._conn.execute(sql, *args)))
 
     def execute_unless_taken(self, statement: Executable) -> int | None:
         """Execute in a savepoint; None, with nothing done, if a unique index refused a row."""
@@ -449,7 +449,7 @@ class _PostgresTarget:
                 return None
 
         status = pg.run_blocking(attempt())
-        return None if status is None else int(status.rsplit(" ", 1)[-1])
+        return None if status is None else pg.row_count(status)
 
     def fetch(self, statement: Executable) -> list[tuple[Any, ...]]:
         self._end_copies()
@@ -553,14 +553,20 @@ def _classify() -> Executable:
     return _CreateTempTableAs(verdict, query)
 
 
-def _duplicate_lines() -> Executable:
-    """Lines that repeat an earlier line of the file or an existing user (first 100)."""
-    reasons = [
+def _problems() -> list[tuple[Any, str]]:
+    # What can be wrong with a judged line, and how the report says it; the move takes the
+    # lines with none of these, so the two cannot disagree.
+    repeats = [
         (verdict.c[f"{name}_rank"] > 1, f"{name} repeats an earlier line of the file")
         for name in _FIELDS
-    ] + [(verdict.c[f"{name}_taken"], f"{name} already exists") for name in _FIELDS]
+    ]
+    return repeats + [(verdict.c[f"{name}_taken"], f"{name} already exists") for name in _FIELDS]
+
+
+def _duplicate_lines() -> Executable:
+    """Lines that repeat an earlier line of the file or an existing user (first 100)."""
     found = union_all(
-        *(select(verdict.c.line, literal(why).label("why")).where(cond) for cond, why in reasons)
+        *(select(verdict.c.line, literal(why).label("why")).where(c) for c, why in _problems())
     ).subquery("found")
     return select(found.c.line, found.c.why).order_by(found.c.line).limit(MAX_REPORTED)
 
@@ -572,9 +578,8 @@ def _move_rows(dialect_name: str, *, skip_conflicts: bool = False) -> Executable
     row (measured: 1.9 s against 1.0 s for 100,000 rows), needed only with
     ``skip_conflicts``, when another writer took one of these names after _classify.
     """
-    fresh = [verdict.c[f"{name}_rank"] == 1 for name in _FIELDS]
-    fresh += [~verdict.c[f"{name}_taken"] for name in _FIELDS]
-    rows = select(verdict.c.username, verdict.c.email).where(*fresh).order_by(verdict.c.line)
+    fresh = ~or_(*(condition for condition, _ in _problems()))
+    rows = select(verdict.c.username, verdict.c.email).where(fresh).order_by(verdict.c.line)
     insert = (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(User)
     statement = insert.from_select(["username", "email"], rows)
     return statement.on_conflict_do_nothing() if skip_conflicts else statement
