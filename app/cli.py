@@ -93,6 +93,66 @@ def _format_of(path: Path, given: str | None) -> bulk.Format:
     return "csv" if path.suffix.lower() == ".csv" else "ndjson"
 
 
+# Off a terminal (a pipe, a container's log) click prints a bar's label only: a line this
+# often says how far a long import or export has got instead.
+PROGRESS_EVERY = 5.0
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+class _Progress:
+    """click's bar (with its ETA) and the rows done and rows/s beside it, on a terminal or not."""
+
+    def __init__(self, label: str, length: int) -> None:
+        self.rows = 0
+        self._label = label
+        self._length = length
+        self._done = 0
+        self._started = self._said = time.monotonic()
+        self._terminal = sys.stderr.isatty()
+        self._bar = click.progressbar(
+            length=length, label=label, file=sys.stderr, item_show_func=self._info
+        )
+
+    def __enter__(self) -> "_Progress":
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.render_finish()
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the bar was made."""
+        return time.monotonic() - self._started
+
+    @property
+    def rate(self) -> float:
+        """Rows per second so far."""
+        elapsed = self.elapsed
+        return self.rows / elapsed if elapsed > 0 else 0.0
+
+    def advance(self, steps: int, rows: int) -> None:
+        """Move the bar ``steps`` along its length, ``rows`` of them done."""
+        self.rows += rows
+        self._done += steps
+        self._bar.update(steps)
+        if not steps:
+            self._bar.render_progress()  # update() draws only when the bar moves
+        now = time.monotonic()
+        if not self._terminal and now - self._said >= PROGRESS_EVERY:
+            self._said = now
+            share = min(self._done / self._length, 1.0) if self._length else 1.0
+            left = self.elapsed * (1 - share) / share if share else 0.0
+            line = f"{self._label}: {self._info(None)}, {share:.0%}, {left:.0f} s left"
+            click.echo(line, err=True)
+
+    def _info(self, _item: object) -> str:
+        return f"{self.rows:,} rows, {self.rate:,.0f} rows/s"
+
+
 @users_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -105,17 +165,13 @@ def _format_of(path: Path, given: str | None) -> bulk.Format:
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), help="Default: by suffix.")
 def import_command(file: Path, on_conflict: bulk.Mode, fmt: str | None) -> None:
     """Import users from an NDJSON or CSV file, with progress and a summary."""
-    started = time.monotonic()
     size = file.stat().st_size
-    with (
-        file.open("rb") as raw,
-        click.progressbar(length=size, label="Importing", file=sys.stderr) as bar,
-    ):
+    with file.open("rb") as raw, _Progress("Importing", size) as bar:
         read = 0
 
-        def progress(_rows: int) -> None:
+        def progress(rows: int) -> None:
             nonlocal read
-            bar.update(raw.tell() - read)
+            bar.advance(raw.tell() - read, rows)
             read = raw.tell()
 
         try:
@@ -128,12 +184,10 @@ def import_command(file: Path, on_conflict: bulk.Mode, fmt: str | None) -> None:
             for problem in error.extensions["errors"]:
                 click.echo(f"  line {problem['line']}: {problem['problem']}", err=True)
             sys.exit(1)
-        bar.update(size - read)
-    elapsed = time.monotonic() - started
-    rate = report.rows / elapsed if elapsed else 0.0
+        bar.advance(size - read, 0)
     click.echo(
-        f"Imported {report.created} users, skipped {report.skipped}, "
-        f"from {report.rows} rows in {elapsed:.1f} s ({rate:,.0f} rows/s).",
+        f"Imported {_counted(report.created, 'user')}, skipped {report.skipped:,}, "
+        f"from {_counted(report.rows, 'row')} in {bar.elapsed:.1f} s ({bar.rate:,.0f} rows/s).",
         err=True,
     )
     for problem in report.errors:
@@ -145,20 +199,21 @@ def import_command(file: Path, on_conflict: bulk.Mode, fmt: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), help="Default: by suffix.")
 def export_command(file: Path, fmt: str | None) -> None:
     """Export every user to an NDJSON or CSV file, with progress and a summary."""
-    started = time.monotonic()
+    # The count sizes the bar only: users created meanwhile may be exported too.
     total = db.session.execute(select(func.count()).select_from(User)).scalar_one()
-    written = 0
-    with (
-        file.open("wb") as out,
-        click.progressbar(length=total, label="Exporting", file=sys.stderr) as bar,
-    ):
-        for chunk in bulk.export_users(_format_of(file, fmt)):
+    fmt_of = _format_of(file, fmt)
+    with file.open("wb") as out, _Progress("Exporting", total) as bar:
+        header = fmt_of == "csv"
+        for chunk in bulk.export_users(fmt_of):
             out.write(chunk)
-            rows = chunk.count(b"\n")
-            written += rows
-            bar.update(rows)
-    elapsed = time.monotonic() - started
-    click.echo(f"Exported {total} users to {file} in {elapsed:.1f} s.", err=True)
+            rows = chunk.count(b"\n") - header
+            header = False
+            bar.advance(rows, rows)
+    click.echo(
+        f"Exported {_counted(bar.rows, 'user')} to {file} in {bar.elapsed:.1f} s "
+        f"({bar.rate:,.0f} rows/s).",
+        err=True,
+    )
 
 
 def init_app(app: Flask) -> None:

@@ -214,6 +214,37 @@ def test_cli_round_trip_and_bad_file(app: Flask, tmp_path: Path) -> None:
     assert count == 50
 
 
+def test_cli_reports_progress_off_a_terminal(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Off a terminal click prints a bar's label once: lines of rows and rows/s stand in.
+    monkeypatch.setattr("app.cli.PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr("app.services.bulk.CHUNK_ROWS", 4)
+    source = tmp_path / "users.ndjson"
+    source.write_bytes(_ndjson(_rows(10, "progress")))
+    runner = app.test_cli_runner()
+    imported = runner.invoke(args=["users", "import", str(source)])
+    assert imported.exit_code == 0, imported.output
+    lines = imported.stderr.splitlines()
+    assert lines[0] == "Importing"
+    counts = [line.split()[1] for line in lines if line.startswith("Importing: ")]
+    assert counts[:3] == ["4", "8", "10"]
+    assert all("rows/s" in line and "s left" in line for line in lines[1:-1])
+    assert lines[-1].startswith("Imported 10 users, skipped 0, from 10 rows in ")
+    exported = runner.invoke(args=["users", "export", str(tmp_path / "out.csv")])
+    assert exported.exit_code == 0, exported.output
+    assert "Exporting: 10 rows, " in exported.stderr
+    assert "Exported 10 users to " in exported.stderr
+
+
+def test_cli_summary_of_one_user_is_singular(app: Flask, tmp_path: Path) -> None:
+    source = tmp_path / "one.csv"
+    source.write_text("username,email\nsolo,solo@example.com\n")
+    imported = app.test_cli_runner().invoke(args=["users", "import", str(source)])
+    assert imported.exit_code == 0, imported.output
+    assert "Imported 1 user, skipped 0, from 1 row in " in imported.stderr
+
+
 def test_error_mode_names_only_the_duplicate_in_a_later_chunk(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
