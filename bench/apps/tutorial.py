@@ -44,7 +44,7 @@ def create_user():  # type: ignore[no-untyped-def]
         new_user = User(username=data["username"], email=data["email"])
         db.session.add(new_user)
         db.session.commit()
-        return jsonify({"message": "User created", "user": new_user.to_dict()}), 201
+        return jsonify({"message": "User created", "user": new_user.to_dict()}), 201  # type: ignore[no-untyped-call]
     except Exception as e:
         db.session.rollback()
         return jsonify({"message": "Failed to create user", "error": str(e)}), 500
