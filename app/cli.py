@@ -1,23 +1,68 @@
-"""Flask CLI commands: ``flask --app app api-keys create|list|revoke``."""
+"""Flask CLI commands: ``flask --app app api-keys create|list|revoke`` and
+``flask --app app users import|export``."""
 
+import functools
+import itertools
+import os
+import stat
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO, NoReturn, ParamSpec, TypeVar
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import NotFoundError
 from app.extensions import db
+from app.migrations import SCHEMA_REVISION
 from app.models import User
 from app.models.api_key import NAME_MAX
 from app.services import bulk
 from app.services.api_keys import ALL_SCOPES, Scope, create_api_key, list_api_keys, revoke_api_key
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 api_keys = AppGroup("api-keys", help="Create, list and revoke API keys.")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+def _require_current_schema() -> None:
+    head = current_app.config["ALEMBIC_HEAD"]
+    try:
+        with db.engine.connect() as conn:
+            migrated = inspect(conn).has_table("alembic_version")
+            revision = conn.execute(SCHEMA_REVISION).scalar_one_or_none() if migrated else None
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        _fail(f"cannot reach the database: {reason}")
+    if revision != head:
+        state = "has no schema yet" if revision is None else f"is at migration {revision}"
+        _fail(
+            f"the database {state}; this release needs {head}. Apply the migrations first: "
+            "alembic upgrade head (the container's migrate command)."
+        )
+
+
+def needs_schema(command: Callable[P, R]) -> Callable[P, R]:
+    """Check, before the command runs (not for --help), that the database is migrated."""
+
+    @functools.wraps(command)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        _require_current_schema()
+        return command(*args, **kwargs)
+
+    return checked
 
 
 def _when(value: datetime | None) -> str:
@@ -35,6 +80,7 @@ def _when(value: datetime | None) -> str:
     help="A scope to grant; repeat for several.",
 )
 @click.option("--expires-in", type=click.IntRange(min=1), help="Days until the key expires.")
+@needs_schema
 def create_command(name: str, scopes: tuple[Scope, ...], expires_in: int | None) -> None:
     """Create a key and print its secret alone on stdout; it is never shown again."""
     if not name.strip() or len(name) > NAME_MAX:
@@ -51,6 +97,7 @@ def create_command(name: str, scopes: tuple[Scope, ...], expires_in: int | None)
 
 
 @api_keys.command("list")
+@needs_schema
 def list_command() -> None:
     """List keys (never their secrets)."""
     keys = list_api_keys()
@@ -73,13 +120,13 @@ def list_command() -> None:
 
 @api_keys.command("revoke")
 @click.argument("prefix")
+@needs_schema
 def revoke_command(prefix: str) -> None:
     """Revoke the key with this prefix; it stops working at once."""
     try:
         key = revoke_api_key(prefix)
     except NotFoundError as error:
-        click.echo(f"Error: {error.detail}", err=True)
-        sys.exit(1)
+        _fail(error.detail)
     db.session.commit()
     click.echo(f"Revoked API key {key.prefix} ({key.name}).", err=True)
 
@@ -103,17 +150,20 @@ def _counted(n: int, noun: str) -> str:
 
 
 class _Progress:
-    """click's bar (with its ETA) and the rows done and rows/s beside it, on a terminal or not."""
+    """click's bar (its ETA where the length is known) with the rows done and rows/s beside it,
+    on a terminal or not."""
 
-    def __init__(self, label: str, length: int) -> None:
+    def __init__(self, label: str, length: int | None) -> None:
         self.rows = 0
         self._label = label
         self._length = length
         self._done = 0
         self._started = self._said = time.monotonic()
         self._terminal = sys.stderr.isatty()
+        # An endless iterable is how click draws a bar of no known length.
+        steps = itertools.repeat(0) if length is None else None
         self._bar = click.progressbar(
-            length=length, label=label, file=sys.stderr, item_show_func=self._info
+            steps, length=length, label=label, file=sys.stderr, item_show_func=self._info
         )
 
     def __enter__(self) -> "_Progress":
@@ -144,17 +194,34 @@ class _Progress:
         now = time.monotonic()
         if not self._terminal and now - self._said >= PROGRESS_EVERY:
             self._said = now
-            share = min(self._done / self._length, 1.0) if self._length else 1.0
-            left = self.elapsed * (1 - share) / share if share else 0.0
-            line = f"{self._label}: {self._info(None)}, {share:.0%}, {left:.0f} s left"
+            line = f"{self._label}: {self._info(None)}"
+            if self._length:
+                share = min(self._done / self._length, 1.0)
+                left = self.elapsed * (1 - share) / share if share else 0.0
+                line += f", {share:.0%}, {left:.0f} s left"
             click.echo(line, err=True)
 
     def _info(self, _item: object) -> str:
         return f"{self.rows:,} rows, {self.rate:,.0f} rows/s"
 
 
+def _size(stream: IO[bytes]) -> int | None:
+    """Bytes left to read where the stream is a regular file (standard input may be one)."""
+    try:
+        info = os.fstat(stream.fileno())
+    except OSError:  # io.UnsupportedOperation too: a stream with no file behind it
+        return None
+    return info.st_size - stream.tell() if stat.S_ISREG(info.st_mode) else None
+
+
+def _named(file: Path, stream: str) -> str:
+    return f"standard {stream}" if str(file) == "-" else str(file)
+
+
 @users_cli.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+)
 @click.option(
     "--on-conflict",
     type=click.Choice(["error", "skip"]),
@@ -162,29 +229,26 @@ class _Progress:
     show_default=True,
     help="error: all or nothing. skip: write the valid new rows, report the others.",
 )
-@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), help="Default: by suffix.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["ndjson", "csv"]), help="Default: by suffix, or ndjson."
+)
+@needs_schema
 def import_command(file: Path, on_conflict: bulk.Mode, fmt: str | None) -> None:
-    """Import users from an NDJSON or CSV file, with progress and a summary."""
-    size = file.stat().st_size
-    with file.open("rb") as raw, _Progress("Importing", size) as bar:
-        read = 0
-
-        def progress(rows: int) -> None:
-            nonlocal read
-            bar.advance(raw.tell() - read, rows)
-            read = raw.tell()
-
-        try:
-            report = bulk.import_users(raw, _format_of(file, fmt), on_conflict, progress)
-        except bulk.MalformedFileError as error:
-            click.echo(f"\nError: {file}: {error.detail}. Nothing was imported.", err=True)
-            sys.exit(1)
-        except bulk.ImportRejectedError as error:
-            click.echo(f"\nError: {error.detail}", err=True)
-            for problem in error.extensions["errors"]:
-                click.echo(f"  line {problem['line']}: {problem['problem']}", err=True)
-            sys.exit(1)
-        bar.advance(size - read, 0)
+    """Import users from an NDJSON or CSV file (- for standard input), with progress and a
+    summary."""
+    try:
+        # The bar is closed (its line ended) before any error is said.
+        with click.open_file(str(file), "rb") as raw:
+            size = _size(raw)
+            with _Progress("Importing", size) as bar:
+                report = _import_with_progress(raw, size, bar, _format_of(file, fmt), on_conflict)
+    except bulk.MalformedFileError as error:
+        _fail(f"{_named(file, 'input')}: {error.detail}. Nothing was imported.")
+    except bulk.ImportRejectedError as error:
+        click.echo(f"Error: {error.detail}", err=True)
+        for problem in error.extensions["errors"]:
+            click.echo(f"  line {problem['line']}: {problem['problem']}", err=True)
+        sys.exit(1)
     click.echo(
         f"Imported {_counted(report.created, 'user')}, skipped {report.skipped:,}, "
         f"from {_counted(report.rows, 'row')} in {bar.elapsed:.1f} s ({bar.rate:,.0f} rows/s).",
@@ -192,17 +256,48 @@ def import_command(file: Path, on_conflict: bulk.Mode, fmt: str | None) -> None:
     )
     for problem in report.errors:
         click.echo(f"  line {problem.line}: {problem.problem}", err=True)
+    unlisted = report.skipped - len({p.line for p in report.errors if p.line})
+    if report.errors and unlisted > 0:
+        click.echo(f"  ({_counted(unlisted, 'more skipped line')} not listed)", err=True)
+
+
+def _import_with_progress(
+    raw: IO[bytes], size: int | None, bar: _Progress, fmt: bulk.Format, mode: bulk.Mode
+) -> bulk.ImportReport:
+    # The bar counts bytes where the size is known (so it has an end and an ETA), else rows.
+    position = raw.tell() if size is not None else 0
+    end = position + (size or 0)
+
+    def progress(rows: int) -> None:
+        nonlocal position
+        if size is None:
+            bar.advance(rows, rows)
+            return
+        now = raw.tell()
+        bar.advance(now - position, rows)
+        position = now
+
+    report = bulk.import_users(raw, fmt, mode, progress)
+    if size is not None:
+        bar.advance(end - position, 0)
+    return report
 
 
 @users_cli.command("export")
-@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), help="Default: by suffix.")
+@click.argument(
+    "file", type=click.Path(dir_okay=False, writable=True, allow_dash=True, path_type=Path)
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["ndjson", "csv"]), help="Default: by suffix, or ndjson."
+)
+@needs_schema
 def export_command(file: Path, fmt: str | None) -> None:
-    """Export every user to an NDJSON or CSV file, with progress and a summary."""
+    """Export every user to an NDJSON or CSV file (- for standard output), with progress and
+    a summary."""
     # The count sizes the bar only: users created meanwhile may be exported too.
     total = db.session.execute(select(func.count()).select_from(User)).scalar_one()
     fmt_of = _format_of(file, fmt)
-    with file.open("wb") as out, _Progress("Exporting", total) as bar:
+    with click.open_file(str(file), "wb") as out, _Progress("Exporting", total) as bar:
         header = fmt_of == "csv"
         for chunk in bulk.export_users(fmt_of):
             out.write(chunk)
@@ -210,7 +305,7 @@ def export_command(file: Path, fmt: str | None) -> None:
             header = False
             bar.advance(rows, rows)
     click.echo(
-        f"Exported {_counted(bar.rows, 'user')} to {file} in {bar.elapsed:.1f} s "
+        f"Exported {_counted(bar.rows, 'user')} to {_named(file, 'output')} in {bar.elapsed:.1f} s "
         f"({bar.rate:,.0f} rows/s).",
         err=True,
     )

@@ -1,16 +1,21 @@
-"""Alembic from code: the head revision, and upgrades for the embedded default."""
+"""Alembic from code: the head revision, the database's own, and upgrades for the embedded
+default."""
 
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select, column, select, table
 
 ROOT = Path(__file__).resolve().parent.parent
+_alembic_version = table("alembic_version", column("version_num"))
+# The revision Alembic recorded in the database; no row (or no table) means never migrated.
+SCHEMA_REVISION: Select[Any] = select(_alembic_version.c.version_num)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

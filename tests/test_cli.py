@@ -1,13 +1,20 @@
-"""flask --app app api-keys create|list|revoke."""
+"""flask --app app api-keys create|list|revoke; every command's check of the schema."""
 
 import re
+import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from alembic import command
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import create_engine, pool, select
 
+from app import create_app
+from app.config import Settings
 from app.extensions import db
+from app.migrations import alembic_config, head_revision
 from app.models import ApiKey
+from tests.test_migrations import with_empty_database
 
 TOKEN_LINE = re.compile(r"umk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}\n")
 
@@ -82,3 +89,60 @@ def test_revoke_unknown_prefix_exits_non_zero(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["api-keys", "revoke", "000000000000"])
     assert result.exit_code == 1
     assert "No API key" in result.stderr
+
+
+def _unmigrated_app(url: str, tmp_path: Path) -> Flask:
+    settings = Settings(DATABASE_URL=url, AUTO_MIGRATE=False, INSTANCE_PATH=tmp_path / "instance")
+    return create_app(settings)
+
+
+def _dispose(app: Flask) -> None:
+    with app.app_context():
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+@with_empty_database
+def test_commands_on_an_unmigrated_database_say_so_and_exit_non_zero(
+    empty_database_url: tuple[str, str], tmp_path: Path
+) -> None:
+    _, url = empty_database_url
+    app = _unmigrated_app(url, tmp_path)
+    runner = app.test_cli_runner()
+    try:
+        for args in (["api-keys", "list"], ["users", "export", str(tmp_path / "out.csv")]):
+            result = runner.invoke(args=args)
+            assert result.exit_code == 1, result.output
+            assert result.stderr == (
+                f"Error: the database has no schema yet; this release needs {head_revision()}. "
+                "Apply the migrations first: alembic upgrade head (the container's migrate "
+                "command).\n"
+            )
+        assert not (tmp_path / "out.csv").exists()
+        engine = create_engine(url, poolclass=pool.NullPool)
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0003")
+        engine.dispose()
+        behind = runner.invoke(args=["users", "import", "-"], input=b"")
+        assert behind.exit_code == 1
+        assert "the database is at migration 0003; this release needs" in behind.stderr
+        # Help needs no database.
+        assert runner.invoke(args=["users", "import", "--help"]).exit_code == 0
+    finally:
+        _dispose(app)
+
+
+def test_an_unreachable_database_is_one_line_and_exit_one(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://postgres@127.0.0.1:{port}/nowhere"
+    app = _unmigrated_app(url, tmp_path)
+    try:
+        result = app.test_cli_runner().invoke(args=["api-keys", "list"])
+    finally:
+        _dispose(app)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot reach the database: ")
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output

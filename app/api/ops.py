@@ -3,7 +3,6 @@
 from flask import Response, current_app
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from sqlalchemy import column, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import pg
@@ -12,13 +11,12 @@ from app.api.common import json_response, operation_id_for, problems
 from app.auth import public
 from app.errors import ServiceUnavailableError
 from app.extensions import db
+from app.migrations import SCHEMA_REVISION
 from app.schemas.common import OutputModel
 
 bp = APIBlueprint(
     "ops", __name__, abp_tags=[Tag(name="operations")], operation_id_callback=operation_id_for
 )
-
-_alembic_version = table("alembic_version", column("version_num"))
 
 
 class Status(OutputModel):
@@ -28,11 +26,11 @@ class Status(OutputModel):
 
 
 def _schema_revision() -> str | None:
-    return db.session.execute(select(_alembic_version.c.version_num)).scalar_one_or_none()
+    return db.session.execute(SCHEMA_REVISION).scalar_one_or_none()
 
 
 async def _schema_revision_async() -> str | None:
-    rows = await pg.fetch(select(_alembic_version.c.version_num))
+    rows = await pg.fetch(SCHEMA_REVISION)
     return str(rows[0][0]) if rows else None
 
 

@@ -188,7 +188,8 @@ def _parsed_json(number: int, raw: bytes) -> Any:
 def _decoded(lines: Iterator[bytes]) -> Iterator[str]:
     for number, line in enumerate(lines, start=1):
         try:
-            yield line.decode()
+            # Spreadsheets save "CSV UTF-8" with a byte order mark before the header.
+            yield line.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedFileError(number, "not UTF-8") from exc
 

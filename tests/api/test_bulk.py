@@ -237,6 +237,54 @@ def test_cli_reports_progress_off_a_terminal(
     assert "Exported 10 users to " in exported.stderr
 
 
+@pytest.mark.parametrize("fmt", [NDJSON, CSV])
+def test_a_byte_order_mark_before_the_first_line_is_ignored(
+    app: Flask, client: FlaskClient, fmt: str
+) -> None:
+    rows = _rows(2, "bom")
+    body = _ndjson(rows) if fmt == NDJSON else _csv(rows)
+    response = _import(client, b"\xef\xbb\xbf" + body, fmt)
+    assert response.status_code == 200, response.get_json()
+    assert _stored(app) == [(r["username"], r["email"]) for r in rows]
+
+
+def test_cli_reads_standard_input_and_writes_standard_output(app: Flask) -> None:
+    # "-" as in a container: docker run -i ... users import - < users.csv. A pipe has no
+    # size, so the bar counts rows; the data alone goes to stdout, the rest to stderr.
+    runner = app.test_cli_runner()
+    rows = _rows(30, "stdio")
+    csv_body = "username,email\n" + "".join(f"{r['username']},{r['email']}\n" for r in rows)
+    imported = runner.invoke(args=["users", "import", "--format", "csv", "-"], input=csv_body)
+    assert imported.exit_code == 0, imported.output
+    assert "Imported 30 users, skipped 0, from 30 rows" in imported.stderr
+    assert imported.stdout == ""
+    exported = runner.invoke(args=["users", "export", "-"])
+    assert exported.exit_code == 0, exported.output
+    assert [json.loads(line) for line in exported.stdout.splitlines()] == rows
+    assert "Exported 30 users to standard output" in exported.stderr
+    again = runner.invoke(args=["users", "import", "--on-conflict", "skip", "-"], input="{oops")
+    assert again.exit_code == 1
+    assert again.stderr.endswith(
+        "Error: standard input: Line 1: the file ends in the middle of a row. "
+        "Nothing was imported.\n"
+    )
+
+
+def test_cli_says_how_many_skipped_lines_it_did_not_list(app: Flask, tmp_path: Path) -> None:
+    rows = _rows(bulk.MAX_REPORTED + 20, "many")
+    source = tmp_path / "users.ndjson"
+    source.write_bytes(_ndjson(rows))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["users", "import", str(source)]).exit_code == 0
+    again = runner.invoke(args=["users", "import", "--on-conflict", "skip", str(source)])
+    assert again.exit_code == 0, again.output
+    listed = [line for line in again.stderr.splitlines() if line.startswith("  line ")]
+    # Each line has two problems (username and email), reported on one line.
+    unlisted = len(rows) - len(listed)
+    assert unlisted > 0
+    assert again.stderr.splitlines()[-1] == f"  ({unlisted} more skipped lines not listed)"
+
+
 def test_cli_summary_of_one_user_is_singular(app: Flask, tmp_path: Path) -> None:
     source = tmp_path / "one.csv"
     source.write_text("username,email\nsolo,solo@example.com\n")
