@@ -1,5 +1,6 @@
 #!/bin/sh
-# serve (default): gunicorn; migrate: apply migrations once per release; api-keys ...: the CLI.
+# serve (default): gunicorn; migrate: apply migrations once per release; api-keys ... and
+# users import|export ...: the CLI.
 set -eu
 command="${1:-serve}"
 case "$command" in
@@ -12,7 +13,7 @@ case "$command" in
         cd /srv/app
         exec alembic upgrade head "$@"
         ;;
-    api-keys)
+    api-keys|users)
         exec flask --app app "$@"
         ;;
     *)

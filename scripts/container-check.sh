@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the image and prove it: migrate as a step of its own, serve, health, the users flow
-# through the published port, non-root, no compiler or tests inside, graceful docker stop.
+# through the published port, bulk import and export through the CLI, non-root, no compiler
+# or tests inside, graceful docker stop.
 #
 # Runs where no Docker engine is reachable and no public registry either: it starts a
 # private engine (Debian's docker.io) and builds the base image itself with mmdebstrap.
@@ -120,6 +121,17 @@ curl -fsS "${auth[@]}" -X PUT -H 'Content-Type: application/json' \
 code=$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" -X DELETE "$base/users/$id")
 [ "$code" = 204 ] || { echo "DELETE: expected 204, got $code" >&2; exit 1; }
 echo "201, 200, 200, 204: ok"
+
+step "users import and export through the CLI: standard input, standard output"
+printf 'username,email\nbulk1,bulk1@example.com\nbulk2,bulk2@example.com\n' |
+    docker run --rm -i --network host -e DATABASE_URL="$DB_URL" "$IMAGE" \
+        users import --format csv -
+docker run --rm --network host -e DATABASE_URL="$DB_URL" "$IMAGE" users export - \
+    >"$WORK/export.ndjson"
+[ "$(wc -l <"$WORK/export.ndjson")" = 2 ] && grep -qx \
+    '{"username": "bulk2", "email": "bulk2@example.com"}' "$WORK/export.ndjson" ||
+    { echo "the export is not the imported rows:" >&2; cat "$WORK/export.ndjson" >&2; exit 1; }
+echo "ok"
 
 step "docker stop lets an in-flight request finish"
 # Hold a lock so that one POST stays in flight, stop the container, then release the lock.
