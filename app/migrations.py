@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Select, column, select, table
 
 ROOT = Path(__file__).resolve().parent.parent
 _alembic_version = table("alembic_version", column("version_num"))
-# The revision Alembic recorded in the database; no row (or no table) means never migrated.
+# The revision Alembic recorded in the database (no row: never migrated; no table is an error).
 SCHEMA_REVISION: Select[Any] = select(_alembic_version.c.version_num)
 
 
@@ -31,6 +31,22 @@ def alembic_config(connection: Connection | None = None) -> Config:
 def head_revision() -> str | None:
     """Return the newest migration's revision id."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def known_revisions() -> frozenset[str]:
+    """Return the revision id of every migration this release has."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(migration.revision for migration in script.walk_revisions())
+
+
+def schema_serves(revision: str | None, head: str | None, known: frozenset[str]) -> bool:
+    """Whether this release can serve a database whose schema is at ``revision``.
+
+    At its head, or at a migration it does not know: a newer release's, applied as the
+    release step before that release rolls out, while this one still serves (migrations stay
+    compatible with the code still running). Never migrated, or behind, it cannot.
+    """
+    return revision == head or (revision is not None and revision not in known)
 
 
 def upgrade_to_head(connection: Connection) -> None:

@@ -11,7 +11,7 @@ from app.api.common import json_response, operation_id_for, problems
 from app.auth import public
 from app.errors import ServiceUnavailableError
 from app.extensions import db
-from app.migrations import SCHEMA_REVISION
+from app.migrations import SCHEMA_REVISION, schema_serves
 from app.schemas.common import OutputModel
 
 bp = APIBlueprint(
@@ -44,7 +44,7 @@ async def get_health() -> Response:
 @bp.get("/readyz", responses={200: Status, **problems(503)})
 @public
 async def get_readiness() -> Response:
-    """Say whether the database answers and its schema is at the newest migration."""
+    """Say whether the database answers and its schema is this release's (or a newer one's)."""
     try:
         if current_app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
             revision = await _schema_revision_async()
@@ -52,6 +52,7 @@ async def get_readiness() -> Response:
             revision = await run_autocommit(_schema_revision)
     except (SQLAlchemyError, *pg.UNAVAILABLE) as exc:
         raise ServiceUnavailableError("The database is unavailable.") from exc
-    if revision != current_app.config["ALEMBIC_HEAD"]:
-        raise ServiceUnavailableError("The database schema is not at the newest migration.")
+    config = current_app.config
+    if not schema_serves(revision, config["ALEMBIC_HEAD"], config["ALEMBIC_REVISIONS"]):
+        raise ServiceUnavailableError("The database schema is behind this release's migrations.")
     return json_response(Status(status="ready"))

@@ -7,6 +7,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from werkzeug.test import TestResponse
 
 from app import create_app
 from app.config import Settings
@@ -26,19 +27,32 @@ def test_readyz_is_200_at_head(client: FlaskClient) -> None:
     assert response.get_json() == {"status": "ready"}
 
 
-def test_readyz_is_503_when_schema_is_behind(app: Flask, client: FlaskClient) -> None:
+def _readyz_at(app: Flask, client: FlaskClient, revision: str) -> TestResponse:
     with app.app_context():
         head = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-        db.session.execute(text("UPDATE alembic_version SET version_num = 'old'"))
+        db.session.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
         db.session.commit()
     try:
-        response = client.get("/readyz")
+        return client.get("/readyz")
     finally:
         with app.app_context():
             db.session.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
             db.session.commit()
+
+
+def test_readyz_is_503_when_schema_is_behind(app: Flask, client: FlaskClient) -> None:
+    response = _readyz_at(app, client, "0003")  # an older migration of this release
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"
+    assert "behind" in response.get_json()["detail"]
+
+
+def test_readyz_is_200_on_a_newer_releases_schema(app: Flask, client: FlaskClient) -> None:
+    # Between the release step's migrate and the new replicas, the old ones must stay in
+    # service: a migration this release does not know is a newer, compatible one.
+    response = _readyz_at(app, client, "ffff_newer")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready"}
 
 
 @pytest.mark.parametrize(
