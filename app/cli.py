@@ -10,17 +10,18 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, NoReturn, ParamSpec, TypeVar
+from typing import IO, ParamSpec, TypeVar
 
 import click
+from alembic.runtime.migration import MigrationContext
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import NotFoundError
 from app.extensions import db
-from app.migrations import SCHEMA_REVISION
+from app.migrations import schema_serves
 from app.models import User
 from app.models.api_key import NAME_MAX
 from app.services import bulk
@@ -32,23 +33,31 @@ R = TypeVar("R")
 api_keys = AppGroup("api-keys", help="Create, list and revoke API keys.")
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(1)
+def _reason(error: SQLAlchemyError) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return (text.splitlines() or [type(error).__name__])[0]
 
 
 def _require_current_schema() -> None:
-    head = current_app.config["ALEMBIC_HEAD"]
+    url = db.engine.url
+    path = url.database if url.get_backend_name() == "sqlite" and not url.query else None
+    # Connecting would create an empty file where the path is mistyped.
+    if path and path != ":memory:" and not Path(path).exists():
+        raise click.ClickException(f"there is no database file at {path}")
     try:
-        with db.engine.connect() as conn:
-            migrated = inspect(conn).has_table("alembic_version")
-            revision = conn.execute(SCHEMA_REVISION).scalar_one_or_none() if migrated else None
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        _fail(f"cannot reach the database: {reason}")
-    if revision != head:
+        conn = db.engine.connect()
+    except SQLAlchemyError as error:
+        raise click.ClickException(f"cannot reach the database: {_reason(error)}") from error
+    with conn:
+        try:
+            revision = MigrationContext.configure(conn).get_current_revision()
+        except SQLAlchemyError as error:
+            message = f"cannot read the database's migration: {_reason(error)}"
+            raise click.ClickException(message) from error
+    head = current_app.config["ALEMBIC_HEAD"]
+    if not schema_serves(revision, head, current_app.config["ALEMBIC_REVISIONS"]):
         state = "has no schema yet" if revision is None else f"is at migration {revision}"
-        _fail(
+        raise click.ClickException(
             f"the database {state}; this release needs {head}. Apply the migrations first: "
             "alembic upgrade head (the container's migrate command)."
         )
@@ -69,8 +78,14 @@ def _when(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value is not None else "-"
 
 
+def _key_name(_ctx: click.Context, _param: click.Parameter, name: str) -> str:
+    if not name.strip() or len(name) > NAME_MAX:
+        raise click.BadParameter(f"1 to {NAME_MAX} characters")
+    return name
+
+
 @api_keys.command("create")
-@click.argument("name")
+@click.argument("name", callback=_key_name)
 @click.option(
     "--scope",
     "scopes",
@@ -83,8 +98,6 @@ def _when(value: datetime | None) -> str:
 @needs_schema
 def create_command(name: str, scopes: tuple[Scope, ...], expires_in: int | None) -> None:
     """Create a key and print its secret alone on stdout; it is never shown again."""
-    if not name.strip() or len(name) > NAME_MAX:
-        raise click.BadParameter(f"1 to {NAME_MAX} characters", param_hint="NAME")
     expires_at = datetime.now(UTC) + timedelta(days=expires_in) if expires_in else None
     key, token = create_api_key(name, list(scopes), expires_at)
     db.session.commit()
@@ -126,7 +139,7 @@ def revoke_command(prefix: str) -> None:
     try:
         key = revoke_api_key(prefix)
     except NotFoundError as error:
-        _fail(error.detail)
+        raise click.ClickException(error.detail) from error
     db.session.commit()
     click.echo(f"Revoked API key {key.prefix} ({key.name}).", err=True)
 
@@ -243,7 +256,8 @@ def import_command(file: Path, on_conflict: bulk.Mode, fmt: str | None) -> None:
             with _Progress("Importing", size) as bar:
                 report = _import_with_progress(raw, size, bar, _format_of(file, fmt), on_conflict)
     except bulk.MalformedFileError as error:
-        _fail(f"{_named(file, 'input')}: {error.detail}. Nothing was imported.")
+        message = f"{_named(file, 'input')}: {error.detail}. Nothing was imported."
+        raise click.ClickException(message) from error
     except bulk.ImportRejectedError as error:
         click.echo(f"Error: {error.detail}", err=True)
         for problem in error.extensions["errors"]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from flask import Flask
-from sqlalchemy import create_engine, pool, select
+from sqlalchemy import create_engine, pool, select, text
 
 from app import create_app
 from app.config import Settings
@@ -106,10 +106,17 @@ def _dispose(app: Flask) -> None:
 def test_commands_on_an_unmigrated_database_say_so_and_exit_non_zero(
     empty_database_url: tuple[str, str], tmp_path: Path
 ) -> None:
-    _, url = empty_database_url
+    backend, url = empty_database_url
     app = _unmigrated_app(url, tmp_path)
     runner = app.test_cli_runner()
     try:
+        if backend == "sqlite":
+            # A mistyped path must not become a new, empty database.
+            missing = runner.invoke(args=["api-keys", "list"])
+            assert missing.exit_code == 1
+            assert missing.stderr == f"Error: there is no database file at {tmp_path}/empty.db\n"
+            assert not (tmp_path / "empty.db").exists()
+            (tmp_path / "empty.db").touch()
         for args in (["api-keys", "list"], ["users", "export", str(tmp_path / "out.csv")]):
             result = runner.invoke(args=args)
             assert result.exit_code == 1, result.output
@@ -119,10 +126,7 @@ def test_commands_on_an_unmigrated_database_say_so_and_exit_non_zero(
                 "command).\n"
             )
         assert not (tmp_path / "out.csv").exists()
-        engine = create_engine(url, poolclass=pool.NullPool)
-        with engine.begin() as connection:
-            command.upgrade(alembic_config(connection), "0003")
-        engine.dispose()
+        _upgrade(url, "0003")
         behind = runner.invoke(args=["users", "import", "-"], input=b"")
         assert behind.exit_code == 1
         assert "the database is at migration 0003; this release needs" in behind.stderr
@@ -132,17 +136,46 @@ def test_commands_on_an_unmigrated_database_say_so_and_exit_non_zero(
         _dispose(app)
 
 
+def _upgrade(url: str, revision: str) -> None:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), revision)
+    engine.dispose()
+
+
+def test_a_schema_a_newer_release_migrated_is_served(app: Flask) -> None:
+    # The release step migrates before the new code rolls out: until then this code keeps
+    # serving, on a schema its migrations do not know but that stays compatible with it.
+    with app.app_context():
+        head = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+        db.session.execute(text("UPDATE alembic_version SET version_num = 'ffff_newer'"))
+        db.session.commit()
+    try:
+        listed = app.test_cli_runner().invoke(args=["api-keys", "list"])
+    finally:
+        with app.app_context():
+            db.session.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
+            db.session.commit()
+    assert listed.exit_code == 0, listed.output
+    assert listed.stderr == "No API keys.\n"
+
+
 def test_an_unreachable_database_is_one_line_and_exit_one(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"postgresql://postgres@127.0.0.1:{port}/nowhere"
     app = _unmigrated_app(url, tmp_path)
+    runner = app.test_cli_runner()
     try:
-        result = app.test_cli_runner().invoke(args=["api-keys", "list"])
+        result = runner.invoke(args=["api-keys", "list"])
+        # Arguments are checked first: a bad name is said as such, database or not.
+        bad_name = runner.invoke(args=["api-keys", "create", " ", "--scope", "users:read"])
     finally:
         _dispose(app)
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: cannot reach the database: ")
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.output
+    assert bad_name.exit_code == 2
+    assert "Invalid value for 'NAME': 1 to" in bad_name.stderr

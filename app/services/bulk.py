@@ -162,10 +162,13 @@ class ImportConflictError(ImportRejectedError):
 # -- reading -------------------------------------------------------------------------
 
 
+READ_SIZE = 1 << 20
+
+
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:
     # Big reads, split here: a WSGI input's own readline() is slow, called a million times.
     pending = b""
-    while block := stream.read(1 << 20):
+    while block := stream.read(READ_SIZE):
         lines = (pending + block).split(b"\n")
         pending = lines.pop()
         for line in lines:

@@ -3,6 +3,7 @@
 import io
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, delete, func, insert, select, text
 from werkzeug.test import TestResponse
 
-from app import pg
+from app import cli, pg
 from app.extensions import db
 from app.models import User
 from app.services import bulk
@@ -283,6 +284,41 @@ def test_cli_says_how_many_skipped_lines_it_did_not_list(app: Flask, tmp_path: P
     unlisted = len(rows) - len(listed)
     assert unlisted > 0
     assert again.stderr.splitlines()[-1] == f"  ({unlisted} more skipped lines not listed)"
+
+
+def test_the_size_left_is_known_for_a_regular_file_only(tmp_path: Path) -> None:
+    source = tmp_path / "users.ndjson"
+    source.write_bytes(b"x" * 100)
+    with source.open("rb") as redirected:  # as a shell's "< file" gives standard input
+        redirected.read(30)
+        assert cli._size(redirected) == 70
+    reader, writer = os.pipe()
+    with os.fdopen(reader, "rb") as pipe, os.fdopen(writer, "wb"):
+        assert cli._size(pipe) is None
+    assert cli._size(io.BytesIO(b"x" * 100)) is None
+
+
+def test_progress_off_a_terminal_follows_the_bytes_read(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.cli.PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr("app.services.bulk.CHUNK_ROWS", 50)
+    monkeypatch.setattr("app.services.bulk.READ_SIZE", 1024)
+    source = tmp_path / "users.ndjson"
+    source.write_bytes(_ndjson(_rows(400, "bytes")))
+    imported = app.test_cli_runner().invoke(args=["users", "import", str(source)])
+    assert imported.exit_code == 0, imported.output
+    shares = [
+        int(line.split(", ")[2].rstrip("%"))
+        for line in imported.stderr.splitlines()
+        if line.startswith("Importing: ")
+    ]
+    assert len(shares) == 9  # one a chunk of 50 rows, and the end
+    # Rows are the same size here: the share of bytes read is the share of rows, give or take
+    # the one read ahead (1 KiB, 5% of the file).
+    for chunk, share in enumerate(shares[:-1], start=1):
+        assert abs(share - 100 * chunk * 50 / 400) <= 8, shares
+    assert shares[-1] == 100
 
 
 def test_cli_summary_of_one_user_is_singular(app: Flask, tmp_path: Path) -> None:
