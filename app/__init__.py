@@ -26,7 +26,7 @@ from app.api.common import IdConverter, operation_id_for, raise_validation_error
 from app.config import Settings, sqlalchemy_url
 from app.errors import register_error_handlers
 from app.extensions import AUTOCOMMIT, db
-from app.migrations import file_lock, head_revision, known_revisions, upgrade_to_head
+from app.migrations import file_lock, release_revisions, upgrade_to_head
 from app.observability import configure_logging
 from app.observability import init_app as init_request_ids
 from app.services.api_keys import ALL_SCOPES, create_api_key, has_api_keys
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> App:
         security_schemes=auth.SECURITY_SCHEMES,
     )
     engine_options = _engine_options(url, settings)
+    head, known = release_revisions()
     app.config.update(
         SQLALCHEMY_DATABASE_URI=url,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options,
@@ -118,8 +119,8 @@ def create_app(settings: Settings | None = None) -> App:
         ASYNC_DEBUG=settings.ASYNC_DEBUG,
         DB_CONNECT_TIMEOUT=settings.DB_CONNECT_TIMEOUT,
         DB_POOL_TIMEOUT=settings.DB_POOL_TIMEOUT,
-        ALEMBIC_HEAD=head_revision(),
-        ALEMBIC_REVISIONS=known_revisions(),
+        ALEMBIC_HEAD=head,
+        ALEMBIC_REVISIONS=known,
     )
     app.url_map.converters["id"] = IdConverter
     db.init_app(app)

@@ -28,15 +28,17 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+def release_revisions() -> tuple[str | None, frozenset[str]]:
+    """Return the newest migration's revision id and that of every migration this release
+    has, from one reading of the scripts."""
+    script = ScriptDirectory.from_config(alembic_config())
+    known = frozenset(migration.revision for migration in script.walk_revisions())
+    return script.get_current_head(), known
+
+
 def head_revision() -> str | None:
     """Return the newest migration's revision id."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
-def known_revisions() -> frozenset[str]:
-    """Return the revision id of every migration this release has."""
-    script = ScriptDirectory.from_config(alembic_config())
-    return frozenset(migration.revision for migration in script.walk_revisions())
+    return release_revisions()[0]
 
 
 def schema_serves(revision: str | None, head: str | None, known: frozenset[str]) -> bool:
