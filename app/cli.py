@@ -171,7 +171,6 @@ class _Progress:
         self.rows = 0
         self._label = label
         self._length = length
-        self._done = 0
         self._started = self._said = time.monotonic()
         self._terminal = sys.stderr.isatty()
         # An endless iterable is how click draws a bar of no known length.
@@ -201,7 +200,6 @@ class _Progress:
     def advance(self, steps: int, rows: int) -> None:
         """Move the bar ``steps`` along its length, ``rows`` of them done."""
         self.rows += rows
-        self._done += steps
         self._bar.update(steps)
         if not steps:
             self._bar.render_progress()  # update() draws only when the bar moves
@@ -210,7 +208,7 @@ class _Progress:
             self._said = now
             line = f"{self._label}: {self._info(None)}"
             if self._length:
-                share = min(self._done / self._length, 1.0)
+                share = min(self._bar.pos / self._length, 1.0)
                 left = self.elapsed * (1 - share) / share if share else 0.0
                 line += f", {share:.0%}, {left:.0f} s left"
             click.echo(line, err=True)
