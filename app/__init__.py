@@ -25,7 +25,7 @@ from app.api import docs, ops, posts, users
 from app.api.common import IdConverter, operation_id_for, raise_validation_error, require_json_body
 from app.config import Settings, sqlalchemy_url
 from app.errors import register_error_handlers
-from app.extensions import AUTOCOMMIT, db
+from app.extensions import AUTOCOMMIT, SETTINGS, db
 from app.migrations import file_lock, release_revisions, upgrade_to_head
 from app.observability import configure_logging
 from app.observability import init_app as init_request_ids
@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> App:
         ALEMBIC_HEAD=head,
         ALEMBIC_REVISIONS=known,
     )
+    app.extensions[SETTINGS] = settings
     app.url_map.converters["id"] = IdConverter
     db.init_app(app)
     with app.app_context():
@@ -136,7 +137,7 @@ def create_app(settings: Settings | None = None) -> App:
                 if embedded:
                     _print_first_local_key()
 
-    register_error_handlers(app, pg.UNAVAILABLE)
+    register_error_handlers(app)
     init_request_ids(app)
     # Credentials first: a caller without a key learns nothing about bodies or routes' rules.
     auth.init_app(app)

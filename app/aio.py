@@ -15,12 +15,15 @@ import functools
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar, cast
 
 from flask import current_app, g
+from sqlalchemy.exc import DBAPIError
 
+from app.errors import database_error_kind
 from app.extensions import AUTOCOMMIT, db
 
 P = ParamSpec("P")
@@ -29,29 +32,43 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _thread_state = threading.local()
-_thread_loops: list[asyncio.AbstractEventLoop] = []
-_thread_loops_lock = threading.Lock()
+# Every live thread's loop, to close at exit; a loop leaves it with its thread.
+_live_loops: "weakref.WeakSet[_ThreadLoop]" = weakref.WeakSet()
 
 
-def _new_thread_loop(debug: bool) -> asyncio.AbstractEventLoop:
-    loop = asyncio.new_event_loop()
-    if debug:
-        # Debug mode logs any step of a coroutine that blocks the loop for 100 ms or more.
-        loop.set_debug(True)
-        loop.slow_callback_duration = 0.1
-    with _thread_loops_lock:
-        _thread_loops.append(loop)
-    return loop
+class _ThreadLoop:
+    """A thread's own loop, closed when the thread ends and drops its thread-local state.
+
+    The threaded dev server (``flask run``) starts a thread per request: a loop kept after
+    its thread was 3 file descriptors (selector and self-pipe) lost per request, and the
+    server failed with "Too many open files" at request 338 under ``ulimit -n 1024``.
+    """
+
+    def __init__(self, debug: bool) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.pid = os.getpid()
+        if debug:
+            # Debug mode logs any step of a coroutine that blocks the loop for 100 ms or more.
+            self.loop.set_debug(True)
+            self.loop.slow_callback_duration = 0.1
+        _live_loops.add(self)
+
+    def close(self) -> None:
+        """Close the loop unless it is running or already closed (or belongs to a parent)."""
+        if self.pid == os.getpid() and not self.loop.is_closed() and not self.loop.is_running():
+            self.loop.close()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def thread_loop(debug: bool = False) -> asyncio.AbstractEventLoop:
     """Return this thread's long-lived event loop, made on first use (after any fork)."""
-    loop: asyncio.AbstractEventLoop | None = getattr(_thread_state, "loop", None)
-    if loop is None or loop.is_closed() or getattr(_thread_state, "pid", None) != os.getpid():
-        loop = _new_thread_loop(debug)
-        _thread_state.loop = loop
-        _thread_state.pid = os.getpid()
-    return loop
+    held: _ThreadLoop | None = getattr(_thread_state, "held", None)
+    if held is None or held.loop.is_closed() or held.pid != os.getpid():
+        held = _ThreadLoop(debug)
+        _thread_state.held = held
+    return held.loop
 
 
 def run_coroutine(
@@ -142,13 +159,10 @@ class BackgroundLoop:
 
 
 def _close_thread_loops() -> None:
-    with _thread_loops_lock:
-        loops = [loop for loop in _thread_loops if not loop.is_closed()]
-        _thread_loops.clear()
-    for loop in loops:
-        if not loop.is_running():
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+    for held in list(_live_loops):
+        if held.pid == os.getpid() and not held.loop.is_closed() and not held.loop.is_running():
+            held.loop.run_until_complete(held.loop.shutdown_asyncgens())
+        held.close()
 
 
 atexit.register(_close_thread_loops)
@@ -236,13 +250,26 @@ async def _in_worker(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -
             raise
 
 
+def _once_more_after_conflict(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    # A deadlock or serialization failure rolled the work back; the same work usually
+    # succeeds on a second try. Only a second conflict reaches the client (409).
+    try:
+        return fn(*args, **kwargs)
+    except DBAPIError as error:
+        if database_error_kind(error) != "conflict":
+            raise
+        log.info("write conflict; trying once more")
+        db.session.rollback()
+        return fn(*args, **kwargs)
+
+
 def _call_in_autocommit(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     session = db.session()
     if session.in_transaction():
         return fn(*args, **kwargs)  # joins the request's open transaction
     session.info[AUTOCOMMIT] = True
     try:
-        return fn(*args, **kwargs)
+        return _once_more_after_conflict(fn, *args, **kwargs)
     finally:
         del session.info[AUTOCOMMIT]
         # Hand the connection back now, not at teardown: there is nothing to commit.
@@ -259,9 +286,12 @@ async def run_autocommit(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwarg
 
 
 def _call_and_commit(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    result = fn(*args, **kwargs)
-    db.session.commit()
-    return result
+    def work() -> T:
+        result = fn(*args, **kwargs)
+        db.session.commit()
+        return result
+
+    return _once_more_after_conflict(work)
 
 
 async def run_db_commit(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:

@@ -3,12 +3,23 @@
 from datetime import datetime
 from typing import Any, ClassVar
 
+from flask import current_app
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import Connection, Engine, MetaData
 from sqlalchemy.orm import DeclarativeBase, registry
 
+from app.config import Settings
 from app.sqltypes import UTCDateTime
+
+SETTINGS = "settings"  # the app's Settings, in app.extensions
+
+
+def current_settings() -> Settings:
+    """Return the running app's typed settings."""
+    settings: Settings = current_app.extensions[SETTINGS]
+    return settings
+
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

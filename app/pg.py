@@ -18,6 +18,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from app.aio import BackgroundLoop
+from app.errors import DATABASE_ERRORS
 
 T = TypeVar("T")
 
@@ -217,7 +218,8 @@ class CopyIn:
         if self._result is None:
             submit(self._abort()).result()
             self._result = 0
-            with contextlib.suppress(CopyAbortedError, *UNAVAILABLE):
+            # Whatever ended it (our abort, a lost server), its rows are being discarded.
+            with contextlib.suppress(CopyAbortedError, *DATABASE_ERRORS):
                 self._copied.result()
 
     def close(self) -> int:
@@ -227,10 +229,6 @@ class CopyIn:
             submit(self._offer(None)).result()
             self._result = self._copied.result()
         return self._result
-
-
-# What asyncpg raises when the server cannot be reached or refuses the work.
-UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def pool_stats(sqlalchemy_url: str) -> tuple[int, int]:

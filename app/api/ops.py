@@ -3,13 +3,12 @@
 from flask import Response, current_app
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from sqlalchemy.exc import SQLAlchemyError
 
 from app import pg
 from app.aio import run_autocommit
 from app.api.common import json_response, operation_id_for, problems
 from app.auth import public
-from app.errors import ServiceUnavailableError
+from app.errors import DATABASE_ERRORS, ServiceUnavailableError
 from app.extensions import db
 from app.migrations import SCHEMA_REVISION, schema_serves
 from app.schemas.common import OutputModel
@@ -50,7 +49,8 @@ async def get_readiness() -> Response:
             revision = await _schema_revision_async()
         else:
             revision = await run_autocommit(_schema_revision)
-    except (SQLAlchemyError, *pg.UNAVAILABLE) as exc:
+    except DATABASE_ERRORS as exc:
+        # Whatever went wrong, this replica cannot serve: take it out of the balancer.
         raise ServiceUnavailableError("The database is unavailable.") from exc
     config = current_app.config
     if not schema_serves(revision, config["ALEMBIC_HEAD"], config["ALEMBIC_REVISIONS"]):

@@ -5,7 +5,13 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
 from app.aio import run_autocommit, run_db_in_worker
-from app.api.common import json_response, operation_id_for, problems, streamed_body
+from app.api.common import (
+    json_response,
+    operation_id_for,
+    problems,
+    streamed_body,
+    whole_body,
+)
 from app.auth import requires
 from app.errors import NotAcceptableError, UnsupportedMediaTypeError
 from app.schemas.users import (
@@ -61,7 +67,8 @@ async def import_users(query: ImportQuery, raw: ImportBody) -> Response:
     if fmt is None:
         raise UnsupportedMediaTypeError("Send application/x-ndjson or text/csv.")
     # The whole import runs in one worker thread: reading the body blocks, and so does COPY.
-    report = await run_db_in_worker(bulk.import_users, raw.stream, fmt, query.on_conflict)
+    # A body cut short raises before the import can commit: nothing of it is written.
+    report = await run_db_in_worker(bulk.import_users, whole_body(), fmt, query.on_conflict)
     return json_response(ImportResult.model_validate(report, from_attributes=True))
 
 

@@ -46,7 +46,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from app import pg
 from app.errors import BadRequestError, UnprocessableError
-from app.extensions import db
+from app.extensions import current_settings, db
 from app.models import User
 from app.schemas.users import UserCreate
 
@@ -165,14 +165,28 @@ class ImportConflictError(ImportRejectedError):
 READ_SIZE = 1 << 20
 
 
-def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+class ByteStream(Protocol):
+    """What an import reads: a file, standard input, or a request body."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Return up to size bytes; b"" at the end."""
+        ...
+
+
+def _lines(stream: "ByteStream", max_line: int) -> Iterator[bytes]:
     # Big reads, split here: a WSGI input's own readline() is slow, called a million times.
     pending = b""
+    number = 0
     while block := stream.read(READ_SIZE):
         lines = (pending + block).split(b"\n")
         pending = lines.pop()
         for line in lines:
+            number += 1
+            if len(line) >= max_line:
+                raise MalformedFileError(number, f"longer than {max_line:,} bytes")
             yield line + b"\n"
+        if len(pending) > max_line:
+            raise MalformedFileError(number + 1, f"longer than {max_line:,} bytes")
     if pending:
         yield pending
 
@@ -182,6 +196,8 @@ def _parsed_json(number: int, raw: bytes) -> Any:
         return json.loads(raw)
     except UnicodeDecodeError as exc:
         raise MalformedFileError(number, "not UTF-8") from exc
+    except RecursionError as exc:
+        raise MalformedFileError(number, "not JSON (nested too deeply)") from exc
     except json.JSONDecodeError as exc:
         if not raw.endswith(b"\n"):
             raise MalformedFileError(number, "the file ends in the middle of a row") from exc
@@ -197,8 +213,8 @@ def _decoded(lines: Iterator[bytes]) -> Iterator[str]:
             raise MalformedFileError(number, "not UTF-8") from exc
 
 
-def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    reader = csv.reader(_decoded(_lines(stream)), strict=True)
+def _csv_rows(stream: "ByteStream", max_line: int) -> Iterator[tuple[int, Any]]:
+    reader = csv.reader(_decoded(_lines(stream, max_line)), strict=True)
     try:
         header = next(reader, None)
         if header is None:
@@ -254,18 +270,22 @@ def validated(chunk: list[tuple[int, Any]], report: ImportReport) -> list[Row]:
     return good
 
 
-def _csv_chunks(stream: IO[bytes], report: ImportReport) -> Iterator[tuple[int, list[Row]]]:
-    for chunk in _chunks(_csv_rows(stream)):
+def _csv_chunks(
+    stream: "ByteStream", report: ImportReport, max_line: int
+) -> Iterator[tuple[int, list[Row]]]:
+    for chunk in _chunks(_csv_rows(stream, max_line)):
         yield len(chunk), validated(chunk, report)
 
 
-def _ndjson_chunks(stream: IO[bytes], report: ImportReport) -> Iterator[tuple[int, list[Row]]]:
+def _ndjson_chunks(
+    stream: "ByteStream", report: ImportReport, max_line: int
+) -> Iterator[tuple[int, list[Row]]]:
     # One loop and one call into pydantic-core a line, which parses and validates it: the
     # per-line Python around it costs as much as the check. Each model is dropped as soon
     # as its fields are read, so the garbage collector never has thousands to walk.
     validate_json = UserCreate.__pydantic_validator__.validate_json
     count, good = 0, []
-    for number, raw in enumerate(_lines(stream), start=1):
+    for number, raw in enumerate(_lines(stream, max_line), start=1):
         if not raw.strip():
             continue
         count += 1
@@ -606,14 +626,16 @@ def _move(target: _Target, dialect_name: str, mode: Mode, report: ImportReport) 
 
 
 def import_users(
-    stream: IO[bytes],
+    stream: "ByteStream",
     fmt: Format,
     mode: Mode = "error",
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import a stream of users; raise MalformedFileError or ImportRejectedError (error mode)."""
     report = ImportReport()
-    chunks = _ndjson_chunks(stream, report) if fmt == "ndjson" else _csv_chunks(stream, report)
+    max_line = current_settings().IMPORT_MAX_LINE_BYTES
+    read = _ndjson_chunks if fmt == "ndjson" else _csv_chunks
+    chunks = read(stream, report, max_line)
     dialect = db.engine.dialect.name
     target: _Target = (
         _PostgresTarget(direct=mode == "error") if dialect == "postgresql" else _SqlAlchemyTarget()
