@@ -45,6 +45,7 @@ def test_readyz_is_503_when_schema_is_behind(app: Flask, client: FlaskClient) ->
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"
     assert "behind" in response.get_json()["detail"]
+    assert response.headers["Retry-After"] == "1"
 
 
 def test_readyz_is_200_on_a_newer_releases_schema(app: Flask, client: FlaskClient) -> None:

@@ -1,0 +1,149 @@
+"""Which database failures are outages (503), write conflicts (409) or faults of ours (500)."""
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import asyncpg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+
+from app import pg
+from app.errors import database_error_kind
+from tests.api.test_bad_input import assert_problem
+from tests.api.test_resources import failing_statements
+from tests.factories import make_user
+
+
+def _sqlalchemy_error(url: str, sql: str) -> DBAPIError:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql))
+    except DBAPIError as error:
+        return error
+    finally:
+        engine.dispose()
+    pytest.fail(f"no error from {sql}")
+
+
+async def _asyncpg_error(url: str, sql: str) -> Exception:
+    conn = await asyncpg.connect(pg.dsn(url))
+    try:
+        async with conn.transaction():
+            await conn.execute(sql)
+    except asyncpg.PostgresError as error:
+        return error
+    finally:
+        await conn.close()
+    pytest.fail(f"no error from {sql}")
+
+
+TIMED_OUT = "SET LOCAL statement_timeout = 50; SELECT pg_sleep(2)"
+LOCK_TIMED_OUT = "SET LOCAL lock_timeout = 50; LOCK TABLE user_account IN ACCESS EXCLUSIVE MODE"
+FAULT = "SELECT 1 / 0"
+
+
+def _deadlock_errors(url: str) -> list[DBAPIError]:
+    # Two transactions take two advisory locks in opposite order: PostgreSQL ends one.
+    engine = create_engine(url)
+    errors: list[DBAPIError] = []
+    barrier = threading.Barrier(2)
+
+    def take(first: int, second: int) -> None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": first})
+                barrier.wait(timeout=10)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": second})
+        except DBAPIError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=take, args=pair) for pair in ((1, 2), (2, 1))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    engine.dispose()
+    return errors
+
+
+def test_real_postgresql_errors_are_told_apart_on_both_drivers(
+    app: Flask, backend: str, database_url: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLSTATEs are PostgreSQL's")
+    holder = create_engine(database_url)
+    with holder.connect() as held:
+        held.execute(text("LOCK TABLE user_account IN ACCESS SHARE MODE"))
+        assert database_error_kind(_sqlalchemy_error(database_url, LOCK_TIMED_OUT)) == "unavailable"
+        lock_error = asyncio.run(_asyncpg_error(database_url, LOCK_TIMED_OUT))
+        assert database_error_kind(lock_error) == "unavailable"
+        held.rollback()
+    holder.dispose()
+    assert database_error_kind(_sqlalchemy_error(database_url, TIMED_OUT)) == "unavailable"
+    assert database_error_kind(asyncio.run(_asyncpg_error(database_url, TIMED_OUT))) == (
+        "unavailable"
+    )
+    assert database_error_kind(_sqlalchemy_error(database_url, FAULT)) == "fault"
+    assert database_error_kind(asyncio.run(_asyncpg_error(database_url, FAULT))) == "fault"
+    (deadlock,) = _deadlock_errors(database_url)
+    assert database_error_kind(deadlock) == "conflict"
+    refused = create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 1}
+    )
+    with pytest.raises(DBAPIError) as lost:
+        refused.connect()
+    assert database_error_kind(lost.value) == "unavailable"
+
+
+def test_sqlite_locked_database_is_unavailable(app: Flask, backend: str, tmp_path: Any) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite's own lock")
+    url = f"sqlite:///{tmp_path / 'locked.db'}"
+    writer = create_engine(url, connect_args={"timeout": 0.05})
+    with writer.connect() as conn:
+        conn.execute(text("CREATE TABLE t (x int)"))
+        conn.commit()
+        conn.execute(text("BEGIN EXCLUSIVE"))
+        error = _sqlalchemy_error(url, "INSERT INTO t VALUES (1)")
+        conn.rollback()
+    writer.dispose()
+    assert database_error_kind(error) == "unavailable"
+
+
+def test_an_outage_is_503_with_retry_after_and_one_log_line(
+    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = make_user(app)
+    with caplog.at_level(logging.ERROR), failing_statements(app, "FROM user_account"):
+        response = client.get(f"/users/{user.id}")
+    assert_problem(response, 503)
+    assert response.headers["Retry-After"] == "1"
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.exc_info is None
+    assert "\n" not in record.getMessage()
+    assert "forced failure" in record.getMessage()  # the cause, for the operator
+    assert response.headers["X-Request-ID"] == record.request_id  # type: ignore[attr-defined]
+
+
+def test_a_deadlock_on_a_write_is_tried_again_then_409(
+    app: Flask, client: FlaskClient, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("the deadlock comes from PostgreSQL")
+    deadlock = _deadlock_errors(app.config["SQLALCHEMY_DATABASE_URI"])[0]
+    calls: list[int] = []
+
+    def fail(*_: Any, **__: Any) -> Any:
+        calls.append(1)
+        raise deadlock
+
+    monkeypatch.setattr("app.services.users.create_user", fail)
+    response = client.post("/users", json={"username": "dl", "email": "dl@example.com"})
+    assert "conflicted" in str(assert_problem(response, 409)["detail"])
+    assert len(calls) == 2  # once, then once more
