@@ -15,6 +15,7 @@ from sqlalchemy import Engine, event
 from app import (
     auth,
     cli,
+    deadlines,
     models,  # noqa: F401 - registers every table on the metadata
     openapi,
     pg,
@@ -49,9 +50,24 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 def _engine_options(url: str, settings: Settings) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 5}}
-    connect_args: dict[str, Any] = {"connect_timeout": settings.DB_CONNECT_TIMEOUT}
+    connect_args: dict[str, Any] = {
+        "connect_timeout": settings.DB_CONNECT_TIMEOUT,
+        # A peer that vanished (a failover, a cut cable) is noticed on an idle pooled
+        # connection within about a minute, and unacknowledged data fails in 10 s.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10_000,
+    }
     if settings.DB_PGBOUNCER:
+        # PgBouncer refuses startup options: set the timeouts on its database or role
+        # (ALTER ROLE ... SET statement_timeout = ...). The client deadline still holds.
         connect_args["prepare_threshold"] = None
+    else:
+        connect_args["options"] = " ".join(
+            f"-c {name}={value}" for name, value in settings.server_timeouts().items()
+        )
     return {
         "pool_size": settings.DB_POOL_SIZE,
         "max_overflow": settings.DB_MAX_OVERFLOW,
@@ -129,6 +145,8 @@ def create_app(settings: Settings | None = None) -> App:
         for engine in db.engines.values():
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_on_connect)
+            else:
+                deadlines.watch(engine, settings.client_deadline)
             if settings.ASYNC_DEBUG:
                 event.listen(engine, "before_cursor_execute", _refuse_sql_on_event_loop)
         if settings.AUTO_MIGRATE if settings.AUTO_MIGRATE is not None else embedded:

@@ -5,6 +5,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Slack on top of the statement timeout before the client gives up on the server itself.
+CLIENT_DEADLINE_GRACE = 1.0
+
 
 class Settings(BaseSettings):
     """Service settings; every field can be set by an environment variable of the same name."""
@@ -17,8 +20,18 @@ class Settings(BaseSettings):
     MAX_CONTENT_LENGTH: int = Field(default=1024 * 1024, ge=1024)
     DB_POOL_SIZE: int = Field(default=10, ge=1)
     DB_MAX_OVERFLOW: int = Field(default=10, ge=0)
-    DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
+    # Seconds a request waits for a pooled connection before it is a 503.
+    DB_POOL_TIMEOUT: float = Field(default=3.0, gt=0)
     DB_CONNECT_TIMEOUT: int = Field(default=5, ge=1)
+    # Deadlines of request work on PostgreSQL, in seconds: a statement, a wait for a lock,
+    # a transaction left idle. Past one the request is a 503 with Retry-After. The client
+    # side gives every checked-out connection the statement timeout plus a second, for a
+    # server that stops answering altogether.
+    DB_STATEMENT_TIMEOUT: float = Field(default=5.0, gt=0)
+    DB_LOCK_TIMEOUT: float = Field(default=2.0, gt=0)
+    DB_IDLE_IN_TRANSACTION_TIMEOUT: float = Field(default=10.0, gt=0)
+    # The same deadlines for bulk import and export, which may take minutes.
+    DB_BULK_TIMEOUT: float = Field(default=600.0, gt=0)
     DB_OFFLOAD_THREADS: int = Field(default=32, ge=1)
     # Behind PgBouncer in transaction mode: no server-side prepared statements.
     DB_PGBOUNCER: bool = False
@@ -31,6 +44,21 @@ class Settings(BaseSettings):
     # The longest line (NDJSON) or physical line (CSV) an import takes: memory stays
     # bounded whatever the file holds (one 100 MB line once took a worker to 667 MB).
     IMPORT_MAX_LINE_BYTES: int = Field(default=64 * 1024, ge=1024)
+
+    @property
+    def client_deadline(self) -> float:
+        """Seconds a request's connection may be out of the pool before its socket is cut."""
+        return self.DB_STATEMENT_TIMEOUT + CLIENT_DEADLINE_GRACE
+
+    def server_timeouts(self, *, bulk: bool = False) -> dict[str, str]:
+        """PostgreSQL's timeout settings (milliseconds) for request or bulk work."""
+        statement = self.DB_BULK_TIMEOUT if bulk else self.DB_STATEMENT_TIMEOUT
+        idle = self.DB_BULK_TIMEOUT if bulk else self.DB_IDLE_IN_TRANSACTION_TIMEOUT
+        return {
+            "statement_timeout": str(int(statement * 1000)),
+            "lock_timeout": str(int(self.DB_LOCK_TIMEOUT * 1000)),
+            "idle_in_transaction_session_timeout": str(int(idle * 1000)),
+        }
 
 
 def sqlalchemy_url(url: str) -> str:

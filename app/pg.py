@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
@@ -18,7 +19,9 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from app.aio import BackgroundLoop
+from app.config import Settings
 from app.errors import DATABASE_ERRORS
+from app.extensions import current_settings
 
 T = TypeVar("T")
 
@@ -36,24 +39,41 @@ def dsn(sqlalchemy_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-async def _get_pool(config: dict[str, Any]) -> "asyncpg.Pool[asyncpg.Record]":
+@dataclass(frozen=True)
+class Target:
+    """The database an app's asyncpg work goes to, and the settings its pool is made with."""
+
+    url: str
+    settings: Settings
+
+
+def current_target() -> Target:
+    """Return the running app's target (read in a request or app context)."""
+    return Target(current_app.config["SQLALCHEMY_DATABASE_URI"], current_settings())
+
+
+async def _get_pool(target: Target) -> "asyncpg.Pool[asyncpg.Record]":
     global _pools_lock, pools_created  # noqa: PLW0603
     if _pools_lock is None:
         _pools_lock = asyncio.Lock()
-    url = config["SQLALCHEMY_DATABASE_URI"]
+    settings = target.settings
     async with _pools_lock:
-        pool = _pools.get(url)
+        pool = _pools.get(target.url)
         if pool is None:
             # Behind PgBouncer in transaction mode, a server connection changes between
-            # transactions, so no statement may be kept prepared on it.
-            cache = 0 if config["DB_PGBOUNCER"] else 100
-            pool = _pools[url] = await asyncpg.create_pool(
-                dsn(url),
+            # transactions, so no statement may be kept prepared on it, and PgBouncer
+            # refuses startup settings: the timeouts are then its database's or role's.
+            cache = 0 if settings.DB_PGBOUNCER else 100
+            pool = _pools[target.url] = await asyncpg.create_pool(
+                dsn(target.url),
                 min_size=0,
-                max_size=config["ASYNCPG_POOL_SIZE"],
+                max_size=settings.ASYNCPG_POOL_SIZE,
                 statement_cache_size=cache,
                 max_inactive_connection_lifetime=300,
-                timeout=config["DB_CONNECT_TIMEOUT"],
+                timeout=settings.DB_CONNECT_TIMEOUT,
+                # The client-side deadline of every call: a frozen server cannot hold one.
+                command_timeout=settings.client_deadline,
+                server_settings={} if settings.DB_PGBOUNCER else settings.server_timeouts(),
             )
             pools_created += 1
         return pool
@@ -65,11 +85,11 @@ if TYPE_CHECKING:
 
 async def with_connection(work: "Callable[[Connection], Awaitable[T]]") -> T:
     """Run ``work`` with a pooled asyncpg connection, on the pool's own loop."""
-    config = dict(current_app.config)
+    target = current_target()
 
     async def on_pool_loop() -> T:
-        pool = await _get_pool(config)
-        async with pool.acquire(timeout=config["DB_POOL_TIMEOUT"]) as connection:
+        pool = await _get_pool(target)
+        async with pool.acquire(timeout=target.settings.DB_POOL_TIMEOUT) as connection:
             return await work(connection)
 
     return await _loop.run(on_pool_loop())
@@ -94,35 +114,40 @@ def submit(coro: Coroutine[Any, Any, T]) -> "Future[T]":
     return _loop.submit(coro)
 
 
+def set_local(settings: Settings, *, bulk: bool) -> str:
+    """The SET LOCAL statements that give a transaction request or bulk deadlines."""
+    return "; ".join(f"SET LOCAL {k} = {v}" for k, v in settings.server_timeouts(bulk=bulk).items())
+
+
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on the pool's loop from a plain thread (a worker, the CLI), and wait."""
     return _loop.submit(coro).result()
 
 
-async def acquire(config: dict[str, Any]) -> "Connection":
+async def acquire(target: Target) -> "Connection":
     """Take a connection from the pool (on the pool's loop); give it back with release()."""
-    pool = await _get_pool(config)
-    return await pool.acquire(timeout=config["DB_POOL_TIMEOUT"])
+    pool = await _get_pool(target)
+    return await pool.acquire(timeout=target.settings.DB_POOL_TIMEOUT)
 
 
-async def acquire_spare(config: dict[str, Any]) -> "Connection | None":
+async def acquire_spare(target: Target) -> "Connection | None":
     """Take a connection if the pool has one free now, else None; give it back with release().
 
     For work that only goes faster with a second connection: it never waits on the others.
     """
-    pool = await _get_pool(config)
+    pool = await _get_pool(target)
     if pool.get_size() - pool.get_idle_size() >= pool.get_max_size():
         return None
     try:
         # Free a moment ago; a short wait covers one taken in between.
-        return await pool.acquire(timeout=min(1.0, config["DB_POOL_TIMEOUT"]))
+        return await pool.acquire(timeout=min(1.0, target.settings.DB_POOL_TIMEOUT))
     except TimeoutError:
         return None
 
 
-async def release(config: dict[str, Any], connection: "Connection") -> None:
+async def release(target: Target, connection: "Connection") -> None:
     """Return a connection taken with acquire()."""
-    pool = await _get_pool(config)
+    pool = await _get_pool(target)
     await pool.release(connection)
 
 
@@ -153,7 +178,10 @@ class CopyIn:
 
     QUEUED = 2
 
-    def __init__(self, connection: "Connection", table: str, columns: Sequence[str]) -> None:
+    def __init__(
+        self, connection: "Connection", table: str, columns: Sequence[str], timeout: float
+    ) -> None:
+        self._timeout = timeout
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=self.QUEUED)
         self._stopped = False
         self._aborted = False
@@ -174,7 +202,11 @@ class CopyIn:
     async def _copy(self, connection: "Connection", table: str, columns: list[str]) -> int:
         try:
             status = await connection.copy_to_table(
-                table, source=self._batches(connection), columns=columns, format="text"
+                table,
+                source=self._batches(connection),
+                columns=columns,
+                format="text",
+                timeout=self._timeout,
             )
         finally:
             # Nothing reads the queue any more: unblock a waiting send and refuse the rest.

@@ -19,7 +19,6 @@ from http import HTTPStatus
 from typing import IO, Any, Literal, Protocol
 
 import asyncpg
-from flask import current_app
 from pydantic import ValidationError
 from sqlalchemy import (
     BigInteger,
@@ -35,6 +34,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,7 +44,7 @@ from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from app import pg
+from app import deadlines, pg
 from app.errors import BadRequestError, UnprocessableError
 from app.extensions import current_settings, db
 from app.models import User
@@ -359,36 +359,45 @@ class _PostgresTarget:
     """
 
     def __init__(self, direct: bool) -> None:
-        self._config = dict(current_app.config)
+        self._target = pg.current_target()
         self._direct_conn: pg.Connection | None = None
         self._staged: pg.CopyIn | None = None
         self._direct: pg.CopyIn | None = None
         self._spool: IO[bytes] | None = None
         self._loading = True
         self._copied = 0
-        self._conn = pg.run_blocking(pg.acquire(self._config))
+        settings = self._target.settings
+        # Every call of the import may take as long as the bulk deadline, not a request's.
+        self._timeout = settings.DB_BULK_TIMEOUT
+        self._bulk = pg.set_local(settings, bulk=True)
+        self._conn = pg.run_blocking(pg.acquire(self._target))
         try:
             self._tx = self._conn.transaction()
             pg.run_blocking(self._tx.start())
+            pg.run_blocking(self._conn.execute(self._bulk))
             pg.run_blocking(
                 self._conn.execute(str(CreateTable(staging).compile(dialect=pg.DIALECT)))
             )
             if direct:
-                self._direct_conn = pg.run_blocking(pg.acquire_spare(self._config))
+                self._direct_conn = pg.run_blocking(pg.acquire_spare(self._target))
             if self._direct_conn is not None:
                 self._direct_tx = self._direct_conn.transaction()
                 pg.run_blocking(self._direct_tx.start())
+                pg.run_blocking(self._direct_conn.execute(self._bulk))
         except BaseException:
             self._release()
             raise
         if self._direct_conn is None:
             self._staged = self._staging_copy()
         else:
-            self._direct = pg.CopyIn(self._direct_conn, User.__tablename__, _USER_COLUMNS)
+            self._direct = pg.CopyIn(
+                self._direct_conn, User.__tablename__, _USER_COLUMNS, self._timeout
+            )
             self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
 
     def _staging_copy(self) -> pg.CopyIn:
-        return pg.CopyIn(self._conn, staging.name, [c.name for c in staging.columns])
+        columns = [c.name for c in staging.columns]
+        return pg.CopyIn(self._conn, staging.name, columns, self._timeout)
 
     def load(self, rows: list[Row]) -> None:
         if not self._loading:
@@ -449,7 +458,7 @@ class _PostgresTarget:
             try:
                 pg.run_blocking(self._direct_tx.commit() if commit else self._direct_tx.rollback())
             finally:
-                pg.run_blocking(pg.release(self._config, conn))
+                pg.run_blocking(pg.release(self._target, conn))
 
     def loaded_directly(self) -> int | None:
         self._end_copies()
@@ -458,7 +467,8 @@ class _PostgresTarget:
     def execute(self, statement: Executable) -> int:
         self._end_copies()
         sql, args = pg.compile_query(statement)  # type: ignore[arg-type]
-        return pg.row_count(pg.run_blocking(self._conn.execute(sql, *args)))
+        status = pg.run_blocking(self._conn.execute(sql, *args, timeout=self._timeout))
+        return pg.row_count(status)
 
     def execute_unless_taken(self, statement: Executable) -> int | None:
         """Execute in a savepoint; None, with nothing done, if a unique index refused a row."""
@@ -468,7 +478,7 @@ class _PostgresTarget:
         async def attempt() -> str | None:
             try:
                 async with self._conn.transaction():  # nested: a savepoint
-                    return await self._conn.execute(sql, *args)
+                    return await self._conn.execute(sql, *args, timeout=self._timeout)
             except asyncpg.UniqueViolationError:
                 return None
 
@@ -478,7 +488,8 @@ class _PostgresTarget:
     def fetch(self, statement: Executable) -> list[tuple[Any, ...]]:
         self._end_copies()
         sql, args = pg.compile_query(statement)  # type: ignore[arg-type]
-        return [tuple(r) for r in pg.run_blocking(self._conn.fetch(sql, *args))]
+        rows = pg.run_blocking(self._conn.fetch(sql, *args, timeout=self._timeout))
+        return [tuple(r) for r in rows]
 
     def finish(self, commit: bool) -> None:
         try:
@@ -499,7 +510,7 @@ class _PostgresTarget:
             self._spool = None
         for conn in (self._direct_conn, self._conn):
             if conn is not None:
-                pg.run_blocking(pg.release(self._config, conn))
+                pg.run_blocking(pg.release(self._target, conn))
         self._direct_conn = None
 
 
@@ -696,6 +707,12 @@ def export_users(fmt: Format) -> Iterator[bytes]:
     A server-side cursor (yield_per) keeps memory flat however many users there are.
     """
     stmt = select(User.username, User.email).order_by(User.id)
+    settings = current_settings()
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        # Between fetches the transaction idles while a client reads: bulk deadlines.
+        deadlines.extend(connection, settings.DB_BULK_TIMEOUT)
+        connection.execute(text(pg.set_local(settings, bulk=True)))
     result = db.session.execute(stmt, execution_options={"yield_per": 2_000})
     if fmt == "csv":
         buffer = io.StringIO()

@@ -404,9 +404,10 @@ def test_error_mode_without_a_spare_connection_stages_then_inserts(
         pytest.skip("the COPY path is PostgreSQL's")
     monkeypatch.setattr("app.services.bulk.CHUNK_ROWS", 3)
     with app.app_context():
-        config = dict(app.config)
+        target = pg.current_target()
         # Everything the pool has but the one connection the import cannot do without.
-        held = [pg.run_blocking(pg.acquire(config)) for _ in range(config["ASYNCPG_POOL_SIZE"] - 1)]
+        size = target.settings.ASYNCPG_POOL_SIZE
+        held = [pg.run_blocking(pg.acquire(target)) for _ in range(size - 1)]
     try:
         rows = _rows(7)
         rows[5]["email"] = "BULK1@example.com"
@@ -419,7 +420,7 @@ def test_error_mode_without_a_spare_connection_stages_then_inserts(
         assert response.get_json() == {"created": 7, "skipped": 0, "errors": []}
     finally:
         for connection in held:
-            pg.run_blocking(pg.release(config, connection))
+            pg.run_blocking(pg.release(target, connection))
     assert len(_stored(app)) == 7
 
 

@@ -1,0 +1,137 @@
+"""Request work has a deadline: a lock wait or a server that stops answering is a fast 503."""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import create_app, deadlines
+from app.config import Settings
+from app.extensions import db
+from tests.api.test_bad_input import assert_problem
+from tests.factories import make_api_key, make_user
+
+
+class FreezableProxy:
+    """A loopback TCP relay to PostgreSQL that can stop relaying, like a frozen server.
+
+    While frozen it still accepts and keeps every connection, as a SIGSTOPped server's
+    kernel does, but passes nothing on: no reset, no answer.
+    """
+
+    def __init__(self, port: int) -> None:
+        self._target = ("127.0.0.1", port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.frozen = threading.Event()
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._relay, args=(a, b), daemon=True).start()
+
+    def _relay(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                while self.frozen.is_set():
+                    time.sleep(0.02)
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Stop accepting and drop every relayed connection."""
+        self.frozen.clear()
+        self._listener.close()
+        for sock in self._sockets:
+            sock.close()
+
+
+@pytest.fixture
+def frozen_app(
+    backend: str, database_url: str, app: Flask, tmp_path: Path
+) -> Iterator[tuple[Flask, FreezableProxy]]:
+    """An app on PostgreSQL through a freezable relay, with a 1 s statement timeout."""
+    if backend != "postgresql":
+        pytest.skip("a server that stops answering: PostgreSQL's client-side deadline")
+    url = make_url(database_url)
+    proxy = FreezableProxy(url.port or 5432)
+    settings = Settings(
+        DATABASE_URL=url.set(port=proxy.port).render_as_string(hide_password=False),
+        INSTANCE_PATH=tmp_path,
+        DB_STATEMENT_TIMEOUT=1.0,
+        ASYNC_DEBUG=True,
+    )
+    frozen = create_app(settings)
+    frozen.config["TESTING"] = True
+    try:
+        yield frozen, proxy
+    finally:
+        proxy.close()
+        with frozen.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
+
+
+def test_a_server_that_stops_answering_is_a_503_within_the_deadline(
+    frozen_app: tuple[Flask, FreezableProxy],
+) -> None:
+    app, proxy = frozen_app
+    user = make_user(app)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {make_api_key(app)}"
+    assert client.get(f"/users/{user.id}").status_code == 200
+    fired = deadlines.watchdog.fired
+    proxy.frozen.set()
+    for path in (f"/users/{user.id}", "/readyz"):
+        started = time.monotonic()
+        response = client.get(path)
+        took = time.monotonic() - started
+        assert_problem(response, 503)
+        assert response.headers["Retry-After"] == "1"
+        # The client deadline is the 1 s statement timeout plus 1 s, checked every 0.2 s.
+        assert took < 3.5, (path, took)
+    assert deadlines.watchdog.fired > fired  # the psycopg call was cut by the watchdog
+    proxy.frozen.clear()
+    assert client.get(f"/users/{user.id}").status_code == 200  # new connections, at once
+
+
+def test_a_held_table_lock_is_a_503_after_the_lock_timeout(
+    app: Flask, client: FlaskClient, backend: str, database_url: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("lock_timeout is PostgreSQL's")
+    user = make_user(app)
+    holder = create_engine(database_url)
+    with holder.connect() as conn:
+        conn.execute(text("LOCK TABLE user_account IN ACCESS EXCLUSIVE MODE"))
+        started = time.monotonic()
+        response = client.get(f"/users/{user.id}")
+        took = time.monotonic() - started
+        conn.rollback()
+    holder.dispose()
+    assert_problem(response, 503)
+    assert response.headers["Retry-After"] == "1"
+    lock_timeout = app.extensions["settings"].DB_LOCK_TIMEOUT
+    assert lock_timeout <= took < lock_timeout + 2, took
+    assert client.get(f"/users/{user.id}").status_code == 200
