@@ -1,5 +1,6 @@
 """Request work has a deadline: a lock wait or a server that stops answering is a fast 503."""
 
+import contextlib
 import socket
 import threading
 import time
@@ -54,10 +55,8 @@ class FreezableProxy:
         except OSError:
             pass
         for sock in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def close(self) -> None:
         """Stop accepting and drop every relayed connection."""
