@@ -41,6 +41,20 @@ class Settings(BaseSettings):
     AUTO_MIGRATE: bool | None = None
     LOG_LEVEL: str = "INFO"
     SQL_ECHO: bool = False
+    # The production server (python -m app.server): address, processes, app threads each.
+    HOST: str = "127.0.0.1"
+    PORT: int = Field(default=8000, ge=1, le=65535)
+    WEB_CONCURRENCY: int = Field(default=2, ge=1)
+    WEB_THREADS: int = Field(default=8, ge=1)
+    # Seconds a stopping server lets requests in flight finish (SIGTERM, docker stop).
+    GRACEFUL_TIMEOUT: int = Field(default=20, ge=1)
+    # Seconds a client gets for its headers, and may stay silent in the middle of a body.
+    HEADER_READ_TIMEOUT: int = Field(default=10, ge=1, le=60)
+    BODY_IDLE_TIMEOUT: float = Field(default=10.0, gt=0)
+    # The largest body the server receives (imports; spooled to disk past 1 MiB).
+    MAX_UPLOAD_BYTES: int = Field(default=1 << 30, ge=1 << 20)
+    # Seconds with every app thread busy and none finishing before /healthz says "stuck".
+    STUCK_AFTER: float = Field(default=60.0, gt=0)
     # The longest line (NDJSON) or physical line (CSV) an import takes: memory stays
     # bounded whatever the file holds (one 100 MB line once took a worker to 667 MB).
     IMPORT_MAX_LINE_BYTES: int = Field(default=64 * 1024, ge=1024)

@@ -171,6 +171,17 @@ def free_port() -> int:
         return port
 
 
+def server_env(port: int, workers: int = 2, threads: int = 8) -> dict[str, str]:
+    """The environment that makes ``python -m app.server`` (the shipped server) serve here."""
+    return {
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "WEB_THREADS": str(threads),
+        "GRACEFUL_TIMEOUT": "5",
+    }
+
+
 def wait_until_serving(base_url: str, process: "subprocess.Popen[bytes]", log: Path) -> None:
     """Wait (30 s at most) until the server answers /healthz; fail with its log if it dies."""
     deadline = time.monotonic() + 30
@@ -187,7 +198,7 @@ def wait_until_serving(base_url: str, process: "subprocess.Popen[bytes]", log: P
 
 @dataclass(frozen=True)
 class LiveServer:
-    """A gunicorn process serving the app: its base URL and its combined log."""
+    """A server process serving the app: its base URL and its combined log."""
 
     url: str
     log_path: Path
@@ -201,22 +212,17 @@ class LiveServer:
 def live_server(
     app: Flask, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    """A real gunicorn serving the app on loopback against this backend's database."""
+    """The shipped server (granian and its bridge) on loopback, on this backend's database."""
     port = free_port()
-    log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "ASYNC_DEBUG": "true",
         "INSTANCE_PATH": str(tmp_path_factory.mktemp("live-instance")),
+        **server_env(port),
     }
-    command = [
-        sys.executable, "-m", "gunicorn",
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", "2", "--worker-class", "gthread", "--threads", "8",
-        "--graceful-timeout", "5", "--no-control-socket",
-        "app:create_app()",
-    ]  # fmt: skip
+    command = [sys.executable, "-m", "app.server"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"

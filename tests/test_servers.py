@@ -1,5 +1,5 @@
-"""The loops and the asyncpg pool under gunicorn's sync and gthread workers: made after
-the fork, serving, and shut down cleanly."""
+"""The loops and the asyncpg pool under the shipped server: made in each forked worker,
+serving, and shut down cleanly on SIGTERM."""
 
 import os
 import signal
@@ -10,25 +10,28 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, wait_until_serving
+from tests.conftest import free_port, server_env, wait_until_serving
+
+pytestmark = pytest.mark.live
 
 
-@pytest.mark.parametrize("worker_class", ["sync", "gthread"])
-def test_gunicorn_worker_serves_async_views_and_stops_cleanly(
-    backend: str, database_url: str, api_token: str, tmp_path: Path, worker_class: str
+def test_shipped_server_serves_async_views_and_stops_cleanly(
+    backend: str, database_url: str, api_token: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    log_path = tmp_path / "gunicorn.log"
-    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path)}
-    command = [
-        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-        "--workers", "2", "--worker-class", worker_class, "--no-control-socket",
-        "--graceful-timeout", "10", "app:create_app()",
-    ]  # fmt: skip
+    log_path = tmp_path / "server.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "INSTANCE_PATH": str(tmp_path),
+        **server_env(port),
+    }
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {api_token}"}
     with log_path.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.server"], env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
     try:
         wait_until_serving(base, process, log_path)
         with httpx.Client(base_url=base, headers=headers, timeout=10) as client:

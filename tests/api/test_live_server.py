@@ -1,6 +1,6 @@
-"""The contract over real HTTP: the tutorial and a race on gunicorn, the README's run command.
+"""The contract over real HTTP: the tutorial and a race on the shipped server; `flask run`.
 
-These tests talk to real server processes on loopback: gunicorn from the ``live_server``
+These tests talk to real server processes on loopback: the shipped server from ``live_server``
 fixture (once per backend) and, for the embedded default, ``flask --app app run``.
 """
 
@@ -280,7 +280,7 @@ def test_access_log_names_the_key_prefix_never_the_secret(
     prefix, secret = api_token.split("_")[1], api_token.split("_", 2)[2]
     deadline = time.monotonic() + 5
     while request_id not in live_server.log() and time.monotonic() < deadline:
-        time.sleep(0.05)  # gunicorn writes the access line after the response
+        time.sleep(0.05)  # the server writes the access line after the response
     line = next(line for line in live_server.log().splitlines() if request_id in line)
     entry = json.loads(line)
     assert entry["api_key"] == prefix
