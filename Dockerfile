@@ -1,4 +1,4 @@
-# The user-management API: gunicorn serving app:create_app(), migrations a command of their own.
+# The user-management API: granian serving app.server, migrations a command of their own.
 # Builds with the classic builder. BASE_IMAGE may be any Debian-like image with python3 (3.11+)
 # and its venv module; scripts/container-check.sh makes one locally where no registry is reached.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
@@ -27,6 +27,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/srv/app \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    HOST=0.0.0.0 \
     PORT=8000
 RUN set -eu; \
     groupadd --system --gid 10001 app; \
@@ -35,7 +36,7 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv/app
 COPY app ./app
 COPY alembic ./alembic
-COPY alembic.ini gunicorn.conf.py ./
+COPY alembic.ini ./
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint
 RUN set -eu; \
     chmod 0755 /usr/local/bin/entrypoint; \

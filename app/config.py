@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     DB_MAX_OVERFLOW: int = Field(default=10, ge=0)
     # Seconds a request waits for a pooled connection before it is a 503.
     DB_POOL_TIMEOUT: float = Field(default=3.0, gt=0)
-    DB_CONNECT_TIMEOUT: int = Field(default=5, ge=1)
+    DB_CONNECT_TIMEOUT: int = Field(default=3, ge=1)
     # Deadlines of request work on PostgreSQL, in seconds: a statement, a wait for a lock,
     # a transaction left idle. Past one the request is a 503 with Retry-After. The client
     # side gives every checked-out connection the statement timeout plus a second, for a

@@ -1,12 +1,12 @@
 #!/bin/sh
-# serve (default): gunicorn; migrate: apply migrations once per release; api-keys ... and
+# serve (default): the production server (granian, app/server.py); migrate: apply migrations once per release; api-keys ... and
 # users import|export ...: the CLI.
 set -eu
 command="${1:-serve}"
 case "$command" in
     serve)
         shift || true
-        exec gunicorn --config /srv/app/gunicorn.conf.py "$@" "app:create_app()"
+        exec python3 -m app.server "$@"
         ;;
     migrate)
         shift

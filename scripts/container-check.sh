@@ -94,7 +94,7 @@ docker run --rm --network host -e DATABASE_URL="$DB_URL" "$IMAGE" migrate
 
 step "serve on 127.0.0.1:$PORT"
 docker run -d --name user-api-check --network host -e PORT="$PORT" -e HOST=127.0.0.1 \
-    -e WEB_CONCURRENCY=2 -e GUNICORN_GRACEFUL_TIMEOUT=20 -e DATABASE_URL="$DB_URL" \
+    -e WEB_CONCURRENCY=2 -e GRACEFUL_TIMEOUT=20 -e DATABASE_URL="$DB_URL" \
     --stop-timeout 30 "$IMAGE" >/dev/null
 base="http://127.0.0.1:$PORT"
 for _ in $(seq 1 60); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.5; done
@@ -135,11 +135,12 @@ cmp -s "$WORK/expected.ndjson" "$WORK/export.ndjson" ||
 echo "ok"
 
 step "docker stop lets an in-flight request finish"
-# Hold a lock so that one POST stays in flight, stop the container, then release the lock.
+# Hold a lock so that one POST stays in flight (less than DB_LOCK_TIMEOUT), stop the
+# container, then release the lock.
 psql "$DB_URL" -q -o /dev/null <<'SQL' &
 BEGIN;
 LOCK TABLE user_account IN EXCLUSIVE MODE;
-SELECT pg_sleep(3);
+SELECT pg_sleep(1.5);  -- under the 2 s lock_timeout: the POST waits, then succeeds
 COMMIT;
 SQL
 lock_pid=$!

@@ -6,6 +6,7 @@ is made with initdb into a temporary folder, run by pg_ctl as the ``postgres`` u
 the tests run as root (PostgreSQL refuses to run as root), and removed afterwards.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -47,7 +48,9 @@ class PrivateCluster:
 
     def _run(self, *command: str) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if self._as_postgres else []
-        done = subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [*prefix, *command], check=False, capture_output=True, text=True, timeout=120
+        )
         if done.returncode != 0:
             raise RuntimeError(f"{command[0]} failed: {done.stdout}{done.stderr}")
 
@@ -114,10 +117,8 @@ class PrivateCluster:
 
     def destroy(self) -> None:
         """Stop the server (immediately) and remove its folder."""
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self.thaw()
-        except (OSError, ValueError):
-            pass
         deadline = time.monotonic() + 30
         while (self.data / "postmaster.pid").exists() and time.monotonic() < deadline:
             try:
