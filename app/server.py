@@ -180,18 +180,8 @@ class WSGIBridge:
         stuck = saturated and time.monotonic() - self._last_end > self._stuck_after
         status = HTTPStatus.SERVICE_UNAVAILABLE if stuck else HTTPStatus.OK
         payload = b'{"status":"stuck"}' if stuck else b'{"status":"ok"}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        headers = _whole_headers(payload, "application/json", request_id)
+        await _send_whole(send, status, payload, headers)
         return int(status), len(payload)
 
     async def _body(self, headers: dict[str, str], receive: Receive) -> tuple[IO[bytes], int]:
@@ -383,24 +373,33 @@ def _header(headers: list[tuple[str, str]], default: str) -> str:
 
 
 async def _send_problem(send: Send, status: int, detail: str, request_id: str) -> int:
+    # The app's problem+json shape (app.errors.problem), for what never reaches the app.
     payload = json.dumps(
         {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
          "detail": detail}
     ).encode()  # fmt: skip
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"x-request-id", request_id.encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    headers = _whole_headers(payload, "application/problem+json", request_id, close=True)
+    await _send_whole(send, status, payload, headers)
     return len(payload)
+
+
+def _whole_headers(
+    payload: bytes, content_type: str, request_id: str, *, close: bool = False
+) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(payload)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    # A body left unread makes the connection unusable for another request.
+    return [*headers, (b"connection", b"close")] if close else headers
+
+
+async def _send_whole(
+    send: Send, status: int, payload: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def asgi_app() -> WSGIBridge:

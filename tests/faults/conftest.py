@@ -95,7 +95,7 @@ class Server:
 
 
 @contextmanager
-def serving(cluster: PrivateCluster, tmp_path: Path) -> Iterator[Server]:
+def serving(cluster: PrivateCluster, tmp_path: Path, grace: int = 10) -> Iterator[Server]:
     """Start the shipped server on the cluster; stop it (by its pid) afterwards."""
     port = free_port()
     log_path = tmp_path / "server.log"
@@ -105,7 +105,7 @@ def serving(cluster: PrivateCluster, tmp_path: Path) -> Iterator[Server]:
         "INSTANCE_PATH": str(tmp_path),
         **server_env(port, WORKERS, THREADS),
         **FAULT_SETTINGS,
-        "GRACEFUL_TIMEOUT": "10",
+        "GRACEFUL_TIMEOUT": str(grace),
     }
     with log_path.open("wb") as sink:
         process = subprocess.Popen(

@@ -90,6 +90,19 @@ def _figures(load_: Load, window: tuple[float, float]) -> dict[str, object]:
     }
 
 
+def _assert_outage_then_recovery(running: Load, start: float, end: float) -> None:
+    # During the fault: answers only, each a 200 or a 503 within the deadline; after it,
+    # every request is a 200 again.
+    during = running.between(start, end)
+    assert during, "no request was sent during the fault"
+    assert set(running.outcomes(during)) <= {"503", "200"}, running.outcomes(during)
+    assert running.outcomes(during)["503"] > 0
+    assert _slowest(during) <= deadline(), _slowest(during)
+    after = running.between(end + 3, end + 10)
+    assert after
+    assert set(running.outcomes(after)) == {"200"}, running.outcomes(after)
+
+
 def test_stopped_database_gives_only_503s_then_recovers(
     cluster: PrivateCluster, server: Server, token: str, user_id: int
 ) -> None:
@@ -101,14 +114,7 @@ def test_stopped_database_gives_only_503s_then_recovers(
         cluster.start()
         up = time.monotonic()
         time.sleep(5)
-    during = running.between(down + 0.2, up)
-    after = running.between(up + 2, up + 10)
-    assert during, "no request was sent while the database was down"
-    assert set(running.outcomes(during)) <= {"503", "200"}, running.outcomes(during)
-    assert running.outcomes(during)["503"] > 0
-    assert _slowest(during) <= deadline()
-    assert after
-    assert set(running.outcomes(after)) == {"200"}, running.outcomes(after)
+    _assert_outage_then_recovery(running, down + 0.2, up)
     pool_bound = WORKERS * (2 * (10 + 10) + 10)  # two SQLAlchemy pools and asyncpg's
     backends = cluster.backends()
     assert backends <= pool_bound
@@ -137,13 +143,7 @@ def test_frozen_database_answers_within_the_deadline_then_recovers(
             cluster.thaw()
         thawed = time.monotonic()
         time.sleep(6)
-    during = running.between(frozen, thawed)
-    assert during
-    assert set(running.outcomes(during)) <= {"503", "200"}, running.outcomes(during)
-    assert _slowest(during) <= deadline(), _slowest(during)
-    after = running.between(thawed + 3, thawed + 10)
-    assert after
-    assert set(running.outcomes(after)) == {"200"}, running.outcomes(after)
+    _assert_outage_then_recovery(running, frozen, thawed)
     assert cluster.backends("idle in transaction") == 0
     report(
         "frozen 8 s (SIGSTOP)", {**_figures(running, (frozen, thawed)), "deadline_s": deadline()}
@@ -395,3 +395,39 @@ def test_sigkill_of_the_workers_mid_import_writes_nothing(
         "SIGKILL of the workers mid-import",
         {"rows_sent": rows, "client_saw": outcome[0], "rows_written": written},
     )
+
+
+def test_an_export_cut_by_a_stop_does_not_end_like_a_complete_one(
+    cluster: PrivateCluster, token: str, tmp_path: Path
+) -> None:
+    rows = 200_000
+    body = "".join(
+        json.dumps({"username": f"exported{i}", "email": f"exported{i}@example.com"}) + "\n"
+        for i in range(rows)
+    ).encode()
+    auth = {"Authorization": f"Bearer {token}"}
+    with serving(cluster, tmp_path, grace=2) as server:
+        imported = httpx.post(
+            f"{server.url}/users/import",
+            content=body,
+            headers={**auth, "Content-Type": "application/x-ndjson"},
+            timeout=60,
+        )
+        assert imported.status_code == 200, imported.text
+        read = [0]
+
+        def read_slowly_while_stopping() -> None:
+            url = f"{server.url}/users/export"
+            with httpx.stream("GET", url, headers=auth, timeout=30) as export:
+                for chunk in export.iter_bytes():
+                    read[0] += chunk.count(b"\n")
+                    if server.process.poll() is None:
+                        server.process.send_signal(signal.SIGTERM)
+                    time.sleep(0.05)  # a slow reader: the stop comes long before the end
+
+        # httpx says so when a chunked body ends without its last chunk.
+        with pytest.raises(httpx.RemoteProtocolError):
+            read_slowly_while_stopping()
+        server.process.wait(timeout=20)
+    assert 0 < read[0] < rows + 1
+    report("an export cut by SIGTERM (2 s grace)", {"lines_read": read[0], "of": rows + 1})
