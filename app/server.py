@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from app.config import Settings
+from app.errors import RETRY_AFTER_SECONDS
 
 log = logging.getLogger("app.server")
 access_log = logging.getLogger("app.access")
@@ -181,6 +182,8 @@ class WSGIBridge:
         status = HTTPStatus.SERVICE_UNAVAILABLE if stuck else HTTPStatus.OK
         payload = b'{"status":"stuck"}' if stuck else b'{"status":"ok"}'
         headers = _whole_headers(payload, "application/json", request_id)
+        if stuck:
+            headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
         await _send_whole(send, status, payload, headers)
         return int(status), len(payload)
 
