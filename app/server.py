@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import unquote_to_bytes
 
 from app.config import Settings
 from app.errors import RETRY_AFTER_SECONDS
@@ -246,7 +247,7 @@ class WSGIBridge:
         environ: dict[str, Any] = {
             "REQUEST_METHOD": scope["method"],
             "SCRIPT_NAME": scope.get("root_path", ""),
-            "PATH_INFO": scope["path"],
+            "PATH_INFO": _wsgi_path(scope),
             "QUERY_STRING": scope["query_string"].decode("latin-1"),
             "SERVER_NAME": str(server[0]),
             "SERVER_PORT": str(server[1]),
@@ -351,6 +352,15 @@ class WSGIBridge:
             "duration_us": int((time.monotonic() - started) * 1_000_000),
         }
         access_log.info(json.dumps(entry))
+
+
+def _wsgi_path(scope: Scope) -> str:
+    # WSGI wants the path's bytes as latin-1 text (PEP 3333); ASGI's "path" is decoded
+    # UTF-8, which werkzeug cannot take back for bytes outside latin-1: "raw_path" is exact.
+    raw: bytes | None = scope.get("raw_path")
+    if raw is None:
+        raw = scope["path"].encode("utf-8")
+    return unquote_to_bytes(raw).decode("latin-1")
 
 
 def _rest(iterator: Iterator[bytes], iterable: Iterable[bytes]) -> Iterator[bytes]:

@@ -74,6 +74,25 @@ def _body(sent: list[Message]) -> bytes:
     return b"".join(m.get("body", b"") for m in sent[1:])
 
 
+def test_paths_reach_the_app_as_wsgi_wants_them() -> None:
+    seen: list[str] = []
+
+    def app(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
+        seen.append(environ["PATH_INFO"])
+        start("200 OK", [])
+        return [b""]
+
+    bridge = WSGIBridge(app, SETTINGS)
+    for raw in (b"/users/%C3%AEl", b"/users/%F2%8E%9A%8F%21", b"/a%2Fb"):
+        scope = {**_scope("GET", raw.decode()), "raw_path": raw}
+        asyncio.run(_serve(bridge, scope, []))
+    assert seen == [
+        "/users/\xc3\xael",  # the UTF-8 bytes of "îl", one latin-1 character each
+        "/users/\xf2\x8e\x9a\x8f!",
+        "/a/b",
+    ]
+
+
 def test_whole_bodies_reach_the_app() -> None:
     app = Recorder()
     bridge = WSGIBridge(app, SETTINGS)
