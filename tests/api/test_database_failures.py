@@ -101,9 +101,7 @@ def test_real_postgresql_errors_are_told_apart_on_both_drivers(
     assert database_error_kind(lost.value) == "unavailable"
 
 
-def test_sqlite_locked_database_is_unavailable(app: Flask, backend: str, tmp_path: Any) -> None:
-    if backend != "sqlite":
-        pytest.skip("SQLite's own lock")
+def test_sqlite_locked_database_is_unavailable(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path / 'locked.db'}"
     writer = create_engine(url, connect_args={"timeout": 0.05})
     with writer.connect() as conn:
