@@ -185,20 +185,13 @@ async def test_test_client_works_inside_an_async_test(probe_app: Flask) -> None:
     assert response.status_code == 200
 
 
-@pytest.fixture
-def postgres_only(backend: str) -> None:
-    """Skip on SQLite: asyncpg is PostgreSQL's."""
-    if backend != "postgresql":
-        pytest.skip("asyncpg serves PostgreSQL only")
-
-
 def _assert_nothing_checked_out(app: Flask) -> None:
     assert_nothing_checked_out(app)
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     assert pg.pool_stats(url)[1] == 0
 
 
-@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.postgresql_only("asyncpg serves PostgreSQL only")
 def test_fanout_reads_run_at_once_on_separate_connections(probe_app: Flask) -> None:
     body = probe_app.test_client().get("/probe/fanout").get_json()
     assert len(set(body["pids"])) == 3, "the reads shared a connection"
@@ -210,7 +203,7 @@ def test_fanout_reads_run_at_once_on_separate_connections(probe_app: Flask) -> N
     _assert_nothing_checked_out(probe_app)
 
 
-@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.postgresql_only("asyncpg serves PostgreSQL only")
 def test_50_concurrent_fanout_requests_leave_no_connection_checked_out(probe_app: Flask) -> None:
     def call(_: int) -> tuple[int, Any]:
         response = probe_app.test_client().get("/probe/fanout")
@@ -223,7 +216,7 @@ def test_50_concurrent_fanout_requests_leave_no_connection_checked_out(probe_app
     _assert_nothing_checked_out(probe_app)
 
 
-@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.postgresql_only("asyncpg serves PostgreSQL only")
 def test_asyncpg_pool_serves_many_requests_and_is_made_once(probe_app: Flask) -> None:
     client = probe_app.test_client()
     assert client.get("/readyz").status_code == 200  # makes the pool if not made yet

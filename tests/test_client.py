@@ -234,11 +234,10 @@ def _posts(client: AuthenticatedClient, expect: _Expect, user: UserRead, other: 
 
 
 @pytest.mark.live
+@pytest.mark.postgresql_only("the typed-client end-to-end flow runs against PostgreSQL only")
 def test_typed_client_runs_users_and_posts_flow_on_postgresql(
     backend: str, api_token: str, request: pytest.FixtureRequest
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("the typed-client end-to-end flow runs against PostgreSQL only")
     expect = _Expect(request.getfixturevalue("live_server"))
     url = expect.server.url
 

@@ -13,14 +13,14 @@ from app.config import Settings
 from tests.engines import engines, listening
 from tests.factories import make_user
 
+pytestmark = pytest.mark.postgresql_only("round trips are counted on PostgreSQL")
+
 
 @pytest.fixture(scope="module")
 def traced(
     app: Flask, backend: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Flask, Path]]:
     """An app whose every PostgreSQL connection writes libpq's message trace to a file."""
-    if backend != "postgresql":
-        pytest.skip("round trips are counted on PostgreSQL")
     trace_path = tmp_path_factory.mktemp("trace") / "libpq.trace"
     trace_file = trace_path.open("w")
     traced_app = create_app(

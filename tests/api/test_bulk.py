@@ -356,11 +356,10 @@ def test_a_duplicate_deep_in_a_file_spooled_to_disk_is_named(
     assert _stored(app) == []
 
 
+@pytest.mark.postgresql_only("the COPY path is PostgreSQL's")
 def test_database_lost_during_import_is_503(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("the COPY path is PostgreSQL's")
 
     def lost(*_: Any) -> None:
         raise ConnectionResetError("connection lost")
@@ -397,11 +396,10 @@ def test_lines_only_json_loads_reads_are_judged_as_before(app: Flask, client: Fl
     assert [u for u, _ in _stored(app)] == ["bom", "plain"]
 
 
+@pytest.mark.postgresql_only("the COPY path is PostgreSQL's")
 def test_error_mode_without_a_spare_connection_stages_then_inserts(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("the COPY path is PostgreSQL's")
     monkeypatch.setattr("app.services.bulk.CHUNK_ROWS", 3)
     with app.app_context():
         target = pg.current_target()
@@ -424,12 +422,11 @@ def test_error_mode_without_a_spare_connection_stages_then_inserts(
     assert len(_stored(app)) == 7
 
 
+# SQLite commits one writer at a time: the import's write refuses its stale read.
+@pytest.mark.postgresql_only("a writer beside the import is PostgreSQL's case")
 def test_skip_mode_skips_a_name_another_writer_takes_while_the_file_is_read(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
-    if backend != "postgresql":
-        # SQLite commits one writer at a time: the import's write refuses its stale read.
-        pytest.skip("a writer beside the import is PostgreSQL's case")
     judged = bulk._duplicate_lines
     other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
 
@@ -491,11 +488,10 @@ class _BodyThatFails(io.BytesIO):
         return n
 
 
+@pytest.mark.postgresql_only("the COPY path is PostgreSQL's")
 def test_connection_lost_mid_copy_stops_reading_and_is_503(
     app: Flask, client: FlaskClient, backend: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("the COPY path is PostgreSQL's")
     data = _ndjson(_rows(150_000))
     admin = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
 

@@ -72,11 +72,10 @@ def _deadlock_errors(url: str) -> list[DBAPIError]:
     return errors
 
 
+@pytest.mark.postgresql_only("SQLSTATEs are PostgreSQL's")
 def test_real_postgresql_errors_are_told_apart_on_both_drivers(
     app: Flask, backend: str, database_url: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLSTATEs are PostgreSQL's")
     holder = create_engine(database_url)
     with holder.connect() as held:
         held.execute(text("LOCK TABLE user_account IN ACCESS SHARE MODE"))
@@ -129,11 +128,10 @@ def test_an_outage_is_503_with_retry_after_and_one_log_line(
     assert response.headers["X-Request-ID"] == record.request_id  # type: ignore[attr-defined]
 
 
+@pytest.mark.postgresql_only("the deadlock comes from PostgreSQL")
 def test_a_deadlock_on_a_write_is_tried_again_then_409(
     app: Flask, client: FlaskClient, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("the deadlock comes from PostgreSQL")
     deadlock = _deadlock_errors(app.config["SQLALCHEMY_DATABASE_URI"])[0]
     calls: list[int] = []
 

@@ -71,8 +71,6 @@ def frozen_app(
     backend: str, database_url: str, app: Flask, tmp_path: Path
 ) -> Iterator[tuple[Flask, FreezableProxy]]:
     """An app on PostgreSQL through a freezable relay, with a 1 s statement timeout."""
-    if backend != "postgresql":
-        pytest.skip("a server that stops answering: PostgreSQL's client-side deadline")
     url = make_url(database_url)
     proxy = FreezableProxy(url.port or 5432)
     settings = Settings(
@@ -92,6 +90,7 @@ def frozen_app(
                 engine.dispose()
 
 
+@pytest.mark.postgresql_only("a server that stops answering: PostgreSQL's client-side deadline")
 def test_a_server_that_stops_answering_is_a_503_within_the_deadline(
     frozen_app: tuple[Flask, FreezableProxy],
 ) -> None:
@@ -115,11 +114,10 @@ def test_a_server_that_stops_answering_is_a_503_within_the_deadline(
     assert client.get(f"/users/{user.id}").status_code == 200  # new connections, at once
 
 
+@pytest.mark.postgresql_only("lock_timeout is PostgreSQL's")
 def test_a_held_table_lock_is_a_503_after_the_lock_timeout(
     app: Flask, client: FlaskClient, backend: str, database_url: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("lock_timeout is PostgreSQL's")
     user = make_user(app)
     holder = create_engine(database_url)
     with holder.connect() as conn:

@@ -221,11 +221,12 @@ def test_chunked_json_body_over_the_limit_is_413_like_one_with_a_length(
     assert accepted.status_code == 201, accepted.get_data(as_text=True)
 
 
+@pytest.mark.postgresql_only(
+    "SQLite runs one writer at a time: a second waits, then is 503 (locked)"
+)
 def test_opposite_order_imports_are_never_an_outage(
     app: Flask, client: FlaskClient, backend: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLite runs one writer at a time: a second waits, then is 503 (locked)")
     # Two all-or-nothing imports of the same names in opposite order: on PostgreSQL their
     # COPYs wait on each other's unique keys until one is chosen as a deadlock's victim.
     names = _file(NDJSON, 20_000, prefix="race").splitlines(keepends=True)

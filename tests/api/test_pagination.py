@@ -100,11 +100,10 @@ def test_username_sorts_ignore_letter_case(
 @pytest.mark.parametrize(
     ("sort", "scan"), [("username", "Index Scan"), ("-username", "Index Scan Backward")]
 )
+@pytest.mark.postgresql_only("the plan is read from PostgreSQL's EXPLAIN")
 def test_username_sort_pages_through_the_unique_lower_index(
     app: Flask, client: FlaskClient, backend: str, sort: str, scan: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("the plan is read from PostgreSQL's EXPLAIN")
     for name in ["bob", "Alice", "carol", "Dave", "eve"]:
         make_user(app, username=name)
     cursor = _page(client, sort=sort, limit=2)["next_cursor"]

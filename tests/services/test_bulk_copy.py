@@ -21,11 +21,10 @@ AWKWARD = [
 
 
 @pytest.mark.parametrize("line", [True, False])
+@pytest.mark.postgresql_only("COPY is PostgreSQL's")
 def test_copy_text_round_trips_every_awkward_character(
     app: Flask, backend: str, line: bool
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("COPY is PostgreSQL's")
     rows = [(n, value, value[::-1]) for n, value in enumerate(AWKWARD, start=1)]
     columns = ["line", "a", "b"] if line else ["a", "b"]
     with app.app_context():
