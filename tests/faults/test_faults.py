@@ -332,14 +332,18 @@ def test_sigterm_under_load_refuses_new_and_drops_nothing_accepted(
     )
 
 
+def _ndjson_users(prefix: str, rows: int) -> bytes:
+    return "".join(
+        json.dumps({"username": f"{prefix}{i}", "email": f"{prefix}{i}@example.com"}) + "\n"
+        for i in range(rows)
+    ).encode()
+
+
 def test_sigkill_of_the_workers_mid_import_writes_nothing(
     cluster: PrivateCluster, server: Server, token: str
 ) -> None:
     rows = 400_000
-    body = "".join(
-        json.dumps({"username": f"killed{i}", "email": f"killed{i}@example.com"}) + "\n"
-        for i in range(rows)
-    ).encode()
+    body = _ndjson_users("killed", rows)
     outcome: list[str] = []
 
     def upload() -> None:
@@ -401,10 +405,7 @@ def test_an_export_cut_by_a_stop_does_not_end_like_a_complete_one(
     cluster: PrivateCluster, token: str, tmp_path: Path
 ) -> None:
     rows = 200_000
-    body = "".join(
-        json.dumps({"username": f"exported{i}", "email": f"exported{i}@example.com"}) + "\n"
-        for i in range(rows)
-    ).encode()
+    body = _ndjson_users("exported", rows)
     auth = {"Authorization": f"Bearer {token}"}
     with serving(cluster, tmp_path, grace=2) as server:
         imported = httpx.post(
