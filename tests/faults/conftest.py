@@ -56,8 +56,8 @@ def _command(*args: str, env: dict[str, str]) -> str:
 def cluster() -> Iterator[PrivateCluster]:
     """A migrated private cluster on a port of its own, removed afterwards."""
     private = PrivateCluster(free_port())
-    private.create()
     try:
+        private.create()  # inside: a failed initdb still removes its folder
         env = {**os.environ, "DATABASE_URL": private.url}
         _command(str(Path(sys.executable).parent / "alembic"), "upgrade", "head", env=env)
         yield private
