@@ -53,9 +53,11 @@ class _ThreadLoop:
             self.loop.slow_callback_duration = 0.1
         _live_loops.add(self)
 
-    def close(self) -> None:
+    def close(self, *, finish_generators: bool = False) -> None:
         """Close the loop unless it is running or already closed (or belongs to a parent)."""
         if self.pid == os.getpid() and not self.loop.is_closed() and not self.loop.is_running():
+            if finish_generators:
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
 
     def __del__(self) -> None:
@@ -160,9 +162,7 @@ class BackgroundLoop:
 
 def _close_thread_loops() -> None:
     for held in list(_live_loops):
-        if held.pid == os.getpid() and not held.loop.is_closed() and not held.loop.is_running():
-            held.loop.run_until_complete(held.loop.shutdown_asyncgens())
-        held.close()
+        held.close(finish_generators=True)
 
 
 atexit.register(_close_thread_loops)

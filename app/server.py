@@ -103,9 +103,7 @@ class _Stream:
 
     def close(self) -> None:
         """Close the app's iterable (its teardown runs: the session, the transaction)."""
-        close = getattr(self.iterator, "close", None)
-        if close is not None:
-            close()
+        _close(self.iterator)
 
 
 class WSGIBridge:
@@ -316,7 +314,9 @@ class WSGIBridge:
             await send({"type": "http.response.body", "body": body})
             return len(body)
         sent = len(body)
-        complete = False
+        # Whatever fails here (the app mid-stream, a client gone) propagates: the server
+        # then drops the connection without the last chunk, so a client sees a cut stream,
+        # never a complete-looking one.
         try:
             await send({"type": "http.response.body", "body": body, "more_body": True})
             while True:
@@ -328,14 +328,8 @@ class WSGIBridge:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 sent += len(chunk)
             await send({"type": "http.response.body", "body": _NO_BODY})
-            complete = True
         finally:
             await loop.run_in_executor(self._threads, stream.context.run, stream.close)
-        if not complete:
-            # Raising, not returning: the server then drops the connection without the
-            # last chunk, so a client sees a cut stream, never a complete-looking one.
-            msg = "the streamed response was cut short"
-            raise ConnectionAbortedError(msg)
         return sent
 
     def _log(self, scope: Scope, started: float, outcome: _Outcome) -> None:
