@@ -180,12 +180,13 @@ def _lines(stream: "ByteStream", max_line: int) -> Iterator[bytes]:
     while block := stream.read(READ_SIZE):
         lines = (pending + block).split(b"\n")
         pending = lines.pop()
+        # One rule for a line with or without its newline yet: max_line bytes is too many.
         for line in lines:
             number += 1
             if len(line) >= max_line:
                 raise MalformedFileError(number, f"longer than {max_line:,} bytes")
             yield line + b"\n"
-        if len(pending) > max_line:
+        if len(pending) >= max_line:
             raise MalformedFileError(number + 1, f"longer than {max_line:,} bytes")
     if pending:
         yield pending
