@@ -2,14 +2,13 @@
 
 import warnings
 from logging.config import fileConfig
-from pathlib import Path
 
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
 from app import models  # noqa: F401 - registers every table on the metadata
-from app.config import Settings, sqlalchemy_url
-from app.extensions import Base
+from app.config import Settings
+from app.db.session import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -27,12 +26,7 @@ def _url() -> str:
     explicit = config.get_main_option("sqlalchemy.url")
     if explicit:
         return explicit
-    settings = Settings()
-    if settings.DATABASE_URL:
-        return sqlalchemy_url(settings.DATABASE_URL)
-    instance_path = (settings.INSTANCE_PATH or Path.cwd() / "instance").resolve()
-    instance_path.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{instance_path / 'app.db'}"
+    return Settings().database_url
 
 
 def _run(connection: Connection) -> None:

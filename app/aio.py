@@ -1,30 +1,23 @@
-"""Where async views run: long-lived event loops, and a safe offload for blocking DB work.
+"""Where async views run: long-lived event loops (this module knows no database).
 
 Flask runs each coroutine view through asgiref by default: a new event loop per request,
 ~4x the CPU of a sync view, and nothing (an asyncpg pool) can outlive a request. Here
 each WSGI thread keeps one loop for its lifetime and drives it itself, so a request costs
 no thread hop; what several requests share (the asyncpg pool) lives on one process loop.
-That loop serves one request at a time, which is what lets run_db skip its own thread
-hop when the view has nothing else in flight.
+That loop serves one request at a time, which is what lets ``app.db.work.run_db`` skip
+its own thread hop when the view has nothing else in flight.
 """
 
 import asyncio
 import atexit
 import contextvars
-import functools
 import logging
 import os
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar, cast
-
-from flask import current_app, g
-from sqlalchemy.exc import DBAPIError
-
-from app.errors import database_error_kind
-from app.extensions import AUTOCOMMIT, db
+from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -74,11 +67,12 @@ def thread_loop(debug: bool = False) -> asyncio.AbstractEventLoop:
 
 
 def run_coroutine(
-    func: Callable[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs
+    debug: bool, func: Callable[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs
 ) -> T:
     """Run a coroutine function to completion on this thread's long-lived loop.
 
     The task copies the current context, so Flask's request and app contexts carry over.
+    With ``debug``, the loop reports any step that blocks it (tests set ASYNC_DEBUG).
     """
     if asyncio._get_running_loop() is not None:
         # Called from inside a running loop (an async test, say): that loop cannot be
@@ -86,7 +80,6 @@ def run_coroutine(
         context = contextvars.copy_context()
         with ThreadPoolExecutor(max_workers=1) as executor:
             return executor.submit(context.run, asyncio.run, func(*args, **kwargs)).result()
-    debug = bool(current_app.config.get("ASYNC_DEBUG", False))
     loop = thread_loop(debug)
     try:
         return loop.run_until_complete(func(*args, **kwargs))
@@ -121,6 +114,12 @@ class BackgroundLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pid = 0
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop runs in this process (it starts on first use)."""
+        with self._lock:
+            return self._loop is not None and self._pid == os.getpid()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -166,134 +165,3 @@ def _close_thread_loops() -> None:
 
 
 atexit.register(_close_thread_loops)
-
-
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _get_executor() -> ThreadPoolExecutor:
-    # Created lazily so a forking server (gunicorn) makes it in each worker, after the fork.
-    global _executor  # noqa: PLW0603
-    with _executor_lock:
-        if _executor is None:
-            size = int(current_app.config.get("DB_OFFLOAD_THREADS", 32))
-            _executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="db")
-        return _executor
-
-
-_SESSION_LOCK = "_db_session_lock"  # in flask.g: one per request
-
-
-def _session_lock() -> asyncio.Lock:
-    lock: asyncio.Lock | None = g.get(_SESSION_LOCK)
-    if lock is None:
-        lock = asyncio.Lock()
-        setattr(g, _SESSION_LOCK, lock)
-    return lock
-
-
-def sql_may_block_here() -> bool:
-    """Whether blocking SQL is harmless on this thread: no loop runs here, or run_db said so."""
-    return asyncio._get_running_loop() is None or getattr(_thread_state, "inline", False)
-
-
-def _alone_on_loop() -> bool:
-    # A thread's loop serves one request at a time. When the calling task is the only one
-    # on it and no offloaded call holds the session, nothing could run during a blocking
-    # call: blocking delays no one, and a thread hop would cost ~150 us for nothing.
-    lock: asyncio.Lock | None = g.get(_SESSION_LOCK)
-    return (lock is None or not lock.locked()) and len(asyncio.all_tasks()) == 1
-
-
-async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run blocking DB work on the request's own scoped session, never beside a sibling.
-
-    The call sees the request's context (so ``db.session`` is the request's session) and
-    calls of one request run one at a time, even when a view gathers several of them.
-    When other tasks share the loop (a gather), the call runs in a worker thread so they
-    go on meanwhile; when the view's task is alone, it runs in place, on the same session.
-    """
-    if _alone_on_loop():
-        _thread_state.inline = True
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            _thread_state.inline = False
-    return await _in_worker(fn, *args, **kwargs)
-
-
-async def run_db_in_worker(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """Like run_db, but always in a worker thread: for long work (an import, seconds).
-
-    In place, such work would be one coroutine step of seconds, which asyncio's debug mode
-    reports as a blocked loop; the thread hop costs nothing beside it.
-    """
-    return await _in_worker(fn, *args, **kwargs)
-
-
-async def _in_worker(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    context = contextvars.copy_context()
-    call = functools.partial(context.run, fn, *args, **kwargs)
-    async with _session_lock():
-        future: Future[T] = _get_executor().submit(call)
-        wrapped = asyncio.wrap_future(future)
-        try:
-            return await asyncio.shield(wrapped)
-        except asyncio.CancelledError:
-            # A thread cannot be interrupted: hold the lock until it is done with the session.
-            while not future.done():
-                try:
-                    await asyncio.wait([wrapped])
-                except asyncio.CancelledError:
-                    continue
-            raise
-
-
-def _once_more_after_conflict(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    # A deadlock or serialization failure rolled the work back; the same work usually
-    # succeeds on a second try. Only a second conflict reaches the client (409).
-    try:
-        return fn(*args, **kwargs)
-    except DBAPIError as error:
-        if database_error_kind(error) != "conflict":
-            raise
-        log.info("write conflict; trying once more")
-        db.session.rollback()
-        return fn(*args, **kwargs)
-
-
-def _call_in_autocommit(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    session = db.session()
-    if session.in_transaction():
-        return fn(*args, **kwargs)  # joins the request's open transaction
-    session.info[AUTOCOMMIT] = True
-    try:
-        return _once_more_after_conflict(fn, *args, **kwargs)
-    finally:
-        del session.info[AUTOCOMMIT]
-        # Hand the connection back now, not at teardown: there is nothing to commit.
-        session.close()
-
-
-async def run_autocommit(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """Like run_db, for work that is one statement: a read, or one INSERT/UPDATE/DELETE.
-
-    Each statement commits on its own (one round trip, no BEGIN or COMMIT), so the work
-    must be a single statement; two writes here would not be one transaction.
-    """
-    return cast(T, await run_db(_call_in_autocommit, fn, *args, **kwargs))
-
-
-def _call_and_commit(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    def work() -> T:
-        result = fn(*args, **kwargs)
-        db.session.commit()
-        return result
-
-    return _once_more_after_conflict(work)
-
-
-async def run_db_commit(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """Like run_db, then commit in the same thread hop: a view's one write transaction."""
-    return cast(T, await run_db(_call_and_commit, fn, *args, **kwargs))

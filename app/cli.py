@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import IO, ParamSpec, TypeVar
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.config import current_settings
+from app.db.migrations import SCHEMA_REVISION, release
+from app.db.session import db
 from app.errors import NotFoundError
-from app.extensions import db
-from app.migrations import SCHEMA_REVISION, schema_serves
 from app.models import User
 from app.models.api_key import NAME_MAX
 from app.services import bulk
@@ -39,7 +40,8 @@ def _reason(error: SQLAlchemyError) -> str:
 
 def _require_current_schema() -> None:
     url = db.engine.url
-    path = url.database if url.get_backend_name() == "sqlite" and not url.query else None
+    sqlite = current_settings().backend == "sqlite"
+    path = url.database if sqlite and not url.query else None
     # Connecting would create an empty file where the path is mistyped.
     if path and path != ":memory:" and not Path(path).exists():
         raise click.ClickException(f"there is no database file at {path}")
@@ -55,8 +57,8 @@ def _require_current_schema() -> None:
         except SQLAlchemyError as error:
             message = f"cannot read the database's migration: {_reason(error)}"
             raise click.ClickException(message) from error
-    head = current_app.config["ALEMBIC_HEAD"]
-    if not schema_serves(revision, head, current_app.config["ALEMBIC_REVISIONS"]):
+    head = release().head
+    if not release().serves(revision):
         state = "has no schema yet" if revision is None else f"is at migration {revision}"
         raise click.ClickException(
             f"the database {state}; this release needs {head}. Apply the migrations first: "

@@ -1,9 +1,15 @@
-"""Typed settings read from the environment."""
+"""Typed settings read from the environment: the one place a setting is named and defaulted."""
 
+from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
+from flask import current_app
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Backend = Literal["sqlite", "postgresql"]
+SETTINGS = "settings"  # the app's Settings, in app.extensions
 
 # Slack on top of the statement timeout before the client gives up on the server itself.
 CLIENT_DEADLINE_GRACE = 1.0
@@ -60,6 +66,37 @@ class Settings(BaseSettings):
     IMPORT_MAX_LINE_BYTES: int = Field(default=64 * 1024, ge=1024)
 
     @property
+    def embedded(self) -> bool:
+        """Whether the database is the embedded default (no DATABASE_URL)."""
+        return self.DATABASE_URL is None
+
+    @property
+    def instance_path(self) -> Path:
+        """The folder of the embedded database and other local state."""
+        return (self.INSTANCE_PATH or Path.cwd() / "instance").resolve()
+
+    @cached_property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL: DATABASE_URL with psycopg named, or the embedded SQLite file.
+
+        For the embedded default the instance folder is made, so the URL is ready to use.
+        """
+        if self.DATABASE_URL is None:
+            self.instance_path.mkdir(parents=True, exist_ok=True)
+            return f"sqlite:///{self.instance_path / 'app.db'}"
+        return sqlalchemy_url(self.DATABASE_URL)
+
+    @property
+    def backend(self) -> Backend:
+        """Which database this is; the one place that asks."""
+        return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
+
+    @property
+    def migrates_on_start(self) -> bool:
+        """Whether create_app applies migrations: by default only for the embedded database."""
+        return self.embedded if self.AUTO_MIGRATE is None else self.AUTO_MIGRATE
+
+    @property
     def client_deadline(self) -> float:
         """Seconds a request's connection may be out of the pool before its socket is cut."""
         return self.DB_STATEMENT_TIMEOUT + CLIENT_DEADLINE_GRACE
@@ -81,3 +118,9 @@ def sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url.removeprefix(prefix)
     return url
+
+
+def current_settings() -> Settings:
+    """Return the running app's typed settings."""
+    settings: Settings = current_app.extensions[SETTINGS]
+    return settings

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
-from app.extensions import db
+from app.db.session import db
 
 log = logging.getLogger(__name__)
 

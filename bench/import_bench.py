@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from app import create_app
 from app.config import Settings
-from app.extensions import db
+from app.db.session import db
 from app.services.api_keys import ALL_SCOPES, create_api_key
 from bench.run import ROOT, create_tutorial_table, fresh_database, gunicorn, server_pids
 

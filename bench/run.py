@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.config import Settings
-from app.extensions import db
+from app.db.session import db
 from app.models import User
 from app.services.api_keys import ALL_SCOPES, create_api_key
 

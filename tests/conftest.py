@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.config import Settings
-from app.extensions import db
+from app.db.session import db
 from tests.factories import make_api_key
 
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import QueuePool
 
-from app.extensions import db
+from app.db.session import db
 
 
 def engines(app: Flask) -> list[Engine]:

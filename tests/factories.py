@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from app.extensions import db
+from app.db.session import db
 from app.models import Post
 from app.schemas.posts import PostCreate
 from app.schemas.users import UserCreate

@@ -9,8 +9,8 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.aio import run_autocommit, run_db
-from app.extensions import db
+from app.db.session import db
+from app.db.work import autocommit, run_db
 from app.models import User
 from app.schemas.users import UserCreate
 from app.services import users
@@ -119,7 +119,8 @@ def test_a_lone_call_runs_in_place_and_a_call_beside_a_sibling_is_offloaded(app:
 
 def test_autocommit_work_is_committed_and_its_connection_returned_at_once(app: Flask) -> None:
     async def view() -> int:
-        row = await run_autocommit(users.create_user, UserCreate(username="ac", email="ac@x.io"))
+        async with autocommit():
+            row = await run_db(users.create_user, UserCreate(username="ac", email="ac@x.io"))
         return int(row.id)
 
     with app.test_request_context():
@@ -135,7 +136,8 @@ def test_autocommit_work_is_committed_and_its_connection_returned_at_once(app: F
 def test_autocommit_work_joins_a_transaction_the_request_already_opened(app: Flask) -> None:
     async def view() -> int:
         await run_db(users.create_user, UserCreate(username="first", email="first@x.io"))
-        row = await run_autocommit(users.create_user, UserCreate(username="then", email="t@x.io"))
+        async with autocommit():
+            row = await run_db(users.create_user, UserCreate(username="then", email="t@x.io"))
         return int(row.id)
 
     with app.test_request_context():

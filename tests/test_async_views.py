@@ -14,11 +14,12 @@ from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, literal_column, select
 
-from app import create_app, pg
-from app.aio import run_db
+from app import create_app
 from app.auth import public
 from app.config import Settings
-from app.extensions import db
+from app.db import asyncpg_pool
+from app.db.session import db
+from app.db.work import run_db
 from tests.engines import assert_nothing_checked_out
 
 SLEEP = 0.05
@@ -71,7 +72,7 @@ def _probe_blueprint() -> Blueprint:
             func.clock_timestamp(),
         )
         results = await asyncio.gather(
-            *(pg.fetch(read) for _ in range(3)), *(run_db(session_work) for _ in range(3))
+            *(asyncpg_pool.fetch(read) for _ in range(3)), *(run_db(session_work) for _ in range(3))
         )
         rows = [r[0] for r in results[:3]]  # type: ignore[index]
         return jsonify(
@@ -187,8 +188,8 @@ async def test_test_client_works_inside_an_async_test(probe_app: Flask) -> None:
 
 def _assert_nothing_checked_out(app: Flask) -> None:
     assert_nothing_checked_out(app)
-    url = app.config["SQLALCHEMY_DATABASE_URI"]
-    assert pg.pool_stats(url)[1] == 0
+    if "asyncpg" in app.extensions:
+        assert app.extensions["asyncpg"].stats()[1] == 0
 
 
 @pytest.mark.postgresql_only("asyncpg serves PostgreSQL only")
@@ -220,7 +221,7 @@ def test_50_concurrent_fanout_requests_leave_no_connection_checked_out(probe_app
 def test_asyncpg_pool_serves_many_requests_and_is_made_once(probe_app: Flask) -> None:
     client = probe_app.test_client()
     assert client.get("/readyz").status_code == 200  # makes the pool if not made yet
-    made = pg.pools_created
+    made = asyncpg_pool.pools_created
     for _ in range(200):
         assert client.get("/readyz").status_code == 200
 
@@ -229,7 +230,7 @@ def test_asyncpg_pool_serves_many_requests_and_is_made_once(probe_app: Flask) ->
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         assert list(pool.map(ready, range(50))) == [200] * 50
-    assert pg.pools_created == made, "a second pool was made"
+    assert asyncpg_pool.pools_created == made, "a second pool was made"
     _assert_nothing_checked_out(probe_app)
 
 

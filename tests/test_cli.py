@@ -11,8 +11,8 @@ from sqlalchemy import create_engine, pool, select, text
 
 from app import create_app
 from app.config import Settings
-from app.extensions import db
-from app.migrations import alembic_config, head_revision
+from app.db.migrations import alembic_config, head_revision
+from app.db.session import db
 from app.models import ApiKey
 from tests.test_migrations import with_empty_database
 

@@ -18,4 +18,4 @@ def test_importing_settings_or_models_loads_no_web_app(module: str) -> None:
     )
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
     assert not {name for name in imported if name.split(".")[0] in HEAVY}
-    assert "app.config" in imported  # the measurement saw the import itself
+    assert module in imported  # the measurement saw the import itself

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from app.sqltypes import BigId, UTCDateTime, utcnow
+from app.db.types import BigId, UTCDateTime, utcnow
 
 revision: str = "0003"
 down_revision: str | None = "0002"

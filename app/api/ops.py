@@ -1,16 +1,17 @@
 """Operations endpoints: liveness and readiness, public and cheap."""
 
-from flask import Response, current_app
+from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from app import pg
-from app.aio import run_autocommit
 from app.api.common import json_response, operation_id_for, problems
 from app.auth import public
+from app.config import current_settings
+from app.db import asyncpg_pool
+from app.db.migrations import SCHEMA_REVISION, release
+from app.db.session import db
+from app.db.work import autocommit, run_db
 from app.errors import DATABASE_ERRORS, ServiceUnavailableError
-from app.extensions import db
-from app.migrations import SCHEMA_REVISION, schema_serves
 from app.schemas.common import OutputModel
 
 bp = APIBlueprint(
@@ -29,7 +30,7 @@ def _schema_revision() -> str | None:
 
 
 async def _schema_revision_async() -> str | None:
-    rows = await pg.fetch(SCHEMA_REVISION)
+    rows = await asyncpg_pool.fetch(SCHEMA_REVISION)
     return str(rows[0][0]) if rows else None
 
 
@@ -45,14 +46,14 @@ async def get_health() -> Response:
 async def get_readiness() -> Response:
     """Say whether the database answers and its schema is this release's (or a newer one's)."""
     try:
-        if current_app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        if current_settings().backend == "postgresql":
             revision = await _schema_revision_async()
         else:
-            revision = await run_autocommit(_schema_revision)
+            async with autocommit():
+                revision = await run_db(_schema_revision)
     except DATABASE_ERRORS as exc:
         # Whatever went wrong, this replica cannot serve: take it out of the balancer.
         raise ServiceUnavailableError("The database is unavailable.") from exc
-    config = current_app.config
-    if not schema_serves(revision, config["ALEMBIC_HEAD"], config["ALEMBIC_REVISIONS"]):
+    if not release().serves(revision):
         raise ServiceUnavailableError("The database schema is behind this release's migrations.")
     return json_response(Status(status="ready"))

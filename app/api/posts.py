@@ -1,12 +1,16 @@
-"""HTTP views of the posts resource: thin, async, one DB call each."""
+"""HTTP views of the posts resource: thin, async, one DB call each.
+
+A write checks its author or reads the post back with its author, so it is more than one
+statement: it runs in a ``transaction()``, committed when the block ends.
+"""
 
 from flask import Response, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from app.aio import run_autocommit, run_db_commit
 from app.api.common import json_response, operation_id_for, problems
 from app.auth import requires
+from app.db.work import autocommit, run_db, transaction
 from app.schemas.posts import (
     PostCreate,
     PostListQuery,
@@ -30,7 +34,8 @@ bp = APIBlueprint(
 @requires("posts:write")
 async def create_post(path: UserPath, body: PostCreate) -> Response:
     """Create a post by this user."""
-    post = await run_db_commit(posts.create_post, path.user_id, body)
+    async with transaction():
+        post = await run_db(posts.create_post, path.user_id, body)
     location = url_for("posts.get_post", post_id=post.id)
     return json_response(PostRead.model_validate(post), 201, {"Location": location})
 
@@ -39,7 +44,8 @@ async def create_post(path: UserPath, body: PostCreate) -> Response:
 @requires("posts:read")
 async def list_user_posts(path: UserPath, query: UserPostsQuery) -> Response:
     """List one user's posts, one keyset page at a time."""
-    items, cursor = await run_autocommit(posts.list_user_posts, path.user_id, query)
+    async with autocommit():
+        items, cursor = await run_db(posts.list_user_posts, path.user_id, query)
     return json_response(
         PostPage(items=[PostRead.model_validate(p) for p in items], next_cursor=cursor)
     )
@@ -49,7 +55,8 @@ async def list_user_posts(path: UserPath, query: UserPostsQuery) -> Response:
 @requires("posts:read")
 async def list_posts(query: PostListQuery) -> Response:
     """List posts with their authors, one keyset page at a time."""
-    items, cursor = await run_autocommit(posts.list_posts, query)
+    async with autocommit():
+        items, cursor = await run_db(posts.list_posts, query)
     return json_response(
         PostPage(items=[PostRead.model_validate(p) for p in items], next_cursor=cursor)
     )
@@ -59,7 +66,8 @@ async def list_posts(query: PostListQuery) -> Response:
 @requires("posts:read")
 async def get_post(path: PostPath) -> Response:
     """Get one post with its author."""
-    post = await run_autocommit(posts.get_post, path.post_id)
+    async with autocommit():
+        post = await run_db(posts.get_post, path.post_id)
     return json_response(PostRead.model_validate(post))
 
 
@@ -67,7 +75,8 @@ async def get_post(path: PostPath) -> Response:
 @requires("posts:write")
 async def update_post(path: PostPath, body: PostUpdate) -> Response:
     """Change some fields of a post; omitted fields stay as they are."""
-    post = await run_db_commit(posts.update_post, path.post_id, body)
+    async with transaction():
+        post = await run_db(posts.update_post, path.post_id, body)
     return json_response(PostRead.model_validate(post))
 
 
@@ -75,7 +84,8 @@ async def update_post(path: PostPath, body: PostUpdate) -> Response:
 @requires("posts:write")
 async def replace_post(path: PostPath, body: PostUpdate) -> Response:
     """Change a post; like PATCH (partial), as for users."""
-    post = await run_db_commit(posts.update_post, path.post_id, body)
+    async with transaction():
+        post = await run_db(posts.update_post, path.post_id, body)
     return json_response(PostRead.model_validate(post))
 
 
@@ -83,5 +93,6 @@ async def replace_post(path: PostPath, body: PostUpdate) -> Response:
 @requires("posts:write")
 async def delete_post(path: PostPath) -> Response:
     """Delete a post."""
-    await run_db_commit(posts.delete_post, path.post_id)
+    async with transaction():
+        await run_db(posts.delete_post, path.post_id)
     return Response(status=204)

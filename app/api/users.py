@@ -1,10 +1,13 @@
-"""HTTP views of the users resource: thin, async, one DB call each."""
+"""HTTP views of the users resource: thin, async, one DB call each.
+
+Every write here is one statement, so each runs under ``autocommit()``: it commits as it
+runs, in one round trip.
+"""
 
 from flask import Response, request, stream_with_context, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from app.aio import run_autocommit, run_db_in_worker
 from app.api.common import (
     json_response,
     operation_id_for,
@@ -13,6 +16,7 @@ from app.api.common import (
     whole_body,
 )
 from app.auth import requires
+from app.db.work import autocommit, run_db, run_db_in_worker
 from app.errors import NotAcceptableError, UnsupportedMediaTypeError
 from app.schemas.users import (
     ImportBody,
@@ -40,7 +44,8 @@ bp = APIBlueprint(
 @requires("users:write")
 async def create_user(body: UserCreate) -> Response:
     """Create a user."""
-    user = await run_autocommit(users.create_user, body)
+    async with autocommit():
+        user = await run_db(users.create_user, body)
     location = url_for("users.get_user", user_id=user.id)
     return json_response(UserRead.model_validate(user), 201, {"Location": location})
 
@@ -49,7 +54,8 @@ async def create_user(body: UserCreate) -> Response:
 @requires("users:read")
 async def list_users(query: UserListQuery) -> Response:
     """List users, one keyset page at a time."""
-    items, cursor = await run_autocommit(users.list_users, query)
+    async with autocommit():
+        items, cursor = await run_db(users.list_users, query)
     # One validation call for the page: the rows are checked in pydantic-core, not a loop.
     page = UserPage.model_validate({"items": items, "next_cursor": cursor}, from_attributes=True)
     return json_response(page)
@@ -100,7 +106,8 @@ async def export_users() -> Response:
 @requires("users:read")
 async def get_user(path: UserPath) -> Response:
     """Get one user."""
-    user = await run_autocommit(users.get_user, path.user_id)
+    async with autocommit():
+        user = await run_db(users.get_user, path.user_id)
     return json_response(UserRead.model_validate(user))
 
 
@@ -108,7 +115,8 @@ async def get_user(path: UserPath) -> Response:
 @requires("users:write")
 async def update_user(path: UserPath, body: UserUpdate) -> Response:
     """Change some fields of a user; omitted fields stay as they are."""
-    user = await run_autocommit(users.update_user, path.user_id, body)
+    async with autocommit():
+        user = await run_db(users.update_user, path.user_id, body)
     return json_response(UserRead.model_validate(user))
 
 
@@ -116,7 +124,8 @@ async def update_user(path: UserPath, body: UserUpdate) -> Response:
 @requires("users:write")
 async def replace_user(path: UserPath, body: UserUpdate) -> Response:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs."""
-    user = await run_autocommit(users.update_user, path.user_id, body)
+    async with autocommit():
+        user = await run_db(users.update_user, path.user_id, body)
     return json_response(UserRead.model_validate(user))
 
 
@@ -124,5 +133,6 @@ async def replace_user(path: UserPath, body: UserUpdate) -> Response:
 @requires("users:write")
 async def delete_user(path: UserPath) -> Response:
     """Delete a user and their posts."""
-    await run_autocommit(users.delete_user, path.user_id)
+    async with autocommit():
+        await run_db(users.delete_user, path.user_id)
     return Response(status=204)

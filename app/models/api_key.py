@@ -5,8 +5,8 @@ from datetime import datetime
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import Base
-from app.sqltypes import BigId, utcnow
+from app.db.session import Base
+from app.db.types import BigId, utcnow
 
 PREFIX_LENGTH = 12
 NAME_MAX = 100

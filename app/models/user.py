@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import Base
-from app.sqltypes import BigId, utcnow
+from app.db.session import Base
+from app.db.types import BigId, utcnow
 
 if TYPE_CHECKING:
     from app.models.post import Post

@@ -13,8 +13,8 @@ from typing import Any, Final, Literal, get_args
 from sqlalchemy import Row, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.db.session import autocommit_engine, db
 from app.errors import NotFoundError
-from app.extensions import AUTOCOMMIT, db
 from app.models import ApiKey
 from app.models.api_key import PREFIX_LENGTH
 
@@ -113,7 +113,7 @@ def _lookup(prefix: str) -> Row[Any] | None:
     # A connection of its own, in autocommit: the request's session stays untouched, so
     # its reads can run without a transaction of their own.
     table = ApiKey.__table__
-    with db.engines[AUTOCOMMIT].connect() as connection:
+    with autocommit_engine().connect() as connection:
         return connection.execute(select(table).where(table.c.prefix == prefix)).one_or_none()
 
 
@@ -163,5 +163,5 @@ def record_use(key: KeyInfo) -> None:
         .where(or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_INTERVAL))
         .values(last_used_at=now)
     )
-    with db.engines[AUTOCOMMIT].connect() as connection:
+    with autocommit_engine().connect() as connection:
         connection.execute(stmt)

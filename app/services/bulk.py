@@ -44,9 +44,12 @@ from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from app import deadlines, pg
+from app.config import current_settings
+from app.db import asyncpg_pool as pg
+from app.db import deadlines
+from app.db.copy_in import CopyIn
+from app.db.session import db
 from app.errors import BadRequestError, UnprocessableError
-from app.extensions import current_settings, db
 from app.models import User
 from app.schemas.users import UserCreate
 
@@ -360,10 +363,10 @@ class _PostgresTarget:
     """
 
     def __init__(self, direct: bool) -> None:
-        self._target = pg.current_target()
+        self._target = pg.current_pool()
         self._direct_conn: pg.Connection | None = None
-        self._staged: pg.CopyIn | None = None
-        self._direct: pg.CopyIn | None = None
+        self._staged: CopyIn | None = None
+        self._direct: CopyIn | None = None
         self._spool: IO[bytes] | None = None
         self._loading = True
         self._copied = 0
@@ -371,7 +374,7 @@ class _PostgresTarget:
         # Every call of the import may take as long as the bulk deadline, not a request's.
         self._timeout = settings.DB_BULK_TIMEOUT
         self._bulk = pg.set_local(settings, bulk=True)
-        self._conn = pg.run_blocking(pg.acquire(self._target))
+        self._conn = pg.run_blocking(self._target.acquire())
         try:
             self._tx = self._conn.transaction()
             pg.run_blocking(self._tx.start())
@@ -380,7 +383,7 @@ class _PostgresTarget:
                 self._conn.execute(str(CreateTable(staging).compile(dialect=pg.DIALECT)))
             )
             if direct:
-                self._direct_conn = pg.run_blocking(pg.acquire_spare(self._target))
+                self._direct_conn = pg.run_blocking(self._target.acquire_spare())
             if self._direct_conn is not None:
                 self._direct_tx = self._direct_conn.transaction()
                 pg.run_blocking(self._direct_tx.start())
@@ -391,14 +394,14 @@ class _PostgresTarget:
         if self._direct_conn is None:
             self._staged = self._staging_copy()
         else:
-            self._direct = pg.CopyIn(
+            self._direct = CopyIn(
                 self._direct_conn, User.__tablename__, _USER_COLUMNS, self._timeout
             )
             self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
 
-    def _staging_copy(self) -> pg.CopyIn:
+    def _staging_copy(self) -> CopyIn:
         columns = [c.name for c in staging.columns]
-        return pg.CopyIn(self._conn, staging.name, columns, self._timeout)
+        return CopyIn(self._conn, staging.name, columns, self._timeout)
 
     def load(self, rows: list[Row]) -> None:
         if not self._loading:
@@ -459,7 +462,7 @@ class _PostgresTarget:
             try:
                 pg.run_blocking(self._direct_tx.commit() if commit else self._direct_tx.rollback())
             finally:
-                pg.run_blocking(pg.release(self._target, conn))
+                pg.run_blocking(self._target.release(conn))
 
     def loaded_directly(self) -> int | None:
         self._end_copies()
@@ -511,7 +514,7 @@ class _PostgresTarget:
             self._spool = None
         for conn in (self._direct_conn, self._conn):
             if conn is not None:
-                pg.run_blocking(pg.release(self._target, conn))
+                pg.run_blocking(self._target.release(conn))
         self._direct_conn = None
 
 
@@ -710,7 +713,7 @@ def export_users(fmt: Format) -> Iterator[bytes]:
     stmt = select(User.username, User.email).order_by(User.id)
     settings = current_settings()
     connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
+    if settings.backend == "postgresql":
         # Between fetches the transaction idles while a client reads: bulk deadlines.
         deadlines.extend(connection, settings.DB_BULK_TIMEOUT)
         connection.execute(text(pg.set_local(settings, bulk=True)))

@@ -7,12 +7,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.db.session import db
+from app.db.types import utcnow
 from app.errors import NotFoundError
-from app.extensions import db
 from app.models import Post, User
 from app.schemas.posts import PostCreate, PostListQuery, PostUpdate, UserPostsQuery
 from app.services.pagination import SortKey, next_cursor, paginate
-from app.sqltypes import utcnow
 
 POST_SORTS: dict[str, SortKey] = {
     "id": SortKey((Post.id,), descending=False),

@@ -8,12 +8,12 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.db.session import db
+from app.db.types import utcnow
 from app.errors import ConflictError, NotFoundError
-from app.extensions import db
 from app.models import User
 from app.schemas.users import UserCreate, UserListQuery, UserUpdate
 from app.services.pagination import SortKey, next_cursor, paginate
-from app.sqltypes import utcnow
 
 # The unique indexes are the only guard against duplicates; their names say which field.
 _UNIQUE_INDEX_FIELDS = {

@@ -17,7 +17,7 @@ from werkzeug.test import TestResponse
 from app import create_app
 from app.auth import _is_public
 from app.config import Settings
-from app.extensions import db
+from app.db.session import db
 from app.models import ApiKey, Post, User
 from app.services import api_keys
 from app.services.api_keys import ALL_SCOPES

@@ -14,8 +14,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, delete, func, insert, select, text
 from werkzeug.test import TestResponse
 
-from app import cli, pg
-from app.extensions import db
+from app import cli
+from app.db import asyncpg_pool as pg
+from app.db.session import db
 from app.models import User
 from app.services import bulk
 from tests.api.test_bad_input import assert_problem
@@ -402,10 +403,10 @@ def test_error_mode_without_a_spare_connection_stages_then_inserts(
 ) -> None:
     monkeypatch.setattr("app.services.bulk.CHUNK_ROWS", 3)
     with app.app_context():
-        target = pg.current_target()
+        pool = pg.current_pool()
         # Everything the pool has but the one connection the import cannot do without.
-        size = target.settings.ASYNCPG_POOL_SIZE
-        held = [pg.run_blocking(pg.acquire(target)) for _ in range(size - 1)]
+        size = pool.settings.ASYNCPG_POOL_SIZE
+        held = [pg.run_blocking(pool.acquire()) for _ in range(size - 1)]
     try:
         rows = _rows(7)
         rows[5]["email"] = "BULK1@example.com"
@@ -418,7 +419,7 @@ def test_error_mode_without_a_spare_connection_stages_then_inserts(
         assert response.get_json() == {"created": 7, "skipped": 0, "errors": []}
     finally:
         for connection in held:
-            pg.run_blocking(pg.release(target, connection))
+            pg.run_blocking(pool.release(connection))
     assert len(_stored(app)) == 7
 
 

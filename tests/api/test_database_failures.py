@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from app import pg
+from app.db import asyncpg_pool as pg
 from app.errors import database_error_kind
 from tests.api.test_bad_input import assert_problem
 from tests.api.test_resources import failing_statements

@@ -13,9 +13,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from app import create_app, deadlines
+from app import create_app
 from app.config import Settings
-from app.extensions import db
+from app.db import deadlines
+from app.db.session import db
 from tests.api.test_bad_input import assert_problem
 from tests.factories import make_api_key, make_user
 

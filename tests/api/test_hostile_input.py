@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from app.extensions import db
+from app.db.session import db
 from app.models import User
 from tests.api.test_bad_input import assert_problem
 from tests.factories import make_user

@@ -11,7 +11,7 @@ from werkzeug.test import TestResponse
 
 from app import create_app
 from app.config import Settings
-from app.extensions import db
+from app.db.session import db
 from app.observability import REQUEST_ID_HEADER
 
 

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.extensions import db
+from app.db.session import db
 from app.models import User
 from tests.engines import listening
 from tests.factories import make_user

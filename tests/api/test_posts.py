@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app.extensions import db
+from app.db.session import db
 from app.models import Post, User
 from tests.api.test_bad_input import assert_problem
 from tests.engines import listening

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.util import ScopedRegistry
 
-from app.extensions import db
+from app.db.session import db
 from tests.engines import assert_nothing_checked_out, engines, listening
 from tests.factories import make_user
 

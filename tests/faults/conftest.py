@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.migrations import ROOT
+from app.db.migrations import ROOT
 from tests.conftest import free_port, server_env, wait_until_serving
 from tests.faults.cluster import PrivateCluster
 

@@ -3,7 +3,8 @@
 import pytest
 from flask import Flask
 
-from app import pg
+from app.db import asyncpg_pool as pg
+from app.db.copy_in import CopyIn
 from app.services.bulk import _copy_text
 
 AWKWARD = [
@@ -28,8 +29,8 @@ def test_copy_text_round_trips_every_awkward_character(
     rows = [(n, value, value[::-1]) for n, value in enumerate(AWKWARD, start=1)]
     columns = ["line", "a", "b"] if line else ["a", "b"]
     with app.app_context():
-        target = pg.current_target()
-    connection = pg.run_blocking(pg.acquire(target))
+        pool = pg.current_pool()
+    connection = pg.run_blocking(pool.acquire())
     try:
         transaction = connection.transaction()
         pg.run_blocking(transaction.start())
@@ -38,13 +39,13 @@ def test_copy_text_round_trips_every_awkward_character(
                 "CREATE TEMPORARY TABLE copied (n serial, line bigint, a text, b text)"
             )
         )
-        copy = pg.CopyIn(connection, "copied", columns, timeout=60)
+        copy = CopyIn(connection, "copied", columns, timeout=60)
         copy.send(_copy_text(rows[:4], line=line))
         copy.send(_copy_text(rows[4:], line=line))
         assert copy.close() == len(rows)
         stored = pg.run_blocking(connection.fetch("SELECT line, a, b FROM copied ORDER BY n"))
         pg.run_blocking(transaction.rollback())
     finally:
-        pg.run_blocking(pg.release(target, connection))
+        pg.run_blocking(pool.release(connection))
     expected = rows if line else [(None, a, b) for _, a, b in rows]
     assert [tuple(r) for r in stored] == expected

@@ -2,17 +2,21 @@
 default."""
 
 import fcntl
+import functools
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Select, column, select, table
+from sqlalchemy import Connection, Engine, Select, column, select, table
 
-ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
 _alembic_version = table("alembic_version", column("version_num"))
 # The revision Alembic recorded in the database (no row: never migrated; no table is an error).
 SCHEMA_REVISION: Select[Any] = select(_alembic_version.c.version_num)
@@ -28,32 +32,46 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def release_revisions() -> tuple[str | None, frozenset[str]]:
-    """Return the newest migration's revision id and that of every migration this release
-    has, from one reading of the scripts."""
+@dataclass(frozen=True)
+class Release:
+    """This release's migrations: the newest one's revision id and every one's."""
+
+    head: str | None
+    known: frozenset[str]
+
+    def serves(self, revision: str | None) -> bool:
+        """Whether this release can serve a database whose schema is at ``revision``.
+
+        At its head, or at a migration it does not know: a newer release's, applied as the
+        release step before that release rolls out, while this one still serves (migrations
+        stay compatible with the code still running). Never migrated, or behind, it cannot.
+        """
+        return revision == self.head or (revision is not None and revision not in self.known)
+
+
+@functools.cache
+def release() -> Release:
+    """Read this release's migration scripts (once: they do not change while it runs)."""
     script = ScriptDirectory.from_config(alembic_config())
     known = frozenset(migration.revision for migration in script.walk_revisions())
-    return script.get_current_head(), known
+    return Release(script.get_current_head(), known)
 
 
 def head_revision() -> str | None:
     """Return the newest migration's revision id."""
-    return release_revisions()[0]
-
-
-def schema_serves(revision: str | None, head: str | None, known: frozenset[str]) -> bool:
-    """Whether this release can serve a database whose schema is at ``revision``.
-
-    At its head, or at a migration it does not know: a newer release's, applied as the
-    release step before that release rolls out, while this one still serves (migrations stay
-    compatible with the code still running). Never migrated, or behind, it cannot.
-    """
-    return revision == head or (revision is not None and revision not in known)
+    return release().head
 
 
 def upgrade_to_head(connection: Connection) -> None:
     """Apply every pending migration on this connection."""
     command.upgrade(alembic_config(connection), "head")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to this release's head in one transaction."""
+    with engine.begin() as connection:
+        upgrade_to_head(connection)
+    log.info("database schema at %s", release().head)
 
 
 @contextmanager

@@ -1,25 +1,14 @@
-"""The declarative base and the Flask-SQLAlchemy extension object."""
+"""The declarative base, the request session and the Flask-SQLAlchemy extension object."""
 
 from datetime import datetime
 from typing import Any, ClassVar
 
-from flask import current_app
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import Connection, Engine, MetaData
 from sqlalchemy.orm import DeclarativeBase, registry
 
-from app.config import Settings
-from app.sqltypes import UTCDateTime
-
-SETTINGS = "settings"  # the app's Settings, in app.extensions
-
-
-def current_settings() -> Settings:
-    """Return the running app's typed settings."""
-    settings: Settings = current_app.extensions[SETTINGS]
-    return settings
-
+from app.db.types import UTCDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -47,7 +36,7 @@ AUTOCOMMIT = "autocommit"
 
 
 class Session(FlaskSession):
-    """Flask-SQLAlchemy's session; ``info[AUTOCOMMIT]`` sends its statements to that engine."""
+    """The request session; inside ``app.db.work.autocommit()`` it uses the autocommit engine."""
 
     def get_bind(
         self,
@@ -56,7 +45,7 @@ class Session(FlaskSession):
         bind: Engine | Connection | None = None,
         **kwargs: Any,
     ) -> Engine | Connection:
-        """Choose the autocommit engine while the flag is set, else Flask-SQLAlchemy's."""
+        """Choose the autocommit engine while ``autocommit()`` holds, else Flask-SQLAlchemy's."""
         if bind is None and self.info.get(AUTOCOMMIT):
             return self._db.engines[AUTOCOMMIT]
         return super().get_bind(mapper, clause, bind, **kwargs)
@@ -68,3 +57,8 @@ db = SQLAlchemy(
     disable_autonaming=True,
     session_options={"class_": Session, "expire_on_commit": False},
 )
+
+
+def autocommit_engine() -> Engine:
+    """The engine for work outside the request session that commits statement by statement."""
+    return db.engines[AUTOCOMMIT]
