@@ -1,0 +1,138 @@
+"""Where request work commits: transaction() at the end of its block, autocommit() at once."""
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from app.db.session import db
+from app.db.work import autocommit, run_db, transaction
+from app.models import User
+from app.schemas.users import UserCreate
+from app.services import users
+
+T = TypeVar("T")
+
+# A real serialization failure (SQLSTATE 40001) raised by PostgreSQL itself.
+CONFLICT = "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$"
+
+
+def _in_request(app: Flask, view: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    with app.test_request_context():
+        return asyncio.run(view())
+
+
+def _seen_elsewhere() -> set[str]:
+    # What another connection sees: only what has been committed.
+    with db.engine.connect() as other:
+        return set(other.execute(select(User.username)).scalars())
+
+
+def _stored(app: Flask) -> int:
+    with app.app_context():
+        return int(db.session.execute(select(func.count()).select_from(User)).scalar_one())
+
+
+def _two_users() -> None:
+    users.create_user(UserCreate(username="one", email="one@x.io"))
+    users.create_user(UserCreate(username="two", email="two@x.io"))
+
+
+def test_transaction_commits_its_work_when_the_block_ends(app: Flask) -> None:
+    async def view() -> tuple[set[str], set[str]]:
+        async with transaction():
+            await run_db(_two_users)
+            during = await run_db(_seen_elsewhere)
+        return during, await run_db(_seen_elsewhere)
+
+    during, after = _in_request(app, view)
+    assert during == set()
+    assert after == {"one", "two"}
+
+
+def test_transaction_rolls_everything_back_when_the_block_raises(app: Flask) -> None:
+    async def view() -> None:
+        async with transaction():
+            await run_db(_two_users)
+            raise LookupError
+
+    with pytest.raises(LookupError):
+        _in_request(app, view)
+    assert _stored(app) == 0
+
+
+def test_autocommit_commits_each_statement_as_it_runs(app: Flask) -> None:
+    async def view() -> set[str]:
+        async with autocommit():
+            await run_db(users.create_user, UserCreate(username="now", email="now@x.io"))
+            return await run_db(_seen_elsewhere)
+
+    assert _in_request(app, view) == {"now"}
+
+
+class _FailsOnce:
+    """Creates a user; its first call meets a write conflict from PostgreSQL instead.
+
+    In a transaction the first call writes before the conflict, which the rollback undoes;
+    under autocommit the work is one statement, as there it must be.
+    """
+
+    def __init__(self, *, write_first: bool = True) -> None:
+        self.calls = 0
+        self.write_first = write_first
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.calls > 1 or self.write_first:
+            users.create_user(UserCreate(username=f"try{self.calls}", email=f"t{self.calls}@x.io"))
+        if self.calls == 1:
+            db.session.execute(text(CONFLICT))
+
+
+async def _in_transaction(work: _FailsOnce) -> None:
+    async with transaction():
+        await run_db(work)
+
+
+async def _in_autocommit(work: _FailsOnce) -> None:
+    async with autocommit():
+        await run_db(work)
+
+
+@pytest.mark.postgresql_only("the write conflict is raised by PostgreSQL")
+@pytest.mark.parametrize(
+    ("unit", "write_first"), [(_in_transaction, True), (_in_autocommit, False)]
+)
+def test_a_conflict_in_the_first_call_is_tried_once_more(
+    app: Flask,
+    backend: str,
+    unit: Callable[[_FailsOnce], Coroutine[Any, Any, None]],
+    write_first: bool,
+) -> None:
+    work = _FailsOnce(write_first=write_first)
+    _in_request(app, lambda: unit(work))
+    assert work.calls == 2
+    with app.app_context():
+        # The first try was rolled back as a whole, its user with it.
+        assert set(db.session.execute(select(User.username)).scalars()) == {"try2"}
+
+
+@pytest.mark.postgresql_only("the write conflict is raised by PostgreSQL")
+def test_a_conflict_after_earlier_work_of_the_transaction_is_not_tried_again(
+    app: Flask, backend: str
+) -> None:
+    work = _FailsOnce()
+
+    async def view() -> None:
+        async with transaction():
+            await run_db(users.create_user, UserCreate(username="before", email="b@x.io"))
+            await run_db(work)  # trying only this again would not be the transaction again
+
+    with pytest.raises(DBAPIError):
+        _in_request(app, view)
+    assert work.calls == 1
+    assert _stored(app) == 0
