@@ -18,7 +18,7 @@ from app import cli
 from app.db import asyncpg_pool as pg
 from app.db.session import db
 from app.models import User
-from app.services import bulk
+from app.services.bulk import judging
 from tests.api.test_bad_input import assert_problem
 from tests.factories import make_user
 
@@ -221,7 +221,7 @@ def test_cli_reports_progress_off_a_terminal(
 ) -> None:
     # Off a terminal click prints a bar's label once: lines of rows and rows/s stand in.
     monkeypatch.setattr("app.cli.PROGRESS_EVERY", 0.0)
-    monkeypatch.setattr("app.services.bulk.CHUNK_ROWS", 4)
+    monkeypatch.setattr("app.services.bulk.reading.CHUNK_ROWS", 4)
     source = tmp_path / "users.ndjson"
     source.write_bytes(_ndjson(_rows(10, "progress")))
     runner = app.test_cli_runner()
@@ -273,7 +273,7 @@ def test_cli_reads_standard_input_and_writes_standard_output(app: Flask) -> None
 
 
 def test_cli_says_how_many_skipped_lines_it_did_not_list(app: Flask, tmp_path: Path) -> None:
-    rows = _rows(bulk.MAX_REPORTED + 20, "many")
+    rows = _rows(judging.MAX_REPORTED + 20, "many")
     source = tmp_path / "users.ndjson"
     source.write_bytes(_ndjson(rows))
     runner = app.test_cli_runner()
@@ -303,8 +303,8 @@ def test_progress_off_a_terminal_follows_the_bytes_read(
     app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("app.cli.PROGRESS_EVERY", 0.0)
-    monkeypatch.setattr("app.services.bulk.CHUNK_ROWS", 50)
-    monkeypatch.setattr("app.services.bulk.READ_SIZE", 1024)
+    monkeypatch.setattr("app.services.bulk.reading.CHUNK_ROWS", 50)
+    monkeypatch.setattr("app.services.bulk.reading.READ_SIZE", 1024)
     source = tmp_path / "users.ndjson"
     source.write_bytes(_ndjson(_rows(400, "bytes")))
     imported = app.test_cli_runner().invoke(args=["users", "import", str(source)])
@@ -333,7 +333,7 @@ def test_cli_summary_of_one_user_is_singular(app: Flask, tmp_path: Path) -> None
 def test_error_mode_names_only_the_duplicate_in_a_later_chunk(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.services.bulk.CHUNK_ROWS", 3)
+    monkeypatch.setattr("app.services.bulk.reading.CHUNK_ROWS", 3)
     make_user(app, username="taken", email="taken@example.com")
     rows = _rows(7)
     rows[4]["username"] = "TAKEN"  # line 5, in the second chunk
@@ -347,7 +347,7 @@ def test_a_duplicate_deep_in_a_file_spooled_to_disk_is_named(
 ) -> None:
     # The rows a direct COPY sent are kept aside to be staged after a violation; past this
     # size they go to a temporary file, and must come back whole from there.
-    monkeypatch.setattr("app.services.bulk.SPOOL_MEMORY", 1024)
+    monkeypatch.setattr("app.services.bulk.loading.SPOOL_MEMORY", 1024)
     rows = _rows(40_000)  # ~1.4 MB staged, in more than one block
     rows[37_500]["email"] = rows[3]["email"].upper()  # line 37,501 repeats line 4's email
     problem = assert_problem(_import(client, _ndjson(rows), NDJSON), 409)
@@ -365,7 +365,7 @@ def test_database_lost_during_import_is_503(
     def lost(*_: Any) -> None:
         raise ConnectionResetError("connection lost")
 
-    monkeypatch.setattr("app.services.bulk._PostgresTarget.load", lost)
+    monkeypatch.setattr("app.services.bulk.loading.PostgresTarget.load", lost)
     assert_problem(_import(client, _ndjson(_rows(3)), NDJSON), 503)
     assert _stored(app) == []
 
@@ -401,7 +401,7 @@ def test_lines_only_json_loads_reads_are_judged_as_before(app: Flask, client: Fl
 def test_error_mode_without_a_spare_connection_stages_then_inserts(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
-    monkeypatch.setattr("app.services.bulk.CHUNK_ROWS", 3)
+    monkeypatch.setattr("app.services.bulk.reading.CHUNK_ROWS", 3)
     with app.app_context():
         pool = pg.current_pool()
         # Everything the pool has but the one connection the import cannot do without.
@@ -428,7 +428,7 @@ def test_error_mode_without_a_spare_connection_stages_then_inserts(
 def test_skip_mode_skips_a_name_another_writer_takes_while_the_file_is_read(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
-    judged = bulk._duplicate_lines
+    judged = judging.duplicate_lines
     other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
 
     def another_writer_then_judged() -> Any:
@@ -437,7 +437,7 @@ def test_skip_mode_skips_a_name_another_writer_takes_while_the_file_is_read(
             conn.execute(insert(User).values(username="BULK1", email="other@example.com"))
         return judged()
 
-    monkeypatch.setattr("app.services.bulk._duplicate_lines", another_writer_then_judged)
+    monkeypatch.setattr("app.services.bulk.transfer.duplicate_lines", another_writer_then_judged)
     try:
         response = _import(client, _ndjson(_rows(3)), NDJSON, mode="skip")
     finally:
@@ -446,7 +446,7 @@ def test_skip_mode_skips_a_name_another_writer_takes_while_the_file_is_read(
     assert response.get_json() == {
         "created": 2,
         "skipped": 1,
-        "errors": [{"line": 0, "problem": bulk.TAKEN_MEANWHILE}],
+        "errors": [{"line": 0, "problem": judging.TAKEN_MEANWHILE}],
     }
     assert sorted(u for u, _ in _stored(app)) == ["BULK1", "bulk0", "bulk2"]
 

@@ -5,7 +5,7 @@ from flask import Flask
 
 from app.db import asyncpg_pool as pg
 from app.db.copy_in import CopyIn
-from app.services.bulk import _copy_text
+from app.services.bulk.loading import copy_text
 
 AWKWARD = [
     "plain",
@@ -40,8 +40,8 @@ def test_copy_text_round_trips_every_awkward_character(
             )
         )
         copy = CopyIn(connection, "copied", columns, timeout=60)
-        copy.send(_copy_text(rows[:4], line=line))
-        copy.send(_copy_text(rows[4:], line=line))
+        copy.send(copy_text(rows[:4], line=line))
+        copy.send(copy_text(rows[4:], line=line))
         assert copy.close() == len(rows)
         stored = pg.run_blocking(connection.fetch("SELECT line, a, b FROM copied ORDER BY n"))
         pg.run_blocking(transaction.rollback())

@@ -1,0 +1,25 @@
+"""Bulk import and export of users (see transfer for how an import runs)."""
+
+from app.services.bulk.judging import ImportReport
+from app.services.bulk.reading import MalformedFileError
+from app.services.bulk.transfer import (
+    MIMETYPES,
+    Format,
+    ImportConflictError,
+    ImportRejectedError,
+    Mode,
+    export_users,
+    import_users,
+)
+
+__all__ = [
+    "MIMETYPES",
+    "Format",
+    "ImportConflictError",
+    "ImportRejectedError",
+    "ImportReport",
+    "MalformedFileError",
+    "Mode",
+    "export_users",
+    "import_users",
+]

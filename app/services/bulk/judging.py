@@ -1,0 +1,164 @@
+"""Judging rows: each one validated like POST /users, then each staged line once, by SQL."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ClauseElement,
+    Column,
+    MetaData,
+    Select,
+    String,
+    Table,
+    func,
+    literal,
+    select,
+    union_all,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from app.models import User
+from app.schemas.common import LineProblem
+from app.schemas.users import UserCreate
+
+MAX_REPORTED = 100  # problems listed in a response; the counts cover every row
+TAKEN_MEANWHILE = "a username or email was taken while the import ran"
+FIELDS = ("username", "email")
+Row = tuple[int, str, str]  # line, username, email
+
+_staging_metadata = MetaData()
+staging = Table(
+    "user_import_staging",
+    _staging_metadata,
+    Column("line", BigInteger, nullable=False),
+    Column("username", String, nullable=False),
+    Column("email", String, nullable=False),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+# Each staged line judged once (by classify), for the report and for the move alike.
+verdict = Table(
+    "user_import_verdict",
+    _staging_metadata,
+    Column("line", BigInteger),
+    Column("username", String),
+    Column("email", String),
+    Column("username_rank", BigInteger),  # 1: the file's first line with this username
+    Column("email_rank", BigInteger),
+    Column("username_taken", Boolean),  # an existing user has it, whatever the case
+    Column("email_taken", Boolean),
+)
+
+
+class _CreateTempTableAs(Executable, ClauseElement):
+    """``CREATE TEMPORARY TABLE name AS SELECT ...``; PostgreSQL drops it at commit."""
+
+    inherit_cache = False
+
+    def __init__(self, table: Table, query: Select[Any]) -> None:
+        self.table = table
+        self.query = query
+
+
+@compiles(_CreateTempTableAs)
+def _compile_create_temp_table_as(
+    element: _CreateTempTableAs, compiler: SQLCompiler, **kw: Any
+) -> str:
+    on_commit = " ON COMMIT DROP" if compiler.dialect.name == "postgresql" else ""
+    name = compiler.preparer.format_table(element.table)
+    return f"CREATE TEMPORARY TABLE {name}{on_commit} AS {compiler.process(element.query, **kw)}"
+
+
+@dataclass
+class ImportReport:
+    """The outcome of an import."""
+
+    created: int = 0
+    skipped: int = 0
+    errors: list[LineProblem] = field(default_factory=list)
+    rows: int = 0
+    invalid: int = 0
+
+    def note(self, line: int, problem: str) -> None:
+        """List a problem while the list is short; one entry a line."""
+        if self.errors and self.errors[-1].line == line:
+            self.errors[-1].problem += f"; {problem}"
+        elif len(self.errors) < MAX_REPORTED:
+            self.errors.append(LineProblem(line=line, problem=problem))
+
+
+def _problem_text(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(p) for p in item["loc"])
+        parts.append(f"{where}: {item['msg']}" if where else item["msg"])
+    return "; ".join(parts)
+
+
+def reject(report: ImportReport, line: int, error: ValidationError) -> None:
+    report.invalid += 1
+    report.note(line, _problem_text(error))
+
+
+def validated(chunk: list[tuple[int, Any]], report: ImportReport) -> list[Row]:
+    """Validate a chunk of parsed records with UserCreate; return the good rows."""
+    good = []
+    for line, data in chunk:
+        try:
+            user = UserCreate.model_validate(data)
+        except ValidationError as error:
+            reject(report, line, error)
+        else:
+            good.append((line, user.username, user.email))
+    return good
+
+
+def classify() -> Executable:
+    """Judge every staged line once: its rank among the file's lines with the same username
+    (and email), case-insensitively, and whether an existing user already has either."""
+    users = User.__table__
+
+    def rank(name: str) -> Any:
+        partition = func.lower(staging.c[name])
+        return func.row_number().over(partition_by=partition, order_by=staging.c.line)
+
+    def taken(name: str) -> Any:
+        same = func.lower(users.c[name]) == func.lower(staging.c[name])
+        return select(users.c.id).where(same).exists()
+
+    query = select(
+        staging.c.line,
+        staging.c.username,
+        staging.c.email,
+        rank("username").label("username_rank"),
+        rank("email").label("email_rank"),
+        taken("username").label("username_taken"),
+        taken("email").label("email_taken"),
+    )
+    return _CreateTempTableAs(verdict, query)
+
+
+def verdict_problems() -> list[tuple[Any, str]]:
+    # What can be wrong with a judged line, and how the report says it; the move takes the
+    # lines with none of these, so the two cannot disagree.
+    repeats = [
+        (verdict.c[f"{name}_rank"] > 1, f"{name} repeats an earlier line of the file")
+        for name in FIELDS
+    ]
+    return repeats + [(verdict.c[f"{name}_taken"], f"{name} already exists") for name in FIELDS]
+
+
+def duplicate_lines() -> Executable:
+    """Lines that repeat an earlier line of the file or an existing user (first 100)."""
+    found = union_all(
+        *(
+            select(verdict.c.line, literal(why).label("why")).where(c)
+            for c, why in verdict_problems()
+        )
+    ).subquery("found")
+    return select(found.c.line, found.c.why).order_by(found.c.line).limit(MAX_REPORTED)
