@@ -1,16 +1,12 @@
 """One app per backend per run; every test runs on SQLite and on PostgreSQL."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -21,12 +17,11 @@ from app import create_app
 from app.config import Settings
 from app.db.session import db
 from tests.factories import make_api_key
+from tests.helpers import BACKENDS, IN_CI, LiveServer, free_port, server_env, wait_until_serving
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-BACKENDS = ["sqlite", "postgresql"]
 _skipped_postgres: list[str] = []
 
 
@@ -161,51 +156,6 @@ def client(app: Flask, api_token: str) -> FlaskClient:
 def anonymous_client(app: Flask) -> FlaskClient:
     """A test client that sends no credentials."""
     return app.test_client()
-
-
-def free_port() -> int:
-    """Return a TCP port free on loopback now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def server_env(port: int, workers: int = 2, threads: int = 8) -> dict[str, str]:
-    """The environment that makes ``python -m app.server`` (the shipped server) serve here."""
-    return {
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": str(workers),
-        "WEB_THREADS": str(threads),
-        "GRACEFUL_TIMEOUT": "5",
-    }
-
-
-def wait_until_serving(base_url: str, process: "subprocess.Popen[bytes]", log: Path) -> None:
-    """Wait (30 s at most) until the server answers /healthz; fail with its log if it dies."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the server did not start:\n{log.read_text(errors='replace')}")
-        time.sleep(0.1)
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    """A server process serving the app: its base URL and its combined log."""
-
-    url: str
-    log_path: Path
-
-    def log(self) -> str:
-        """Return the end of the server's log (access and error lines)."""
-        return self.log_path.read_text(errors="replace")[-20_000:]
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ from clients.python.user_management_client.models import (
 )
 from clients.python.user_management_client.types import Response, Unset
 from scripts.generate_client import CLIENT_DIR, generate
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 
 M = TypeVar("M")
 

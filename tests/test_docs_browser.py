@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import IN_CI, LiveServer
+from tests.helpers import IN_CI, LiveServer
 
 # One backend is enough: the page and the document do not depend on the database.
 pytestmark = [pytest.mark.live, pytest.mark.parametrize("backend", ["sqlite"], indirect=True)]

@@ -21,8 +21,8 @@ from app.db.session import db
 from app.models import ApiKey, Post, User
 from app.services import api_keys
 from app.services.api_keys import ALL_SCOPES
-from tests.engines import listening
 from tests.factories import make_api_key, make_post, make_user
+from tests.helpers import listening
 
 TOKEN_PATTERN = re.compile(r"umk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 

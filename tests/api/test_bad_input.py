@@ -3,22 +3,11 @@
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
 
 from tests.factories import make_user
+from tests.helpers import assert_problem
 
 SECRET = "s3cr3t-value-that-must-not-echo"
-
-
-def assert_problem(response: TestResponse, status: int) -> dict[str, object]:
-    """Check the response is an RFC 9457 problem with the status and return its body."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body = response.get_json()
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert body["status"] == status
-    assert "X-Request-ID" in response.headers
-    return dict(body)
 
 
 def test_post_malformed_json_is_400(client: FlaskClient) -> None:

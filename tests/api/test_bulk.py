@@ -1,37 +1,27 @@
-"""Bulk import and export: round trips, all-or-nothing, skip, duplicates, bad files."""
+"""Bulk import and export over HTTP: round trips, all-or-nothing, skip, duplicates, bad files.
+
+The same through the CLI (flask users import|export): tests/cli/test_users_bulk.py.
+"""
 
 import io
-import json
 import logging
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, delete, func, insert, select, text
+from sqlalchemy import create_engine, insert, text
 from werkzeug.test import TestResponse
 
-from app import cli
 from app.db import asyncpg_pool as pg
-from app.db.session import db
 from app.models import User
 from app.services.bulk import judging
-from tests.api.test_bad_input import assert_problem
 from tests.factories import make_user
+from tests.helpers import assert_problem, delete_users, ndjson, stored_users, user_rows
 
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
-
-
-def _ndjson(rows: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(row) + "\n" for row in rows).encode()
-
-
-def _rows(n: int, prefix: str = "bulk") -> list[dict[str, Any]]:
-    return [{"username": f"{prefix}{i}", "email": f"{prefix}{i}@example.com"} for i in range(n)]
 
 
 def _import(client: FlaskClient, body: bytes, mimetype: str, mode: str = "error") -> TestResponse:
@@ -40,41 +30,29 @@ def _import(client: FlaskClient, body: bytes, mimetype: str, mode: str = "error"
     )
 
 
-def _stored(app: Flask) -> list[tuple[str, str]]:
-    with app.app_context():
-        rows = db.session.execute(select(User.username, User.email).order_by(User.id))
-        return [(u, e) for u, e in rows]
-
-
-def _delete_all(app: Flask) -> None:
-    with app.app_context():
-        db.session.execute(delete(User))
-        db.session.commit()
-
-
 @pytest.mark.parametrize(("accept", "mimetype"), [(NDJSON, NDJSON), (CSV, CSV)])
 def test_export_then_import_into_empty_database_gives_identical_rows(
     app: Flask, client: FlaskClient, accept: str, mimetype: str
 ) -> None:
-    for row in [*_rows(30), {"username": 'quote"comma, é', "email": "odd@example.com"}]:
+    for row in [*user_rows(30), {"username": 'quote"comma, é', "email": "odd@example.com"}]:
         make_user(app, **row)
-    before = _stored(app)
+    before = stored_users(app)
     exported = client.get("/users/export", headers={"Accept": accept})
     assert exported.status_code == 200
     assert exported.mimetype == mimetype
-    _delete_all(app)
+    delete_users(app)
     response = _import(client, exported.data, mimetype)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json() == {"created": 31, "skipped": 0, "errors": []}
-    assert _stored(app) == before
+    assert stored_users(app) == before
 
 
 def test_error_mode_with_one_bad_row_in_10000_writes_nothing_and_names_it(
     app: Flask, client: FlaskClient
 ) -> None:
-    rows = _rows(10_000)
+    rows = user_rows(10_000)
     rows[6_789]["email"] = "not-an-address"
-    response = _import(client, _ndjson(rows), NDJSON)
+    response = _import(client, ndjson(rows), NDJSON)
     problem = assert_problem(response, 422)
     assert problem["created"] == 0
     errors = problem["errors"]
@@ -82,43 +60,43 @@ def test_error_mode_with_one_bad_row_in_10000_writes_nothing_and_names_it(
     assert [e["line"] for e in errors] == [6_790]
     assert "email" in errors[0]["problem"]
     assert "not-an-address" not in response.get_data(as_text=True)
-    assert _stored(app) == []
+    assert stored_users(app) == []
 
 
 def test_skip_mode_writes_the_rest_and_reports_the_bad_row(app: Flask, client: FlaskClient) -> None:
-    rows = _rows(10_000)
+    rows = user_rows(10_000)
     rows[42]["username"] = " padded"
-    response = _import(client, _ndjson(rows), NDJSON, mode="skip")
+    response = _import(client, ndjson(rows), NDJSON, mode="skip")
     assert response.status_code == 200
     body = response.get_json()
     assert (body["created"], body["skipped"]) == (9_999, 1)
     assert [e["line"] for e in body["errors"]] == [43]
-    assert len(_stored(app)) == 9_999
+    assert len(stored_users(app)) == 9_999
 
 
 @pytest.mark.parametrize("mimetype", [NDJSON, CSV])
 def test_duplicate_inside_the_file_fails_error_mode(
     app: Flask, client: FlaskClient, mimetype: str
 ) -> None:
-    rows = [*_rows(5), {"username": "BULK2", "email": "other@example.com"}]
-    body = _ndjson(rows) if mimetype == NDJSON else _csv(rows)
+    rows = [*user_rows(5), {"username": "BULK2", "email": "other@example.com"}]
+    body = ndjson(rows) if mimetype == NDJSON else _csv(rows)
     problem = assert_problem(_import(client, body, mimetype), 409)
     line = 6 if mimetype == NDJSON else 7  # CSV has its header on line 1
     assert problem["errors"] == [
         {"line": line, "problem": "username repeats an earlier line of the file"}
     ]
-    assert _stored(app) == []
+    assert stored_users(app) == []
 
 
 def test_duplicate_inside_the_file_is_skipped_in_skip_mode(app: Flask, client: FlaskClient) -> None:
     make_user(app, username="existing", email="existing@example.com")
     rows = [
-        *_rows(3),
+        *user_rows(3),
         {"username": "Bulk1", "email": "x@example.com"},
         {"username": "new", "email": "BULK0@example.com"},
         {"username": "EXISTING", "email": "e2@example.com"},
     ]
-    response = _import(client, _ndjson(rows), NDJSON, mode="skip")
+    response = _import(client, ndjson(rows), NDJSON, mode="skip")
     assert response.status_code == 200
     body = response.get_json()
     assert (body["created"], body["skipped"]) == (3, 3)
@@ -127,14 +105,14 @@ def test_duplicate_inside_the_file_is_skipped_in_skip_mode(app: Flask, client: F
         (5, "email repeats an earlier line of the file"),
         (6, "username already exists"),
     ]
-    assert [u for u, _ in _stored(app)] == ["existing", "bulk0", "bulk1", "bulk2"]
+    assert [u for u, _ in stored_users(app)] == ["existing", "bulk0", "bulk1", "bulk2"]
 
 
 def test_conflict_with_existing_user_fails_error_mode(app: Flask, client: FlaskClient) -> None:
     make_user(app, username="bulk1", email="taken@example.com")
-    problem = assert_problem(_import(client, _ndjson(_rows(3)), NDJSON), 409)
+    problem = assert_problem(_import(client, ndjson(user_rows(3)), NDJSON), 409)
     assert problem["errors"] == [{"line": 2, "problem": "username already exists"}]
-    assert len(_stored(app)) == 1
+    assert len(stored_users(app)) == 1
 
 
 def _csv(rows: list[dict[str, Any]]) -> bytes:
@@ -145,9 +123,9 @@ def _csv(rows: list[dict[str, Any]]) -> bytes:
 @pytest.mark.parametrize(
     ("body", "mimetype", "line"),
     [
-        (_ndjson(_rows(3)) + b'{"username": "cut", "em', NDJSON, 4),
-        (_ndjson(_rows(2)) + b"{not json}\n" + _ndjson(_rows(1, "z")), NDJSON, 3),
-        (_ndjson(_rows(2)) + b'{"username": "\xff\xfe"}\n', NDJSON, 3),
+        (ndjson(user_rows(3)) + b'{"username": "cut", "em', NDJSON, 4),
+        (ndjson(user_rows(2)) + b"{not json}\n" + ndjson(user_rows(1, "z")), NDJSON, 3),
+        (ndjson(user_rows(2)) + b'{"username": "\xff\xfe"}\n', NDJSON, 3),
         (b"username,email\na,a@example.com\nb,b@example.com,extra\n", CSV, 3),
         (b"name,mail\na,a@example.com\n", CSV, 1),
         (b'username,email\n"unterminated,a@example.com\n', CSV, 2),
@@ -160,13 +138,13 @@ def test_malformed_file_is_400_with_line_number_in_both_modes(
     for mode in ("error", "skip"):
         problem = assert_problem(_import(client, body, mimetype, mode), 400)
         assert problem["line"] == line
-    assert _stored(app) == []
+    assert stored_users(app) == []
 
 
 def test_import_body_larger_than_the_json_limit_is_accepted(
     app: Flask, client: FlaskClient
 ) -> None:
-    body = _ndjson(_rows(25_000))
+    body = ndjson(user_rows(25_000))
     assert len(body) > app.config["MAX_CONTENT_LENGTH"]
     response = _import(client, body, NDJSON)
     assert response.status_code == 200
@@ -186,148 +164,15 @@ def test_export_needs_read_scope_and_import_write_scope(anonymous_client: FlaskC
     assert anonymous_client.post("/users/import", data=b"", content_type=NDJSON).status_code == 401
 
 
-def test_cli_round_trip_and_bad_file(app: Flask, tmp_path: Path) -> None:
-    for row in _rows(50, "cli"):
-        make_user(app, **row)
-    before = _stored(app)
-    runner = app.test_cli_runner()
-    out = tmp_path / "users.csv"
-    exported = runner.invoke(args=["users", "export", str(out)])
-    assert exported.exit_code == 0, exported.output
-    assert "Exported 50 users" in exported.stderr
-    _delete_all(app)
-    imported = runner.invoke(args=["users", "import", str(out)])
-    assert imported.exit_code == 0, imported.output
-    assert "Imported 50 users, skipped 0" in imported.stderr
-    assert _stored(app) == before
-    again = runner.invoke(args=["users", "import", str(out)])
-    assert again.exit_code == 1
-    assert "line 2: email already exists; username already exists" in again.stderr
-    skipped = runner.invoke(args=["users", "import", str(out), "--on-conflict", "skip"])
-    assert skipped.exit_code == 0
-    assert "Imported 0 users, skipped 50" in skipped.stderr
-    bad = tmp_path / "bad.ndjson"
-    bad.write_bytes(_ndjson(_rows(2, "bad")) + b"{oops\n")
-    broken = runner.invoke(args=["users", "import", str(bad)])
-    assert broken.exit_code == 1
-    assert "Line 3: not JSON" in broken.stderr
-    with app.app_context():
-        count = db.session.execute(select(func.count()).select_from(User)).scalar_one()
-    assert count == 50
-
-
-def test_cli_reports_progress_off_a_terminal(
-    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Off a terminal click prints a bar's label once: lines of rows and rows/s stand in.
-    monkeypatch.setattr("app.cli.PROGRESS_EVERY", 0.0)
-    monkeypatch.setattr("app.services.bulk.reading.CHUNK_ROWS", 4)
-    source = tmp_path / "users.ndjson"
-    source.write_bytes(_ndjson(_rows(10, "progress")))
-    runner = app.test_cli_runner()
-    imported = runner.invoke(args=["users", "import", str(source)])
-    assert imported.exit_code == 0, imported.output
-    lines = imported.stderr.splitlines()
-    assert lines[0] == "Importing"
-    counts = [line.split()[1] for line in lines if line.startswith("Importing: ")]
-    assert counts[:3] == ["4", "8", "10"]
-    assert all("rows/s" in line and "s left" in line for line in lines[1:-1])
-    assert lines[-1].startswith("Imported 10 users, skipped 0, from 10 rows in ")
-    exported = runner.invoke(args=["users", "export", str(tmp_path / "out.csv")])
-    assert exported.exit_code == 0, exported.output
-    assert "Exporting: 10 rows, " in exported.stderr
-    assert "Exported 10 users to " in exported.stderr
-
-
 @pytest.mark.parametrize("fmt", [NDJSON, CSV])
 def test_a_byte_order_mark_before_the_first_line_is_ignored(
     app: Flask, client: FlaskClient, fmt: str
 ) -> None:
-    rows = _rows(2, "bom")
-    body = _ndjson(rows) if fmt == NDJSON else _csv(rows)
+    rows = user_rows(2, "bom")
+    body = ndjson(rows) if fmt == NDJSON else _csv(rows)
     response = _import(client, b"\xef\xbb\xbf" + body, fmt)
     assert response.status_code == 200, response.get_json()
-    assert _stored(app) == [(r["username"], r["email"]) for r in rows]
-
-
-def test_cli_reads_standard_input_and_writes_standard_output(app: Flask) -> None:
-    # "-" as in a container: docker run -i ... users import - < users.csv. A pipe has no
-    # size, so the bar counts rows; the data alone goes to stdout, the rest to stderr.
-    runner = app.test_cli_runner()
-    rows = _rows(30, "stdio")
-    csv_body = "username,email\n" + "".join(f"{r['username']},{r['email']}\n" for r in rows)
-    imported = runner.invoke(args=["users", "import", "--format", "csv", "-"], input=csv_body)
-    assert imported.exit_code == 0, imported.output
-    assert "Imported 30 users, skipped 0, from 30 rows" in imported.stderr
-    assert imported.stdout == ""
-    exported = runner.invoke(args=["users", "export", "-"])
-    assert exported.exit_code == 0, exported.output
-    assert [json.loads(line) for line in exported.stdout.splitlines()] == rows
-    assert "Exported 30 users to standard output" in exported.stderr
-    again = runner.invoke(args=["users", "import", "--on-conflict", "skip", "-"], input="{oops")
-    assert again.exit_code == 1
-    assert again.stderr.endswith(
-        "Error: standard input: Line 1: the file ends in the middle of a row. "
-        "Nothing was imported.\n"
-    )
-
-
-def test_cli_says_how_many_skipped_lines_it_did_not_list(app: Flask, tmp_path: Path) -> None:
-    rows = _rows(judging.MAX_REPORTED + 20, "many")
-    source = tmp_path / "users.ndjson"
-    source.write_bytes(_ndjson(rows))
-    runner = app.test_cli_runner()
-    assert runner.invoke(args=["users", "import", str(source)]).exit_code == 0
-    again = runner.invoke(args=["users", "import", "--on-conflict", "skip", str(source)])
-    assert again.exit_code == 0, again.output
-    listed = [line for line in again.stderr.splitlines() if line.startswith("  line ")]
-    # Each line has two problems (username and email), reported on one line.
-    unlisted = len(rows) - len(listed)
-    assert unlisted > 0
-    assert again.stderr.splitlines()[-1] == f"  ({unlisted} more skipped lines not listed)"
-
-
-def test_the_size_left_is_known_for_a_regular_file_only(tmp_path: Path) -> None:
-    source = tmp_path / "users.ndjson"
-    source.write_bytes(b"x" * 100)
-    with source.open("rb") as redirected:  # as a shell's "< file" gives standard input
-        redirected.read(30)
-        assert cli._size(redirected) == 70
-    reader, writer = os.pipe()
-    with os.fdopen(reader, "rb") as pipe, os.fdopen(writer, "wb"):
-        assert cli._size(pipe) is None
-    assert cli._size(io.BytesIO(b"x" * 100)) is None
-
-
-def test_progress_off_a_terminal_follows_the_bytes_read(
-    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("app.cli.PROGRESS_EVERY", 0.0)
-    monkeypatch.setattr("app.services.bulk.reading.CHUNK_ROWS", 50)
-    monkeypatch.setattr("app.services.bulk.reading.READ_SIZE", 1024)
-    source = tmp_path / "users.ndjson"
-    source.write_bytes(_ndjson(_rows(400, "bytes")))
-    imported = app.test_cli_runner().invoke(args=["users", "import", str(source)])
-    assert imported.exit_code == 0, imported.output
-    shares = [
-        int(line.split(", ")[2].rstrip("%"))
-        for line in imported.stderr.splitlines()
-        if line.startswith("Importing: ")
-    ]
-    assert len(shares) == 9  # one a chunk of 50 rows, and the end
-    # Rows are the same size here: the share of bytes read is the share of rows, give or take
-    # the one read ahead (1 KiB, 5% of the file).
-    for chunk, share in enumerate(shares[:-1], start=1):
-        assert abs(share - 100 * chunk * 50 / 400) <= 8, shares
-    assert shares[-1] == 100
-
-
-def test_cli_summary_of_one_user_is_singular(app: Flask, tmp_path: Path) -> None:
-    source = tmp_path / "one.csv"
-    source.write_text("username,email\nsolo,solo@example.com\n")
-    imported = app.test_cli_runner().invoke(args=["users", "import", str(source)])
-    assert imported.exit_code == 0, imported.output
-    assert "Imported 1 user, skipped 0, from 1 row in " in imported.stderr
+    assert stored_users(app) == [(r["username"], r["email"]) for r in rows]
 
 
 def test_error_mode_names_only_the_duplicate_in_a_later_chunk(
@@ -335,11 +180,11 @@ def test_error_mode_names_only_the_duplicate_in_a_later_chunk(
 ) -> None:
     monkeypatch.setattr("app.services.bulk.reading.CHUNK_ROWS", 3)
     make_user(app, username="taken", email="taken@example.com")
-    rows = _rows(7)
+    rows = user_rows(7)
     rows[4]["username"] = "TAKEN"  # line 5, in the second chunk
-    problem = assert_problem(_import(client, _ndjson(rows), NDJSON), 409)
+    problem = assert_problem(_import(client, ndjson(rows), NDJSON), 409)
     assert problem["errors"] == [{"line": 5, "problem": "username already exists"}]
-    assert [u for u, _ in _stored(app)] == ["taken"]
+    assert [u for u, _ in stored_users(app)] == ["taken"]
 
 
 def test_a_duplicate_deep_in_a_file_spooled_to_disk_is_named(
@@ -348,13 +193,13 @@ def test_a_duplicate_deep_in_a_file_spooled_to_disk_is_named(
     # The rows a direct COPY sent are kept aside to be staged after a violation; past this
     # size they go to a temporary file, and must come back whole from there.
     monkeypatch.setattr("app.services.bulk.loading.SPOOL_MEMORY", 1024)
-    rows = _rows(40_000)  # ~1.4 MB staged, in more than one block
+    rows = user_rows(40_000)  # ~1.4 MB staged, in more than one block
     rows[37_500]["email"] = rows[3]["email"].upper()  # line 37,501 repeats line 4's email
-    problem = assert_problem(_import(client, _ndjson(rows), NDJSON), 409)
+    problem = assert_problem(_import(client, ndjson(rows), NDJSON), 409)
     assert problem["errors"] == [
         {"line": 37_501, "problem": "email repeats an earlier line of the file"}
     ]
-    assert _stored(app) == []
+    assert stored_users(app) == []
 
 
 @pytest.mark.postgresql_only("the COPY path is PostgreSQL's")
@@ -366,17 +211,17 @@ def test_database_lost_during_import_is_503(
         raise ConnectionResetError("connection lost")
 
     monkeypatch.setattr("app.services.bulk.loading.PostgresTarget.load", lost)
-    assert_problem(_import(client, _ndjson(_rows(3)), NDJSON), 503)
-    assert _stored(app) == []
+    assert_problem(_import(client, ndjson(user_rows(3)), NDJSON), 503)
+    assert stored_users(app) == []
 
 
 def test_backslashes_survive_the_copy(app: Flask, client: FlaskClient) -> None:
     # COPY's text format gives backslash sequences a meaning; a username may hold them.
     names = ["back\\slash", "\\N", "\\.", "ends\\", "\\t not a tab"]
     rows = [{"username": name, "email": f"b{i}@example.com"} for i, name in enumerate(names)]
-    response = _import(client, _ndjson(rows), NDJSON)
+    response = _import(client, ndjson(rows), NDJSON)
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert [u for u, _ in _stored(app)] == names
+    assert [u for u, _ in stored_users(app)] == names
 
 
 def test_lines_only_json_loads_reads_are_judged_as_before(app: Flask, client: FlaskClient) -> None:
@@ -394,7 +239,7 @@ def test_lines_only_json_loads_reads_are_judged_as_before(app: Flask, client: Fl
     assert (body_json["created"], body_json["skipped"]) == (2, 1)
     assert [e["line"] for e in body_json["errors"]] == [2]
     assert "username" in body_json["errors"][0]["problem"]
-    assert [u for u, _ in _stored(app)] == ["bom", "plain"]
+    assert [u for u, _ in stored_users(app)] == ["bom", "plain"]
 
 
 @pytest.mark.postgresql_only("the COPY path is PostgreSQL's")
@@ -408,19 +253,19 @@ def test_error_mode_without_a_spare_connection_stages_then_inserts(
         size = pool.settings.ASYNCPG_POOL_SIZE
         held = [pg.run_blocking(pool.acquire()) for _ in range(size - 1)]
     try:
-        rows = _rows(7)
+        rows = user_rows(7)
         rows[5]["email"] = "BULK1@example.com"
-        problem = assert_problem(_import(client, _ndjson(rows), NDJSON), 409)
+        problem = assert_problem(_import(client, ndjson(rows), NDJSON), 409)
         assert problem["errors"] == [
             {"line": 6, "problem": "email repeats an earlier line of the file"}
         ]
-        assert _stored(app) == []
-        response = _import(client, _ndjson(_rows(7)), NDJSON)
+        assert stored_users(app) == []
+        response = _import(client, ndjson(user_rows(7)), NDJSON)
         assert response.get_json() == {"created": 7, "skipped": 0, "errors": []}
     finally:
         for connection in held:
             pg.run_blocking(pool.release(connection))
-    assert len(_stored(app)) == 7
+    assert len(stored_users(app)) == 7
 
 
 # SQLite commits one writer at a time: the import's write refuses its stale read.
@@ -439,7 +284,7 @@ def test_skip_mode_skips_a_name_another_writer_takes_while_the_file_is_read(
 
     monkeypatch.setattr("app.services.bulk.transfer.duplicate_lines", another_writer_then_judged)
     try:
-        response = _import(client, _ndjson(_rows(3)), NDJSON, mode="skip")
+        response = _import(client, ndjson(user_rows(3)), NDJSON, mode="skip")
     finally:
         other.dispose()
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -448,7 +293,7 @@ def test_skip_mode_skips_a_name_another_writer_takes_while_the_file_is_read(
         "skipped": 1,
         "errors": [{"line": 0, "problem": judging.TAKEN_MEANWHILE}],
     }
-    assert sorted(u for u, _ in _stored(app)) == ["BULK1", "bulk0", "bulk2"]
+    assert sorted(u for u, _ in stored_users(app)) == ["BULK1", "bulk0", "bulk2"]
 
 
 @pytest.mark.parametrize("mimetype", [NDJSON, CSV])
@@ -456,13 +301,13 @@ def test_skip_mode_with_only_invalid_lines_creates_nothing_and_names_them(
     app: Flask, client: FlaskClient, mimetype: str
 ) -> None:
     rows = [{"username": "", "email": "nobody@example.com"}, {"username": "x", "email": "nope"}]
-    body = _ndjson(rows) if mimetype == NDJSON else b"username,email\n,a@example.com\nx,nope\n"
+    body = ndjson(rows) if mimetype == NDJSON else b"username,email\n,a@example.com\nx,nope\n"
     response = _import(client, body, mimetype, mode="skip")
     assert response.status_code == 200, response.get_data(as_text=True)
     report = response.get_json()
     assert (report["created"], report["skipped"]) == (0, 2)
     assert [e["line"] for e in report["errors"]] == ([1, 2] if mimetype == NDJSON else [2, 3])
-    assert _stored(app) == []
+    assert stored_users(app) == []
 
 
 class _BodyThatFails(io.BytesIO):
@@ -493,7 +338,7 @@ class _BodyThatFails(io.BytesIO):
 def test_connection_lost_mid_copy_stops_reading_and_is_503(
     app: Flask, client: FlaskClient, backend: str
 ) -> None:
-    data = _ndjson(_rows(150_000))
+    data = ndjson(user_rows(150_000))
     admin = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
 
     def kill_the_copies() -> None:
@@ -519,21 +364,21 @@ def test_connection_lost_mid_copy_stops_reading_and_is_503(
     assert_problem(response, 503)
     # The loss was noticed within a few chunks, not after reading the whole body.
     assert body.tell() <= 3 << 20 < len(data)
-    assert _stored(app) == []
+    assert stored_users(app) == []
     # The dead connections left the pool: the next import works.
-    assert _import(client, _ndjson(_rows(3)), NDJSON).status_code == 200
+    assert _import(client, ndjson(user_rows(3)), NDJSON).status_code == 200
 
 
 def test_malformed_line_deep_in_a_big_file_is_400_and_leaves_nothing_behind(
     app: Flask, client: FlaskClient
 ) -> None:
     # Tens of thousands of rows are on their way to the database when the bad line comes.
-    lines = _ndjson(_rows(60_000)).splitlines(keepends=True)
+    lines = ndjson(user_rows(60_000)).splitlines(keepends=True)
     lines[45_000] = b"{oops\n"
     problem = assert_problem(_import(client, b"".join(lines), NDJSON), 400)
     assert problem["line"] == 45_001
-    assert _stored(app) == []
-    response = _import(client, _ndjson(_rows(3, "after")), NDJSON)
+    assert stored_users(app) == []
+    response = _import(client, ndjson(user_rows(3, "after")), NDJSON)
     assert response.get_json() == {"created": 3, "skipped": 0, "errors": []}
 
 
@@ -543,6 +388,6 @@ def test_an_import_leaves_the_event_loop_free(
     # The test app runs asyncio in debug mode, which reports any coroutine step of 0.1 s or
     # more; an import of this size takes longer than that, so it must run off the loop.
     with caplog.at_level(logging.WARNING, logger="asyncio"):
-        response = _import(client, _ndjson(_rows(30_000)), NDJSON)
+        response = _import(client, ndjson(user_rows(30_000)), NDJSON)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert not [r.getMessage() for r in caplog.records if r.name == "asyncio"]

@@ -14,9 +14,8 @@ from sqlalchemy.exc import DBAPIError
 
 from app.db import asyncpg_pool as pg
 from app.errors import database_error_kind
-from tests.api.test_bad_input import assert_problem
-from tests.api.test_resources import failing_statements
 from tests.factories import make_user
+from tests.helpers import assert_problem, failing_statements
 
 
 def _sqlalchemy_error(url: str, sql: str) -> DBAPIError:

@@ -14,8 +14,8 @@ from werkzeug.test import TestResponse
 
 from app.db.session import db
 from app.models import User
-from tests.api.test_bad_input import assert_problem
 from tests.factories import make_user
+from tests.helpers import assert_problem
 
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 
 from app.db.session import db
 from app.models import User
-from tests.engines import listening
 from tests.factories import make_user
+from tests.helpers import listening
 
 SORTS = ["id", "-id", "created_at", "-created_at", "username", "-username"]
 

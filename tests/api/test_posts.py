@@ -11,9 +11,8 @@ from sqlalchemy import func, select
 
 from app.db.session import db
 from app.models import Post, User
-from tests.api.test_bad_input import assert_problem
-from tests.engines import listening
 from tests.factories import make_post, make_user
+from tests.helpers import assert_problem, listening
 
 
 @contextmanager

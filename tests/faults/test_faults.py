@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from tests.faults.cluster import PrivateCluster
-from tests.faults.conftest import (
+from tests.faults.helpers import (
     THREADS,
     WORKERS,
     Load,

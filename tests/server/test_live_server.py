@@ -25,7 +25,7 @@ import pytest
 
 from app.config import Settings
 from app.observability import REQUEST_ID_HEADER
-from tests.conftest import LiveServer, free_port, wait_until_serving
+from tests.helpers import LiveServer, free_port, wait_until_serving
 
 pytestmark = pytest.mark.live
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, server_env, wait_until_serving
+from tests.helpers import free_port, server_env, wait_until_serving
 
 pytestmark = pytest.mark.live
 

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.db.migrations import alembic_config, head_revision
 from app.db.session import db
 from app.models import ApiKey
-from tests.test_migrations import with_empty_database
+from tests.helpers import with_empty_database
 
 TOKEN_LINE = re.compile(r"umk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}\n")
 

@@ -17,8 +17,8 @@ from app import create_app
 from app.config import Settings
 from app.db import deadlines
 from app.db.session import db
-from tests.api.test_bad_input import assert_problem
 from tests.factories import make_api_key, make_user
+from tests.helpers import assert_problem
 
 
 class FreezableProxy:

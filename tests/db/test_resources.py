@@ -1,30 +1,14 @@
 """Connections and sessions never outlive their request, whatever the outcome."""
 
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.util import ScopedRegistry
 
 from app.db.session import db
-from tests.engines import assert_nothing_checked_out, engines, listening
 from tests.factories import make_user
-
-
-@contextmanager
-def failing_statements(app: Flask, marker: str) -> Iterator[None]:
-    """Make the driver itself fail every statement that contains ``marker``."""
-    dbapi_error = engines(app)[0].dialect.loaded_dbapi.OperationalError
-
-    def do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
-        if marker in statement:
-            raise dbapi_error("forced failure for a test")
-
-    with listening(app, "do_execute", do_execute):
-        yield
+from tests.helpers import assert_nothing_checked_out, failing_statements
 
 
 def test_forced_database_error_is_503_without_driver_message(

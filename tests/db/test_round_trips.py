@@ -10,8 +10,8 @@ from flask import Flask
 
 from app import create_app
 from app.config import Settings
-from tests.engines import engines, listening
 from tests.factories import make_user
+from tests.helpers import engines, listening
 
 pytestmark = pytest.mark.postgresql_only("round trips are counted on PostgreSQL")
 

@@ -20,7 +20,7 @@ from app.config import Settings
 from app.db import asyncpg_pool
 from app.db.session import db
 from app.db.work import run_db
-from tests.engines import assert_nothing_checked_out
+from tests.helpers import assert_nothing_checked_out
 
 SLEEP = 0.05
 TIMELINE: list[str] = []

@@ -14,8 +14,8 @@ from app.db.work import autocommit, run_db
 from app.models import User
 from app.schemas.users import UserCreate
 from app.services import users
-from tests.engines import assert_nothing_checked_out
 from tests.factories import make_user
+from tests.helpers import assert_nothing_checked_out
 
 
 class _Probe:

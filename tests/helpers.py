@@ -1,0 +1,152 @@
+"""Helpers shared by test modules: problems, users to import, engines, empty databases and
+server processes.
+
+Fixtures live in the conftest.py files; typed factories in tests/factories.py.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+from sqlalchemy import Engine, delete, event, select
+from sqlalchemy.pool import QueuePool
+from werkzeug.test import TestResponse
+
+from app.db.session import db
+from app.models import User
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+BACKENDS = ["sqlite", "postgresql"]
+
+# A fresh, empty database of each backend, as the ``empty_database_url`` fixture's parameter.
+with_empty_database = pytest.mark.parametrize("empty_database_url", BACKENDS, indirect=True)
+
+
+def assert_problem(response: TestResponse, status: int) -> dict[str, object]:
+    """Check the response is an RFC 9457 problem with the status and return its body."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert body["status"] == status
+    assert "X-Request-ID" in response.headers
+    return dict(body)
+
+
+def ndjson(rows: list[dict[str, Any]]) -> bytes:
+    """Return the rows as an NDJSON file, one JSON object a line."""
+    return "".join(json.dumps(row) + "\n" for row in rows).encode()
+
+
+def user_rows(n: int, prefix: str = "bulk") -> list[dict[str, Any]]:
+    """Return n distinct users to import, named prefix0, prefix1, ..."""
+    return [{"username": f"{prefix}{i}", "email": f"{prefix}{i}@example.com"} for i in range(n)]
+
+
+def stored_users(app: Flask) -> list[tuple[str, str]]:
+    """Return every stored user's (username, email), in id order."""
+    with app.app_context():
+        rows = db.session.execute(select(User.username, User.email).order_by(User.id))
+        return [(u, e) for u, e in rows]
+
+
+def delete_users(app: Flask) -> None:
+    """Delete every user (and commit)."""
+    with app.app_context():
+        db.session.execute(delete(User))
+        db.session.commit()
+
+
+def engines(app: Flask) -> list[Engine]:
+    """Every engine the app's session can send statements to."""
+    with app.app_context():
+        return list(db.engines.values())
+
+
+@contextmanager
+def listening(app: Flask, identifier: str, fn: Callable[..., Any]) -> Iterator[None]:
+    """Attach an engine event listener to every engine of the app while the block runs."""
+    watched = engines(app)
+    for engine in watched:
+        event.listen(engine, identifier, fn)
+    try:
+        yield
+    finally:
+        for engine in watched:
+            event.remove(engine, identifier, fn)
+
+
+def assert_nothing_checked_out(app: Flask) -> None:
+    """Fail if any engine of the app has a connection out of its pool."""
+    for engine in engines(app):
+        pool = engine.pool
+        assert isinstance(pool, QueuePool)
+        assert pool.checkedout() == 0, engine
+
+
+@contextmanager
+def failing_statements(app: Flask, marker: str) -> Iterator[None]:
+    """Make the driver itself fail every statement that contains ``marker``."""
+    dbapi_error = engines(app)[0].dialect.loaded_dbapi.OperationalError
+
+    def do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        if marker in statement:
+            raise dbapi_error("forced failure for a test")
+
+    with listening(app, "do_execute", do_execute):
+        yield
+
+
+def free_port() -> int:
+    """Return a TCP port free on loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def server_env(port: int, workers: int = 2, threads: int = 8) -> dict[str, str]:
+    """The environment that makes ``python -m app.server`` (the shipped server) serve here."""
+    return {
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "WEB_THREADS": str(threads),
+        "GRACEFUL_TIMEOUT": "5",
+    }
+
+
+def wait_until_serving(base_url: str, process: "subprocess.Popen[bytes]", log: Path) -> None:
+    """Wait (30 s at most) until the server answers /healthz; fail with its log if it dies."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the server did not start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    """A server process serving the app: its base URL and its combined log."""
+
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        """Return the end of the server's log (access and error lines)."""
+        return self.log_path.read_text(errors="replace")[-20_000:]
