@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from app.db import asyncpg_pool as pg
-from app.errors import database_error_kind
+from app.db.failures import database_error_kind
 from tests.api.test_bad_input import assert_problem
 from tests.api.test_resources import failing_statements
 from tests.factories import make_user
