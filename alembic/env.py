@@ -8,7 +8,7 @@ from sqlalchemy import Connection, create_engine, pool
 
 from app import models  # noqa: F401 - registers every table on the metadata
 from app.config import Settings
-from app.db.session import Base
+from app.db.base import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -4,7 +4,7 @@ Flask runs each coroutine view through asgiref by default: a new event loop per 
 ~4x the CPU of a sync view, and nothing (an asyncpg pool) can outlive a request. Here
 each WSGI thread keeps one loop for its lifetime and drives it itself, so a request costs
 no thread hop; what several requests share (the asyncpg pool) lives on one process loop.
-That loop serves one request at a time, which is what lets ``app.db.work.run_db`` skip
+That loop serves one request at a time, which is what lets ``app.db.session.run_db`` skip
 its own thread hop when the view has nothing else in flight.
 """
 

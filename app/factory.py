@@ -19,7 +19,7 @@ from app.api import auth as auth_api
 from app.api import docs, ops, posts, users
 from app.api.common import IdConverter, operation_id_for, raise_validation_error, require_json_body
 from app.config import SETTINGS, Settings
-from app.db import asyncpg_pool, engines, migrations, work
+from app.db import asyncpg_pool, engines, migrations, session
 from app.db.session import db
 from app.errors import register_error_handlers
 from app.observability import configure_logging
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> App:
     app.loop_debug = settings.ASYNC_DEBUG
     app.url_map.converters["id"] = IdConverter
     engines.init_app(app, settings)
-    work.init_app(app, settings.DB_OFFLOAD_THREADS)
+    session.init_app(app, settings)
     asyncpg_pool.init_app(app, settings)
     if settings.migrates_on_start:
         _set_up_database(app, settings)

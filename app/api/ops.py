@@ -8,10 +8,10 @@ from app.api.common import json_response, operation_id_for, problems
 from app.auth import public
 from app.config import current_settings
 from app.db import asyncpg_pool
+from app.db.failures import DATABASE_ERRORS
 from app.db.migrations import SCHEMA_REVISION, release
-from app.db.session import db
-from app.db.work import autocommit, run_db
-from app.errors import DATABASE_ERRORS, ServiceUnavailableError
+from app.db.session import autocommit, db, run_db
+from app.errors import ServiceUnavailableError
 from app.schemas.common import OutputModel
 
 bp = APIBlueprint(

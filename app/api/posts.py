@@ -10,7 +10,7 @@ from flask_openapi3.models.tag import Tag
 
 from app.api.common import json_response, operation_id_for, problems
 from app.auth import requires
-from app.db.work import autocommit, run_db, transaction
+from app.db.session import autocommit, run_db, transaction
 from app.schemas.posts import (
     PostCreate,
     PostListQuery,

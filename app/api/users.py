@@ -16,7 +16,7 @@ from app.api.common import (
     whole_body,
 )
 from app.auth import requires
-from app.db.work import autocommit, run_db, run_db_in_worker
+from app.db.session import autocommit, run_db, run_db_in_worker
 from app.errors import NotAcceptableError, UnsupportedMediaTypeError
 from app.schemas.users import (
     ImportBody,

@@ -1,7 +1,7 @@
-"""The runtime's room: engines and the request session, where work commits, asyncpg, types.
+"""The runtime's room: the request session and where its work commits, engines, asyncpg.
 
-``session`` (Base, ``db``), ``engines`` and ``work`` (``run_db``, ``transaction()``,
-``autocommit()``) are what a request meets; ``asyncpg_pool`` and ``copy_in`` serve bulk
-work and fan-out reads; ``types``, ``migrations`` and ``deadlines`` are machinery. Nothing
-is imported here, so ``import app.models`` stays light (no asyncpg, no Alembic).
+``session`` (``db``, ``run_db``, ``transaction()``, ``autocommit()``) is what a request
+meets; ``base`` is what models build on; ``engines``, ``asyncpg_pool``, ``copy_in``,
+``failures``, ``types``, ``migrations`` and ``deadlines`` are machinery. Nothing is imported
+here, so ``import app.models`` stays light (no asyncpg, no Alembic).
 """

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from app.db.asyncpg_pool import row_count, submit
-from app.errors import DATABASE_ERRORS
+from app.db.failures import DATABASE_ERRORS
 
 if TYPE_CHECKING:
     from app.db.asyncpg_pool import Connection

@@ -7,8 +7,7 @@ from sqlalchemy import event
 
 from app.config import Settings
 from app.db import deadlines
-from app.db.session import AUTOCOMMIT, db
-from app.db.work import sql_may_block_here
+from app.db.session import AUTOCOMMIT, db, sql_may_block_here
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -1,33 +1,46 @@
-"""The declarative base, the request session and the Flask-SQLAlchemy extension object."""
+"""The request session, and where its work commits.
 
-from datetime import datetime
-from typing import Any, ClassVar
+A view says how its work commits by the block it opens, and runs each blocking call
+through ``run_db`` inside it::
 
+    async with transaction():                      # commits when the block ends
+        post = await run_db(posts.create_post, user_id, body)
+
+    async with autocommit():                       # every statement commits as it runs
+        user = await run_db(users.create_user, body)
+
+``transaction()`` is for work of several statements that must land together;
+``autocommit()`` for reads and for a write that is one statement, which then costs one
+round trip instead of three (BEGIN, the statement, COMMIT): the session sends it to a
+second engine whose connections stay in autocommit. Services only flush.
+"""
+
+import asyncio
+import contextvars
+import functools
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from flask import Flask, current_app, g
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as FlaskSession
-from sqlalchemy import Connection, Engine, MetaData
-from sqlalchemy.orm import DeclarativeBase, registry
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from app.db.types import UTCDateTime
+from app.config import Settings
+from app.db.base import Base
+from app.db.failures import database_error_kind
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+P = ParamSpec("P")
+T = TypeVar("T")
 
-
-class Base(DeclarativeBase):
-    """Base of every model; our own class so mypy --strict sees real types."""
-
-    # On a registry, not on Base: Flask-SQLAlchemy 3.1 drops Base-level settings (#1361).
-    registry: ClassVar[registry] = registry(
-        metadata=MetaData(naming_convention=NAMING_CONVENTION),
-        type_annotation_map={datetime: UTCDateTime()},
-    )
-
+log = logging.getLogger(__name__)
 
 # The bind key of a second engine on the same database whose connections stay in
 # autocommit: a one-statement unit of work costs one round trip (no BEGIN, no COMMIT) and
@@ -36,7 +49,7 @@ AUTOCOMMIT = "autocommit"
 
 
 class Session(FlaskSession):
-    """The request session; inside ``app.db.work.autocommit()`` it uses the autocommit engine."""
+    """The request session; inside ``autocommit()`` (below) it uses the autocommit engine."""
 
     def get_bind(
         self,
@@ -62,3 +75,191 @@ db = SQLAlchemy(
 def autocommit_engine() -> Engine:
     """The engine for work outside the request session that commits statement by statement."""
     return db.engines[AUTOCOMMIT]
+
+
+_OFFLOAD = "db_offload"  # in app.extensions
+_SESSION_LOCK = "_db_session_lock"  # in flask.g: one per request
+_UNIT = "_db_unit"  # in flask.g: the open transaction() or autocommit() block
+_thread_state = threading.local()
+
+
+class Offload:
+    """An app's worker threads for blocking DB work, made on first use in each process."""
+
+    def __init__(self, threads: int) -> None:
+        self._threads = threads
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    def submit(self, call: Callable[[], T]) -> Future[T]:
+        """Start the call on a worker thread."""
+        with self._lock:
+            # After a fork the parent's threads are gone: make the pool again.
+            if self._executor is None or self._pid != os.getpid():
+                self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="db")
+                self._pid = os.getpid()
+            return self._executor.submit(call)
+
+    def shutdown(self) -> None:
+        """Let the worker threads end once their calls are done."""
+        with self._lock:
+            if self._executor is not None and self._pid == os.getpid():
+                self._executor.shutdown(wait=False)
+            self._executor = None
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Give the app its worker threads for run_db (DB_OFFLOAD_THREADS of them)."""
+    app.extensions[_OFFLOAD] = Offload(settings.DB_OFFLOAD_THREADS)
+
+
+@dataclass
+class _Unit:
+    autocommit: bool
+    # The calls that ran in it so far: a conflict in the first is retried (see run_db).
+    calls: int = 0
+
+
+def _session_lock() -> asyncio.Lock:
+    lock: asyncio.Lock | None = g.get(_SESSION_LOCK)
+    if lock is None:
+        lock = asyncio.Lock()
+        setattr(g, _SESSION_LOCK, lock)
+    return lock
+
+
+def sql_may_block_here() -> bool:
+    """Whether blocking SQL is harmless on this thread: no loop runs here, or run_db said so."""
+    return asyncio._get_running_loop() is None or getattr(_thread_state, "inline", False)
+
+
+def _alone_on_loop() -> bool:
+    # A thread's loop serves one request at a time. When the calling task is the only one
+    # on it and no offloaded call holds the session, nothing could run during a blocking
+    # call: blocking delays no one, and a thread hop would cost ~150 us for nothing.
+    lock: asyncio.Lock | None = g.get(_SESSION_LOCK)
+    return (lock is None or not lock.locked()) and len(asyncio.all_tasks()) == 1
+
+
+async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking DB work on the request's own scoped session, never beside a sibling.
+
+    The call sees the request's context (so ``db.session`` is the request's session) and
+    calls of one request run one at a time, even when a view gathers several of them.
+    When other tasks share the loop (a gather), the call runs in a worker thread so they
+    go on meanwhile; when the view's task is alone, it runs in place, on the same session.
+    """
+    call = _retrying(fn, *args, **kwargs)
+    if _alone_on_loop():
+        _thread_state.inline = True
+        try:
+            return call()
+        finally:
+            _thread_state.inline = False
+    return await _in_worker(call)
+
+
+async def run_db_in_worker(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Like run_db, but always in a worker thread: for long work (an import, seconds).
+
+    In place, such work would be one coroutine step of seconds, which asyncio's debug mode
+    reports as a blocked loop; the thread hop costs nothing beside it.
+    """
+    return await _in_worker(_retrying(fn, *args, **kwargs))
+
+
+async def _in_worker(call: Callable[[], T]) -> T:
+    offload: Offload = current_app.extensions[_OFFLOAD]
+    context = contextvars.copy_context()
+    async with _session_lock():
+        future = offload.submit(functools.partial(context.run, call))
+        wrapped = asyncio.wrap_future(future)
+        try:
+            return await asyncio.shield(wrapped)
+        except asyncio.CancelledError:
+            # A thread cannot be interrupted: hold the lock until it is done with the session.
+            while not future.done():
+                try:
+                    await asyncio.wait([wrapped])
+                except asyncio.CancelledError:
+                    continue
+            raise
+
+
+def _retrying(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Callable[[], T]:
+    # A deadlock or serialization failure rolls the whole transaction back, and the same
+    # work usually succeeds on a second try. Trying again is only trying the transaction
+    # again when this call is all of it: every call under autocommit(), the first one of a
+    # transaction(). Only a second conflict reaches the client (409).
+    unit: _Unit | None = g.get(_UNIT)
+
+    def call() -> T:
+        if unit is None:
+            return fn(*args, **kwargs)
+        first = unit.autocommit or unit.calls == 0
+        unit.calls += 1
+        try:
+            return fn(*args, **kwargs)
+        except DBAPIError as error:
+            if not first or database_error_kind(error) != "conflict":
+                raise
+            log.info("write conflict; trying once more")
+            db.session.rollback()
+            return fn(*args, **kwargs)
+
+    return call
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[None]:
+    """Commit the request session's work when the block ends; roll it back if it raises."""
+    outer = _open_unit(autocommit=False)
+    try:
+        yield
+    except BaseException:
+        await run_db(_roll_back)
+        raise
+    else:
+        await run_db(db.session.commit)
+    finally:
+        setattr(g, _UNIT, outer)
+
+
+@asynccontextmanager
+async def autocommit() -> AsyncIterator[None]:
+    """Let every statement in the block commit as it runs: for reads and one-statement writes.
+
+    Two writes here would be two transactions, not one: use ``transaction()`` for those.
+    """
+    session = db.session()
+    if session.in_transaction():
+        yield  # inside a transaction already: the work joins it
+        return
+    outer = _open_unit(autocommit=True)
+    session.info[AUTOCOMMIT] = True
+    try:
+        yield
+    finally:
+        setattr(g, _UNIT, outer)
+        # Hand the connection back now, not at teardown: there is nothing to commit.
+        await run_db(_close_autocommit, session)
+
+
+def _open_unit(*, autocommit: bool) -> "_Unit | None":
+    outer: _Unit | None = g.get(_UNIT)
+    setattr(g, _UNIT, _Unit(autocommit))
+    return outer
+
+
+def _roll_back() -> None:
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        # The error on its way out says what went wrong; teardown discards the session.
+        log.debug("rollback after a failed unit of work failed too", exc_info=True)
+
+
+def _close_autocommit(session: FlaskSession) -> None:
+    del session.info[AUTOCOMMIT]
+    session.close()

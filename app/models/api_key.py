@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.session import Base
+from app.db.base import Base
 from app.db.types import BigId, utcnow
 
 PREFIX_LENGTH = 12

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from app.db import asyncpg_pool as pg
-from app.errors import database_error_kind
+from app.db.failures import database_error_kind
 from tests.factories import make_user
 from tests.helpers import assert_problem, failing_statements
 

@@ -18,8 +18,7 @@ from app import create_app
 from app.auth import public
 from app.config import Settings
 from app.db import asyncpg_pool
-from app.db.session import db
-from app.db.work import run_db
+from app.db.session import db, run_db
 from tests.helpers import assert_nothing_checked_out
 
 SLEEP = 0.05

@@ -9,8 +9,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.session import db
-from app.db.work import autocommit, run_db
+from app.db.session import autocommit, db, run_db
 from app.models import User
 from app.schemas.users import UserCreate
 from app.services import users

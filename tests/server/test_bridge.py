@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.config import Settings
-from app.server import Message, WSGIBridge
+from app.bridge import Message, WSGIBridge
 
 SETTINGS = Settings(WEB_THREADS=2, BODY_IDLE_TIMEOUT=0.2, STUCK_AFTER=0.2)
 

@@ -9,8 +9,7 @@ from flask import Flask
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from app.db.session import db
-from app.db.work import autocommit, run_db, transaction
+from app.db.session import autocommit, db, run_db, transaction
 from app.models import User
 from app.schemas.users import UserCreate
 from app.services import users
