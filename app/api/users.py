@@ -73,7 +73,8 @@ async def import_users(query: ImportQuery, raw: ImportBody) -> Response:
     if fmt is None:
         raise UnsupportedMediaTypeError("Send application/x-ndjson or text/csv.")
     # The whole import runs in one worker thread: reading the body blocks, and so does COPY.
-    # A body cut short raises before the import can commit: nothing of it is written.
+    # It commits its own transaction, all or nothing, at its end (services/bulk/transfer.py,
+    # target.finish): a body cut short raises before that, so nothing of it is written.
     report = await run_db_in_worker(bulk.import_users, whole_body(), fmt, query.on_conflict)
     return json_response(ImportResult.model_validate(report, from_attributes=True))
 

@@ -21,9 +21,9 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Callable
+import weakref
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -110,14 +110,16 @@ class Offload:
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Give the app its worker threads for run_db (DB_OFFLOAD_THREADS of them)."""
-    app.extensions[_OFFLOAD] = Offload(settings.DB_OFFLOAD_THREADS)
+    """Give the app its worker threads for run_db (DB_OFFLOAD_THREADS), ended with the app."""
+    offload = app.extensions[_OFFLOAD] = Offload(settings.DB_OFFLOAD_THREADS)
+    # At exit concurrent.futures joins the threads itself.
+    weakref.finalize(app, offload.shutdown).atexit = False
 
 
 @dataclass
 class _Unit:
     autocommit: bool
-    # The calls that ran in it so far: a conflict in the first is retried (see run_db).
+    # The calls that ran in it so far: a conflict in the first is retried (see _call).
     calls: int = 0
 
 
@@ -150,14 +152,14 @@ async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     When other tasks share the loop (a gather), the call runs in a worker thread so they
     go on meanwhile; when the view's task is alone, it runs in place, on the same session.
     """
-    call = _retrying(fn, *args, **kwargs)
+    unit: _Unit | None = g.get(_UNIT)
     if _alone_on_loop():
         _thread_state.inline = True
         try:
-            return call()
+            return _call(unit, fn, args, kwargs)
         finally:
             _thread_state.inline = False
-    return await _in_worker(call)
+    return await _in_worker(functools.partial(_call, unit, fn, args, kwargs))
 
 
 async def run_db_in_worker(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -166,7 +168,7 @@ async def run_db_in_worker(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwa
     In place, such work would be one coroutine step of seconds, which asyncio's debug mode
     reports as a blocked loop; the thread hop costs nothing beside it.
     """
-    return await _in_worker(_retrying(fn, *args, **kwargs))
+    return await _in_worker(functools.partial(_call, g.get(_UNIT), fn, args, kwargs))
 
 
 async def _in_worker(call: Callable[[], T]) -> T:
@@ -187,63 +189,60 @@ async def _in_worker(call: Callable[[], T]) -> T:
             raise
 
 
-def _retrying(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Callable[[], T]:
+def _call(
+    unit: "_Unit | None", fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> T:
     # A deadlock or serialization failure rolls the whole transaction back, and the same
     # work usually succeeds on a second try. Trying again is only trying the transaction
     # again when this call is all of it: every call under autocommit(), the first one of a
     # transaction(). Only a second conflict reaches the client (409).
-    unit: _Unit | None = g.get(_UNIT)
-
-    def call() -> T:
-        if unit is None:
-            return fn(*args, **kwargs)
-        first = unit.autocommit or unit.calls == 0
-        unit.calls += 1
-        try:
-            return fn(*args, **kwargs)
-        except DBAPIError as error:
-            if not first or database_error_kind(error) != "conflict":
-                raise
-            log.info("write conflict; trying once more")
-            db.session.rollback()
-            return fn(*args, **kwargs)
-
-    return call
-
-
-@asynccontextmanager
-async def transaction() -> AsyncIterator[None]:
-    """Commit the request session's work when the block ends; roll it back if it raises."""
-    outer = _open_unit(autocommit=False)
+    if unit is None:
+        return fn(*args, **kwargs)
+    first = unit.autocommit or unit.calls == 0
+    unit.calls += 1
     try:
-        yield
-    except BaseException:
-        await run_db(_roll_back)
-        raise
-    else:
-        await run_db(db.session.commit)
-    finally:
-        setattr(g, _UNIT, outer)
+        return fn(*args, **kwargs)
+    except DBAPIError as error:
+        if not first or database_error_kind(error) != "conflict":
+            raise
+        log.info("write conflict; trying once more")
+        db.session.rollback()
+        return fn(*args, **kwargs)
 
 
-@asynccontextmanager
-async def autocommit() -> AsyncIterator[None]:
+class transaction:  # noqa: N801 - used as a function: async with transaction()
+    """Commit the request session's work when the block ends; roll it back if it raises."""
+
+    async def __aenter__(self) -> None:
+        self._outer = _open_unit(autocommit=False)
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            await run_db(db.session.commit if kind is None else _roll_back)
+        finally:
+            setattr(g, _UNIT, self._outer)
+
+
+class autocommit:  # noqa: N801 - used as a function: async with autocommit()
     """Let every statement in the block commit as it runs: for reads and one-statement writes.
 
     Two writes here would be two transactions, not one: use ``transaction()`` for those.
+    Inside a transaction already, the work joins it.
     """
-    session = db.session()
-    if session.in_transaction():
-        yield  # inside a transaction already: the work joins it
-        return
-    outer = _open_unit(autocommit=True)
-    session.info[AUTOCOMMIT] = True
-    try:
-        yield
-    finally:
-        setattr(g, _UNIT, outer)
+
+    async def __aenter__(self) -> None:
+        session = self._session = db.session()
+        self._joined = session.in_transaction()
+        if not self._joined:
+            self._outer = _open_unit(autocommit=True)
+            session.info[AUTOCOMMIT] = True
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._joined:
+            return
+        setattr(g, _UNIT, self._outer)
         # Hand the connection back now, not at teardown: there is nothing to commit.
-        await run_db(_close_autocommit, session)
+        await run_db(_close_autocommit, self._session)
 
 
 def _open_unit(*, autocommit: bool) -> "_Unit | None":
