@@ -3,9 +3,10 @@
 import logging
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any, TypeVar
 
+import pydantic_core
 from flask import Response, current_app, request
 from flask_openapi3.types import ResponseDict
 from pydantic import BaseModel, ValidationError
@@ -145,6 +146,20 @@ def json_response(
     return Response(
         model.model_dump_json(), status=status, headers=headers, mimetype="application/json"
     )
+
+
+def page_response(
+    fields: Sequence[str], rows: Iterable[Sequence[Any]], cursor: str | None
+) -> Response:
+    """Serialise a page of rows of our own typed query without validating each row again.
+
+    The rows' columns are the item model's fields, in order (a test holds the users list to
+    it, byte for byte against the validated path); pydantic-core writes the values as the
+    model would. Validating 100 rows first cost ~300 us of a ~1,650 us request.
+    """
+    items = [dict(zip(fields, row, strict=True)) for row in rows]
+    body = pydantic_core.to_json({"items": items, "next_cursor": cursor})
+    return Response(body, mimetype="application/json")
 
 
 def problems(*statuses: int) -> ResponseDict:

@@ -34,6 +34,8 @@ USER_COLUMNS = (
     _users.c.updated_at,
 )
 UserRow = Row[int, str, str, datetime, datetime]
+# The columns' names, which are UserRead's fields in order (the list is written from rows).
+USER_FIELDS = tuple(column.name for column in USER_COLUMNS)
 
 USER_SORTS: dict[str, SortKey] = {
     "id": SortKey((User.id,), descending=False),

@@ -11,6 +11,8 @@ from flask.testing import FlaskClient
 
 from app.db.session import db
 from app.models import User
+from app.schemas.users import UserListQuery, UserPage, UserRead
+from app.services import users
 from tests.factories import make_user
 from tests.helpers import listening
 
@@ -191,3 +193,17 @@ def test_cursor_of_another_shape_says_start_again(
     response = client.get("/users", query_string={"sort": sort, "cursor": _forged(sort, key)})
     assert response.status_code == 400, response.get_data(as_text=True)
     assert "start again" in response.get_json()["detail"]
+
+
+def test_list_bytes_are_those_of_the_validated_page(app: Flask, client: FlaskClient) -> None:
+    # The list is written from rows without validating them: it must be what UserPage says.
+    for name in ["ann", "Émile", 'quote"and\\back', "<b>&amp;</b>", "日本語", "z" * 50]:
+        make_user(app, username=name, email=f"{len(name)}.{abs(hash(name))}@example.com")
+    assert tuple(UserRead.model_fields) == users.USER_FIELDS
+    for params in [{"limit": 100}, {"limit": 2, "sort": "-username"}]:
+        response = client.get("/users", query_string=params)
+        with app.test_request_context():
+            rows, cursor = users.list_users(UserListQuery.model_validate(params))
+        page = UserPage.model_validate({"items": rows, "next_cursor": cursor}, from_attributes=True)
+        assert response.get_data() == page.model_dump_json().encode()
+        assert response.mimetype == "application/json"
