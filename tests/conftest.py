@@ -17,7 +17,15 @@ from app import create_app
 from app.config import Settings
 from app.db.session import db
 from tests.factories import make_api_key
-from tests.helpers import BACKENDS, IN_CI, LiveServer, free_port, server_env, wait_until_serving
+from tests.helpers import (
+    BACKENDS,
+    IN_CI,
+    LiveServer,
+    free_port,
+    server_env,
+    stop,
+    wait_until_serving,
+)
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -180,12 +188,7 @@ def live_server(
         wait_until_serving(base_url, process, log_path)
         yield LiveServer(base_url, log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 _postgres_tests: set[str] = set()

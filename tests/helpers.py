@@ -140,6 +140,16 @@ def wait_until_serving(base_url: str, process: "subprocess.Popen[bytes]", log: P
         time.sleep(0.1)
 
 
+def stop(process: "subprocess.Popen[bytes]") -> None:
+    """Stop a server this test started: SIGTERM, then SIGKILL after 15 s; by its pid only."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 @dataclass(frozen=True)
 class LiveServer:
     """A server process serving the app: its base URL and its combined log."""

@@ -25,7 +25,7 @@ import pytest
 
 from app.config import Settings
 from app.observability import REQUEST_ID_HEADER
-from tests.helpers import LiveServer, free_port, wait_until_serving
+from tests.helpers import LiveServer, free_port, stop, wait_until_serving
 
 pytestmark = pytest.mark.live
 
@@ -260,12 +260,7 @@ def test_readme_run_command_serves_embedded_sqlite(tmp_path: Path) -> None:
             assert ready.status_code == 200, ready.text
             assert ready.json() == {"status": "ready"}
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop(process)
     assert (workdir / "instance" / "app.db").is_file(), log_path.read_text(errors="replace")
 
 
@@ -325,7 +320,6 @@ def test_readme_run_command_keeps_its_file_descriptors_flat(tmp_path: Path) -> N
                     after_100 = _open_fds(process.pid)
         after_1000 = _open_fds(process.pid)
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        stop(process)
     assert statuses == {200: 1_000}, log_path.read_text(errors="replace")[-3000:]
     assert after_1000 - after_100 < 10, (after_100, after_1000)
