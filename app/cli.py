@@ -57,11 +57,11 @@ def _require_current_schema() -> None:
         except SQLAlchemyError as error:
             message = f"cannot read the database's migration: {_reason(error)}"
             raise click.ClickException(message) from error
-    head = release().head
-    if not release().serves(revision):
+    this = release()
+    if not this.serves(revision):
         state = "has no schema yet" if revision is None else f"is at migration {revision}"
         raise click.ClickException(
-            f"the database {state}; this release needs {head}. Apply the migrations first: "
+            f"the database {state}; this release needs {this.head}. Apply the migrations first: "
             "alembic upgrade head (the container's migrate command)."
         )
 

@@ -20,7 +20,7 @@ import asyncpg
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from app.config import current_settings
+from app.config import Backend, current_settings
 from app.db import asyncpg_pool as pg
 from app.db import deadlines
 from app.db.session import db
@@ -51,7 +51,7 @@ class ImportRejectedError(UnprocessableError):
     """error mode found bad or duplicate rows: nothing was written."""
 
     def __init__(self, report: ImportReport) -> None:
-        problems = [{"line": e.line, "problem": e.problem} for e in report.errors]
+        problems = [problem.model_dump() for problem in report.errors]
         super().__init__(
             "Nothing was imported: some rows are invalid or duplicates (see errors). "
             "Fix them, or import with on_conflict=skip to write the others.",
@@ -67,9 +67,8 @@ class ImportConflictError(ImportRejectedError):
     status = HTTPStatus.CONFLICT
 
 
-def _move(target: Target, mode: Mode, report: ImportReport) -> int:
+def _move(target: Target, backend: Backend, mode: Mode, report: ImportReport) -> int:
     """Insert the judged lines; in skip mode, also skip names another writer took meanwhile."""
-    backend = current_settings().backend
     if mode == "error":
         return target.execute(move_rows(backend))
     moved = target.execute_unless_taken(move_rows(backend))
@@ -125,7 +124,7 @@ def import_users(
             report.skipped = report.rows
             raise ImportConflictError(report)
         try:
-            report.created = _move(target, mode, report)
+            report.created = _move(target, settings.backend, mode, report)
         except (IntegrityError, asyncpg.UniqueViolationError) as exc:
             # Someone else took a username or email of the file while it was read.
             report.note(0, TAKEN_MEANWHILE)
