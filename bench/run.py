@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
@@ -39,7 +39,7 @@ ADMIN_URL = os.environ.get(
 DB_NAME = "app_bench"
 USERS = 1000
 CHILDREN = resource.RUSAGE_CHILDREN
-GUNICORN = ["--workers", "2", "--worker-class", "gthread", "--threads", "4", "--no-control-socket"]
+OURS = "app:create_app()"
 
 
 @dataclass
@@ -119,17 +119,53 @@ def prepare_database(name: str = DB_NAME) -> tuple[str, str, int]:
     return url, token, int(first)
 
 
+SERVERS = ("gunicorn", "shipped", "granian-wsgi", "uvicorn")
+
+
+def _command(server: str, target: str, port: int, workers: int, threads: int) -> list[str]:
+    """The command line that serves ``target`` (module:attr, or module:factory())."""
+    bind = ["127.0.0.1", str(port)]
+    if server == "gunicorn":
+        return [
+            *("-m", "gunicorn", "--bind", ":".join(bind), "--workers", str(workers)),
+            *("--worker-class", "gthread", "--threads", str(threads), "--no-control-socket"),
+            target,
+        ]
+    if server == "shipped":
+        # Ours is python -m app.server itself; any other app gets the same server and bridge.
+        return ["-m", "app.server"] if target == OURS else ["-m", "bench.apps.served", target]
+    if server == "granian-wsgi":
+        # granian's own WSGI interface (no bridge): what the shipped server would be without
+        # app/bridge.py, whose reasons are in its docstring.
+        factory = target.endswith("()")
+        return [
+            *("-m", "granian", "--interface", "wsgi", "--host", bind[0], "--port", bind[1]),
+            *("--workers", str(workers), "--blocking-threads", str(threads), "--no-ws"),
+            *(["--factory"] if factory else []),
+            target.removesuffix("()"),
+        ]
+    return [
+        *("-m", "uvicorn", "--host", bind[0], "--port", bind[1], "--workers", str(workers)),
+        *("--no-access-log", "--log-level", "warning", target),
+    ]
+
+
 @contextmanager
-def gunicorn(target: str, env: dict[str, str], probe: str) -> Iterator[str]:
-    """Serve a WSGI target with the same gunicorn settings as every other variant."""
+def serve(
+    server: str, target: str, env: dict[str, str], probe: str, sizing: tuple[int, int] = (2, 4)
+) -> Iterator[tuple[str, int]]:
+    """Serve a target with one of SERVERS at ``sizing`` (processes, threads); yield the base
+    URL and the server's pid (its workers are its descendants). Stopped by pid at the end."""
+    workers, threads = sizing
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    log = Path(tempfile.mkdtemp(prefix="bench-")) / "gunicorn.log"
+    log = Path(tempfile.mkdtemp(prefix="bench-")) / f"{server}.log"
+    own = {"PORT": str(port), "WEB_CONCURRENCY": str(workers), "WEB_THREADS": str(threads)}
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN, target],
+            [sys.executable, *_command(server, target, port, workers, threads)],
             cwd=ROOT,
-            env={**os.environ, **env},
+            env={**os.environ, **env, **own},
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
@@ -142,21 +178,40 @@ def gunicorn(target: str, env: dict[str, str], probe: str) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{target} did not start; see {log}")
+                raise RuntimeError(f"{target} under {server} did not start; see {log}")
             time.sleep(0.1)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
-def server_pids(base: str) -> list[int]:
-    """The gunicorn master and workers serving ``base`` (their command lines name its port)."""
-    port = base.rsplit(":", 1)[1]
-    out = subprocess.run(
-        ["pgrep", "-f", f"127.0.0.1:{port}"], check=True, capture_output=True, text=True
-    )
-    return sorted(int(pid) for pid in out.stdout.split())
+@contextmanager
+def gunicorn(target: str, env: dict[str, str], probe: str) -> Iterator[str]:
+    """Serve a WSGI target under gunicorn gthread, 2 workers x 4 threads."""
+    with serve("gunicorn", target, env, probe) as (base, _):
+        yield base
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it (a server's master and workers)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, []))
+    return sorted(found)
 
 
 def _postgres_pids(url: str) -> list[int]:
@@ -217,15 +272,21 @@ end
 
 
 def wrk(
-    base: str, request: tuple[str, str], duration: int, connections: int, database: str
+    target: tuple[str, int],
+    request: tuple[str, str],
+    duration: int,
+    connections: int,
+    database: str,
 ) -> tuple[float, float, float, int, float, float, float]:
     """Run wrk for a bounded time; return requests/s, p50 ms, p99 ms, non-2xx count, and
     the CPU microseconds per request of the server's processes, PostgreSQL's and wrk's.
-    ``request`` is the path and the Lua script that makes each request.
+    ``target`` is the base URL and the server's pid, ``request`` the path and the Lua
+    script that makes each request.
 
     Requests/s on a shared two-core machine swing with whatever else runs; CPU per request
     under load says where the time goes, and moves far less.
     """
+    base, pid = target
     path, script = request
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script)
@@ -242,7 +303,7 @@ def wrk(
         lua.name,
         base + path,
     ]
-    servers, databases = server_pids(base), _postgres_pids(database)
+    servers, databases = process_tree(pid), _postgres_pids(database)
     # wrk is this process's only child that ends during the run: RUSAGE_CHILDREN is its CPU.
     before = (_cpu_seconds(servers), _cpu_seconds(databases), resource.getrusage(CHILDREN))
     output = subprocess.run(
@@ -265,115 +326,177 @@ def wrk(
     return rps, p50, p99, bad, server_us, postgres_us, client / count * 1e6
 
 
-def main() -> None:
-    """Run every variant and print the figures and ratios."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; figures are medians")
-    parser.add_argument("--connections", type=int, default=16)
-    args = parser.parse_args()
-    url, token, first_id = prepare_database()
-    env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-    get_one, get_list, post = "GET /users/{id}", "GET /users?limit=100", "POST /users"
-    plan = [
-        ("ours", "app:create_app()", {}, "/healthz", [get_one, get_list, post]),
-        ("tutorial", "bench.apps.tutorial:app", {}, "/users/1", [get_one, get_list, post]),
-        ("bare-wsgi", "bench.apps.bare:app", {}, "/users/1", [get_one, get_list, post]),
-        (
-            "trivial/our-loop",
+GET_ONE, GET_LIST, POST = "GET /users/{id}", "GET /users?limit=100", "POST /users"
+APP_ENDPOINTS = [GET_ONE, GET_LIST, POST]
+SCRIPTS = {
+    GET_ONE: ("/users/1", "get_one"),
+    GET_LIST: ("/users?limit=100", "plain"),
+    POST: ("/users", "post"),
+    "sync": ("/sync", "plain"),
+    "async": ("/async", "plain"),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One app under one server, and what is asked of it."""
+
+    name: str
+    server: str
+    target: str
+    probe: str
+    endpoints: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The app and its server, as the tables print them."""
+        return f"{self.name} [{self.server}]"
+
+
+def plan(servers: list[str]) -> list[Variant]:
+    """Every app under every WSGI server asked for, and the FastAPI peer under uvicorn."""
+    ours, sync_pair = "/healthz", ["sync", "async"]
+    variants = []
+    for server in servers:
+        variants += [
+            Variant("ours", server, OURS, ours, APP_ENDPOINTS),
+            Variant("tutorial", server, "bench.apps.tutorial:app", "/users/1", APP_ENDPOINTS),
+            Variant("bare-wsgi", server, "bench.apps.bare:app", "/users/1", APP_ENDPOINTS),
+            # The framework's floor: a Flask view that does nothing, and its async twin.
+            Variant("no-op flask", server, "bench.apps.trivial:app", "/sync", sync_pair),
+        ]
+    variants += [
+        Variant("fastapi", "uvicorn", "bench.apps.fastapi_peer:app", "/users/1", APP_ENDPOINTS),
+        # Flask's own async path (asgiref, a loop per request), under the shipped server only.
+        Variant(
+            "no-op asgiref",
+            "shipped",
             "bench.apps.trivial:app",
-            {"TRIVIAL_RUNNER": "ours"},
             "/sync",
-            ["sync", "async"],
-        ),
-        (
-            "trivial/asgiref",
-            "bench.apps.trivial:app",
+            sync_pair,
             {"TRIVIAL_RUNNER": "asgiref"},
-            "/sync",
-            ["sync", "async"],
         ),
     ]
-    scripts = {
-        get_one: ("/users/1", "get_one"),
-        get_list: ("/users?limit=100", "plain"),
-        post: ("/users", "post"),
-        "sync": ("/sync", "plain"),
-        "async": ("/async", "plain"),
-    }
+    return variants
+
+
+def measure(
+    variants: list[Variant], args: argparse.Namespace, url: str, token: str, first_id: int
+) -> list[Result]:
+    """Run every variant's endpoints, rounds interleaved; return each one's medians."""
+    env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     # Rounds interleave the variants, and medians are reported: a shared two-core machine
     # drifts, and a single run per variant would measure the drift.
     runs: dict[tuple[str, str], list[Result]] = {}
     for round_number in range(1, args.rounds + 1):
         print(f"round {round_number} of {args.rounds}", flush=True)
-        for variant, target, extra, probe, endpoints in plan:
-            # A pair compared by ratio (sync and async) alternates a few times inside one
-            # server, so a burst of noise on the machine hits both sides alike.
-            repeats = 3 if endpoints == ["sync", "async"] else 1
-            with gunicorn(target, {**env, **extra}, probe) as base:
-                for endpoint in endpoints * repeats:
-                    path, kind = scripts[endpoint]
+        for variant in variants:
+            # A pair compared by ratio (sync and async) alternates inside one server, so a
+            # burst of noise on the machine hits both sides alike.
+            repeats = 2 if len(variant.endpoints) == 2 else 1
+            sizing = (args.workers, args.threads)
+            with serve(
+                variant.server, variant.target, {**env, **variant.env}, variant.probe, sizing
+            ) as served:
+                for endpoint in variant.endpoints * repeats:
+                    path, kind = SCRIPTS[endpoint]
+                    # A script each: the POST script's names are unique to it (a warm-up
+                    # sharing it would make the measured run's names 409s).
+                    warm_up = (path, _lua(kind, token, first_id))
+                    wrk(served, warm_up, 1, args.connections, url)  # not counted
                     load = (path, _lua(kind, token, first_id))
-                    wrk(base, load, 1, args.connections, url)  # warm-up, not counted
-                    figures = wrk(base, load, args.duration, args.connections, url)
-                    runs.setdefault((variant, endpoint), []).append(
-                        Result(variant, endpoint, *figures)
+                    figures = wrk(served, load, args.duration, args.connections, url)
+                    runs.setdefault((variant.label, endpoint), []).append(
+                        Result(variant.label, endpoint, *figures)
                     )
-    results: list[Result] = []
-    print("\nmedians; CPU per request under load: gunicorn, PostgreSQL (this database), wrk")
-    for (variant, endpoint), done in runs.items():
+    results = []
+    for (label, endpoint), done in runs.items():
         rps, p50, p99, server, postgres, client = (
             statistics.median(getattr(r, name) for r in done)
             for name in ("rps", "p50_ms", "p99_ms", "server_us", "postgres_us", "client_us")
         )
         bad = sum(r.non_2xx for r in done)
-        result = Result(variant, endpoint, rps, p50, p99, bad, server, postgres, client)
-        results.append(result)
+        results.append(Result(label, endpoint, rps, p50, p99, bad, server, postgres, client))
         spread = ", ".join(f"{r.rps:.0f}" for r in done)
         print(
-            f"{variant:<18} {endpoint:<22} {result.rps:>7.0f} req/s  p50 {result.p50_ms:6.2f} ms"
-            f"  p99 {result.p99_ms:6.2f} ms  cpu {result.server_us:5.0f} / "
-            f"{result.postgres_us:4.0f} / {result.client_us:3.0f} us  non-2xx {bad}"
-            f"  (runs: {spread})",
+            f"{label:<26} {endpoint:<20} {rps:>7.0f} req/s  p50 {p50:6.2f} ms"
+            f"  p99 {p99:6.2f} ms  cpu {server:5.0f} / {postgres:4.0f} / {client:3.0f} us"
+            f"  non-2xx {bad}  (runs: {spread})",
             flush=True,
         )
+    return results
 
-    by = {(r.variant, r.endpoint): r.rps for r in results}
-    tutorial_get = by[("tutorial", get_one)]
-    print("\nratios (requests/s)")
-    ratios = [
-        (
-            "trivial async / sync, our loop",
-            by[("trivial/our-loop", "async")] / by[("trivial/our-loop", "sync")],
-            0.85,
-        ),
-        (
-            "trivial async / sync, asgiref",
-            by[("trivial/asgiref", "async")] / by[("trivial/asgiref", "sync")],
-            None,
-        ),
-        ("GET by id: ours / tutorial", by[("ours", get_one)] / tutorial_get, 2.5),
-        ("GET by id: ours / bare WSGI", by[("ours", get_one)] / by[("bare-wsgi", get_one)], 0.5),
-        ("GET list: ours / tutorial", by[("ours", get_list)] / by[("tutorial", get_list)], None),
-        ("GET list: ours / bare WSGI", by[("ours", get_list)] / by[("bare-wsgi", get_list)], None),
-        ("POST: ours / tutorial", by[("ours", post)] / by[("tutorial", post)], 3.0),
-        ("POST: ours / bare WSGI", by[("ours", post)] / by[("bare-wsgi", post)], None),
-    ]
-    for name, value, goal in ratios:
-        verdict = (
-            ""
-            if goal is None
-            else (f"  target >= {goal}: " + ("met" if value >= goal else "MISSED"))
-        )
-        print(f"  {name:<34} {value:6.2f}x{verdict}")
-    # What bounds "GET by id: ours / tutorial" from above: no Flask app beats a Flask view
-    # that does nothing, and no app at all beats the bare callable's one round trip.
-    print("\nceilings for GET by id / tutorial, same server settings")
-    for name, key in (
-        ("no-op Flask sync view / tutorial", ("trivial/asgiref", "sync")),
-        ("bare WSGI / tutorial", ("bare-wsgi", get_one)),
-    ):
-        print(f"  {name:<34} {by[key] / tutorial_get:6.2f}x")
+
+def print_targets(results: list[Result]) -> None:
+    """The issue's targets as ratios of requests/s and of server CPU per request."""
+    by = {(r.variant, r.endpoint): r for r in results}
+    shipped = "shipped"
+
+    def ratio(ours: str, other: str, endpoint: str, goal: float | None) -> None:
+        mine, theirs = by[(ours, endpoint)], by[(other, endpoint)]
+        speed, cpu = mine.rps / theirs.rps, theirs.server_us / mine.server_us
+        verdict = "" if goal is None else f"  >= {goal}: " + ("met" if speed >= goal else "MISSED")
+        name = f"{endpoint}: {ours.split(' [', maxsplit=1)[0]} / {other}"
+        print(f"  {name:<52} {speed:5.2f}x  (CPU {cpu:5.2f}x){verdict}")
+
+    ours = f"ours [{shipped}]"
+    print("\ntargets: ours under the shipped server against each (requests/s; CPU ratio")
+    print("is their server CPU per request over ours: above 1, we spend less)")
+    goals = {
+        GET_ONE: [("tutorial", 2.0), ("fastapi [uvicorn]", 2.5), ("bare-wsgi", 0.35)],
+        GET_LIST: [("tutorial", 2.0), ("fastapi [uvicorn]", 2.0)],
+        POST: [("tutorial", 3.0), ("fastapi [uvicorn]", 2.5)],
+    }
+    for endpoint, others in goals.items():
+        for other, goal in others:
+            label = other if "[" in other else f"{other} [{shipped}]"
+            ratio(ours, label, endpoint, goal)
+    if ("ours [gunicorn]", GET_ONE) in by:
+        ratio(ours, "ours [gunicorn]", GET_ONE, 1.6)
+    for runner in ("no-op flask", "no-op asgiref"):
+        key = f"{runner} [{shipped}]"
+        speed = by[(key, "async")].rps / by[(key, "sync")].rps
+        met = "met" if speed >= 0.9 else "MISSED"
+        verdict = f"  >= 0.9: {met}" if runner == "no-op flask" else ""
+        print(f"  {'async / sync view, ' + key:<52} {speed:5.2f}x{verdict}")
+
+    print("\nevery app under every server, against the bare callable and the no-op view")
+    servers = sorted({r.variant.split(" [")[1][:-1] for r in results} - {"uvicorn"})
+    for server in servers:
+        floor = by.get((f"no-op flask [{server}]", "sync"))
+        for endpoint in APP_ENDPOINTS:
+            bare = by[(f"bare-wsgi [{server}]", endpoint)]
+            for app_name in ("ours", "tutorial"):
+                mine = by[(f"{app_name} [{server}]", endpoint)]
+                line = f"  {server:<13} {endpoint:<20} {app_name:<8} / bare"
+                line += f" {mine.rps / bare.rps:5.2f}x"
+                if floor is not None and endpoint == GET_ONE:
+                    line += f"   / no-op view {mine.rps / floor.rps:5.2f}x"
+                print(line)
+
+
+def main() -> None:
+    """Run every variant and print the figures and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=4, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; figures are medians")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="processes, every server")
+    parser.add_argument("--threads", type=int, default=4, help="app threads in each")
+    parser.add_argument(
+        "--servers", default="gunicorn,shipped", help=f"WSGI servers, of {SERVERS[:3]}"
+    )
+    args = parser.parse_args()
+    url, token, first_id = prepare_database()
+    variants = plan(args.servers.split(","))
+    print(
+        f"{args.workers} processes x {args.threads} threads, wrk 2 threads x "
+        f"{args.connections} connections, {args.rounds} rounds of {args.duration} s; medians;"
+        " CPU per request under load: the server's processes, PostgreSQL (this database), wrk"
+    )
+    results = measure(variants, args, url, token, first_id)
+    print_targets(results)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "http.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
