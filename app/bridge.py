@@ -15,13 +15,12 @@ slow database (30 such requests once held it 15 s).
 
 import asyncio
 import contextvars
+import io
 import json
 import logging
-import re
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from urllib.parse import unquote_to_bytes
 
 from app.config import Settings
 from app.errors import RETRY_AFTER_SECONDS
+from app.observability import request_id_from
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("app.access")
@@ -43,7 +43,6 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 SPOOL_IN_MEMORY = 1 << 20  # a body past this goes to a temporary file
 FIRST_CHUNKS = 64 << 10  # sent from the app's one thread hop; the rest is streamed
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _NO_BODY = b""
 _TOO_LARGE = "The body is larger than this server takes (MAX_UPLOAD_BYTES)."
 
@@ -134,9 +133,7 @@ class WSGIBridge:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = headers.get("x-request-id", "")
-        if not _SANE_REQUEST_ID.fullmatch(request_id):
-            request_id = uuid.uuid4().hex
+        request_id = request_id_from(headers.get("x-request-id", ""))
         if scope["path"] == "/healthz" and scope["method"] in {"GET", "HEAD"}:
             status, sent = await self._health(send, request_id)
             self._log(scope, started, _Outcome(status, sent, request_id))
@@ -181,9 +178,9 @@ class WSGIBridge:
     async def _body(self, headers: dict[str, str], receive: Receive) -> tuple[IO[bytes], int]:
         declared_text = headers.get("content-length")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         if declared_text is None and not chunked:
-            return body, 0
+            return io.BytesIO(), 0
+        body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         declared = int(declared_text) if declared_text and declared_text.isdigit() else None
         if declared is not None and declared > self._max_body:
             body.close()

@@ -1,6 +1,9 @@
 """Health, readiness, request ids and what a dead database looks like."""
 
 import logging
+import os
+import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from werkzeug.test import TestResponse
 from app import create_app
 from app.config import Settings
 from app.db.session import db
-from app.observability import REQUEST_ID_HEADER
+from app.observability import REQUEST_ID_HEADER, request_id_from
 
 
 def test_healthz_is_200(client: FlaskClient) -> None:
@@ -87,6 +90,26 @@ def test_insane_request_id_is_replaced(client: FlaskClient, sent: str) -> None:
     response = client.get("/healthz", headers={REQUEST_ID_HEADER: sent})
     assert response.headers[REQUEST_ID_HEADER] != sent
     assert len(response.headers[REQUEST_ID_HEADER]) == 32
+
+
+def test_new_request_ids_differ_across_forked_workers() -> None:
+    # The server forks its workers after importing the app: each must draw its own ids.
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12 warns of fork() beside threads; the child only writes and leaves.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: send one new id, leave at once
+        os.write(write, request_id_from("").encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    mine = {request_id_from("") for _ in range(1000)}
+    assert len(mine) == 1000
+    assert child not in mine
+    assert all(re.fullmatch(r"[0-9a-f]{32}", new) for new in (*mine, child))
 
 
 def test_error_log_line_carries_the_request_id(
