@@ -162,6 +162,17 @@ def page_response(
     return Response(body, mimetype="application/json")
 
 
+def row_response(
+    fields: Sequence[str],
+    row: Sequence[Any],
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Serialise one row of our own typed query as page_response writes each of its items."""
+    body = pydantic_core.to_json(dict(zip(fields, row, strict=True)))
+    return Response(body, status=status, headers=headers, mimetype="application/json")
+
+
 def problems(*statuses: int) -> ResponseDict:
     """Document error responses as problem+json for the OpenAPI layer."""
     return dict.fromkeys(statuses, Problem)

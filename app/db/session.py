@@ -33,6 +33,7 @@ from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from app.aio import tasks_alive
 from app.config import Settings
 from app.db.base import Base
 from app.db.failures import database_error_kind
@@ -141,7 +142,7 @@ def _alone_on_loop() -> bool:
     # on it and no offloaded call holds the session, nothing could run during a blocking
     # call: blocking delays no one, and a thread hop would cost ~150 us for nothing.
     lock: asyncio.Lock | None = g.get(_SESSION_LOCK)
-    return (lock is None or not lock.locked()) and len(asyncio.all_tasks()) == 1
+    return (lock is None or not lock.locked()) and tasks_alive() == 1
 
 
 async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:

@@ -207,3 +207,21 @@ def test_list_bytes_are_those_of_the_validated_page(app: Flask, client: FlaskCli
         page = UserPage.model_validate({"items": rows, "next_cursor": cursor}, from_attributes=True)
         assert response.get_data() == page.model_dump_json().encode()
         assert response.mimetype == "application/json"
+
+
+def test_one_user_bytes_are_those_of_the_validated_model(app: Flask, client: FlaskClient) -> None:
+    # GET, POST and PATCH write the row without validating it: it must be what UserRead says.
+    for name in ["Émile", 'quote"and\\back', "<b>&amp;</b>", "日本語"]:
+        created = client.post("/users", json={"username": name, "email": f"{len(name)}@ex.com"})
+        user_id = created.get_json()["id"]
+        changed = client.patch(f"/users/{user_id}", json={"email": f"{len(name)}@new.example"})
+        fetched = client.get(f"/users/{user_id}")
+        with app.test_request_context():
+            row = users.get_user(user_id)
+        assert fetched.get_data() == UserRead.model_validate(row).model_dump_json().encode()
+        assert changed.get_data() == fetched.get_data()
+        for response in (created, changed, fetched):
+            again = UserRead.model_validate(response.get_json()).model_dump_json().encode()
+            assert response.get_data() == again
+            assert response.mimetype == "application/json"
+
