@@ -347,6 +347,7 @@ class Variant:
     probe: str
     endpoints: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    sizing: tuple[int, int] | None = None  # processes, threads; None: the run's
 
     @property
     def label(self) -> str:
@@ -367,6 +368,8 @@ def plan(servers: list[str]) -> list[Variant]:
             Variant("no-op flask", server, "bench.apps.trivial:app", "/sync", sync_pair),
         ]
     variants += [
+        # What served ours before the shipped server: gunicorn gthread, 2 x 4.
+        Variant("ours as served before", "gunicorn", OURS, ours, [GET_ONE], sizing=(2, 4)),
         Variant("fastapi", "uvicorn", "bench.apps.fastapi_peer:app", "/users/1", APP_ENDPOINTS),
         # Flask's own async path (asgiref, a loop per request), under the shipped server only.
         Variant(
@@ -395,7 +398,7 @@ def measure(
             # A pair compared by ratio (sync and async) alternates inside one server, so a
             # burst of noise on the machine hits both sides alike.
             repeats = 2 if len(variant.endpoints) == 2 else 1
-            sizing = (args.workers, args.threads)
+            sizing = variant.sizing or (args.workers, args.threads)
             with serve(
                 variant.server, variant.target, {**env, **variant.env}, variant.probe, sizing
             ) as served:
@@ -452,8 +455,7 @@ def print_targets(results: list[Result]) -> None:
         for other, goal in others:
             label = other if "[" in other else f"{other} [{shipped}]"
             ratio(ours, label, endpoint, goal)
-    if ("ours [gunicorn]", GET_ONE) in by:
-        ratio(ours, "ours [gunicorn]", GET_ONE, 1.6)
+    ratio(ours, "ours as served before [gunicorn]", GET_ONE, 1.6)
     for runner in ("no-op flask", "no-op asgiref"):
         key = f"{runner} [{shipped}]"
         speed = by[(key, "async")].rps / by[(key, "sync")].rps
@@ -482,13 +484,31 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=4, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; figures are medians")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2, help="processes, every server")
-    parser.add_argument("--threads", type=int, default=4, help="app threads in each")
+    shipped = Settings()  # the shipped server's defaults on this machine
+    parser.add_argument(
+        "--workers", type=int, default=shipped.WEB_CONCURRENCY, help="processes, every server"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=shipped.WEB_THREADS, help="app threads in each"
+    )
     parser.add_argument(
         "--servers", default="gunicorn,shipped", help=f"WSGI servers, of {SERVERS[:3]}"
     )
+    parser.add_argument(
+        "--sweep",
+        help="instead: ours under the shipped server at each PROCESSESxTHREADS, e.g. 2x4,4x2",
+    )
     args = parser.parse_args()
     url, token, first_id = prepare_database()
+    if args.sweep:
+        sizes = [tuple(int(n) for n in size.split("x")) for size in args.sweep.split(",")]
+        sweep = [
+            Variant(f"ours {w}x{t}", "shipped", OURS, "/healthz", APP_ENDPOINTS, sizing=(w, t))
+            for w, t in sizes
+        ]
+        print(f"sweep, wrk 2 threads x {args.connections} connections, medians of {args.rounds}")
+        measure(sweep, args, url, token, first_id)
+        return
     variants = plan(args.servers.split(","))
     print(
         f"{args.workers} processes x {args.threads} threads, wrk 2 threads x "

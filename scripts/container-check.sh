@@ -93,11 +93,15 @@ psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATAB
 docker run --rm --network host -e DATABASE_URL="$DB_URL" "$IMAGE" migrate
 
 step "serve on 127.0.0.1:$PORT"
+# No WEB_CONCURRENCY: the default is 2 processes per CPU the container may use (--cpus 1).
 docker run -d --name user-api-check --network host -e PORT="$PORT" -e HOST=127.0.0.1 \
-    -e WEB_CONCURRENCY=2 -e GRACEFUL_TIMEOUT=20 -e DATABASE_URL="$DB_URL" \
+    -e GRACEFUL_TIMEOUT=20 -e DATABASE_URL="$DB_URL" --cpus 1 \
     --stop-timeout 30 "$IMAGE" >/dev/null
 base="http://127.0.0.1:$PORT"
 for _ in $(seq 1 60); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.5; done
+processes=$(docker exec user-api-check python3 -c \
+    "from app.config import Settings; print(Settings().WEB_CONCURRENCY)")
+[ "$processes" = 2 ] || { echo "--cpus 1 should default to 2 server processes, not $processes" >&2; exit 1; }
 curl -fsS "$base/healthz"; echo
 curl -fsS "$base/readyz"; echo
 uid=$(docker exec user-api-check id -u)

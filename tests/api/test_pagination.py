@@ -224,4 +224,3 @@ def test_one_user_bytes_are_those_of_the_validated_model(app: Flask, client: Fla
             again = UserRead.model_validate(response.get_json()).model_dump_json().encode()
             assert response.get_data() == again
             assert response.mimetype == "application/json"
-

@@ -1,0 +1,42 @@
+"""Defaults the settings compute from the machine."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from app.config import Settings, available_cpus
+
+AFFINITY = len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [
+        ("max 100000\n", AFFINITY),  # no quota
+        ("100000 100000\n", 1),  # docker --cpus 1
+        ("150000 100000\n", min(AFFINITY, 2)),  # --cpus 1.5: a part CPU counts
+        ("5000 100000\n", 1),  # a twentieth is still one
+        ("9900000 100000\n", AFFINITY),  # a quota above the CPUs there are
+        ("garbage\n", AFFINITY),
+        (None, AFFINITY),  # no cgroup v2 file at all
+    ],
+)
+def test_available_cpus_honours_a_cgroup_quota(
+    tmp_path: Path, cpu_max: str | None, expected: int
+) -> None:
+    path = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        path.write_text(cpu_max)
+    assert available_cpus(path) == expected
+
+
+def test_processes_default_to_two_per_cpu_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.delenv("WEB_THREADS", raising=False)
+    assert 2 * available_cpus() == Settings().WEB_CONCURRENCY
+    assert Settings().WEB_THREADS == 4
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert Settings().WEB_CONCURRENCY == 3
