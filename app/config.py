@@ -17,17 +17,28 @@ SETTINGS = "settings"  # the app's Settings, in app.extensions
 CLIENT_DEADLINE_GRACE = 1.0
 
 
-def available_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
-    """The CPUs this process may use: its affinity, capped by a cgroup v2 quota (--cpus)."""
+def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this process may use: its affinity, capped by a cgroup quota (--cpus)."""
     count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    count = count or 1
+    quota = _cpu_quota(cgroup)
+    return min(count or 1, quota) if quota else count or 1
+
+
+def _cpu_quota(cgroup: Path) -> int | None:
+    # cgroup v2: "cpu.max" holds "<quota> <period>" or "max <period>". v1 (Docker on older
+    # hosts, this CI's engine): cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us.
     try:
-        quota, period = cpu_max.read_text().split()
-        if quota != "max":
-            count = min(count, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass  # no cgroup v2 quota: the affinity is the limit
-    return count
+        if (cgroup / "cpu.max").exists():
+            quota, period = (cgroup / "cpu.max").read_text().split()
+        else:
+            v1 = next(d for d in (cgroup / "cpu", cgroup / "cpu,cpuacct") if d.is_dir())
+            quota = (v1 / "cpu.cfs_quota_us").read_text().strip()
+            period = (v1 / "cpu.cfs_period_us").read_text().strip()
+        if quota in {"max", "-1"}:
+            return None
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError, StopIteration):
+        return None  # no quota readable: the affinity is the limit
 
 
 class Settings(BaseSettings):

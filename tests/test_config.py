@@ -19,16 +19,32 @@ AFFINITY = len(os.sched_getaffinity(0))
         ("5000 100000\n", 1),  # a twentieth is still one
         ("9900000 100000\n", AFFINITY),  # a quota above the CPUs there are
         ("garbage\n", AFFINITY),
-        (None, AFFINITY),  # no cgroup v2 file at all
+        (None, AFFINITY),  # no cgroup file at all
     ],
 )
-def test_available_cpus_honours_a_cgroup_quota(
+def test_available_cpus_honours_a_cgroup_v2_quota(
     tmp_path: Path, cpu_max: str | None, expected: int
 ) -> None:
-    path = tmp_path / "cpu.max"
     if cpu_max is not None:
-        path.write_text(cpu_max)
-    assert available_cpus(path) == expected
+        (tmp_path / "cpu.max").write_text(cpu_max)
+    assert available_cpus(tmp_path) == expected
+
+
+@pytest.mark.parametrize(
+    ("folder", "quota", "expected"),
+    [
+        ("cpu", "-1", AFFINITY),  # no quota
+        ("cpu", "100000", 1),  # docker --cpus 1 on a cgroup v1 host
+        ("cpu,cpuacct", "150000", min(AFFINITY, 2)),
+    ],
+)
+def test_available_cpus_honours_a_cgroup_v1_quota(
+    tmp_path: Path, folder: str, quota: str, expected: int
+) -> None:
+    (tmp_path / folder).mkdir()
+    (tmp_path / folder / "cpu.cfs_quota_us").write_text(f"{quota}\n")
+    (tmp_path / folder / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(tmp_path) == expected
 
 
 def test_processes_default_to_two_per_cpu_and_the_environment_wins(
