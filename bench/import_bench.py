@@ -28,7 +28,15 @@ from app import create_app
 from app.config import Settings
 from app.db.session import db
 from app.services.api_keys import ALL_SCOPES, create_api_key
-from bench.run import OURS, ROOT, create_tutorial_table, fresh_database, process_tree, serve
+from bench.run import (
+    OURS,
+    ROOT,
+    create_tutorial_table,
+    fresh_database,
+    process_tree,
+    serve,
+    server_env,
+)
 
 DB_NAME = "app_import_bench"
 LOOP_ROWS = 5_000
@@ -136,10 +144,6 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _server_env(url: str) -> dict[str, str]:
-    return {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-
-
 def measure_memory(server: str, url: str, token: str, big: Path, rows: int) -> None:
     """Peak RSS of the server's largest process importing, then exporting, ``rows`` users.
 
@@ -147,7 +151,7 @@ def measure_memory(server: str, url: str, token: str, big: Path, rows: int) -> N
     server's bridge spools a body past 1 MiB to disk, and this says whether that holds.
     """
     _truncate(url)
-    with serve(server, OURS, _server_env(url), "/healthz") as (base, pid):
+    with serve(server, OURS, server_env(url), "/healthz") as (base, pid):
         pids = process_tree(pid)
 
         def peak() -> float:
@@ -195,7 +199,7 @@ def main() -> None:
     # The machine may be shared: the five are interleaved, round after round, and each
     # is judged by its median, so a busy moment does not fall on one of them only.
     runs: dict[str, list[float]] = {name: [] for name in NAMES}
-    with serve("shipped", OURS, _server_env(url), "/healthz") as (base, _):
+    with serve("shipped", OURS, server_env(url), "/healthz") as (base, _):
         for round_number in range(1, args.rounds + 1):
             print(f"round {round_number}")
             _truncate(url)

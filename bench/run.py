@@ -190,11 +190,9 @@ def serve(
             process.wait()
 
 
-@contextmanager
-def gunicorn(target: str, env: dict[str, str], probe: str) -> Iterator[str]:
-    """Serve a WSGI target under gunicorn gthread, 2 workers x 4 threads."""
-    with serve("gunicorn", target, env, probe) as (base, _):
-        yield base
+def server_env(url: str) -> dict[str, str]:
+    """What every served app of bench/ gets in its environment: the database, quiet logs."""
+    return {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
 
 
 def process_tree(root: int) -> list[int]:
@@ -328,6 +326,7 @@ def wrk(
 
 GET_ONE, GET_LIST, POST = "GET /users/{id}", "GET /users?limit=100", "POST /users"
 APP_ENDPOINTS = [GET_ONE, GET_LIST, POST]
+SYNC_PAIR = ["sync", "async"]  # a view and its async twin, compared by ratio
 SCRIPTS = {
     GET_ONE: ("/users/1", "get_one"),
     GET_LIST: ("/users?limit=100", "plain"),
@@ -357,7 +356,7 @@ class Variant:
 
 def plan(servers: list[str]) -> list[Variant]:
     """Every app under every WSGI server asked for, and the FastAPI peer under uvicorn."""
-    ours, sync_pair = "/healthz", ["sync", "async"]
+    ours = "/healthz"
     variants = []
     for server in servers:
         variants += [
@@ -365,7 +364,7 @@ def plan(servers: list[str]) -> list[Variant]:
             Variant("tutorial", server, "bench.apps.tutorial:app", "/users/1", APP_ENDPOINTS),
             Variant("bare-wsgi", server, "bench.apps.bare:app", "/users/1", APP_ENDPOINTS),
             # The framework's floor: a Flask view that does nothing, and its async twin.
-            Variant("no-op flask", server, "bench.apps.trivial:app", "/sync", sync_pair),
+            Variant("no-op flask", server, "bench.apps.trivial:app", "/sync", SYNC_PAIR),
         ]
     variants += [
         # What served ours before the shipped server: gunicorn gthread, 2 x 4.
@@ -377,7 +376,7 @@ def plan(servers: list[str]) -> list[Variant]:
             "shipped",
             "bench.apps.trivial:app",
             "/sync",
-            sync_pair,
+            SYNC_PAIR,
             {"TRIVIAL_RUNNER": "asgiref"},
         ),
     ]
@@ -388,7 +387,7 @@ def measure(
     variants: list[Variant], args: argparse.Namespace, url: str, token: str, first_id: int
 ) -> list[Result]:
     """Run every variant's endpoints, rounds interleaved; return each one's medians."""
-    env = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    env = server_env(url)
     # Rounds interleave the variants, and medians are reported: a shared two-core machine
     # drifts, and a single run per variant would measure the drift.
     runs: dict[tuple[str, str], list[Result]] = {}
@@ -397,7 +396,7 @@ def measure(
         for variant in variants:
             # A pair compared by ratio (sync and async) alternates inside one server, so a
             # burst of noise on the machine hits both sides alike.
-            repeats = 2 if len(variant.endpoints) == 2 else 1
+            repeats = 2 if variant.endpoints == SYNC_PAIR else 1
             sizing = variant.sizing or (args.workers, args.threads)
             with serve(
                 variant.server, variant.target, {**env, **variant.env}, variant.probe, sizing
@@ -431,15 +430,16 @@ def measure(
     return results
 
 
-def print_targets(results: list[Result]) -> None:
-    """The issue's targets as ratios of requests/s and of server CPU per request."""
+def print_targets(results: list[Result], servers: list[str]) -> None:
+    """The issue's targets as ratios of requests/s and of server CPU per request, then
+    every app under each of ``servers`` against the bare callable and the no-op view."""
     by = {(r.variant, r.endpoint): r for r in results}
     shipped = "shipped"
 
-    def ratio(ours: str, other: str, endpoint: str, goal: float | None) -> None:
+    def ratio(ours: str, other: str, endpoint: str, goal: float) -> None:
         mine, theirs = by[(ours, endpoint)], by[(other, endpoint)]
         speed, cpu = mine.rps / theirs.rps, theirs.server_us / mine.server_us
-        verdict = "" if goal is None else f"  >= {goal}: " + ("met" if speed >= goal else "MISSED")
+        verdict = f"  >= {goal}: " + ("met" if speed >= goal else "MISSED")
         name = f"{endpoint}: {ours.split(' [', maxsplit=1)[0]} / {other}"
         print(f"  {name:<52} {speed:5.2f}x  (CPU {cpu:5.2f}x){verdict}")
 
@@ -464,16 +464,15 @@ def print_targets(results: list[Result]) -> None:
         print(f"  {'async / sync view, ' + key:<52} {speed:5.2f}x{verdict}")
 
     print("\nevery app under every server, against the bare callable and the no-op view")
-    servers = sorted({r.variant.split(" [")[1][:-1] for r in results} - {"uvicorn"})
     for server in servers:
-        floor = by.get((f"no-op flask [{server}]", "sync"))
+        floor = by[(f"no-op flask [{server}]", "sync")]
         for endpoint in APP_ENDPOINTS:
             bare = by[(f"bare-wsgi [{server}]", endpoint)]
             for app_name in ("ours", "tutorial"):
                 mine = by[(f"{app_name} [{server}]", endpoint)]
                 line = f"  {server:<13} {endpoint:<20} {app_name:<8} / bare"
                 line += f" {mine.rps / bare.rps:5.2f}x"
-                if floor is not None and endpoint == GET_ONE:
+                if endpoint == GET_ONE:
                     line += f"   / no-op view {mine.rps / floor.rps:5.2f}x"
                 print(line)
 
@@ -509,14 +508,15 @@ def main() -> None:
         print(f"sweep, wrk 2 threads x {args.connections} connections, medians of {args.rounds}")
         measure(sweep, args, url, token, first_id)
         return
-    variants = plan(args.servers.split(","))
+    servers = args.servers.split(",")
+    variants = plan(servers)
     print(
         f"{args.workers} processes x {args.threads} threads, wrk 2 threads x "
         f"{args.connections} connections, {args.rounds} rounds of {args.duration} s; medians;"
         " CPU per request under load: the server's processes, PostgreSQL (this database), wrk"
     )
     results = measure(variants, args, url, token, first_id)
-    print_targets(results)
+    print_targets(results, servers)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "http.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
