@@ -19,9 +19,10 @@ CLIENT_DEADLINE_GRACE = 1.0
 
 def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     """The CPUs this process may use: its affinity, capped by a cgroup quota (--cpus)."""
-    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    count = (len(affinity) if affinity is not None else os.cpu_count()) or 1
     quota = _cpu_quota(cgroup)
-    return min(count or 1, quota) if quota else count or 1
+    return min(count, quota) if quota else count
 
 
 def _cpu_quota(cgroup: Path) -> int | None:

@@ -56,7 +56,8 @@ def main(factory: str = "app.server:asgi_app") -> None:
         interface=Interfaces.ASGI,
         # Named, not "auto" (which takes whatever is installed): uvloop ran the bridge's
         # event loop for ~40-50 us less CPU a request than asyncio's (275 against 316 us on
-        # a no-op view, 1,063 against 1,110 on GET /users/{id}; bench/run.py, 2 x 4).
+        # a no-op view, 1,063 against 1,110 on GET /users/{id}; 2 x 4, medians of 4
+        # interleaved rounds of 4 s timed with bench/run.py's serve() and wrk()).
         loop=Loops.uvloop if importlib.util.find_spec("uvloop") else Loops.asyncio,
         workers=settings.WEB_CONCURRENCY,
         backlog=1024,

@@ -157,7 +157,7 @@ def page_response(
     it, byte for byte against the validated path); pydantic-core writes the values as the
     model would. Validating 100 rows first cost ~300 us of a ~1,650 us request.
     """
-    items = [dict(zip(fields, row, strict=True)) for row in rows]
+    items = [_as_item(fields, row) for row in rows]
     body = pydantic_core.to_json({"items": items, "next_cursor": cursor})
     return Response(body, mimetype="application/json")
 
@@ -169,8 +169,12 @@ def row_response(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """Serialise one row of our own typed query as page_response writes each of its items."""
-    body = pydantic_core.to_json(dict(zip(fields, row, strict=True)))
+    body = pydantic_core.to_json(_as_item(fields, row))
     return Response(body, status=status, headers=headers, mimetype="application/json")
+
+
+def _as_item(fields: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(fields, row, strict=True))
 
 
 def problems(*statuses: int) -> ResponseDict:
