@@ -151,7 +151,7 @@ def measure_memory(server: str, url: str, token: str, big: Path, rows: int) -> N
     server's bridge spools a body past 1 MiB to disk, and this says whether that holds.
     """
     _truncate(url)
-    with serve(server, OURS, server_env(url), "/healthz") as (base, pid):
+    with serve(server, OURS, server_env(url)) as (base, pid):
         pids = process_tree(pid)
 
         def peak() -> float:
@@ -199,7 +199,7 @@ def main() -> None:
     # The machine may be shared: the five are interleaved, round after round, and each
     # is judged by its median, so a busy moment does not fall on one of them only.
     runs: dict[str, list[float]] = {name: [] for name in NAMES}
-    with serve("shipped", OURS, server_env(url), "/healthz") as (base, _):
+    with serve("shipped", OURS, server_env(url)) as (base, _):
         for round_number in range(1, args.rounds + 1):
             print(f"round {round_number}")
             _truncate(url)

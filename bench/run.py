@@ -40,6 +40,9 @@ DB_NAME = "app_bench"
 USERS = 1000
 CHILDREN = resource.RUSAGE_CHILDREN
 OURS = "app:create_app()"
+# Ours as it was when the serving-speed issue (#16) was filed, the commit before the
+# hardening (#14): what its "as served today" target compares with. Same schema (0003).
+FILED = "8a4ec4a"
 
 
 @dataclass
@@ -152,10 +155,15 @@ def _command(server: str, target: str, port: int, workers: int, threads: int) ->
 
 @contextmanager
 def serve(
-    server: str, target: str, env: dict[str, str], probe: str, sizing: tuple[int, int] = (2, 4)
+    server: str,
+    target: str,
+    env: dict[str, str],
+    sizing: tuple[int, int] = (2, 4),
+    tree: Path = ROOT,
 ) -> Iterator[tuple[str, int]]:
-    """Serve a target with one of SERVERS at ``sizing`` (processes, threads); yield the base
-    URL and the server's pid (its workers are its descendants). Stopped by pid at the end."""
+    """Serve a target of ``tree`` (a checkout) with one of SERVERS at ``sizing`` (processes,
+    threads); yield the base URL and the server's pid (its workers are its descendants).
+    Stopped by pid at the end."""
     workers, threads = sizing
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -164,8 +172,8 @@ def serve(
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, *_command(server, target, port, workers, threads)],
-            cwd=ROOT,
-            env={**os.environ, **env, **own},
+            cwd=tree,  # gunicorn reads the tree's gunicorn.conf.py, as it was served
+            env={**os.environ, **env, "PYTHONPATH": str(tree), **own},
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
@@ -173,7 +181,8 @@ def serve(
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(base + probe, timeout=1).status_code < 500:
+                # Any answer but a 5xx says the app is loaded (every app's / is a 404).
+                if httpx.get(base + "/", timeout=1).status_code < 500:
                     break
             except httpx.TransportError:
                 pass
@@ -190,9 +199,20 @@ def serve(
             process.wait()
 
 
+def checkout(revision: str) -> Path:
+    """The files of one revision of ours, in a temporary folder (git archive: no worktree
+    left registered in the repository)."""
+    tree = Path(tempfile.mkdtemp(prefix=f"bench-{revision}-"))
+    archive = subprocess.run(
+        ["git", "archive", revision], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
 def server_env(url: str) -> dict[str, str]:
     """What every served app of bench/ gets in its environment: the database, quiet logs."""
-    return {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    return {"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
 
 
 def process_tree(root: int) -> list[int]:
@@ -343,10 +363,10 @@ class Variant:
     name: str
     server: str
     target: str
-    probe: str
     endpoints: list[str]
     env: dict[str, str] = field(default_factory=dict)
     sizing: tuple[int, int] | None = None  # processes, threads; None: the run's
+    tree: Path = ROOT  # the checkout served: this one, or an earlier revision's
 
     @property
     def label(self) -> str:
@@ -354,28 +374,29 @@ class Variant:
         return f"{self.name} [{self.server}]"
 
 
-def plan(servers: list[str]) -> list[Variant]:
-    """Every app under every WSGI server asked for, and the FastAPI peer under uvicorn."""
-    ours = "/healthz"
+def plan(servers: list[str], filed: Path) -> list[Variant]:
+    """Every app under every WSGI server asked for, the FastAPI peer under uvicorn, and ours
+    as served before (``filed`` is the checkout of FILED)."""
     variants = []
     for server in servers:
         variants += [
-            Variant("ours", server, OURS, ours, APP_ENDPOINTS),
-            Variant("tutorial", server, "bench.apps.tutorial:app", "/users/1", APP_ENDPOINTS),
-            Variant("bare-wsgi", server, "bench.apps.bare:app", "/users/1", APP_ENDPOINTS),
+            Variant("ours", server, OURS, APP_ENDPOINTS),
+            Variant("tutorial", server, "bench.apps.tutorial:app", APP_ENDPOINTS),
+            Variant("bare-wsgi", server, "bench.apps.bare:app", APP_ENDPOINTS),
             # The framework's floor: a Flask view that does nothing, and its async twin.
-            Variant("no-op flask", server, "bench.apps.trivial:app", "/sync", SYNC_PAIR),
+            Variant("no-op flask", server, "bench.apps.trivial:app", SYNC_PAIR),
         ]
     variants += [
-        # What served ours before the shipped server: gunicorn gthread, 2 x 4.
-        Variant("ours as served before", "gunicorn", OURS, ours, [GET_ONE], sizing=(2, 4)),
-        Variant("fastapi", "uvicorn", "bench.apps.fastapi_peer:app", "/users/1", APP_ENDPOINTS),
+        # What served ours before the shipped server: gunicorn gthread, 2 x 4; today's code,
+        # and the code as it was when the issue was filed, on the same database.
+        Variant("ours as served before", "gunicorn", OURS, [GET_ONE], sizing=(2, 4)),
+        Variant(f"ours at {FILED}", "gunicorn", OURS, [GET_ONE], sizing=(2, 4), tree=filed),
+        Variant("fastapi", "uvicorn", "bench.apps.fastapi_peer:app", APP_ENDPOINTS),
         # Flask's own async path (asgiref, a loop per request), under the shipped server only.
         Variant(
             "no-op asgiref",
             "shipped",
             "bench.apps.trivial:app",
-            "/sync",
             SYNC_PAIR,
             {"TRIVIAL_RUNNER": "asgiref"},
         ),
@@ -399,7 +420,7 @@ def measure(
             repeats = 2 if variant.endpoints == SYNC_PAIR else 1
             sizing = variant.sizing or (args.workers, args.threads)
             with serve(
-                variant.server, variant.target, {**env, **variant.env}, variant.probe, sizing
+                variant.server, variant.target, {**env, **variant.env}, sizing, variant.tree
             ) as served:
                 for endpoint in variant.endpoints * repeats:
                     path, kind = SCRIPTS[endpoint]
@@ -455,7 +476,10 @@ def print_targets(results: list[Result], servers: list[str]) -> None:
         for other, goal in others:
             label = other if "[" in other else f"{other} [{shipped}]"
             ratio(ours, label, endpoint, goal)
-    ratio(ours, "ours as served before [gunicorn]", GET_ONE, 1.6)
+    ratio(ours, f"ours at {FILED} [gunicorn]", GET_ONE, 1.6)
+    now, before = by[(ours, GET_ONE)], by[("ours as served before [gunicorn]", GET_ONE)]
+    speed, cpu = now.rps / before.rps, before.server_us / now.server_us
+    print(f"  {GET_ONE + ': ours / this code, gunicorn 2x4':<52} {speed:5.2f}x  (CPU {cpu:5.2f}x)")
     for runner in ("no-op flask", "no-op asgiref"):
         key = f"{runner} [{shipped}]"
         speed = by[(key, "async")].rps / by[(key, "sync")].rps
@@ -502,14 +526,14 @@ def main() -> None:
     if args.sweep:
         sizes = [tuple(int(n) for n in size.split("x")) for size in args.sweep.split(",")]
         sweep = [
-            Variant(f"ours {w}x{t}", "shipped", OURS, "/healthz", APP_ENDPOINTS, sizing=(w, t))
+            Variant(f"ours {w}x{t}", "shipped", OURS, APP_ENDPOINTS, sizing=(w, t))
             for w, t in sizes
         ]
         print(f"sweep, wrk 2 threads x {args.connections} connections, medians of {args.rounds}")
         measure(sweep, args, url, token, first_id)
         return
     servers = args.servers.split(",")
-    variants = plan(servers)
+    variants = plan(servers, checkout(FILED))
     print(
         f"{args.workers} processes x {args.threads} threads, wrk 2 threads x "
         f"{args.connections} connections, {args.rounds} rounds of {args.duration} s; medians;"
