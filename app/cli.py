@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import IO, ParamSpec, TypeVar
 
 import click
-from flask import Flask
-from flask.cli import AppGroup
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import openapi
 from app.config import current_settings
 from app.db.migrations import SCHEMA_REVISION, release
 from app.db.session import db
@@ -326,7 +327,25 @@ def export_command(file: Path, fmt: str | None) -> None:
     )
 
 
+@click.command("openapi")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True, path_type=Path),
+    default="-",
+    help="File to write (default: standard output).",
+)
+@with_appcontext
+def openapi_command(output: Path) -> None:
+    """Write the OpenAPI document exactly as GET /openapi.json serves it."""
+    # Replaces flask-openapi3's command of this name, which printed its raw document: no
+    # problem+json errors, no 401/403/500/503, so clients generated from it were wrong.
+    with click.open_file(str(output), "wb") as out:
+        out.write(openapi.served_bytes(current_app))
+
+
 def init_app(app: Flask) -> None:
     """Register the CLI commands."""
     app.cli.add_command(api_keys)
     app.cli.add_command(users_cli)
+    app.cli.add_command(openapi_command)

@@ -4,7 +4,14 @@ finished once at start-up with what its generator cannot know about our conventi
 import copy
 from typing import Any
 
+from flask import Flask
+from pydantic import BaseModel
+
 from app.errors import PROBLEM_MIMETYPE
+from app.schemas.common import PROBLEM_OF_STATUS, Problem
+
+# The finished document, in app.extensions.
+DOCUMENT = "openapi_document"
 
 _REQUEST_ID_HEADER = {
     "description": "Echoes a sane X-Request-ID sent by the client, else a new id.",
@@ -27,12 +34,45 @@ CURSOR_DESCRIPTION = (
 )
 
 
-def _problem(description: str) -> dict[str, Any]:
+_SCHEMAS = "#/components/schemas/"
+# flask-openapi3's own model of a 422, which ours replaces.
+_THEIR_422 = "ValidationErrorModel"
+# Import bodies travel as the file itself: a generated client must send it unchanged, not
+# JSON-encode it as a string (openapi-fetch and hey-api did: a 422, or a 200 importing
+# nothing).
+_FILE_BODIES = {("post", "/users/import")}
+
+
+def served_bytes(app: Flask) -> bytes:
+    """Return the finished document exactly as GET /openapi.json serves it."""
+    return app.json.dumps(app.extensions[DOCUMENT]).encode()
+
+
+def _problem(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "description": description,
         "headers": {"X-Request-ID": _REQUEST_ID},
-        "content": {PROBLEM_MIMETYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "content": {PROBLEM_MIMETYPE: {"schema": schema}},
     }
+
+
+def _problem_schema(status: str, response: dict[str, Any]) -> dict[str, Any]:
+    # The view's own model where it names one (the import's); else this status's problem.
+    for content in response.get("content", {}).values():
+        ref = content.get("schema", {}).get("$ref")
+        if ref and ref != _SCHEMAS + _THEIR_422:
+            return {"$ref": ref}
+    model = PROBLEM_OF_STATUS.get(int(status), Problem)
+    return {"$ref": _SCHEMAS + model.__name__}
+
+
+def _add_component(schemas: dict[str, Any], model: type[BaseModel]) -> None:
+    if model.__name__ in schemas:
+        return
+    schema = model.model_json_schema(ref_template=_SCHEMAS + "{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        schemas.setdefault(name, definition)
+    schemas[model.__name__] = schema
 
 
 def _not_nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -55,18 +95,31 @@ def _not_nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _finish_operation(operation: dict[str, Any]) -> None:
+def _as_file(body: dict[str, Any]) -> None:
+    body["required"] = True
+    for mimetype, content in body["content"].items():
+        content["schema"] = {"type": "string", "format": "binary", "contentMediaType": mimetype}
+
+
+def _finish_operation(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     has_body = "requestBody" in operation
     # flask-openapi3 documents its own 422 model on any operation with inputs; ours is a
     # problem, and only bodies give 422 (bad parameters are 400).
-    responses.pop("422", None)
+    view_422 = responses.pop("422", {})
     if has_body:
-        responses["422"] = {"description": "Unprocessable Entity: the body failed validation."}
+        description = "Unprocessable Entity: the body failed validation."
+        responses["422"] = {**view_422, "description": description}
     for parameter in operation.get("parameters", []):
         _not_nullable(parameter["schema"])
         if parameter["name"] == "cursor":
-            parameter["description"] = parameter["schema"]["description"] = CURSOR_DESCRIPTION
+            # One named type for the parameter and the pages' next_cursor: what a page
+            # gives, a client can pass back.
+            cursor = parameter["schema"]
+            cursor["description"] = CURSOR_DESCRIPTION
+            schemas["Cursor"] = cursor
+            parameter["schema"] = {"$ref": _SCHEMAS + "Cursor"}
+            parameter["description"] = CURSOR_DESCRIPTION
     # Protected operations all reach the database; the public ones document their own.
     errors = {"500": _COMMON_ERRORS["500"]}
     if operation.get("security"):
@@ -76,7 +129,8 @@ def _finish_operation(operation: dict[str, Any]) -> None:
         responses.setdefault(status, {"description": description})
     for status, response in responses.items():
         if status.startswith(("4", "5")):
-            responses[status] = _problem(response.get("description") or status)
+            schema = _problem_schema(status, response)
+            responses[status] = _problem(response.get("description") or status, schema)
         else:
             response.setdefault("headers", {})["X-Request-ID"] = _REQUEST_ID
             if status == "201":
@@ -86,17 +140,29 @@ def _finish_operation(operation: dict[str, Any]) -> None:
 def finish(document: dict[str, Any]) -> dict[str, Any]:
     """Return the document with problem+json errors, auth errors and tidy parameters."""
     document = copy.deepcopy(document)
-    for path in document.get("paths", {}).values():
-        for method in _METHODS:
-            if method in path:
-                _finish_operation(path[method])
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    schemas.pop("ValidationErrorModel", None)
+    for route, path in document.get("paths", {}).items():
+        for method in _METHODS:
+            if method in path:
+                _finish_operation(path[method], schemas)
+                if (method, route) in _FILE_BODIES:
+                    _as_file(path[method]["requestBody"])
+    schemas.pop(_THEIR_422, None)
+    problems: tuple[type[BaseModel], ...] = (Problem, *PROBLEM_OF_STATUS.values())
+    for model in problems:
+        _add_component(schemas, model)
     for schema in schemas.values():
         required = set(schema.get("required", []))
         for name, member in schema.get("properties", {}).items():
             if name not in required and member.get("default", 0) is None:
                 _not_nullable(member)
+        # The variants of an update (schemas.common): null is no value of any member.
+        for variant in schema.get("anyOf", ()):
+            for member in variant.get("properties", {}).values():
+                _not_nullable(member)
+        next_cursor = schema.get("properties", {}).get("next_cursor")
+        if next_cursor is not None and "Cursor" in schemas:
+            next_cursor["anyOf"] = [{"$ref": _SCHEMAS + "Cursor"}, {"type": "null"}]
     components["headers"] = {"X-Request-ID": _REQUEST_ID_HEADER}
     return document

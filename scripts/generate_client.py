@@ -1,27 +1,36 @@
-"""Generate the typed Python client in clients/python from the served OpenAPI document.
+"""Generate the typed clients, clients/python and clients/typescript, from the served
+OpenAPI document.
 
 Usage (from the repository root): .venv/bin/python scripts/generate_client.py
 
 The document is the one GET /openapi.json serves, built in-process from an app on a
-throwaway embedded SQLite folder (nothing is migrated, no key is made), then handed to
-openapi-python-client with --fail-on-warning, less the few operations listed in
-OMITTED_OPERATIONS (with why). tests/test_client.py regenerates with generate() and fails
-when the committed client differs.
+throwaway embedded SQLite folder (nothing is migrated, no key is made).
+- Python: openapi-python-client with --fail-on-warning, less the few operations listed in
+  OMITTED_OPERATIONS (with why), each update body's variants folded into one model.
+- TypeScript: openapi-typescript (the version clients/typescript/package-lock.json pins,
+  installed there by `npm ci`) writes src/schema.d.ts; openapi-fetch makes the calls.
+tests/test_client.py and tests/test_typescript_client.py regenerate into a temporary folder
+and fail when the committed clients differ.
 """
 
 import importlib.metadata
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from app import create_app
 from app.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT_DIR = ROOT / "clients" / "python"
+TS_DIR = ROOT / "clients" / "typescript"
+# The generated types, under TS_DIR; the rest of the package is written by hand.
+TS_SCHEMA = Path("src") / "schema.d.ts"
 CONFIG = ROOT / "clients" / "openapi-python-client.yaml"
 # setup.py metadata: setuptools, like the service itself, if anyone installs the client.
 META = "setup"
@@ -48,9 +57,24 @@ def served_document() -> bytes:
         return response.get_data()
 
 
+def _one_update_model(schema: dict[str, Any]) -> None:
+    # An update is documented as "one of these members required" variants (app.schemas
+    # .common); the generator would write a class per variant and a union nobody wants to
+    # build. One model with every member optional is what Python can say; the server still
+    # answers an empty update with a 422.
+    variants = schema.get("anyOf")
+    if schema.get("minProperties") and variants and all("properties" in v for v in variants):
+        del schema["anyOf"]
+        schema["properties"] = variants[0]["properties"]
+        schema["additionalProperties"] = False
+
+
 def client_document(served: bytes) -> bytes:
-    """Return the served document without the operations the client leaves out."""
+    """Return the served document as the Python generator takes it: without the operations
+    the client leaves out, and with one model per update body."""
     document = json.loads(served)
+    for schema in document["components"]["schemas"].values():
+        _one_update_model(schema)
     paths = document["paths"]
     for method, path in OMITTED_OPERATIONS:
         if method not in paths.get(path, {}):
@@ -103,10 +127,43 @@ def generate(output: Path) -> None:
         raise RuntimeError(msg)
 
 
+def npm_ci() -> None:
+    """Install clients/typescript's locked packages, unless they are already installed."""
+    installed = TS_DIR / "node_modules" / ".package-lock.json"
+    lock = TS_DIR / "package-lock.json"
+    if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        msg = "npm is needed for the TypeScript client (Node 18+; Debian: apt-get install npm)"
+        raise RuntimeError(msg)
+    _run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=TS_DIR)
+
+
+def generate_typescript(output: Path) -> None:
+    """Write the TypeScript client's generated types for the served document to ``output``."""
+    npm_ci()
+    with tempfile.TemporaryDirectory(prefix="openapi-ts-") as work:
+        document = Path(work) / "openapi.json"
+        document.write_bytes(served_document())
+        generator = TS_DIR / "node_modules" / ".bin" / "openapi-typescript"
+        _run([str(generator), str(document), "--output", str(output)], cwd=TS_DIR)
+
+
+def _run(command: list[str], cwd: Path) -> None:
+    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        command, cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        msg = f"{command[0]} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        raise RuntimeError(msg)
+
+
 def main() -> int:
-    """Regenerate clients/python."""
+    """Regenerate clients/python and clients/typescript."""
     generate(CLIENT_DIR)
-    sys.stderr.write(f"Generated {CLIENT_DIR.relative_to(ROOT)}\n")
+    generate_typescript(TS_DIR / TS_SCHEMA)
+    sys.stderr.write(f"Generated {CLIENT_DIR.relative_to(ROOT)} and {TS_DIR.relative_to(ROOT)}\n")
     return 0
 
 

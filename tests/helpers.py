@@ -6,6 +6,7 @@ Fixtures live in the conftest.py files; typed factories in tests/factories.py.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -160,3 +161,12 @@ class LiveServer:
     def log(self) -> str:
         """Return the end of the server's log (access and error lines)."""
         return self.log_path.read_text(errors="replace")[-20_000:]
+
+
+def readme_block(heading: str, language: str) -> str:
+    """The first ``language`` code block in README.md's section ``heading`` (its ## line)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    match = re.search(rf"```{language}\n(.*?)```", section, re.DOTALL)
+    assert match, f"README.md's section {heading!r} has no {language} block"
+    return match.group(1)

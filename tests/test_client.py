@@ -1,23 +1,28 @@
-"""The generated typed client (clients/python): in step with the served document, and
-working end to end against gunicorn on PostgreSQL.
+"""The generated typed client (clients/python): in step with the served document, installable
+and importable by name, and working end to end against the shipped server on PostgreSQL.
 
-The client is imported as ``clients.python.user_management_client``: the repository root is
-on sys.path (tests is a package) and the generated code imports itself relatively, so
-neither an install nor a path change is needed, and mypy checks these calls against it.
+The suite imports it by name, ``user_management_client``, as its users do: pytest's
+``pythonpath`` and mypy's ``mypy_path`` (pyproject.toml) put clients/python on the path, so
+mypy checks these calls against it. A subprocess test installs it with pip and runs the
+README's snippet from an unrelated folder.
 """
 
 import filecmp
+import os
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pathspec
 import pytest
-
-from clients.python.user_management_client import AuthenticatedClient
-from clients.python.user_management_client.api.auth import get_whoami
-from clients.python.user_management_client.api.posts import (
+from user_management_client import AuthenticatedClient
+from user_management_client.api.auth import get_whoami
+from user_management_client.api.posts import (
     create_post,
     delete_post,
     get_post,
@@ -26,7 +31,7 @@ from clients.python.user_management_client.api.posts import (
     replace_post,
     update_post,
 )
-from clients.python.user_management_client.api.users import (
+from user_management_client.api.users import (
     create_user,
     delete_user,
     get_user,
@@ -34,7 +39,8 @@ from clients.python.user_management_client.api.users import (
     replace_user,
     update_user,
 )
-from clients.python.user_management_client.models import (
+from user_management_client.models import (
+    ConflictProblem,
     PostCreate,
     PostPage,
     PostRead,
@@ -44,24 +50,31 @@ from clients.python.user_management_client.models import (
     UserPage,
     UserRead,
     UserUpdate,
+    ValidationProblem,
     WhoAmI,
 )
-from clients.python.user_management_client.types import Response, Unset
-from scripts.generate_client import CLIENT_DIR, generate
-from tests.helpers import LiveServer
+from user_management_client.types import Response
+
+from scripts.generate_client import CLIENT_DIR, ROOT, generate
+from tests.helpers import LiveServer, readme_block
 
 M = TypeVar("M")
 
-# Caches that tools may leave beside the committed client; never part of it.
-_NOT_GENERATED = frozenset({"__pycache__", ".ruff_cache", ".mypy_cache", ".pytest_cache"})
 TIMEOUT = httpx.Timeout(10.0)
+README = ROOT / "README.md"
+# Caches that tools write into any folder they run in, which also ignore themselves (each
+# holds a .gitignore of "*"), so the client's own .gitignore need not list them.
+_SELF_IGNORED = ("__pycache__/", ".ruff_cache/", ".mypy_cache/", ".pytest_cache/")
 
 
 def _tree(root: Path) -> set[Path]:
+    """The files of a client folder that git would see: what its .gitignore leaves."""
+    ignore = CLIENT_DIR / ".gitignore"
+    spec = pathspec.GitIgnoreSpec.from_lines([*ignore.read_text().splitlines(), *_SELF_IGNORED])
     return {
         path.relative_to(root)
         for path in root.rglob("*")
-        if path.is_file() and not _NOT_GENERATED.intersection(path.relative_to(root).parts)
+        if path.is_file() and not spec.match_file(path.relative_to(root).as_posix())
     }
 
 
@@ -169,10 +182,17 @@ def _users(client: AuthenticatedClient, expect: _Expect) -> tuple[UserRead, User
             client=client, body=UserCreate(username="DChen", email="someone@example.com")
         ),
         HTTPStatus.CONFLICT,
-        Problem,
+        ConflictProblem,
     )
     assert (conflict.status, conflict.title, conflict.field) == (409, "Conflict", "username")
     assert conflict.type_ == "about:blank"
+    # An update naming no member: a typed 422 that says where.
+    empty = expect.parsed(
+        update_user.sync_detailed(user.id, client=client, body=UserUpdate()),
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        ValidationProblem,
+    )
+    assert [error.loc for error in empty.errors] == [["body"]]
     return replaced, other
 
 
@@ -256,7 +276,7 @@ def test_typed_client_runs_users_and_posts_flow_on_postgresql(
             get_user.sync_detailed(user.id, client=client), HTTPStatus.NOT_FOUND, Problem
         )
         assert (absent.status, absent.title) == (404, "Not Found")
-        assert isinstance(absent.field, Unset)  # omitted, not null: only a 409 names a field
+        assert absent.additional_properties == {}  # only the members a 404 has
         expect.parsed(
             list_user_posts.sync_detailed(user.id, client=client), HTTPStatus.NOT_FOUND, Problem
         )
@@ -269,3 +289,66 @@ def test_typed_client_runs_users_and_posts_flow_on_postgresql(
             get_user.sync_detailed(other.id, client=stranger), HTTPStatus.UNAUTHORIZED, Problem
         )
         assert unauthorized.status == 401
+
+
+def _install_client(target: Path) -> Path:
+    """pip-install clients/python (from a copy: a build leaves build/ and .egg-info beside
+    the sources) into ``target``; return that folder for PYTHONPATH."""
+    source = target / "source"
+    shutil.copytree(CLIENT_DIR, source, ignore=shutil.ignore_patterns("__pycache__"))
+    site = target / "site"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return site
+
+
+@pytest.mark.live
+@pytest.mark.postgresql_only("the README's client snippet runs against the PostgreSQL server")
+def test_readme_client_snippet_runs_as_a_script_with_the_installed_client(
+    backend: str, api_token: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    expect = _Expect(request.getfixturevalue("live_server"))
+    with AuthenticatedClient(base_url=expect.server.url, token=api_token, timeout=TIMEOUT) as c:
+        body = UserCreate(username="ada", email="ada@example.com")
+        expect.parsed(create_user.sync_detailed(client=c, body=body), HTTPStatus.CREATED, UserRead)
+    site = _install_client(tmp_path / "install")
+    script = tmp_path / "elsewhere" / "list_users.py"
+    script.parent.mkdir()
+    script.write_text(readme_block("Typed clients", "python"))
+
+    # From an unrelated folder, with only the installed client on the path: imported by name.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "API_URL": expect.server.url,
+        "API_KEY": api_token,
+    }
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=script.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "ada" in result.stdout
+    installed = site / "user_management_client"
+    assert {p.name for p in installed.iterdir()} >= {"__init__.py", "api", "models", "py.typed"}

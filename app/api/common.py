@@ -19,7 +19,7 @@ from app.errors import (
     UnsupportedMediaTypeError,
     validation_errors,
 )
-from app.schemas.common import PARAMETER_MODELS, Problem
+from app.schemas.common import PARAMETER_MODELS, PROBLEM_OF_STATUS, Problem
 
 log = logging.getLogger(__name__)
 
@@ -178,5 +178,5 @@ def _as_item(fields: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
 
 
 def problems(*statuses: int) -> ResponseDict:
-    """Document error responses as problem+json for the OpenAPI layer."""
-    return dict.fromkeys(statuses, Problem)
+    """Document error responses as problem+json for the OpenAPI layer, each status's own."""
+    return {status: PROBLEM_OF_STATUS.get(status, Problem) for status in statuses}

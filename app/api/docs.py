@@ -3,8 +3,9 @@
 from pathlib import Path
 
 import flask_openapi3_swagger
-from flask import Blueprint, Response, current_app, json
+from flask import Blueprint, Response, current_app
 
+from app import openapi
 from app.auth import public
 
 # Swagger UI's assets as shipped in a PyPI package: /docs loads nothing from elsewhere.
@@ -44,13 +45,12 @@ _PAGE = """<!doctype html>
 @public
 def get_openapi() -> Response:
     """Serve the OpenAPI 3.1 document (built once)."""
-    document = current_app.extensions["openapi_document"]
-    return Response(json.dumps(document), mimetype="application/json")
+    return Response(openapi.served_bytes(current_app), mimetype="application/json")
 
 
 @bp.get("/docs")
 @public
 def get_docs() -> Response:
     """Serve Swagger UI for the document."""
-    title = current_app.extensions["openapi_document"]["info"]["title"]
+    title = current_app.extensions[openapi.DOCUMENT]["info"]["title"]
     return Response(_PAGE.format(title=title), mimetype="text/html")

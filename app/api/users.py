@@ -20,6 +20,7 @@ from app.api.common import (
 from app.auth import requires
 from app.db.session import autocommit, run_db, run_db_in_worker
 from app.errors import NotAcceptableError, UnsupportedMediaTypeError
+from app.schemas.common import ImportProblem
 from app.schemas.users import (
     ImportBody,
     ImportQuery,
@@ -66,7 +67,10 @@ async def list_users(query: UserListQuery) -> Response:
 _EXPORT_TYPES = {"application/x-ndjson": "ndjson", "text/csv": "csv"}
 
 
-@bp.post("/import", responses={200: ImportResult, **problems(400, 409, 415, 422)})
+@bp.post(
+    "/import",
+    responses={200: ImportResult, **problems(400, 415), 409: ImportProblem, 422: ImportProblem},
+)
 @requires("users:write")
 @streamed_body
 async def import_users(query: ImportQuery, raw: ImportBody) -> Response:

@@ -1,6 +1,7 @@
 """Schemas shared by every resource: problems, pages, parameter models."""
 
-from typing import Any, ClassVar, Generic, Self, TypeVar
+import copy
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -66,10 +67,29 @@ class InputModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _at_least_one_member(schema: dict[str, Any]) -> None:
+    # "At least one member" in a form generated clients type: openapi-typescript ignores
+    # minProperties (an empty update type-checked, then was a 422), but not a union of
+    # objects that each require one member. The members move into the variants: beside
+    # them, "properties" would make a variant of its own that takes {}.
+    properties = schema.pop("properties", {})
+    del schema["additionalProperties"]
+    schema["minProperties"] = 1
+    schema["anyOf"] = [
+        {
+            "type": "object",
+            "properties": copy.deepcopy(properties),
+            "required": [name],
+            "additionalProperties": False,
+        }
+        for name in properties
+    ]
+
+
 class PartialUpdate(InputModel):
     """Base of PATCH/PUT bodies: omitted fields stay as they are, null is not a value."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_at_least_one_member)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -118,21 +138,59 @@ class LineProblem(BaseModel):
 
 
 class Problem(BaseModel):
-    """An RFC 9457 problem document; the optional members appear only where they apply."""
+    """An RFC 9457 problem document; the statuses below have their own, with more members."""
 
     type: str = Field(description='"about:blank": the status and title say what happened.')
     title: str
-    status: int
+    # Literal, here and below: a generated client narrows an error by its status.
+    status: Literal[401, 404, 406, 408, 413, 415, 500, 503]
     detail: str
-    field: str | None = Field(default=None, description="The conflicting field (409).")
-    scopes: list[str] | None = Field(default=None, description="The scopes missing (403).")
-    line: int | None = Field(default=None, description="The unreadable line of a file (400).")
-    created: int | None = Field(default=None, description="Rows written by an import (0).")
-    skipped: int | None = Field(default=None, description="Rows an import did not write.")
-    errors: list[ValidationErrorItem | LineProblem] | None = Field(
-        default=None,
-        description=(
-            "What failed: fields of the input (400 for parameters, 422 for bodies), or the "
-            "first lines of an imported file."
-        ),
+
+
+class BadRequestProblem(Problem):
+    """400: bad parameters (``errors``), or an unreadable line of an imported file (``line``)."""
+
+    status: Literal[400]  # type: ignore[assignment]
+    errors: list[ValidationErrorItem] | None = Field(
+        default=None, description="The parameters that failed their checks."
     )
+    line: int | None = Field(default=None, description="The unreadable line of a file.")
+
+
+class ForbiddenProblem(Problem):
+    """403: the API key lacks scopes this operation needs."""
+
+    status: Literal[403]  # type: ignore[assignment]
+    scopes: list[str] = Field(description="The scopes missing.")
+
+
+class ConflictProblem(Problem):
+    """409: a unique field is taken (``field``), or a concurrent write won; retry it."""
+
+    status: Literal[409]  # type: ignore[assignment]
+    field: str | None = Field(default=None, description="The field whose value is taken.")
+
+
+class ValidationProblem(Problem):
+    """422: the body failed validation; ``errors`` says where."""
+
+    status: Literal[422]  # type: ignore[assignment]
+    errors: list[ValidationErrorItem]
+
+
+class ImportProblem(Problem):
+    """409 (duplicates) or 422 (invalid rows) from an all-or-nothing import: nothing written."""
+
+    status: Literal[409, 422]  # type: ignore[assignment]
+    created: int = Field(description="Rows written: 0.")
+    skipped: int = Field(description="Rows not written.")
+    errors: list[LineProblem] = Field(description="The first lines that failed, and why.")
+
+
+# The problem each error status documents, unless an operation names its own.
+PROBLEM_OF_STATUS: dict[int, type[Problem]] = {
+    400: BadRequestProblem,
+    403: ForbiddenProblem,
+    409: ConflictProblem,
+    422: ValidationProblem,
+}

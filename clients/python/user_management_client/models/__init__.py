@@ -1,6 +1,11 @@
 """Contains all the data models used in inputs/outputs"""
 
 from .author_read import AuthorRead
+from .bad_request_problem import BadRequestProblem
+from .conflict_problem import ConflictProblem
+from .forbidden_problem import ForbiddenProblem
+from .import_problem import ImportProblem
+from .import_problem_status import ImportProblemStatus
 from .import_result import ImportResult
 from .line_problem import LineProblem
 from .list_posts_sort import ListPostsSort
@@ -11,16 +16,23 @@ from .post_page import PostPage
 from .post_read import PostRead
 from .post_update import PostUpdate
 from .problem import Problem
+from .problem_status import ProblemStatus
 from .status import Status
 from .user_create import UserCreate
 from .user_page import UserPage
 from .user_read import UserRead
 from .user_update import UserUpdate
 from .validation_error_item import ValidationErrorItem
+from .validation_problem import ValidationProblem
 from .who_am_i import WhoAmI
 
 __all__ = (
     "AuthorRead",
+    "BadRequestProblem",
+    "ConflictProblem",
+    "ForbiddenProblem",
+    "ImportProblem",
+    "ImportProblemStatus",
     "ImportResult",
     "LineProblem",
     "ListPostsSort",
@@ -31,11 +43,13 @@ __all__ = (
     "PostRead",
     "PostUpdate",
     "Problem",
+    "ProblemStatus",
     "Status",
     "UserCreate",
     "UserPage",
     "UserRead",
     "UserUpdate",
     "ValidationErrorItem",
+    "ValidationProblem",
     "WhoAmI",
 )

@@ -5,6 +5,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.forbidden_problem import ForbiddenProblem
 from ...models.problem import Problem
 from ...models.who_am_i import WhoAmI
 from ...types import Response
@@ -20,7 +21,9 @@ def _get_kwargs() -> dict[str, Any]:
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Problem | WhoAmI | None:
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> ForbiddenProblem | Problem | WhoAmI | None:
     if response.status_code == 200:
         response_200 = WhoAmI.from_dict(response.json())
 
@@ -32,7 +35,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_401
 
     if response.status_code == 403:
-        response_403 = Problem.from_dict(response.json())
+        response_403 = ForbiddenProblem.from_dict(response.json())
 
         return response_403
 
@@ -52,7 +55,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Problem | WhoAmI]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ForbiddenProblem | Problem | WhoAmI]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -64,7 +69,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-) -> Response[Problem | WhoAmI]:
+) -> Response[ForbiddenProblem | Problem | WhoAmI]:
     """Describe the API key that made this request.
 
     Raises:
@@ -72,7 +77,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | WhoAmI]
+        Response[ForbiddenProblem | Problem | WhoAmI]
     """
 
     kwargs = _get_kwargs()
@@ -87,7 +92,7 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-) -> Problem | WhoAmI | None:
+) -> ForbiddenProblem | Problem | WhoAmI | None:
     """Describe the API key that made this request.
 
     Raises:
@@ -95,7 +100,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | WhoAmI
+        ForbiddenProblem | Problem | WhoAmI
     """
 
     return sync_detailed(
@@ -106,7 +111,7 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-) -> Response[Problem | WhoAmI]:
+) -> Response[ForbiddenProblem | Problem | WhoAmI]:
     """Describe the API key that made this request.
 
     Raises:
@@ -114,7 +119,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | WhoAmI]
+        Response[ForbiddenProblem | Problem | WhoAmI]
     """
 
     kwargs = _get_kwargs()
@@ -127,7 +132,7 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-) -> Problem | WhoAmI | None:
+) -> ForbiddenProblem | Problem | WhoAmI | None:
     """Describe the API key that made this request.
 
     Raises:
@@ -135,7 +140,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | WhoAmI
+        ForbiddenProblem | Problem | WhoAmI
     """
 
     return (

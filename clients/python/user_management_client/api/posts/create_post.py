@@ -6,9 +6,12 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.bad_request_problem import BadRequestProblem
+from ...models.forbidden_problem import ForbiddenProblem
 from ...models.post_create import PostCreate
 from ...models.post_read import PostRead
 from ...models.problem import Problem
+from ...models.validation_problem import ValidationProblem
 from ...types import Response
 
 
@@ -34,14 +37,16 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> PostRead | Problem | None:
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
     if response.status_code == 201:
         response_201 = PostRead.from_dict(response.json())
 
         return response_201
 
     if response.status_code == 400:
-        response_400 = Problem.from_dict(response.json())
+        response_400 = BadRequestProblem.from_dict(response.json())
 
         return response_400
 
@@ -51,7 +56,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_401
 
     if response.status_code == 403:
-        response_403 = Problem.from_dict(response.json())
+        response_403 = ForbiddenProblem.from_dict(response.json())
 
         return response_403
 
@@ -71,7 +76,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_415
 
     if response.status_code == 422:
-        response_422 = Problem.from_dict(response.json())
+        response_422 = ValidationProblem.from_dict(response.json())
 
         return response_422
 
@@ -91,7 +96,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[PostRead | Problem]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -105,7 +112,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: PostCreate,
-) -> Response[PostRead | Problem]:
+) -> Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
     """Create a post by this user.
 
     Args:
@@ -117,7 +124,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[PostRead | Problem]
+        Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -137,7 +144,7 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: PostCreate,
-) -> PostRead | Problem | None:
+) -> BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
     """Create a post by this user.
 
     Args:
@@ -149,7 +156,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        PostRead | Problem
+        BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem
     """
 
     return sync_detailed(
@@ -164,7 +171,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: PostCreate,
-) -> Response[PostRead | Problem]:
+) -> Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
     """Create a post by this user.
 
     Args:
@@ -176,7 +183,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[PostRead | Problem]
+        Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -194,7 +201,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: PostCreate,
-) -> PostRead | Problem | None:
+) -> BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
     """Create a post by this user.
 
     Args:
@@ -206,7 +213,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        PostRead | Problem
+        BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem
     """
 
     return (

@@ -6,6 +6,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.forbidden_problem import ForbiddenProblem
 from ...models.post_read import PostRead
 from ...models.problem import Problem
 from ...types import Response
@@ -25,7 +26,9 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> PostRead | Problem | None:
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> ForbiddenProblem | PostRead | Problem | None:
     if response.status_code == 200:
         response_200 = PostRead.from_dict(response.json())
 
@@ -37,7 +40,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_401
 
     if response.status_code == 403:
-        response_403 = Problem.from_dict(response.json())
+        response_403 = ForbiddenProblem.from_dict(response.json())
 
         return response_403
 
@@ -62,7 +65,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[PostRead | Problem]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ForbiddenProblem | PostRead | Problem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -75,7 +80,7 @@ def sync_detailed(
     post_id: int,
     *,
     client: AuthenticatedClient,
-) -> Response[PostRead | Problem]:
+) -> Response[ForbiddenProblem | PostRead | Problem]:
     """Get one post with its author.
 
     Args:
@@ -86,7 +91,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[PostRead | Problem]
+        Response[ForbiddenProblem | PostRead | Problem]
     """
 
     kwargs = _get_kwargs(
@@ -104,7 +109,7 @@ def sync(
     post_id: int,
     *,
     client: AuthenticatedClient,
-) -> PostRead | Problem | None:
+) -> ForbiddenProblem | PostRead | Problem | None:
     """Get one post with its author.
 
     Args:
@@ -115,7 +120,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        PostRead | Problem
+        ForbiddenProblem | PostRead | Problem
     """
 
     return sync_detailed(
@@ -128,7 +133,7 @@ async def asyncio_detailed(
     post_id: int,
     *,
     client: AuthenticatedClient,
-) -> Response[PostRead | Problem]:
+) -> Response[ForbiddenProblem | PostRead | Problem]:
     """Get one post with its author.
 
     Args:
@@ -139,7 +144,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[PostRead | Problem]
+        Response[ForbiddenProblem | PostRead | Problem]
     """
 
     kwargs = _get_kwargs(
@@ -155,7 +160,7 @@ async def asyncio(
     post_id: int,
     *,
     client: AuthenticatedClient,
-) -> PostRead | Problem | None:
+) -> ForbiddenProblem | PostRead | Problem | None:
     """Get one post with its author.
 
     Args:
@@ -166,7 +171,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        PostRead | Problem
+        ForbiddenProblem | PostRead | Problem
     """
 
     return (

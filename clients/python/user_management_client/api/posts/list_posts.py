@@ -5,6 +5,8 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.bad_request_problem import BadRequestProblem
+from ...models.forbidden_problem import ForbiddenProblem
 from ...models.list_posts_sort import ListPostsSort
 from ...models.post_page import PostPage
 from ...models.problem import Problem
@@ -44,14 +46,16 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> PostPage | Problem | None:
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> BadRequestProblem | ForbiddenProblem | PostPage | Problem | None:
     if response.status_code == 200:
         response_200 = PostPage.from_dict(response.json())
 
         return response_200
 
     if response.status_code == 400:
-        response_400 = Problem.from_dict(response.json())
+        response_400 = BadRequestProblem.from_dict(response.json())
 
         return response_400
 
@@ -61,7 +65,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_401
 
     if response.status_code == 403:
-        response_403 = Problem.from_dict(response.json())
+        response_403 = ForbiddenProblem.from_dict(response.json())
 
         return response_403
 
@@ -81,7 +85,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[PostPage | Problem]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -97,7 +103,7 @@ def sync_detailed(
     cursor: str | Unset = UNSET,
     sort: ListPostsSort | Unset = "id",
     author_id: int | Unset = UNSET,
-) -> Response[PostPage | Problem]:
+) -> Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]:
     """List posts with their authors, one keyset page at a time.
 
     Args:
@@ -112,7 +118,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[PostPage | Problem]
+        Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]
     """
 
     kwargs = _get_kwargs(
@@ -136,7 +142,7 @@ def sync(
     cursor: str | Unset = UNSET,
     sort: ListPostsSort | Unset = "id",
     author_id: int | Unset = UNSET,
-) -> PostPage | Problem | None:
+) -> BadRequestProblem | ForbiddenProblem | PostPage | Problem | None:
     """List posts with their authors, one keyset page at a time.
 
     Args:
@@ -151,7 +157,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        PostPage | Problem
+        BadRequestProblem | ForbiddenProblem | PostPage | Problem
     """
 
     return sync_detailed(
@@ -170,7 +176,7 @@ async def asyncio_detailed(
     cursor: str | Unset = UNSET,
     sort: ListPostsSort | Unset = "id",
     author_id: int | Unset = UNSET,
-) -> Response[PostPage | Problem]:
+) -> Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]:
     """List posts with their authors, one keyset page at a time.
 
     Args:
@@ -185,7 +191,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[PostPage | Problem]
+        Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]
     """
 
     kwargs = _get_kwargs(
@@ -207,7 +213,7 @@ async def asyncio(
     cursor: str | Unset = UNSET,
     sort: ListPostsSort | Unset = "id",
     author_id: int | Unset = UNSET,
-) -> PostPage | Problem | None:
+) -> BadRequestProblem | ForbiddenProblem | PostPage | Problem | None:
     """List posts with their authors, one keyset page at a time.
 
     Args:
@@ -222,7 +228,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        PostPage | Problem
+        BadRequestProblem | ForbiddenProblem | PostPage | Problem
     """
 
     return (

@@ -6,6 +6,8 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.bad_request_problem import BadRequestProblem
+from ...models.forbidden_problem import ForbiddenProblem
 from ...models.list_user_posts_sort import ListUserPostsSort
 from ...models.post_page import PostPage
 from ...models.problem import Problem
@@ -45,14 +47,16 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> PostPage | Problem | None:
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> BadRequestProblem | ForbiddenProblem | PostPage | Problem | None:
     if response.status_code == 200:
         response_200 = PostPage.from_dict(response.json())
 
         return response_200
 
     if response.status_code == 400:
-        response_400 = Problem.from_dict(response.json())
+        response_400 = BadRequestProblem.from_dict(response.json())
 
         return response_400
 
@@ -62,7 +66,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_401
 
     if response.status_code == 403:
-        response_403 = Problem.from_dict(response.json())
+        response_403 = ForbiddenProblem.from_dict(response.json())
 
         return response_403
 
@@ -87,7 +91,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[PostPage | Problem]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -103,7 +109,7 @@ def sync_detailed(
     limit: int | Unset = 50,
     cursor: str | Unset = UNSET,
     sort: ListUserPostsSort | Unset = "id",
-) -> Response[PostPage | Problem]:
+) -> Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]:
     """List one user's posts, one keyset page at a time.
 
     Args:
@@ -118,7 +124,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[PostPage | Problem]
+        Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]
     """
 
     kwargs = _get_kwargs(
@@ -142,7 +148,7 @@ def sync(
     limit: int | Unset = 50,
     cursor: str | Unset = UNSET,
     sort: ListUserPostsSort | Unset = "id",
-) -> PostPage | Problem | None:
+) -> BadRequestProblem | ForbiddenProblem | PostPage | Problem | None:
     """List one user's posts, one keyset page at a time.
 
     Args:
@@ -157,7 +163,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        PostPage | Problem
+        BadRequestProblem | ForbiddenProblem | PostPage | Problem
     """
 
     return sync_detailed(
@@ -176,7 +182,7 @@ async def asyncio_detailed(
     limit: int | Unset = 50,
     cursor: str | Unset = UNSET,
     sort: ListUserPostsSort | Unset = "id",
-) -> Response[PostPage | Problem]:
+) -> Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]:
     """List one user's posts, one keyset page at a time.
 
     Args:
@@ -191,7 +197,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[PostPage | Problem]
+        Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]
     """
 
     kwargs = _get_kwargs(
@@ -213,7 +219,7 @@ async def asyncio(
     limit: int | Unset = 50,
     cursor: str | Unset = UNSET,
     sort: ListUserPostsSort | Unset = "id",
-) -> PostPage | Problem | None:
+) -> BadRequestProblem | ForbiddenProblem | PostPage | Problem | None:
     """List one user's posts, one keyset page at a time.
 
     Args:
@@ -228,7 +234,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        PostPage | Problem
+        BadRequestProblem | ForbiddenProblem | PostPage | Problem
     """
 
     return (

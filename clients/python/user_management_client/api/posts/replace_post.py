@@ -6,9 +6,12 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.bad_request_problem import BadRequestProblem
+from ...models.forbidden_problem import ForbiddenProblem
 from ...models.post_read import PostRead
 from ...models.post_update import PostUpdate
 from ...models.problem import Problem
+from ...models.validation_problem import ValidationProblem
 from ...types import Response
 
 
@@ -34,14 +37,16 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> PostRead | Problem | None:
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
     if response.status_code == 200:
         response_200 = PostRead.from_dict(response.json())
 
         return response_200
 
     if response.status_code == 400:
-        response_400 = Problem.from_dict(response.json())
+        response_400 = BadRequestProblem.from_dict(response.json())
 
         return response_400
 
@@ -51,7 +56,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_401
 
     if response.status_code == 403:
-        response_403 = Problem.from_dict(response.json())
+        response_403 = ForbiddenProblem.from_dict(response.json())
 
         return response_403
 
@@ -71,7 +76,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_415
 
     if response.status_code == 422:
-        response_422 = Problem.from_dict(response.json())
+        response_422 = ValidationProblem.from_dict(response.json())
 
         return response_422
 
@@ -91,7 +96,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[PostRead | Problem]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -105,7 +112,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: PostUpdate,
-) -> Response[PostRead | Problem]:
+) -> Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
     """Change a post; like PATCH (partial), as for users.
 
     Args:
@@ -118,7 +125,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[PostRead | Problem]
+        Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -138,7 +145,7 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: PostUpdate,
-) -> PostRead | Problem | None:
+) -> BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
     """Change a post; like PATCH (partial), as for users.
 
     Args:
@@ -151,7 +158,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        PostRead | Problem
+        BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem
     """
 
     return sync_detailed(
@@ -166,7 +173,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: PostUpdate,
-) -> Response[PostRead | Problem]:
+) -> Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
     """Change a post; like PATCH (partial), as for users.
 
     Args:
@@ -179,7 +186,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[PostRead | Problem]
+        Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -197,7 +204,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: PostUpdate,
-) -> PostRead | Problem | None:
+) -> BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
     """Change a post; like PATCH (partial), as for users.
 
     Args:
@@ -210,7 +217,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        PostRead | Problem
+        BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem
     """
 
     return (

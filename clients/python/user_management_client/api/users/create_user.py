@@ -5,9 +5,13 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.bad_request_problem import BadRequestProblem
+from ...models.conflict_problem import ConflictProblem
+from ...models.forbidden_problem import ForbiddenProblem
 from ...models.problem import Problem
 from ...models.user_create import UserCreate
 from ...models.user_read import UserRead
+from ...models.validation_problem import ValidationProblem
 from ...types import Response
 
 
@@ -30,14 +34,16 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Problem | UserRead | None:
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     if response.status_code == 201:
         response_201 = UserRead.from_dict(response.json())
 
         return response_201
 
     if response.status_code == 400:
-        response_400 = Problem.from_dict(response.json())
+        response_400 = BadRequestProblem.from_dict(response.json())
 
         return response_400
 
@@ -47,12 +53,12 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_401
 
     if response.status_code == 403:
-        response_403 = Problem.from_dict(response.json())
+        response_403 = ForbiddenProblem.from_dict(response.json())
 
         return response_403
 
     if response.status_code == 409:
-        response_409 = Problem.from_dict(response.json())
+        response_409 = ConflictProblem.from_dict(response.json())
 
         return response_409
 
@@ -67,7 +73,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_415
 
     if response.status_code == 422:
-        response_422 = Problem.from_dict(response.json())
+        response_422 = ValidationProblem.from_dict(response.json())
 
         return response_422
 
@@ -87,7 +93,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Problem | UserRead]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -100,7 +108,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: UserCreate,
-) -> Response[Problem | UserRead]:
+) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     """Create a user.
 
     Args:
@@ -111,7 +119,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | UserRead]
+        Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -129,7 +137,7 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: UserCreate,
-) -> Problem | UserRead | None:
+) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     """Create a user.
 
     Args:
@@ -140,7 +148,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | UserRead
+        BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem
     """
 
     return sync_detailed(
@@ -153,7 +161,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: UserCreate,
-) -> Response[Problem | UserRead]:
+) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     """Create a user.
 
     Args:
@@ -164,7 +172,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | UserRead]
+        Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -180,7 +188,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: UserCreate,
-) -> Problem | UserRead | None:
+) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     """Create a user.
 
     Args:
@@ -191,7 +199,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | UserRead
+        BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem
     """
 
     return (

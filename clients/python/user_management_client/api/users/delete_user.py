@@ -6,6 +6,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.forbidden_problem import ForbiddenProblem
 from ...models.problem import Problem
 from ...types import Response
 
@@ -24,7 +25,9 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Any | Problem | None:
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Any | ForbiddenProblem | Problem | None:
     if response.status_code == 204:
         response_204 = cast(Any, None)
         return response_204
@@ -35,7 +38,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_401
 
     if response.status_code == 403:
-        response_403 = Problem.from_dict(response.json())
+        response_403 = ForbiddenProblem.from_dict(response.json())
 
         return response_403
 
@@ -60,7 +63,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Any | Problem]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[Any | ForbiddenProblem | Problem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -73,7 +78,7 @@ def sync_detailed(
     user_id: int,
     *,
     client: AuthenticatedClient,
-) -> Response[Any | Problem]:
+) -> Response[Any | ForbiddenProblem | Problem]:
     """Delete a user and their posts.
 
     Args:
@@ -84,7 +89,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | Problem]
+        Response[Any | ForbiddenProblem | Problem]
     """
 
     kwargs = _get_kwargs(
@@ -102,7 +107,7 @@ def sync(
     user_id: int,
     *,
     client: AuthenticatedClient,
-) -> Any | Problem | None:
+) -> Any | ForbiddenProblem | Problem | None:
     """Delete a user and their posts.
 
     Args:
@@ -113,7 +118,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | Problem
+        Any | ForbiddenProblem | Problem
     """
 
     return sync_detailed(
@@ -126,7 +131,7 @@ async def asyncio_detailed(
     user_id: int,
     *,
     client: AuthenticatedClient,
-) -> Response[Any | Problem]:
+) -> Response[Any | ForbiddenProblem | Problem]:
     """Delete a user and their posts.
 
     Args:
@@ -137,7 +142,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Any | Problem]
+        Response[Any | ForbiddenProblem | Problem]
     """
 
     kwargs = _get_kwargs(
@@ -153,7 +158,7 @@ async def asyncio(
     user_id: int,
     *,
     client: AuthenticatedClient,
-) -> Any | Problem | None:
+) -> Any | ForbiddenProblem | Problem | None:
     """Delete a user and their posts.
 
     Args:
@@ -164,7 +169,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Any | Problem
+        Any | ForbiddenProblem | Problem
     """
 
     return (

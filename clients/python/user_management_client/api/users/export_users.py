@@ -5,6 +5,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.forbidden_problem import ForbiddenProblem
 from ...models.problem import Problem
 from ...types import Response
 
@@ -19,7 +20,9 @@ def _get_kwargs() -> dict[str, Any]:
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Problem | str | None:
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> ForbiddenProblem | Problem | str | None:
     if response.status_code == 200:
         response_200 = response.text
         return response_200
@@ -30,7 +33,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_401
 
     if response.status_code == 403:
-        response_403 = Problem.from_dict(response.json())
+        response_403 = ForbiddenProblem.from_dict(response.json())
 
         return response_403
 
@@ -55,7 +58,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Problem | str]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ForbiddenProblem | Problem | str]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -67,7 +72,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-) -> Response[Problem | str]:
+) -> Response[ForbiddenProblem | Problem | str]:
     """Export every user as NDJSON or CSV (by Accept), streamed in constant memory.
 
     Raises:
@@ -75,7 +80,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | str]
+        Response[ForbiddenProblem | Problem | str]
     """
 
     kwargs = _get_kwargs()
@@ -90,7 +95,7 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-) -> Problem | str | None:
+) -> ForbiddenProblem | Problem | str | None:
     """Export every user as NDJSON or CSV (by Accept), streamed in constant memory.
 
     Raises:
@@ -98,7 +103,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | str
+        ForbiddenProblem | Problem | str
     """
 
     return sync_detailed(
@@ -109,7 +114,7 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-) -> Response[Problem | str]:
+) -> Response[ForbiddenProblem | Problem | str]:
     """Export every user as NDJSON or CSV (by Accept), streamed in constant memory.
 
     Raises:
@@ -117,7 +122,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | str]
+        Response[ForbiddenProblem | Problem | str]
     """
 
     kwargs = _get_kwargs()
@@ -130,7 +135,7 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-) -> Problem | str | None:
+) -> ForbiddenProblem | Problem | str | None:
     """Export every user as NDJSON or CSV (by Accept), streamed in constant memory.
 
     Raises:
@@ -138,7 +143,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | str
+        ForbiddenProblem | Problem | str
     """
 
     return (

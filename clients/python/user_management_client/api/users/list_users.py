@@ -5,6 +5,8 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.bad_request_problem import BadRequestProblem
+from ...models.forbidden_problem import ForbiddenProblem
 from ...models.list_users_sort import ListUsersSort
 from ...models.problem import Problem
 from ...models.user_page import UserPage
@@ -47,14 +49,16 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Problem | UserPage | None:
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> BadRequestProblem | ForbiddenProblem | Problem | UserPage | None:
     if response.status_code == 200:
         response_200 = UserPage.from_dict(response.json())
 
         return response_200
 
     if response.status_code == 400:
-        response_400 = Problem.from_dict(response.json())
+        response_400 = BadRequestProblem.from_dict(response.json())
 
         return response_400
 
@@ -64,7 +68,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_401
 
     if response.status_code == 403:
-        response_403 = Problem.from_dict(response.json())
+        response_403 = ForbiddenProblem.from_dict(response.json())
 
         return response_403
 
@@ -84,7 +88,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Problem | UserPage]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[BadRequestProblem | ForbiddenProblem | Problem | UserPage]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -101,7 +107,7 @@ def sync_detailed(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
-) -> Response[Problem | UserPage]:
+) -> Response[BadRequestProblem | ForbiddenProblem | Problem | UserPage]:
     """List users, one keyset page at a time.
 
     Args:
@@ -118,7 +124,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | UserPage]
+        Response[BadRequestProblem | ForbiddenProblem | Problem | UserPage]
     """
 
     kwargs = _get_kwargs(
@@ -144,7 +150,7 @@ def sync(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
-) -> Problem | UserPage | None:
+) -> BadRequestProblem | ForbiddenProblem | Problem | UserPage | None:
     """List users, one keyset page at a time.
 
     Args:
@@ -161,7 +167,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | UserPage
+        BadRequestProblem | ForbiddenProblem | Problem | UserPage
     """
 
     return sync_detailed(
@@ -182,7 +188,7 @@ async def asyncio_detailed(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
-) -> Response[Problem | UserPage]:
+) -> Response[BadRequestProblem | ForbiddenProblem | Problem | UserPage]:
     """List users, one keyset page at a time.
 
     Args:
@@ -199,7 +205,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | UserPage]
+        Response[BadRequestProblem | ForbiddenProblem | Problem | UserPage]
     """
 
     kwargs = _get_kwargs(
@@ -223,7 +229,7 @@ async def asyncio(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
-) -> Problem | UserPage | None:
+) -> BadRequestProblem | ForbiddenProblem | Problem | UserPage | None:
     """List users, one keyset page at a time.
 
     Args:
@@ -240,7 +246,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | UserPage
+        BadRequestProblem | ForbiddenProblem | Problem | UserPage
     """
 
     return (

@@ -6,9 +6,13 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.bad_request_problem import BadRequestProblem
+from ...models.conflict_problem import ConflictProblem
+from ...models.forbidden_problem import ForbiddenProblem
 from ...models.problem import Problem
 from ...models.user_read import UserRead
 from ...models.user_update import UserUpdate
+from ...models.validation_problem import ValidationProblem
 from ...types import Response
 
 
@@ -34,14 +38,16 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Problem | UserRead | None:
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     if response.status_code == 200:
         response_200 = UserRead.from_dict(response.json())
 
         return response_200
 
     if response.status_code == 400:
-        response_400 = Problem.from_dict(response.json())
+        response_400 = BadRequestProblem.from_dict(response.json())
 
         return response_400
 
@@ -51,7 +57,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_401
 
     if response.status_code == 403:
-        response_403 = Problem.from_dict(response.json())
+        response_403 = ForbiddenProblem.from_dict(response.json())
 
         return response_403
 
@@ -61,7 +67,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_404
 
     if response.status_code == 409:
-        response_409 = Problem.from_dict(response.json())
+        response_409 = ConflictProblem.from_dict(response.json())
 
         return response_409
 
@@ -76,7 +82,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_415
 
     if response.status_code == 422:
-        response_422 = Problem.from_dict(response.json())
+        response_422 = ValidationProblem.from_dict(response.json())
 
         return response_422
 
@@ -96,7 +102,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Problem | UserRead]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -110,7 +118,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: UserUpdate,
-) -> Response[Problem | UserRead]:
+) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs.
 
     Args:
@@ -122,7 +130,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | UserRead]
+        Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -142,7 +150,7 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: UserUpdate,
-) -> Problem | UserRead | None:
+) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs.
 
     Args:
@@ -154,7 +162,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | UserRead
+        BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem
     """
 
     return sync_detailed(
@@ -169,7 +177,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: UserUpdate,
-) -> Response[Problem | UserRead]:
+) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs.
 
     Args:
@@ -181,7 +189,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | UserRead]
+        Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -199,7 +207,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: UserUpdate,
-) -> Problem | UserRead | None:
+) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs.
 
     Args:
@@ -211,7 +219,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | UserRead
+        BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem
     """
 
     return (
