@@ -1,0 +1,104 @@
+"""The TypeScript client (clients/typescript): its generated types in step with the served
+document, ``tsc --strict`` clean, and its users and posts flow passing against the shipped
+server. Node and npm are needed: missing, these tests skip, except under CI=true.
+"""
+
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scripts.generate_client import TS_DIR, TS_SCHEMA, generate_typescript, npm_ci
+from tests.helpers import IN_CI, LiveServer, readme_block
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """The node executable, with the client's locked packages installed."""
+    found = shutil.which("node")
+    if found is None or shutil.which("npm") is None:
+        if IN_CI:
+            pytest.fail("CI=true but node or npm is missing: .ci/run installs them")
+        pytest.skip("node and npm are needed for the TypeScript client")
+    npm_ci()
+    return found
+
+
+def _tsc(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(TS_DIR / "node_modules" / ".bin" / "tsc"), "--project", str(TS_DIR), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _node(node: str, test: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    compiled = TS_DIR / "dist" / "test" / test
+    return subprocess.run(
+        [node, str(compiled)],
+        env=env,
+        cwd=TS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_typescript_types_match_the_served_document(node: str, tmp_path: Path) -> None:
+    fresh = tmp_path / "schema.d.ts"
+    generate_typescript(fresh)
+
+    assert filecmp.cmp(TS_DIR / TS_SCHEMA, fresh, shallow=False), (
+        "clients/typescript/src/schema.d.ts is out of date with GET /openapi.json; regenerate "
+        "it with `.venv/bin/python scripts/generate_client.py` and commit the result."
+    )
+
+
+def test_typescript_client_type_checks_under_strict(node: str) -> None:
+    options = json.loads((TS_DIR / "tsconfig.json").read_text())["compilerOptions"]
+    assert options["strict"] is True
+
+    result = _tsc("--noEmit")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.live
+@pytest.mark.postgresql_only("the TypeScript client's flow runs against the PostgreSQL server")
+def test_typescript_client_runs_users_and_posts_flow(
+    backend: str, node: str, api_token: str, request: pytest.FixtureRequest
+) -> None:
+    server: LiveServer = request.getfixturevalue("live_server")
+    with httpx.Client(base_url=server.url, timeout=10.0) as http:
+        created = http.post(
+            "/users",
+            json={"username": "grace", "email": "grace@example.com"},
+            headers={"Authorization": f"Bearer {api_token}"},
+        )
+        assert created.status_code == 201, created.text
+    # README's snippet, which imports the package by its name (package.json "exports").
+    (TS_DIR / "test" / "readme.ts").write_text(readme_block("Typed clients", "ts"))
+    # Into the package's dist/ (ignored by git): Node resolves the compiled tests' imports
+    # from the node_modules beside it.
+    built = _tsc()
+    assert built.returncode == 0, built.stdout + built.stderr
+    env = {**os.environ, "API_URL": server.url, "API_KEY": api_token}
+    snippet = _node(node, "readme.js", env)
+    assert snippet.returncode == 0, f"{snippet.stdout}\n{snippet.stderr}\n{server.log()}"
+    assert "grace" in snippet.stdout
+
+    # test/e2e.ts: create (201, Location), a typed 409 naming the field, a typed 404, an
+    # empty update that does not type-check and is a 422, posts paged by passing next_cursor
+    # back, an NDJSON file imported as it is (then a typed 409 naming its lines), delete.
+    result = _node(node, "e2e.js", env)
+
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{server.log()}"
+    assert "typescript client flow passed" in result.stdout
