@@ -23,8 +23,11 @@ RUN set -eu; \
     rm -f /tmp/ca.pem /tmp/requirements.txt
 
 FROM ${BASE_IMAGE} AS runtime
+# INSTANCE_PATH: the default for a package at /srv/app/app anyway (app/config.py), spelled
+# out because it is the folder to mount for an embedded database.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/srv/app \
+    INSTANCE_PATH=/srv/app/instance \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOST=0.0.0.0 \

@@ -22,11 +22,15 @@ _SQLITE_EXPRESSION_INDEX_WARNINGS = (
 )
 
 
-def _url() -> str:
+def _url(*, online: bool = False) -> str:
     explicit = config.get_main_option("sqlalchemy.url")
     if explicit:
         return explicit
-    return Settings().database_url
+    settings = Settings()
+    if online and settings.embedded:
+        # `alembic upgrade head` may be what first makes the embedded database.
+        settings.instance_path.mkdir(parents=True, exist_ok=True)
+    return settings.database_url
 
 
 def _run(connection: Connection) -> None:
@@ -61,7 +65,7 @@ def run_migrations_online() -> None:
         return
     if config.config_file_name is not None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    engine = create_engine(_url(online=True), poolclass=pool.NullPool)
     with engine.connect() as connection:
         _run(connection)
 

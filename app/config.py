@@ -7,11 +7,20 @@ from pathlib import Path
 from typing import Literal
 
 from flask import current_app
+from flask.sansio.scaffold import find_package
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Backend = Literal["sqlite", "postgresql"]
 SETTINGS = "settings"  # the app's Settings, in app.extensions
+
+# Where this package is, found as Flask finds an app's instance folder: the folder on sys.path
+# that holds it (the project, for a checkout or an editable install), and the prefix it is
+# installed under (None unless it is in a site-packages). Never the current folder: a cron
+# job or a script started elsewhere must find the same files as the server.
+_PREFIX, _PACKAGE_HOME = find_package(__name__.partition(".")[0])
+# .env sits next to the package (the project's folder); values in the environment win.
+ENV_FILE = Path(_PACKAGE_HOME) / ".env"
 
 # Slack on top of the statement timeout before the client gives up on the server itself.
 CLIENT_DEADLINE_GRACE = 1.0
@@ -45,9 +54,10 @@ def _cpu_quota(cgroup: Path) -> int | None:
 class Settings(BaseSettings):
     """Service settings; every field can be set by an environment variable of the same name."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore")
 
-    # Unset means the embedded default: a SQLite file in the instance folder, migrated on start.
+    # Unset means the embedded default: a SQLite file in the instance folder, migrated when
+    # the server first starts.
     DATABASE_URL: str | None = None
     INSTANCE_PATH: Path | None = None
     MAX_CONTENT_LENGTH: int = Field(default=1024 * 1024, ge=1024)
@@ -103,19 +113,25 @@ class Settings(BaseSettings):
 
     @property
     def instance_path(self) -> Path:
-        """The folder of the embedded database and other local state."""
-        return (self.INSTANCE_PATH or Path.cwd() / "instance").resolve()
+        """The folder of the embedded database and other local state: INSTANCE_PATH, or
+        the default instance folder (whatever the current folder)."""
+        return (self.INSTANCE_PATH or default_instance_path()).resolve()
 
     @cached_property
     def database_url(self) -> str:
         """The SQLAlchemy URL: DATABASE_URL with psycopg named, or the embedded SQLite file.
 
-        For the embedded default the instance folder is made, so the URL is ready to use.
+        Nothing is made here: whoever creates the embedded database makes its folder, so
+        reading settings (a script, a check) never leaves an empty folder or file behind.
         """
         if self.DATABASE_URL is None:
-            self.instance_path.mkdir(parents=True, exist_ok=True)
-            return f"sqlite:///{self.instance_path / 'app.db'}"
+            return f"sqlite:///{self.embedded_database}"
         return sqlalchemy_url(self.DATABASE_URL)
+
+    @property
+    def embedded_database(self) -> Path:
+        """The file of the embedded database (used only when DATABASE_URL is unset)."""
+        return self.instance_path / "app.db"
 
     @property
     def backend(self) -> Backend:
@@ -124,7 +140,8 @@ class Settings(BaseSettings):
 
     @property
     def migrates_on_start(self) -> bool:
-        """Whether create_app applies migrations: by default only for the embedded database."""
+        """Whether the server applies migrations as it starts: by default only for the
+        embedded database."""
         return self.embedded if self.AUTO_MIGRATE is None else self.AUTO_MIGRATE
 
     @property
@@ -141,6 +158,14 @@ class Settings(BaseSettings):
             "lock_timeout": str(int(self.DB_LOCK_TIMEOUT * 1000)),
             "idle_in_transaction_session_timeout": str(int(idle * 1000)),
         }
+
+
+def default_instance_path() -> Path:
+    """Flask's instance folder for this package: ``<project>/instance`` for a checkout or an
+    editable install, ``<prefix>/var/app-instance`` for an install into site-packages."""
+    if _PREFIX is None:
+        return Path(_PACKAGE_HOME) / "instance"
+    return Path(_PREFIX) / "var" / "app-instance"
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -1,5 +1,5 @@
-"""Helpers shared by test modules: problems, users to import, engines, empty databases and
-server processes.
+"""Helpers shared by test modules: problems, users to import, engines, empty databases,
+server processes and other checkouts of the project.
 
 Fixtures live in the conftest.py files; typed factories in tests/factories.py.
 """
@@ -23,6 +23,7 @@ from sqlalchemy import Engine, delete, event, select
 from sqlalchemy.pool import QueuePool
 from werkzeug.test import TestResponse
 
+from app.config import Settings
 from app.db.session import db
 from app.models import User
 
@@ -170,3 +171,28 @@ def readme_block(heading: str, language: str) -> str:
     match = re.search(rf"```{language}\n(.*?)```", section, re.DOTALL)
     assert match, f"README.md's section {heading!r} has no {language} block"
     return match.group(1)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_copy(folder: Path) -> Path:
+    """Make ``folder`` another checkout of this project (its app, migrations and alembic.ini
+    are symlinks to this one's), with an instance folder and .env of its own; return it."""
+    folder.mkdir(parents=True)
+    for name in ("app", "alembic", "alembic.ini"):
+        (folder / name).symlink_to(ROOT / name, target_is_directory=(ROOT / name).is_dir())
+    return folder
+
+
+def embedded_env(project: Path | None = None) -> dict[str, str]:
+    """The environment without any setting or Flask override (the README's defaults); with
+    ``project``, the app package imported is that checkout's."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in Settings.model_fields and not key.startswith("FLASK_")
+    }
+    if project is not None:
+        env["PYTHONPATH"] = str(project)
+    return env

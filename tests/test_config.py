@@ -1,13 +1,15 @@
-"""Defaults the settings compute from the machine."""
+"""Defaults the settings compute from the machine and from where the package is."""
 
 import os
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
-from app.config import Settings, available_cpus
+from app.config import ENV_FILE, Settings, available_cpus, default_instance_path
 
 AFFINITY = len(os.sched_getaffinity(0))
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -56,3 +58,28 @@ def test_processes_default_to_two_per_cpu_and_the_environment_wins(
     assert Settings().WEB_THREADS == 4
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     assert Settings().WEB_CONCURRENCY == 3
+
+
+def test_the_instance_folder_is_flasks_for_the_package_whatever_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("INSTANCE_PATH", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_instance_path() == ROOT / "instance"
+    assert Path(Flask("app").instance_path) == default_instance_path()
+    assert Settings().instance_path == ROOT / "instance"
+    assert ENV_FILE == ROOT / ".env"
+
+
+def test_an_install_into_site_packages_keeps_its_instance_under_the_prefix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("app.config._PREFIX", "/opt/venv")
+    assert default_instance_path() == Path("/opt/venv/var/app-instance")
+
+
+def test_instance_path_wins_and_reading_the_url_makes_nothing(tmp_path: Path) -> None:
+    settings = Settings(INSTANCE_PATH=tmp_path / "elsewhere")
+    assert settings.instance_path == (tmp_path / "elsewhere").resolve()
+    assert settings.database_url == f"sqlite:///{settings.instance_path / 'app.db'}"
+    assert not (tmp_path / "elsewhere").exists()

@@ -23,9 +23,15 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import Settings
 from app.observability import REQUEST_ID_HEADER
-from tests.helpers import LiveServer, free_port, stop, wait_until_serving
+from tests.helpers import (
+    LiveServer,
+    embedded_env,
+    free_port,
+    project_copy,
+    stop,
+    wait_until_serving,
+)
 
 pytestmark = pytest.mark.live
 
@@ -215,17 +221,9 @@ def test_concurrent_posts_of_one_username_in_any_case_create_one_user(
     assert everyone.json() == {"items": [user], "next_cursor": None}
 
 
-def _embedded_env() -> dict[str, str]:
-    # The README's defaults: no database or instance settings, no Flask overrides.
-    dropped = {*Settings.model_fields, "DATABASE_URL", "INSTANCE_PATH"}
-    return {
-        key: value
-        for key, value in os.environ.items()
-        if key not in dropped and not key.startswith("FLASK_")
-    }
-
-
 def test_readme_run_command_serves_embedded_sqlite(tmp_path: Path) -> None:
+    # Another checkout, so the database it makes is its own, not this one's instance/.
+    project = project_copy(tmp_path / "project")
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     log_path = tmp_path / "flask.log"
@@ -236,7 +234,7 @@ def test_readme_run_command_serves_embedded_sqlite(tmp_path: Path) -> None:
     command = [str(flask_script), "--app", "app", "run", "--port", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, cwd=workdir, env=_embedded_env(), stdout=log, stderr=subprocess.STDOUT
+            command, cwd=workdir, env=embedded_env(project), stdout=log, stderr=subprocess.STDOUT
         )
     try:
         wait_until_serving(base_url, process, log_path)
@@ -261,7 +259,9 @@ def test_readme_run_command_serves_embedded_sqlite(tmp_path: Path) -> None:
             assert ready.json() == {"status": "ready"}
     finally:
         stop(process)
-    assert (workdir / "instance" / "app.db").is_file(), log_path.read_text(errors="replace")
+    # In the project's instance folder, wherever flask was started from.
+    assert (project / "instance" / "app.db").is_file(), log_path.read_text(errors="replace")
+    assert not (workdir / "instance").exists()
 
 
 def test_access_log_names_the_key_prefix_never_the_secret(
@@ -304,7 +304,7 @@ def test_readme_run_command_keeps_its_file_descriptors_flat(tmp_path: Path) -> N
         process = subprocess.Popen(
             command,
             cwd=tmp_path,
-            env=_embedded_env(),
+            env=embedded_env(project_copy(tmp_path / "project")),
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=low_fd_limit,  # noqa: PLW1509 - only sets a limit, in the child
