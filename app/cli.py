@@ -15,12 +15,11 @@ from typing import IO, ParamSpec, TypeVar
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
-from sqlalchemy import func, inspect, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import func, select
 
 from app import openapi
 from app.config import current_settings
-from app.db.migrations import SCHEMA_REVISION, release
+from app.db import migrations
 from app.db.session import db
 from app.errors import NotFoundError
 from app.models import User
@@ -34,37 +33,11 @@ R = TypeVar("R")
 api_keys = AppGroup("api-keys", help="Create, list and revoke API keys.")
 
 
-def _reason(error: SQLAlchemyError) -> str:
-    text = str(getattr(error, "orig", None) or error).strip()
-    return (text.splitlines() or [type(error).__name__])[0]
-
-
 def _require_current_schema() -> None:
-    url = db.engine.url
-    sqlite = current_settings().backend == "sqlite"
-    path = url.database if sqlite and not url.query else None
-    # Connecting would create an empty file where the path is mistyped.
-    if path and path != ":memory:" and not Path(path).exists():
-        raise click.ClickException(f"there is no database file at {path}")
     try:
-        conn = db.engine.connect()
-    except SQLAlchemyError as error:
-        raise click.ClickException(f"cannot reach the database: {_reason(error)}") from error
-    with conn:
-        try:
-            # What Alembic's MigrationContext reads, without its two INFO lines a command.
-            migrated = inspect(conn).has_table("alembic_version")
-            revision = conn.execute(SCHEMA_REVISION).scalar_one_or_none() if migrated else None
-        except SQLAlchemyError as error:
-            message = f"cannot read the database's migration: {_reason(error)}"
-            raise click.ClickException(message) from error
-    this = release()
-    if not this.serves(revision):
-        state = "has no schema yet" if revision is None else f"is at migration {revision}"
-        raise click.ClickException(
-            f"the database {state}; this release needs {this.head}. Apply the migrations first: "
-            "alembic upgrade head (the container's migrate command)."
-        )
+        migrations.require_current_schema(db.engine, current_settings().backend)
+    except migrations.SchemaNotReadyError as error:
+        raise click.ClickException(str(error)) from error
 
 
 def needs_schema(command: Callable[P, R]) -> Callable[P, R]:

@@ -13,7 +13,10 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Select, column, select, table
+from sqlalchemy import Connection, Engine, Select, column, inspect, select, table
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.config import Backend
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +58,47 @@ def release() -> Release:
     script = ScriptDirectory.from_config(alembic_config())
     known = frozenset(migration.revision for migration in script.walk_revisions())
     return Release(script.get_current_head(), known)
+
+
+class SchemaNotReadyError(Exception):
+    """The database cannot serve this release: no file, unreachable, or not migrated to it."""
+
+
+def _reason(error: SQLAlchemyError) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return (text.splitlines() or [type(error).__name__])[0]
+
+
+def require_current_schema(engine: Engine, backend: Backend) -> None:
+    """Check the database is there, reachable and migrated to this release, or raise
+    SchemaNotReadyError saying what to run; never makes a database."""
+    url = engine.url
+    path = url.database if backend == "sqlite" and not url.query else None
+    # Connecting would create an empty file where the path is mistyped or never migrated.
+    if path and path != ":memory:" and not Path(path).exists():
+        raise SchemaNotReadyError(
+            f"there is no database file at {path}. Apply the migrations first: alembic "
+            "upgrade head (or start the server once, for the embedded database)."
+        )
+    try:
+        conn = engine.connect()
+    except SQLAlchemyError as error:
+        raise SchemaNotReadyError(f"cannot reach the database: {_reason(error)}") from error
+    with conn:
+        try:
+            # What Alembic's MigrationContext reads, without its two INFO lines a call.
+            migrated = inspect(conn).has_table("alembic_version")
+            revision = conn.execute(SCHEMA_REVISION).scalar_one_or_none() if migrated else None
+        except SQLAlchemyError as error:
+            message = f"cannot read the database's migration: {_reason(error)}"
+            raise SchemaNotReadyError(message) from error
+    this = release()
+    if not this.serves(revision):
+        state = "has no schema yet" if revision is None else f"is at migration {revision}"
+        raise SchemaNotReadyError(
+            f"the database {state}; this release needs {this.head}. Apply the migrations first: "
+            "alembic upgrade head (the container's migrate command)."
+        )
 
 
 def head_revision() -> str | None:

@@ -114,10 +114,18 @@ def test_commands_on_an_unmigrated_database_say_so_and_exit_non_zero(
             # A mistyped path must not become a new, empty database.
             missing = runner.invoke(args=["api-keys", "list"])
             assert missing.exit_code == 1
-            assert missing.stderr == f"Error: there is no database file at {tmp_path}/empty.db\n"
+            assert missing.stderr == (
+                f"Error: there is no database file at {tmp_path}/empty.db. Apply the migrations "
+                "first: alembic upgrade head (or start the server once, for the embedded "
+                "database).\n"
+            )
             assert not (tmp_path / "empty.db").exists()
             (tmp_path / "empty.db").touch()
-        for args in (["api-keys", "list"], ["users", "export", str(tmp_path / "out.csv")]):
+        commands = (
+            ["api-keys", "list"],
+            ["users", "export", str(tmp_path / "out.csv")],
+        )
+        for args in commands:
             result = runner.invoke(args=args)
             assert result.exit_code == 1, result.output
             assert result.stderr == (
