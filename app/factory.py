@@ -5,6 +5,8 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import click
+from flask.cli import run_command
 from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 
@@ -40,8 +42,13 @@ class App(OpenAPI):
         return functools.partial(run_coroutine, self.loop_debug, func)
 
 
-def create_app(settings: Settings | None = None) -> App:
-    """Build the application from settings (read from the environment when not given)."""
+def create_app(settings: Settings | None = None, *, serving: bool = False) -> App:
+    """Build the application from settings (read from the environment when not given).
+
+    Only a server, ``serving`` (python -m app.server) or ``flask run``, applies the migrations
+    (AUTO_MIGRATE) and makes the embedded database's first key; a script, any other flask
+    command or alembic never does, so none of them makes a database where there was none.
+    """
     settings = settings or Settings()
     configure_logging(settings.LOG_LEVEL)
     app = App(
@@ -61,7 +68,7 @@ def create_app(settings: Settings | None = None) -> App:
     engines.init_app(app, settings)
     session.init_app(app, settings)
     asyncpg_pool.init_app(app, settings)
-    if settings.migrates_on_start:
+    if (serving or _under_flask_run()) and settings.migrates_on_start:
         _set_up_database(app, settings)
 
     register_error_handlers(app)
@@ -76,6 +83,13 @@ def create_app(settings: Settings | None = None) -> App:
     app.extensions["openapi_document"] = openapi.finish(app.api_doc)
     cli.init_app(app)
     return app
+
+
+def _under_flask_run() -> bool:
+    # flask run loads the app inside its own command, in the reloader's child too (which runs
+    # the command again); other flask commands load it in the group's context, before theirs.
+    context = click.get_current_context(silent=True)
+    return context is not None and context.command is run_command
 
 
 def _set_up_database(app: App, settings: Settings) -> None:

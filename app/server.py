@@ -23,7 +23,7 @@ def asgi_app() -> WSGIBridge:
     from app import create_app  # noqa: PLC0415 - built per worker, not at import
 
     settings = Settings()
-    return bridged(create_app(settings), settings)
+    return bridged(create_app(settings, serving=True), settings)
 
 
 def bridged(app: WSGIApp, settings: Settings) -> WSGIBridge:

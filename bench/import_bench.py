@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from app import create_app
 from app.config import Settings
+from app.db import migrations
 from app.db.session import db
 from app.services.api_keys import ALL_SCOPES, create_api_key
 from bench.run import (
@@ -185,8 +186,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     url = fresh_database(DB_NAME)
-    app = create_app(Settings(DATABASE_URL=url, AUTO_MIGRATE=True, LOG_LEVEL="WARNING"))
+    app = create_app(Settings(DATABASE_URL=url, LOG_LEVEL="WARNING"))
     with app.app_context():
+        migrations.migrate(db.engine)
         _, token = create_api_key("bench", list(ALL_SCOPES))
         db.session.commit()
         db.engine.dispose()

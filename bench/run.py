@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.config import Settings
+from app.db import migrations
 from app.db.session import db
 from app.models import User
 from app.services.api_keys import ALL_SCOPES, create_api_key
@@ -109,8 +110,9 @@ def prepare_database(name: str = DB_NAME) -> tuple[str, str, int]:
     """Make a fresh database at head with 1,000 users (ours and the tutorial's); return its
     URL, a key, the first id."""
     url = fresh_database(name)
-    app = create_app(Settings(DATABASE_URL=url, AUTO_MIGRATE=True, LOG_LEVEL="WARNING"))
+    app = create_app(Settings(DATABASE_URL=url, LOG_LEVEL="WARNING"))
     with app.app_context():
+        migrations.migrate(db.engine)
         rows = [{"username": f"seed{n}", "email": f"seed{n}@example.com"} for n in range(USERS)]
         db.session.execute(insert(User), rows)
         _, token = create_api_key("bench", list(ALL_SCOPES))

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.config import Settings
+from app.db import migrations
 from app.db.session import db
 from tests.factories import make_api_key
 from tests.helpers import (
@@ -110,15 +111,17 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="session")
 def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    """The application on this backend, its schema made by Alembic."""
+    """The application on this backend, its schema made by Alembic (as the release step
+    does: building an app never migrates)."""
     settings = Settings(
         DATABASE_URL=database_url,
-        AUTO_MIGRATE=True,
         ASYNC_DEBUG=True,
         INSTANCE_PATH=tmp_path_factory.mktemp("instance"),
     )
     application = create_app(settings)
     application.config["TESTING"] = True
+    with application.app_context():
+        migrations.migrate(db.engine)
     yield application
     with application.app_context():
         for engine in db.engines.values():

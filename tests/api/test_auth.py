@@ -263,7 +263,7 @@ def test_key_prefix_is_in_error_logs(
 def test_first_embedded_start_prints_a_working_key_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    first = create_app(Settings(INSTANCE_PATH=tmp_path))
+    first = create_app(Settings(INSTANCE_PATH=tmp_path), serving=True)
     banner = capsys.readouterr().err
     printed = TOKEN_PATTERN.findall(banner)
     assert len(set(printed)) == 1
@@ -271,7 +271,7 @@ def test_first_embedded_start_prints_a_working_key_once(
     assert f'curl -H "Authorization: Bearer {token}" http://127.0.0.1:5000/users' in banner
     response = first.test_client().get("/users", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
-    create_app(Settings(INSTANCE_PATH=tmp_path))
+    create_app(Settings(INSTANCE_PATH=tmp_path), serving=True)
     assert not TOKEN_PATTERN.findall(capsys.readouterr().err)
     with first.app_context():
         assert db.session.execute(text("SELECT count(*) FROM api_key")).scalar_one() == 1
