@@ -75,6 +75,18 @@ class ConflictError(AppError):
         super().__init__(f"A resource with this {field} already exists.", field=field)
 
 
+class PreconditionFailedError(AppError):
+    """If-Match names no current version of the resource: it changed since it was read."""
+
+    status = HTTPStatus.PRECONDITION_FAILED
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"The {what} changed since the ETag in If-Match was read; nothing was changed. "
+            "GET it again, then retry with its new ETag."
+        )
+
+
 class UnsupportedMediaTypeError(AppError):
     """The body is not JSON."""
 

@@ -19,6 +19,34 @@ _REQUEST_ID_HEADER = {
 }
 _REQUEST_ID = {"$ref": "#/components/headers/X-Request-ID"}
 _LOCATION = {"description": "URL of the created resource.", "schema": {"type": "string"}}
+_ETAG = {
+    "description": "Strong ETag of this version of the resource: send it back in If-None-Match "
+    "(a 304 while unchanged) or If-Match (a write only if unchanged, else a 412).",
+    "schema": {"type": "string"},
+}
+# Resources with ETags: reads take If-None-Match, writes If-Match (app/api/conditional.py).
+_CONDITIONAL = frozenset({"/users/{user_id}", "/posts/{post_id}"})
+_CREATES_TAGGED = frozenset({("post", "/users"), ("post", "/users/{user_id}/posts")})
+
+
+def _header_parameter(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+_IF_NONE_MATCH = _header_parameter(
+    "If-None-Match", "An ETag of this resource: a 304 with no body while it is still current."
+)
+_IF_MATCH = _header_parameter(
+    "If-Match",
+    "An ETag of this resource: the write happens only if it is still current, checked in "
+    "the same statement; else a 412 and nothing changes.",
+)
 _COMMON_ERRORS = {
     "500": "Internal Server Error: nothing internal is disclosed; the request id is logged.",
     "503": "Service Unavailable: the database cannot be reached.",
@@ -137,6 +165,24 @@ def _finish_operation(operation: dict[str, Any], schemas: dict[str, Any]) -> Non
                 response["headers"]["Location"] = _LOCATION
 
 
+def _document_conditions(method: str, route: str, operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    tagged = [status for status in ("200", "201") if status in responses]
+    if route in _CONDITIONAL:
+        if method == "get":
+            operation.setdefault("parameters", []).append(_IF_NONE_MATCH)
+            responses["304"] = {
+                "description": "Not Modified: If-None-Match named the current ETag; no body.",
+                "headers": {"ETag": {"$ref": "#/components/headers/ETag"}},
+            }
+        else:
+            operation.setdefault("parameters", []).append(_IF_MATCH)
+    elif (method, route) not in _CREATES_TAGGED:
+        return
+    for status in tagged:
+        responses[status].setdefault("headers", {})["ETag"] = {"$ref": "#/components/headers/ETag"}
+
+
 def finish(document: dict[str, Any]) -> dict[str, Any]:
     """Return the document with problem+json errors, auth errors and tidy parameters."""
     document = copy.deepcopy(document)
@@ -145,6 +191,7 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
     for route, path in document.get("paths", {}).items():
         for method in _METHODS:
             if method in path:
+                _document_conditions(method, route, path[method])
                 _finish_operation(path[method], schemas)
                 if (method, route) in _FILE_BODIES:
                     _as_file(path[method]["requestBody"])
@@ -164,5 +211,5 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
         next_cursor = schema.get("properties", {}).get("next_cursor")
         if next_cursor is not None and "Cursor" in schemas:
             next_cursor["anyOf"] = [{"$ref": _SCHEMAS + "Cursor"}, {"type": "null"}]
-    components["headers"] = {"X-Request-ID": _REQUEST_ID_HEADER}
+    components["headers"] = {"X-Request-ID": _REQUEST_ID_HEADER, "ETag": _ETAG}
     return document

@@ -17,7 +17,9 @@ for the CLI run (scripts/contract_cli.sh), so both generate and judge alike.
   (a duplicate among them is the documented 409).
 - ``positive_data_acceptance``: a ``cursor`` is opaque; any string up to 512 characters
   fits its schema, yet only one the API made is valid, and the document says an altered
-  one is a 400. The built-in check is replaced by one that allows exactly that 400.
+  one is a 400. The built-in check is replaced by one that allows exactly that 400, and
+  likewise the 412 of an ``If-Match`` (any string fits its schema; only a current ETag
+  matches, and the document says a stale one is a 412).
 """
 
 import csv
@@ -117,12 +119,18 @@ def _is_refused_cursor(response: Response, case: schemathesis.Case[Any]) -> bool
     return "cursor" in str(detail).lower()
 
 
+def _is_refused_if_match(response: Response, case: schemathesis.Case[Any]) -> bool:
+    headers = {name.lower() for name in case.headers or {}}
+    return response.status_code == 412 and "if-match" in headers  # noqa: PLR2004
+
+
 @schemathesis.check
 def positive_data_acceptance_opaque_cursor(
     ctx: CheckContext, response: Response, case: schemathesis.Case[Any]
 ) -> bool | None:
-    """positive_data_acceptance, except that a made-up cursor may be refused with a 400."""
-    if _is_refused_cursor(response, case):
+    """positive_data_acceptance, except that a made-up cursor may be refused with a 400 and
+    a made-up If-Match with a 412."""
+    if _is_refused_cursor(response, case) or _is_refused_if_match(response, case):
         return None
     result: bool | None = positive_data_acceptance(ctx, response, case)
     return result

@@ -13,12 +13,12 @@ from app.schemas.posts import PostCreate
 from app.schemas.users import UserCreate
 from app.services import posts, users
 from app.services.api_keys import ALL_SCOPES, Scope, create_api_key
-from app.services.users import UserRow
+from app.services.users import VersionedUserRow
 
 _counter = itertools.count(1)
 
 
-def make_user(app: Flask, **overrides: Any) -> UserRow:
+def make_user(app: Flask, **overrides: Any) -> VersionedUserRow:
     """Create and commit a user with unique defaults."""
     n = next(_counter)
     fields: dict[str, Any] = {"username": f"user{n}", "email": f"user{n}@example.com"}
@@ -46,7 +46,7 @@ def make_api_key(
         return token
 
 
-def make_post(app: Flask, author: UserRow, **overrides: Any) -> Post:
+def make_post(app: Flask, author: VersionedUserRow, **overrides: Any) -> Post:
     """Create and commit a post by the author."""
     n = next(_counter)
     fields: dict[str, Any] = {"title": f"Post {n}", "body": f"Body of post {n}."}

@@ -116,3 +116,22 @@ def test_each_error_status_has_its_own_problem(document: dict[str, Any]) -> None
     assert "field" in schemas["ConflictProblem"]["properties"]
     assert "errors" in schemas["ValidationProblem"]["required"]
     assert set(schemas["ImportProblem"]["required"]) >= {"created", "skipped", "errors"}
+
+
+@pytest.mark.parametrize("path", ["/users/{user_id}", "/posts/{post_id}"])
+def test_conditional_requests_are_documented(document: dict[str, Any], path: str) -> None:
+    etag = {"$ref": "#/components/headers/ETag"}
+    item = document["paths"][path]
+
+    get = item["get"]
+    assert "If-None-Match" in [p["name"] for p in get["parameters"] if p["in"] == "header"]
+    assert get["responses"]["304"]["headers"]["ETag"] == etag
+    assert get["responses"]["200"]["headers"]["ETag"] == etag
+    for method in ("patch", "put", "delete"):
+        operation = item[method]
+        assert "If-Match" in [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+        assert _problem_ref(document, method, path, "412") == "Problem"
+    for method in ("patch", "put"):
+        assert item[method]["responses"]["200"]["headers"]["ETag"] == etag
+    created = document["paths"]["/users"]["post"]["responses"]["201"]
+    assert created["headers"]["ETag"] == etag

@@ -9,8 +9,10 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
 from app.api.common import json_response, operation_id_for, problems
+from app.api.conditional import etag, expected_versions, not_modified
 from app.auth import requires
 from app.db.session import autocommit, run_db, transaction
+from app.models import Post
 from app.schemas.posts import (
     PostCreate,
     PostListQuery,
@@ -28,6 +30,17 @@ bp = APIBlueprint(
 )
 
 
+def _etag(post: Post) -> str:
+    return etag(post.version, post.author.version)
+
+
+def _post_response(
+    post: Post, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    tagged = {"ETag": _etag(post), **(headers or {})}
+    return json_response(PostRead.model_validate(post), status, tagged)
+
+
 @bp.post(
     "/users/<id:user_id>/posts", responses={201: PostRead, **problems(400, 404, 413, 415, 422)}
 )
@@ -36,8 +49,7 @@ async def create_post(path: UserPath, body: PostCreate) -> Response:
     """Create a post by this user."""
     async with transaction():
         post = await run_db(posts.create_post, path.user_id, body)
-    location = url_for("posts.get_post", post_id=post.id)
-    return json_response(PostRead.model_validate(post), 201, {"Location": location})
+    return _post_response(post, 201, {"Location": url_for("posts.get_post", post_id=post.id)})
 
 
 @bp.get("/users/<id:user_id>/posts", responses={200: PostPage, **problems(400, 404)})
@@ -65,34 +77,39 @@ async def list_posts(query: PostListQuery) -> Response:
 @bp.get("/posts/<id:post_id>", responses={200: PostRead, **problems(404)})
 @requires("posts:read")
 async def get_post(path: PostPath) -> Response:
-    """Get one post with its author."""
+    """Get one post with its author (304 where If-None-Match names its ETag)."""
     async with autocommit():
         post = await run_db(posts.get_post, path.post_id)
-    return json_response(PostRead.model_validate(post))
+    return not_modified(_etag(post)) or _post_response(post)
 
 
-@bp.patch("/posts/<id:post_id>", responses={200: PostRead, **problems(400, 404, 413, 415, 422)})
+@bp.patch(
+    "/posts/<id:post_id>", responses={200: PostRead, **problems(400, 404, 412, 413, 415, 422)}
+)
 @requires("posts:write")
 async def update_post(path: PostPath, body: PostUpdate) -> Response:
     """Change some fields of a post; omitted fields stay as they are."""
+    versions = expected_versions(2)
     async with transaction():
-        post = await run_db(posts.update_post, path.post_id, body)
-    return json_response(PostRead.model_validate(post))
+        post = await run_db(posts.update_post, path.post_id, body, versions)
+    return _post_response(post)
 
 
-@bp.put("/posts/<id:post_id>", responses={200: PostRead, **problems(400, 404, 413, 415, 422)})
+@bp.put("/posts/<id:post_id>", responses={200: PostRead, **problems(400, 404, 412, 413, 415, 422)})
 @requires("posts:write")
 async def replace_post(path: PostPath, body: PostUpdate) -> Response:
     """Change a post; like PATCH (partial), as for users."""
+    versions = expected_versions(2)
     async with transaction():
-        post = await run_db(posts.update_post, path.post_id, body)
-    return json_response(PostRead.model_validate(post))
+        post = await run_db(posts.update_post, path.post_id, body, versions)
+    return _post_response(post)
 
 
-@bp.delete("/posts/<id:post_id>", responses={204: None, **problems(404)})
+@bp.delete("/posts/<id:post_id>", responses={204: None, **problems(404, 412)})
 @requires("posts:write")
 async def delete_post(path: PostPath) -> Response:
     """Delete a post."""
+    versions = expected_versions(2)
     async with transaction():
-        await run_db(posts.delete_post, path.post_id)
+        await run_db(posts.delete_post, path.post_id, versions)
     return Response(status=204)

@@ -17,6 +17,7 @@ from app.api.common import (
     streamed_body,
     whole_body,
 )
+from app.api.conditional import etag, expected_versions, not_modified
 from app.auth import requires
 from app.db.session import autocommit, run_db, run_db_in_worker
 from app.errors import NotAcceptableError, UnsupportedMediaTypeError
@@ -43,14 +44,21 @@ bp = APIBlueprint(
 )
 
 
+def _user_response(
+    user: users.VersionedUserRow, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    # The row's last column is its version: the ETag, not a member of the body.
+    tagged = {"ETag": etag(user.version), **(headers or {})}
+    return row_response(users.USER_FIELDS, user[:-1], status, tagged)
+
+
 @bp.post("", responses={201: UserRead, **problems(400, 409, 413, 415, 422)})
 @requires("users:write")
 async def create_user(body: UserCreate) -> Response:
     """Create a user."""
     async with autocommit():
         user = await run_db(users.create_user, body)
-    location = url_for("users.get_user", user_id=user.id)
-    return row_response(users.USER_FIELDS, user, 201, {"Location": location})
+    return _user_response(user, 201, {"Location": url_for("users.get_user", user_id=user.id)})
 
 
 @bp.get("", responses={200: UserPage, **problems(400)})
@@ -112,34 +120,37 @@ async def export_users() -> Response:
 @bp.get("/<id:user_id>", responses={200: UserRead, **problems(404)})
 @requires("users:read")
 async def get_user(path: UserPath) -> Response:
-    """Get one user."""
+    """Get one user (304 where If-None-Match names its ETag)."""
     async with autocommit():
         user = await run_db(users.get_user, path.user_id)
-    return row_response(users.USER_FIELDS, user)
+    return not_modified(etag(user.version)) or _user_response(user)
 
 
-@bp.patch("/<id:user_id>", responses={200: UserRead, **problems(400, 404, 409, 413, 415, 422)})
+@bp.patch("/<id:user_id>", responses={200: UserRead, **problems(400, 404, 409, 412, 413, 415, 422)})
 @requires("users:write")
 async def update_user(path: UserPath, body: UserUpdate) -> Response:
     """Change some fields of a user; omitted fields stay as they are."""
+    versions = expected_versions(1)
     async with autocommit():
-        user = await run_db(users.update_user, path.user_id, body)
-    return row_response(users.USER_FIELDS, user)
+        user = await run_db(users.update_user, path.user_id, body, versions)
+    return _user_response(user)
 
 
-@bp.put("/<id:user_id>", responses={200: UserRead, **problems(400, 404, 409, 413, 415, 422)})
+@bp.put("/<id:user_id>", responses={200: UserRead, **problems(400, 404, 409, 412, 413, 415, 422)})
 @requires("users:write")
 async def replace_user(path: UserPath, body: UserUpdate) -> Response:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs."""
+    versions = expected_versions(1)
     async with autocommit():
-        user = await run_db(users.update_user, path.user_id, body)
-    return row_response(users.USER_FIELDS, user)
+        user = await run_db(users.update_user, path.user_id, body, versions)
+    return _user_response(user)
 
 
-@bp.delete("/<id:user_id>", responses={204: None, **problems(404)})
+@bp.delete("/<id:user_id>", responses={204: None, **problems(404, 412)})
 @requires("users:write")
 async def delete_user(path: UserPath) -> Response:
     """Delete a user and their posts."""
+    versions = expected_versions(1)
     async with autocommit():
-        await run_db(users.delete_user, path.user_id)
+        await run_db(users.delete_user, path.user_id, versions)
     return Response(status=204)

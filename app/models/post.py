@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
@@ -28,6 +28,8 @@ class Post(Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=utcnow())
     updated_at: Mapped[datetime] = mapped_column(server_default=utcnow(), onupdate=utcnow())
+    # One more on every write: the ETag, and what an If-Match write compares in its WHERE.
+    version: Mapped[int] = mapped_column(server_default=text("1"))
 
     # raise_on_sql: an unplanned lazy load is an error, so N+1 cannot creep in unnoticed.
     author: Mapped["User"] = relationship(back_populates="posts", lazy="raise_on_sql")

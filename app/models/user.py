@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Index, String, func
+from sqlalchemy import Index, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
@@ -28,6 +28,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(EMAIL_MAX))
     created_at: Mapped[datetime] = mapped_column(server_default=utcnow())
     updated_at: Mapped[datetime] = mapped_column(server_default=utcnow(), onupdate=utcnow())
+    # One more on every write: the ETag, and what an If-Match write compares in its WHERE.
+    version: Mapped[int] = mapped_column(server_default=text("1"))
 
     # passive_deletes: the database's ON DELETE CASCADE removes posts; no SELECT of them first.
     posts: Mapped[list["Post"]] = relationship(

@@ -2,14 +2,14 @@
 
 from typing import Any
 
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.db.session import db
 from app.db.types import utcnow
-from app.errors import NotFoundError
+from app.errors import NotFoundError, PreconditionFailedError
 from app.models import Post, User
 from app.schemas.posts import PostCreate, PostListQuery, PostUpdate, UserPostsQuery
 from app.services.pagination import SortKey, next_cursor, paginate
@@ -55,30 +55,51 @@ def get_post(post_id: int) -> Post:
     return post
 
 
-def update_post(post_id: int, data: PostUpdate) -> Post:
-    """Change the given fields; updated_at always moves."""
+def _where(post_id: int, versions: list[tuple[int, ...]] | None) -> ColumnElement[bool]:
+    # The If-Match check is part of the write's own WHERE: no read-then-write race. A post's
+    # ETag holds its author's version too (its body embeds the author's username).
+    match = Post.id == post_id
+    if versions is None:
+        return match
+    author_version = select(User.version).where(User.id == Post.author_id).scalar_subquery()
+    allowed = [and_(Post.version == post, author_version == author) for post, author in versions]
+    return and_(match, or_(false(), *allowed))
+
+
+def _missing_or_changed(post_id: int) -> NotFoundError | PreconditionFailedError:
+    exists = db.session.execute(select(1).where(Post.id == post_id)).first()
+    if exists:
+        return PreconditionFailedError("post")
+    return NotFoundError(f"Post {post_id} does not exist.")
+
+
+def update_post(
+    post_id: int, data: PostUpdate, versions: list[tuple[int, ...]] | None = None
+) -> Post:
+    """Change the given fields, if the post is at one of ``versions`` (None: any); updated_at
+    and the version always move."""
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
     stmt = (
         update(Post)
-        .where(Post.id == post_id)
-        .values(**changes, updated_at=utcnow())
+        .where(_where(post_id, versions))
+        .values(**changes, updated_at=utcnow(), version=Post.version + 1)
         .returning(Post.id)
         .execution_options(synchronize_session=False)
     )
     if db.session.execute(stmt).scalar_one_or_none() is None:
-        raise NotFoundError(f"Post {post_id} does not exist.")
+        raise _missing_or_changed(post_id)
     return db.session.execute(
         _with_author().where(Post.id == post_id).execution_options(populate_existing=True)
     ).scalar_one()
 
 
-def delete_post(post_id: int) -> None:
-    """Delete the post or raise NotFoundError."""
+def delete_post(post_id: int, versions: list[tuple[int, ...]] | None = None) -> None:
+    """Delete the post if it is at one of ``versions`` (None: any), or raise."""
     result = db.session.execute(
-        delete(Post).where(Post.id == post_id).execution_options(synchronize_session=False)
+        delete(Post).where(_where(post_id, versions)).execution_options(synchronize_session=False)
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise NotFoundError(f"Post {post_id} does not exist.")
+        raise _missing_or_changed(post_id)
 
 
 def _page(

@@ -5,12 +5,23 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from app.db.session import db
 from app.db.types import utcnow
-from app.errors import ConflictError, NotFoundError
+from app.errors import ConflictError, NotFoundError, PreconditionFailedError
 from app.models import User
 from app.schemas.users import UserCreate, UserListQuery, UserUpdate
 from app.services.pagination import SortKey, next_cursor, paginate
@@ -36,6 +47,9 @@ USER_COLUMNS = (
 UserRow = Row[int, str, str, datetime, datetime]
 # The columns' names, which are UserRead's fields in order (the list is written from rows).
 USER_FIELDS = tuple(column.name for column in USER_COLUMNS)
+# One user with its version last: the representation, then what its ETag is made of.
+VERSIONED_COLUMNS = (*USER_COLUMNS, _users.c.version)
+VersionedUserRow = Row[int, str, str, datetime, datetime, int]
 
 USER_SORTS: dict[str, SortKey] = {
     "id": SortKey((User.id,), descending=False),
@@ -73,20 +87,22 @@ def _unique_violations_as_conflicts() -> Iterator[None]:
 
 
 # Built once: the hottest statements skip constructing themselves and their cache keys.
-_INSERT_USER = insert(_users).returning(*USER_COLUMNS)
-_USER_BY_ID = select(*USER_COLUMNS).where(_users.c.id == bindparam("user_id"))
+_INSERT_USER = insert(_users).returning(*VERSIONED_COLUMNS)
+_USER_BY_ID = select(*VERSIONED_COLUMNS).where(_users.c.id == bindparam("user_id"))
+# The row versions an If-Match allows (app.api.conditional); None: any.
+Versions = list[tuple[int, ...]] | None
 
 
-def create_user(data: UserCreate) -> UserRow:
+def create_user(data: UserCreate) -> VersionedUserRow:
     """Add a user in one statement; a taken username or email (any case) is a ConflictError."""
     with _unique_violations_as_conflicts():
-        row: UserRow = db.session.execute(
+        row: VersionedUserRow = db.session.execute(
             _INSERT_USER, {"username": data.username, "email": data.email}
         ).one()
         return row
 
 
-def get_user(user_id: int) -> UserRow:
+def get_user(user_id: int) -> VersionedUserRow:
     """Return the user's columns or raise NotFoundError."""
     user = db.session.execute(_USER_BY_ID, {"user_id": user_id}).one_or_none()
     if user is None:
@@ -94,27 +110,45 @@ def get_user(user_id: int) -> UserRow:
     return user
 
 
-def update_user(user_id: int, data: UserUpdate) -> UserRow:
-    """Change the given fields in one statement; updated_at always moves."""
+def _where(user_id: int, versions: Versions) -> ColumnElement[bool]:
+    # The If-Match check is part of the write's own WHERE: no read-then-write race.
+    match = _users.c.id == user_id
+    if versions is None:
+        return match
+    return and_(match, _users.c.version.in_([v for (v,) in versions]))
+
+
+def _missing_or_changed(user_id: int) -> NotFoundError | PreconditionFailedError:
+    exists = db.session.execute(select(1).where(_users.c.id == user_id)).first()
+    return (
+        PreconditionFailedError("user")
+        if exists
+        else NotFoundError(f"User {user_id} does not exist.")
+    )
+
+
+def update_user(user_id: int, data: UserUpdate, versions: Versions = None) -> VersionedUserRow:
+    """Change the given fields in one statement, if the user is at one of ``versions`` (None:
+    any); updated_at and the version always move."""
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
     stmt = (
         update(_users)
-        .where(_users.c.id == user_id)
-        .values(**changes, updated_at=utcnow())
-        .returning(*USER_COLUMNS)
+        .where(_where(user_id, versions))
+        .values(**changes, updated_at=utcnow(), version=_users.c.version + 1)
+        .returning(*VERSIONED_COLUMNS)
     )
     with _unique_violations_as_conflicts():
         user = db.session.execute(stmt).one_or_none()
     if user is None:
-        raise NotFoundError(f"User {user_id} does not exist.")
+        raise _missing_or_changed(user_id)
     return user
 
 
-def delete_user(user_id: int) -> None:
-    """Delete the user (the database cascades to their posts) or raise NotFoundError."""
-    result = db.session.execute(delete(_users).where(_users.c.id == user_id))
+def delete_user(user_id: int, versions: Versions = None) -> None:
+    """Delete the user (the database cascades to their posts) if at one of ``versions``."""
+    result = db.session.execute(delete(_users).where(_where(user_id, versions)))
     if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise NotFoundError(f"User {user_id} does not exist.")
+        raise _missing_or_changed(user_id)
 
 
 def list_users(query: UserListQuery) -> tuple[list[UserRow], str | None]:

@@ -60,6 +60,20 @@ const renamed = await client.PATCH("/users/{user_id}", {
 });
 assert.equal(renamed.data?.email, `ada.lovelace-${tag}@example.com`);
 
+// ETags: the one read before the change is stale now, so a write sending it is a 412.
+const stale = read.response.headers.get("ETag")!;
+const current = renamed.response.headers.get("ETag")!;
+assert.notEqual(current, stale);
+const refused = await client.PATCH("/users/{user_id}", {
+  params: { path: { user_id: ada.id }, header: { "If-Match": stale } },
+  body: { username: `lost-${tag}` },
+});
+assert.equal(refused.error?.status, 412);
+const unchanged = await client.GET("/users/{user_id}", {
+  params: { path: { user_id: ada.id }, header: { "If-None-Match": current } },
+});
+assert.equal(unchanged.response.status, 304);
+
 // Posts: create two, list them a page at a time, passing next_cursor back as it came.
 for (const title of ["First", "Second"]) {
   const post = await client.POST("/users/{user_id}/posts", {

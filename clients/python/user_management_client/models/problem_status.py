@@ -1,12 +1,13 @@
 from typing import Literal
 
-ProblemStatus = Literal[401, 404, 406, 408, 413, 415, 500, 503]
+ProblemStatus = Literal[401, 404, 406, 408, 412, 413, 415, 500, 503]
 
 PROBLEM_STATUS_VALUES: set[ProblemStatus] = {
     401,
     404,
     406,
     408,
+    412,
     413,
     415,
     500,

@@ -8,12 +8,17 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.forbidden_problem import ForbiddenProblem
 from ...models.problem import Problem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     post_id: int,
+    *,
+    if_match: str | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(if_match, Unset):
+        headers["If-Match"] = if_match
 
     _kwargs: dict[str, Any] = {
         "method": "delete",
@@ -22,6 +27,7 @@ def _get_kwargs(
         ),
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -46,6 +52,11 @@ def _parse_response(
         response_404 = Problem.from_dict(response.json())
 
         return response_404
+
+    if response.status_code == 412:
+        response_412 = Problem.from_dict(response.json())
+
+        return response_412
 
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
@@ -78,11 +89,13 @@ def sync_detailed(
     post_id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
 ) -> Response[Any | ForbiddenProblem | Problem]:
     """Delete a post.
 
     Args:
         post_id (int):
+        if_match (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -94,6 +107,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         post_id=post_id,
+        if_match=if_match,
     )
 
     response = client.get_httpx_client().request(
@@ -107,11 +121,13 @@ def sync(
     post_id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
 ) -> Any | ForbiddenProblem | Problem | None:
     """Delete a post.
 
     Args:
         post_id (int):
+        if_match (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -124,6 +140,7 @@ def sync(
     return sync_detailed(
         post_id=post_id,
         client=client,
+        if_match=if_match,
     ).parsed
 
 
@@ -131,11 +148,13 @@ async def asyncio_detailed(
     post_id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
 ) -> Response[Any | ForbiddenProblem | Problem]:
     """Delete a post.
 
     Args:
         post_id (int):
+        if_match (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -147,6 +166,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         post_id=post_id,
+        if_match=if_match,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -158,11 +178,13 @@ async def asyncio(
     post_id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
 ) -> Any | ForbiddenProblem | Problem | None:
     """Delete a post.
 
     Args:
         post_id (int):
+        if_match (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -176,5 +198,6 @@ async def asyncio(
         await asyncio_detailed(
             post_id=post_id,
             client=client,
+            if_match=if_match,
         )
     ).parsed

@@ -12,15 +12,18 @@ from ...models.post_read import PostRead
 from ...models.post_update import PostUpdate
 from ...models.problem import Problem
 from ...models.validation_problem import ValidationProblem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     post_id: int,
     *,
     body: PostUpdate,
+    if_match: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(if_match, Unset):
+        headers["If-Match"] = if_match
 
     _kwargs: dict[str, Any] = {
         "method": "put",
@@ -64,6 +67,11 @@ def _parse_response(
         response_404 = Problem.from_dict(response.json())
 
         return response_404
+
+    if response.status_code == 412:
+        response_412 = Problem.from_dict(response.json())
+
+        return response_412
 
     if response.status_code == 413:
         response_413 = Problem.from_dict(response.json())
@@ -112,11 +120,13 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: PostUpdate,
+    if_match: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
     """Change a post; like PATCH (partial), as for users.
 
     Args:
         post_id (int):
+        if_match (str | Unset):
         body (PostUpdate): Body of PATCH and PUT /posts/{post_id}: omitted fields stay as they
             are.
 
@@ -131,6 +141,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         post_id=post_id,
         body=body,
+        if_match=if_match,
     )
 
     response = client.get_httpx_client().request(
@@ -145,11 +156,13 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: PostUpdate,
+    if_match: str | Unset = UNSET,
 ) -> BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
     """Change a post; like PATCH (partial), as for users.
 
     Args:
         post_id (int):
+        if_match (str | Unset):
         body (PostUpdate): Body of PATCH and PUT /posts/{post_id}: omitted fields stay as they
             are.
 
@@ -165,6 +178,7 @@ def sync(
         post_id=post_id,
         client=client,
         body=body,
+        if_match=if_match,
     ).parsed
 
 
@@ -173,11 +187,13 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: PostUpdate,
+    if_match: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
     """Change a post; like PATCH (partial), as for users.
 
     Args:
         post_id (int):
+        if_match (str | Unset):
         body (PostUpdate): Body of PATCH and PUT /posts/{post_id}: omitted fields stay as they
             are.
 
@@ -192,6 +208,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         post_id=post_id,
         body=body,
+        if_match=if_match,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -204,11 +221,13 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: PostUpdate,
+    if_match: str | Unset = UNSET,
 ) -> BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
     """Change a post; like PATCH (partial), as for users.
 
     Args:
         post_id (int):
+        if_match (str | Unset):
         body (PostUpdate): Body of PATCH and PUT /posts/{post_id}: omitted fields stay as they
             are.
 
@@ -225,5 +244,6 @@ async def asyncio(
             post_id=post_id,
             client=client,
             body=body,
+            if_match=if_match,
         )
     ).parsed

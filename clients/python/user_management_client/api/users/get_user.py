@@ -1,5 +1,5 @@
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -9,12 +9,17 @@ from ...client import AuthenticatedClient, Client
 from ...models.forbidden_problem import ForbiddenProblem
 from ...models.problem import Problem
 from ...models.user_read import UserRead
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     user_id: int,
+    *,
+    if_none_match: str | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(if_none_match, Unset):
+        headers["If-None-Match"] = if_none_match
 
     _kwargs: dict[str, Any] = {
         "method": "get",
@@ -23,16 +28,21 @@ def _get_kwargs(
         ),
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> ForbiddenProblem | Problem | UserRead | None:
+) -> Any | ForbiddenProblem | Problem | UserRead | None:
     if response.status_code == 200:
         response_200 = UserRead.from_dict(response.json())
 
         return response_200
+
+    if response.status_code == 304:
+        response_304 = cast(Any, None)
+        return response_304
 
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
@@ -67,7 +77,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[ForbiddenProblem | Problem | UserRead]:
+) -> Response[Any | ForbiddenProblem | Problem | UserRead]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -80,22 +90,25 @@ def sync_detailed(
     user_id: int,
     *,
     client: AuthenticatedClient,
-) -> Response[ForbiddenProblem | Problem | UserRead]:
-    """Get one user.
+    if_none_match: str | Unset = UNSET,
+) -> Response[Any | ForbiddenProblem | Problem | UserRead]:
+    """Get one user (304 where If-None-Match names its ETag).
 
     Args:
         user_id (int):
+        if_none_match (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ForbiddenProblem | Problem | UserRead]
+        Response[Any | ForbiddenProblem | Problem | UserRead]
     """
 
     kwargs = _get_kwargs(
         user_id=user_id,
+        if_none_match=if_none_match,
     )
 
     response = client.get_httpx_client().request(
@@ -109,23 +122,26 @@ def sync(
     user_id: int,
     *,
     client: AuthenticatedClient,
-) -> ForbiddenProblem | Problem | UserRead | None:
-    """Get one user.
+    if_none_match: str | Unset = UNSET,
+) -> Any | ForbiddenProblem | Problem | UserRead | None:
+    """Get one user (304 where If-None-Match names its ETag).
 
     Args:
         user_id (int):
+        if_none_match (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ForbiddenProblem | Problem | UserRead
+        Any | ForbiddenProblem | Problem | UserRead
     """
 
     return sync_detailed(
         user_id=user_id,
         client=client,
+        if_none_match=if_none_match,
     ).parsed
 
 
@@ -133,22 +149,25 @@ async def asyncio_detailed(
     user_id: int,
     *,
     client: AuthenticatedClient,
-) -> Response[ForbiddenProblem | Problem | UserRead]:
-    """Get one user.
+    if_none_match: str | Unset = UNSET,
+) -> Response[Any | ForbiddenProblem | Problem | UserRead]:
+    """Get one user (304 where If-None-Match names its ETag).
 
     Args:
         user_id (int):
+        if_none_match (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ForbiddenProblem | Problem | UserRead]
+        Response[Any | ForbiddenProblem | Problem | UserRead]
     """
 
     kwargs = _get_kwargs(
         user_id=user_id,
+        if_none_match=if_none_match,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -160,23 +179,26 @@ async def asyncio(
     user_id: int,
     *,
     client: AuthenticatedClient,
-) -> ForbiddenProblem | Problem | UserRead | None:
-    """Get one user.
+    if_none_match: str | Unset = UNSET,
+) -> Any | ForbiddenProblem | Problem | UserRead | None:
+    """Get one user (304 where If-None-Match names its ETag).
 
     Args:
         user_id (int):
+        if_none_match (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ForbiddenProblem | Problem | UserRead
+        Any | ForbiddenProblem | Problem | UserRead
     """
 
     return (
         await asyncio_detailed(
             user_id=user_id,
             client=client,
+            if_none_match=if_none_match,
         )
     ).parsed

@@ -13,15 +13,18 @@ from ...models.problem import Problem
 from ...models.user_read import UserRead
 from ...models.user_update import UserUpdate
 from ...models.validation_problem import ValidationProblem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     user_id: int,
     *,
     body: UserUpdate,
+    if_match: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(if_match, Unset):
+        headers["If-Match"] = if_match
 
     _kwargs: dict[str, Any] = {
         "method": "put",
@@ -71,6 +74,11 @@ def _parse_response(
 
         return response_409
 
+    if response.status_code == 412:
+        response_412 = Problem.from_dict(response.json())
+
+        return response_412
+
     if response.status_code == 413:
         response_413 = Problem.from_dict(response.json())
 
@@ -118,11 +126,13 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: UserUpdate,
+    if_match: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs.
 
     Args:
         user_id (int):
+        if_match (str | Unset):
         body (UserUpdate): Body of PATCH and PUT /users/{id}: omitted fields stay as they are.
 
     Raises:
@@ -136,6 +146,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         user_id=user_id,
         body=body,
+        if_match=if_match,
     )
 
     response = client.get_httpx_client().request(
@@ -150,11 +161,13 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: UserUpdate,
+    if_match: str | Unset = UNSET,
 ) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs.
 
     Args:
         user_id (int):
+        if_match (str | Unset):
         body (UserUpdate): Body of PATCH and PUT /users/{id}: omitted fields stay as they are.
 
     Raises:
@@ -169,6 +182,7 @@ def sync(
         user_id=user_id,
         client=client,
         body=body,
+        if_match=if_match,
     ).parsed
 
 
@@ -177,11 +191,13 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: UserUpdate,
+    if_match: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs.
 
     Args:
         user_id (int):
+        if_match (str | Unset):
         body (UserUpdate): Body of PATCH and PUT /users/{id}: omitted fields stay as they are.
 
     Raises:
@@ -195,6 +211,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         user_id=user_id,
         body=body,
+        if_match=if_match,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -207,11 +224,13 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: UserUpdate,
+    if_match: str | Unset = UNSET,
 ) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs.
 
     Args:
         user_id (int):
+        if_match (str | Unset):
         body (UserUpdate): Body of PATCH and PUT /users/{id}: omitted fields stay as they are.
 
     Raises:
@@ -227,5 +246,6 @@ async def asyncio(
             user_id=user_id,
             client=client,
             body=body,
+            if_match=if_match,
         )
     ).parsed
