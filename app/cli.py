@@ -1,5 +1,5 @@
 """Flask CLI commands: ``flask --app app api-keys create|list|revoke`` and
-``flask --app app users import|export``."""
+``flask --app app users import|export|seed``."""
 
 import functools
 import itertools
@@ -16,6 +16,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from app import openapi
 from app.config import current_settings
@@ -24,7 +25,7 @@ from app.db.session import db
 from app.errors import NotFoundError
 from app.models import User
 from app.models.api_key import NAME_MAX
-from app.services import bulk
+from app.services import bulk, seed
 from app.services.api_keys import ALL_SCOPES, Scope, create_api_key, list_api_keys, revoke_api_key
 
 P = ParamSpec("P")
@@ -121,7 +122,7 @@ def revoke_command(prefix: str) -> None:
     click.echo(f"Revoked API key {key.prefix} ({key.name}).", err=True)
 
 
-users_cli = AppGroup("users", help="Import and export users in bulk.")
+users_cli = AppGroup("users", help="Import and export users in bulk, or seed fake ones.")
 
 
 def _format_of(path: Path, given: str | None) -> bulk.Format:
@@ -296,6 +297,37 @@ def export_command(file: Path, fmt: str | None) -> None:
     click.echo(
         f"Exported {_counted(bar.rows, 'user')} to {_named(file, 'output')} in {bar.elapsed:.1f} s "
         f"({bar.rate:,.0f} rows/s).",
+        err=True,
+    )
+
+
+@users_cli.command("seed")
+@click.option(
+    "--count", type=click.IntRange(min=1), default=100, show_default=True, help="Users to add."
+)
+@click.option(
+    "--posts-per-user",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Posts each new user gets.",
+)
+@click.option("--seed", "seed_value", type=int, help="The same fake data for the same number.")
+@needs_schema
+def seed_command(count: int, posts_per_user: int, seed_value: int | None) -> None:
+    """Add fake users and their posts for a demo, with progress and a summary; names never
+    collide with existing users'."""
+    try:
+        with _Progress("Seeding", count) as bar:
+            report = seed.seed_users(count, posts_per_user, bar.advance, seed=seed_value)
+        db.session.commit()
+    except IntegrityError as error:
+        db.session.rollback()
+        message = "another writer took one of the new names meanwhile; nothing was added. Retry."
+        raise click.ClickException(message) from error
+    click.echo(
+        f"Seeded {_counted(report.users, 'user')} and {_counted(report.posts, 'post')} "
+        f"in {bar.elapsed:.1f} s ({bar.rate:,.0f} rows/s).",
         err=True,
     )
 

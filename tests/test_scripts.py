@@ -147,7 +147,7 @@ def test_no_other_flask_command_nor_create_app_makes_a_database_or_a_key(
     env = embedded_env(project)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    for args in (["api-keys", "list"], ["users", "export", "-"]):
+    for args in (["api-keys", "list"], ["users", "seed"], ["users", "export", "-"]):
         done = _run([str(BIN / "flask"), "--app", "app", *args], cwd=elsewhere, env=env)
         assert done.returncode == 1, done.stdout
         assert done.stderr == _no_file(project / "instance" / "app.db")

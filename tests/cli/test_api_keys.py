@@ -124,6 +124,7 @@ def test_commands_on_an_unmigrated_database_say_so_and_exit_non_zero(
         commands = (
             ["api-keys", "list"],
             ["users", "export", str(tmp_path / "out.csv")],
+            ["users", "seed", "--count", "1"],
         )
         for args in commands:
             result = runner.invoke(args=args)
