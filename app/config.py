@@ -113,8 +113,7 @@ class Settings(BaseSettings):
 
     @property
     def instance_path(self) -> Path:
-        """The folder of the embedded database and other local state: INSTANCE_PATH, or
-        the default instance folder (whatever the current folder)."""
+        """The folder of the embedded database and other local state (default_instance_path)."""
         return (self.INSTANCE_PATH or default_instance_path()).resolve()
 
     @cached_property
@@ -161,8 +160,9 @@ class Settings(BaseSettings):
 
 
 def default_instance_path() -> Path:
-    """Flask's instance folder for this package: ``<project>/instance`` for a checkout or an
-    editable install, ``<prefix>/var/app-instance`` for an install into site-packages."""
+    """Return Flask's instance folder for this package, whatever the current folder."""
+    # <project>/instance for a checkout or an editable install, as Flask's
+    # auto_find_instance_path; <prefix>/var/app-instance for an install into site-packages.
     if _PREFIX is None:
         return Path(_PACKAGE_HOME) / "instance"
     return Path(_PREFIX) / "var" / "app-instance"

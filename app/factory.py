@@ -43,12 +43,7 @@ class App(OpenAPI):
 
 
 def create_app(settings: Settings | None = None, *, serving: bool = False) -> App:
-    """Build the application from settings (read from the environment when not given).
-
-    Only a server, ``serving`` (python -m app.server) or ``flask run``, applies the migrations
-    (AUTO_MIGRATE) and makes the embedded database's first key; a script, any other flask
-    command or alembic never does, so none of them makes a database where there was none.
-    """
+    """Build the application; ``serving``: this process is the server (python -m app.server)."""
     settings = settings or Settings()
     configure_logging(settings.LOG_LEVEL)
     app = App(
@@ -68,6 +63,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Ap
     engines.init_app(app, settings)
     session.init_app(app, settings)
     asyncpg_pool.init_app(app, settings)
+    # Only a server (or flask run) migrates and makes the first key: a script, another flask
+    # command or alembic must never make a database where there was none, nor print a key.
     if (serving or _under_flask_run()) and settings.migrates_on_start:
         _set_up_database(app, settings)
 

@@ -70,8 +70,7 @@ def _reason(error: SQLAlchemyError) -> str:
 
 
 def require_current_schema(engine: Engine, backend: Backend) -> None:
-    """Check the database is there, reachable and migrated to this release, or raise
-    SchemaNotReadyError saying what to run; never makes a database."""
+    """Raise SchemaNotReadyError, saying what to run, unless the database serves this release."""
     url = engine.url
     path = url.database if backend == "sqlite" and not url.query else None
     # Connecting would create an empty file where the path is mistyped or never migrated.

@@ -88,8 +88,7 @@ def seed_users(
     *,
     seed: int | None = None,
 ) -> SeedReport:
-    """Add ``count`` fake users with ``posts_per_user`` posts each; ``progress(users, rows)``
-    hears of every chunk written. Flushes only: the caller commits."""
+    """Add fake users with their posts; ``progress(users, rows)`` hears of each chunk."""
     from faker import Faker  # noqa: PLC0415 - only this command needs it, not the web app
 
     fake = Faker()
