@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     # The longest line (NDJSON) or physical line (CSV) an import takes: memory stays
     # bounded whatever the file holds (one 100 MB line once took a worker to 667 MB).
     IMPORT_MAX_LINE_BYTES: int = Field(default=64 * 1024, ge=1024)
+    # Origins whose pages may call the API from a browser, comma-separated (empty: none).
+    CORS_ORIGINS: str = ""
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """CORS_ORIGINS as a list; empty when browsers on other origins are not let in."""
+        return [origin.strip() for origin in self.CORS_ORIGINS.split(",") if origin.strip()]
 
     @property
     def embedded(self) -> bool:

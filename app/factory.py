@@ -13,6 +13,7 @@ from flask_openapi3.openapi import OpenAPI
 from app import (
     auth,
     cli,
+    http,
     models,  # noqa: F401 - registers every table on the metadata
     openapi,
 )
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Ap
 
     register_error_handlers(app)
     init_request_ids(app)
+    # Before auth: a browser's preflight carries no key (app/http.py).
+    http.init_app(app, settings)
     # Credentials first: a caller without a key learns nothing about bodies or routes' rules.
     auth.init_app(app)
     app.before_request(require_json_body)

@@ -1,7 +1,6 @@
 """One app per backend per run; every test runs on SQLite and on PostgreSQL."""
 
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -18,15 +17,7 @@ from app.config import Settings
 from app.db import migrations
 from app.db.session import db
 from tests.factories import make_api_key
-from tests.helpers import (
-    BACKENDS,
-    IN_CI,
-    LiveServer,
-    free_port,
-    server_env,
-    stop,
-    wait_until_serving,
-)
+from tests.helpers import BACKENDS, IN_CI, LiveServer, serving
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -174,24 +165,8 @@ def live_server(
     app: Flask, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     """The shipped server (granian and its bridge) on loopback, on this backend's database."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "ASYNC_DEBUG": "true",
-        "INSTANCE_PATH": str(tmp_path_factory.mktemp("live-instance")),
-        **server_env(port),
-    }
-    command = [sys.executable, "-m", "app.server"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base_url, process, log_path)
-        yield LiveServer(base_url, log_path)
-    finally:
-        stop(process)
+    with serving(database_url, tmp_path_factory) as server:
+        yield server
 
 
 _postgres_tests: set[str] = set()

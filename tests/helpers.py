@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -196,3 +197,30 @@ def embedded_env(project: Path | None = None) -> dict[str, str]:
     if project is not None:
         env["PYTHONPATH"] = str(project)
     return env
+
+
+@contextmanager
+def serving(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, **env: str
+) -> Iterator[LiveServer]:
+    """The shipped server (python -m app.server) on a free loopback port, with ``env`` on
+    top of the test settings; stopped, by its pid, on exit."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ASYNC_DEBUG": "true",
+        "INSTANCE_PATH": str(tmp_path_factory.mktemp("live-instance")),
+        **server_env(port),
+        **env,
+    }
+    command = [sys.executable, "-m", "app.server"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base_url, process, log_path)
+        yield LiveServer(base_url, log_path)
+    finally:
+        stop(process)

@@ -1,4 +1,5 @@
-"""Swagger UI at /docs in a real browser, with every host but loopback unreachable.
+"""Swagger UI at /docs in a real browser, with every host but loopback unreachable; and a
+page on another origin calling the API (CORS).
 
 Debian's ``chromium`` runs headless as a subprocess: ``--dump-dom`` after a virtual-time
 budget gives the DOM that Swagger UI rendered, ``--screenshot`` a picture of it, and
@@ -10,13 +11,17 @@ bundle has run, and a control page shows they do not when that bundle must come 
 Without /usr/bin/chromium the tests skip, except under CI=true where they fail.
 """
 
+import functools
+import http.server
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -25,8 +30,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from flask import Flask
 
-from tests.helpers import IN_CI, LiveServer
+from tests.factories import make_user
+from tests.helpers import IN_CI, LiveServer, serving
 
 # One backend is enough: the page and the document do not depend on the database.
 pytestmark = [pytest.mark.live, pytest.mark.parametrize("backend", ["sqlite"], indirect=True)]
@@ -278,3 +285,84 @@ def test_operations_render_only_when_the_swagger_ui_bundle_loads(
         # Blocked by the dead proxy, whether or not this machine can reach the CDN itself.
         assert bundle_requests[0].net_error == ERR_PROXY_CONNECTION_FAILED, browsed.describe()
     _assert_outside_unreached(browsed)
+
+
+_FETCH_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"></head><body>
+<pre id="out">pending</pre>
+<script>
+// Authorization and If-None-Match are not CORS-safelisted: the browser preflights first.
+const headers = {{"Authorization": "Bearer {key}", "If-None-Match": '"v0"'}};
+fetch("{api}/users?limit=5", {{headers}})
+  .then(async (r) => {{
+    const seen = [r.status, r.headers.get("X-Request-ID") ? "request-id" : "no-request-id"];
+    document.getElementById("out").textContent = seen.join(" ") + " " + (await r.text());
+  }})
+  .catch((e) => {{ document.getElementById("out").textContent = "failed: " + e; }});
+</script></body></html>
+"""
+
+
+class _Pages(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+
+@contextmanager
+def _page_server(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` on a free loopback port (a page's origin); yield its base URL."""
+    handler = functools.partial(_Pages, directory=str(folder))
+    with http.server.ThreadingHTTPServer((LOOPBACK, 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://{LOOPBACK}:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+
+
+@dataclass(frozen=True)
+class CorsSite:
+    """The API allowing one page origin, and pages served from it and from another."""
+
+    api: LiveServer
+    allowed: str
+    other: str
+    pages: Path
+
+
+@pytest.fixture
+def cors_site(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorsSite]:
+    """The shipped server with CORS_ORIGINS naming one of two loopback page servers."""
+    pages = tmp_path_factory.mktemp("pages")
+    with (
+        _page_server(pages) as allowed,
+        _page_server(pages) as other,
+        serving(database_url, tmp_path_factory, CORS_ORIGINS=allowed) as api,
+    ):
+        yield CorsSite(api, allowed, other, pages)
+
+
+def _shown(browsed: Browsed) -> str:
+    out = re.search(r'<pre id="out">(.*?)</pre>', browsed.dom, re.DOTALL)
+    assert out, browsed.describe()
+    return out.group(1)
+
+
+def test_a_page_on_an_allowed_origin_calls_the_api_with_a_key(
+    browser: Browser, app: Flask, api_token: str, cors_site: CorsSite, tmp_path: Path
+) -> None:
+    make_user(app, username="cors-visible")
+    page = _FETCH_PAGE.format(api=cors_site.api.url, key=api_token)
+    (cors_site.pages / "fetch.html").write_text(page)
+
+    let_in = browser.browse(f"{cors_site.allowed}/fetch.html", tmp_path / "allowed")
+    kept_out = browser.browse(f"{cors_site.other}/fetch.html", tmp_path / "other")
+
+    shown = _shown(let_in)
+    assert shown.startswith("200 request-id "), (
+        f"{shown}\n{let_in.describe()}\n{cors_site.api.log()}"
+    )
+    assert "cors-visible" in shown
+    # The other origin's page gets no CORS headers: the browser refuses it the answer.
+    assert _shown(kept_out).startswith("failed: TypeError"), kept_out.describe()

@@ -6,8 +6,10 @@ import re
 
 from flask import Response, request
 
-# Ours: "v<version>", and for a post, whose body embeds its author, "v<post>.<author>".
-_OURS = re.compile(r"v(\d{1,18})(?:\.(\d{1,18}))?")
+# Ours: "v<version>", and for a post, whose body embeds its author, "v<post>.<author>";
+# flask-compress tags a compressed body "<tag>:<coding>" (another representation, RFC 9110
+# 8.8.3.3, of the same version).
+_OURS = re.compile(r"v(\d{1,18})(?:\.(\d{1,18}))?(?::[a-z]{1,16})?")
 
 
 def etag(*versions: int) -> str:
@@ -16,8 +18,12 @@ def etag(*versions: int) -> str:
 
 
 def not_modified(tag: str) -> Response | None:
-    """A 304 where the GET's If-None-Match names the current tag (weak comparison)."""
-    if request.if_none_match.contains_weak(tag.strip('"')):
+    """A 304 where the GET's If-None-Match names the current tag (weak comparison), or the
+    tag of a compressed body of it."""
+    current = tag.strip('"')
+    if_none_match = request.if_none_match
+    named = {t.partition(":")[0] for t in if_none_match.as_set(include_weak=True) if t}
+    if if_none_match.star_tag or current in named:
         return Response(status=304, headers={"ETag": tag})
     return None
 

@@ -1,0 +1,161 @@
+"""CORS for pages on other origins (CORS_ORIGINS), and compression of larger bodies."""
+
+import gzip
+import zlib
+from collections.abc import Iterator
+
+import brotli
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.config import SETTINGS, Settings
+from app.db.session import db
+from app.http import EXPOSED_HEADERS, PREFLIGHT_MAX_AGE
+from tests.factories import make_post, make_user
+from tests.helpers import ndjson, user_rows
+
+ALLOWED = "http://app.example:3000"
+OTHER = "http://evil.example"
+
+
+@pytest.fixture(scope="module")
+def cors_app(app: Flask) -> Iterator[Flask]:
+    """The app with one allowed origin, on the same database."""
+    settings: Settings = app.extensions[SETTINGS]
+    cors = create_app(
+        settings.model_copy(update={"CORS_ORIGINS": f"{ALLOWED}, http://two.example"})
+    )
+    cors.config["TESTING"] = True
+    yield cors
+    with cors.app_context():
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+def test_preflight_from_an_allowed_origin_is_204_with_no_key(cors_app: Flask) -> None:
+    response = cors_app.test_client().options(
+        "/users/1",
+        headers={
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "Authorization, content-type, if-match, "
+            "idempotency-key",
+        },
+    )
+
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    allowed = {
+        h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")
+    }
+    assert allowed == {"authorization", "content-type", "if-match", "idempotency-key"}
+    assert "PATCH" in response.headers["Access-Control-Allow-Methods"]
+    assert response.headers["Access-Control-Max-Age"] == str(PREFLIGHT_MAX_AGE)
+    assert response.get_data() == b""
+
+
+def test_cross_origin_response_exposes_our_headers(cors_app: Flask, api_token: str) -> None:
+    user = make_user(cors_app)
+    client = cors_app.test_client()
+
+    response = client.get(
+        f"/users/{user.id}", headers={"Origin": ALLOWED, "Authorization": f"Bearer {api_token}"}
+    )
+
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    exposed = {h.strip() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
+    assert exposed == set(EXPOSED_HEADERS)
+    assert "Origin" in ",".join(response.headers.getlist("Vary"))  # two origins allowed
+
+
+def test_a_request_without_a_key_is_still_401_with_cors_on(cors_app: Flask) -> None:
+    response = cors_app.test_client().get("/users", headers={"Origin": ALLOWED})
+
+    assert response.status_code == 401
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED  # the page can read why
+
+
+def test_other_origins_get_no_cors_headers(cors_app: Flask, api_token: str) -> None:
+    client = cors_app.test_client()
+    preflight = client.options(
+        "/users", headers={"Origin": OTHER, "Access-Control-Request-Method": "GET"}
+    )
+    get = client.get("/users", headers={"Origin": OTHER, "Authorization": f"Bearer {api_token}"})
+
+    for response in (preflight, get):
+        assert not [h for h in response.headers if h[0].startswith("Access-Control-")]
+    assert get.status_code == 200
+
+
+def test_cors_is_off_by_default(anonymous_client: FlaskClient, client: FlaskClient) -> None:
+    preflight = anonymous_client.options(
+        "/users", headers={"Origin": ALLOWED, "Access-Control-Request-Method": "GET"}
+    )
+    get = client.get("/users", headers={"Origin": ALLOWED})
+
+    for response in (preflight, get):
+        assert not [h for h in response.headers if h[0].startswith("Access-Control-")]
+    assert preflight.status_code == 401  # no preflight answer: nothing to let a browser in
+
+
+DECODERS = {"gzip": gzip.decompress, "br": brotli.decompress, "deflate": zlib.decompress}
+
+
+@pytest.mark.parametrize("coding", sorted(DECODERS))
+def test_larger_json_bodies_are_compressed_when_asked(
+    app: Flask, client: FlaskClient, coding: str
+) -> None:
+    for n in range(100):
+        make_user(app, username=f"compressed{n:03}")
+    for url in ("/openapi.json", "/users?limit=100"):
+        plain = client.get(url)
+
+        packed = client.get(url, headers={"Accept-Encoding": coding})
+
+        assert packed.headers["Content-Encoding"] == coding
+        assert "Accept-Encoding" in packed.headers["Vary"]
+        assert DECODERS[coding](packed.get_data()) == plain.get_data()
+        assert len(packed.get_data()) < len(plain.get_data()) / 3
+
+
+def test_small_bodies_go_out_as_they_are(app: Flask, client: FlaskClient) -> None:
+    user = make_user(app)
+
+    response = client.get(f"/users/{user.id}", headers={"Accept-Encoding": "gzip"})
+
+    assert "Content-Encoding" not in response.headers
+    assert response.get_json()["id"] == user.id
+
+
+def test_a_streamed_export_is_compressed(client: FlaskClient) -> None:
+    body = ndjson(user_rows(500))
+    imported = client.post("/users/import", data=body, content_type="application/x-ndjson")
+    assert imported.status_code == 200
+    plain = client.get("/users/export", headers={"Accept": "application/x-ndjson"})
+
+    packed = client.get(
+        "/users/export", headers={"Accept": "application/x-ndjson", "Accept-Encoding": "br"}
+    )
+
+    assert packed.headers["Content-Encoding"] == "br"
+    assert brotli.decompress(packed.get_data()) == plain.get_data()
+
+
+def test_a_compressed_bodys_etag_still_works_for_conditions(
+    app: Flask, client: FlaskClient
+) -> None:
+    post = make_post(app, make_user(app), body="long " * 1000)
+    url = f"/posts/{post.id}"
+
+    packed = client.get(url, headers={"Accept-Encoding": "gzip"})
+    tag = packed.headers["ETag"]
+
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert tag.endswith(':gzip"')
+    assert client.get(url, headers={"If-None-Match": tag}).status_code == 304
+    changed = client.patch(url, json={"title": "t"}, headers={"If-Match": tag})
+    assert changed.status_code == 200
+    assert client.patch(url, json={"title": "u"}, headers={"If-Match": tag}).status_code == 412
