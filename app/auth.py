@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, g, request
+from flask import current_app, g, request
 from flask_openapi3.openapi import OpenAPI
 from flask_openapi3.utils import parse_rule
 
@@ -46,7 +46,11 @@ def _is_public(endpoint: str, view: Any) -> bool:
 
 
 def authenticate_request() -> None:
-    """Check the bearer key and the view's scopes; runs before any body is read."""
+    """Check the bearer key and the view's scopes; runs before any body is read.
+
+    A failure is kept, not raised, until enforce_authentication: the rate limit in between
+    counts refused requests too (by address), so guessing keys is as slow as using one.
+    """
     if request.routing_exception is not None or request.endpoint is None:
         return  # 404/405 whatever the credentials
     view = current_app.view_functions[request.endpoint]
@@ -55,13 +59,23 @@ def authenticate_request() -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     key = authenticate(token.strip()) if scheme.lower() == "bearer" else None
     if key is None:
-        raise UnauthorizedError("A valid API key is required: Authorization: Bearer <key>.")
+        g.auth_error = UnauthorizedError(
+            "A valid API key is required: Authorization: Bearer <key>."
+        )
+        return
     g.api_key = key
     request.environ["app.api_key"] = key.prefix  # for the access log
     record_use(key)
     missing = [s for s in getattr(view, "required_scopes", ()) if s not in key.scopes]
     if missing:
-        raise ForbiddenError(missing)
+        g.auth_error = ForbiddenError(missing)
+
+
+def enforce_authentication() -> None:
+    """Refuse the request authenticate_request found no valid key (or scopes) for."""
+    error: UnauthorizedError | ForbiddenError | None = g.pop("auth_error", None)
+    if error is not None:
+        raise error
 
 
 def document_security(app: OpenAPI) -> None:
@@ -78,8 +92,3 @@ def document_security(app: OpenAPI) -> None:
             if operation is not None:
                 scopes = list(getattr(view, "required_scopes", ()))
                 operation.security = [{BEARER_SCHEME: scopes}]
-
-
-def init_app(app: Flask) -> None:
-    """Authenticate every request before other hooks read its body."""
-    app.before_request(authenticate_request)

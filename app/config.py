@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     IMPORT_MAX_LINE_BYTES: int = Field(default=64 * 1024, ge=1024)
     # Origins whose pages may call the API from a browser, comma-separated (empty: none).
     CORS_ORIGINS: str = ""
+    # Requests per API key (without a valid key: per client address), as Flask-Limiter
+    # reads it ("1200/minute", "20/second;1000/hour"); empty turns limiting off.
+    RATE_LIMIT: str = "1200/minute"
+    # Where the counts live: this process's memory, or redis://... for one budget across
+    # every process and replica.
+    RATE_LIMIT_STORAGE_URL: str = "memory://"
 
     @property
     def cors_origins(self) -> list[str]:

@@ -14,6 +14,7 @@ from app import (
     auth,
     cli,
     http,
+    limits,
     models,  # noqa: F401 - registers every table on the metadata
     openapi,
 )
@@ -74,7 +75,10 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Ap
     # Before auth: a browser's preflight carries no key (app/http.py).
     http.init_app(app, settings)
     # Credentials first: a caller without a key learns nothing about bodies or routes' rules.
-    auth.init_app(app)
+    # The rate limit counts by the key found (or the address), refused requests included.
+    app.before_request(auth.authenticate_request)
+    limits.init_app(app, settings)
+    app.before_request(auth.enforce_authentication)
     app.before_request(require_json_body)
     for blueprint in (ops.bp, auth_api.bp, users.bp, posts.bp):
         app.register_api(blueprint)

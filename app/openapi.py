@@ -19,6 +19,11 @@ _REQUEST_ID_HEADER = {
 }
 _REQUEST_ID = {"$ref": "#/components/headers/X-Request-ID"}
 _LOCATION = {"description": "URL of the created resource.", "schema": {"type": "string"}}
+_RETRY_AFTER = {
+    "description": "Seconds to wait before trying again.",
+    "schema": {"type": "integer", "minimum": 0},
+}
+_RETRY_LATER = frozenset({"429", "503"})
 _ETAG = {
     "description": "Strong ETag of this version of the resource: send it back in If-None-Match "
     "(a 304 while unchanged) or If-Match (a write only if unchanged, else a 412).",
@@ -54,6 +59,9 @@ _COMMON_ERRORS = {
 _AUTH_ERRORS = {
     "401": "Unauthorized: the API key is missing, malformed, unknown, expired or revoked.",
     "403": "Forbidden: the API key lacks a scope this operation needs.",
+    "429": "Too Many Requests: over the key's rate limit (without a valid key, the "
+    "address's); Retry-After says in how many seconds to try again. Responses carry "
+    "RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset.",
 }
 _METHODS = ("get", "put", "post", "delete", "patch")
 CURSOR_DESCRIPTION = (
@@ -159,6 +167,8 @@ def _finish_operation(operation: dict[str, Any], schemas: dict[str, Any]) -> Non
         if status.startswith(("4", "5")):
             schema = _problem_schema(status, response)
             responses[status] = _problem(response.get("description") or status, schema)
+            if status in _RETRY_LATER:
+                responses[status]["headers"]["Retry-After"] = _RETRY_AFTER
         else:
             response.setdefault("headers", {})["X-Request-ID"] = _REQUEST_ID
             if status == "201":

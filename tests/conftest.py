@@ -108,6 +108,9 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         DATABASE_URL=database_url,
         ASYNC_DEBUG=True,
         INSTANCE_PATH=tmp_path_factory.mktemp("instance"),
+        # The suite sends far more than a key's default budget; tests/test_limits.py sets
+        # its own limits.
+        RATE_LIMIT="",
     )
     application = create_app(settings)
     application.config["TESTING"] = True

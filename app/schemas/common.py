@@ -143,7 +143,7 @@ class Problem(BaseModel):
     type: str = Field(description='"about:blank": the status and title say what happened.')
     title: str
     # Literal, here and below: a generated client narrows an error by its status.
-    status: Literal[401, 404, 406, 408, 412, 413, 415, 500, 503]
+    status: Literal[401, 404, 406, 408, 412, 413, 415, 429, 500, 503]
     detail: str
 
 

@@ -396,7 +396,7 @@ export interface components {
              * Status
              * @enum {integer}
              */
-            status: 401 | 404 | 406 | 408 | 412 | 413 | 415 | 500 | 503;
+            status: 401 | 404 | 406 | 408 | 412 | 413 | 415 | 429 | 500 | 503;
             /** Title */
             title: string;
             /**
@@ -573,6 +573,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ForbiddenProblem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -586,6 +598,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -682,6 +696,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ForbiddenProblem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -695,6 +721,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -768,6 +796,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -781,6 +821,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -899,6 +941,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -912,6 +966,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -983,6 +1039,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -996,6 +1064,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -1114,6 +1184,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -1127,6 +1209,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -1168,6 +1252,8 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -1236,6 +1322,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ForbiddenProblem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -1249,6 +1347,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -1354,6 +1454,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -1367,6 +1479,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -1426,6 +1540,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -1439,6 +1565,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -1535,6 +1663,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ImportProblem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -1548,6 +1688,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -1621,6 +1763,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -1634,6 +1788,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -1762,6 +1918,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -1775,6 +1943,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -1846,6 +2016,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -1859,6 +2041,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -1987,6 +2171,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -2000,6 +2196,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -2075,6 +2273,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -2088,6 +2298,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -2195,6 +2407,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
             500: {
                 headers: {
@@ -2208,6 +2432,8 @@ export interface operations {
             /** @description Service Unavailable: the database cannot be reached. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };

@@ -1,6 +1,6 @@
 from typing import Literal
 
-ProblemStatus = Literal[401, 404, 406, 408, 412, 413, 415, 500, 503]
+ProblemStatus = Literal[401, 404, 406, 408, 412, 413, 415, 429, 500, 503]
 
 PROBLEM_STATUS_VALUES: set[ProblemStatus] = {
     401,
@@ -10,6 +10,7 @@ PROBLEM_STATUS_VALUES: set[ProblemStatus] = {
     412,
     413,
     415,
+    429,
     500,
     503,
 }
