@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     # The longest line (NDJSON) or physical line (CSV) an import takes: memory stays
     # bounded whatever the file holds (one 100 MB line once took a worker to 667 MB).
     IMPORT_MAX_LINE_BYTES: int = Field(default=64 * 1024, ge=1024)
+    # Hours a POST's response is kept for retries that send its Idempotency-Key again.
+    IDEMPOTENCY_KEY_HOURS: int = Field(default=24, ge=1)
     # Origins whose pages may call the API from a browser, comma-separated (empty: none).
     CORS_ORIGINS: str = ""
     # Requests per API key (without a valid key: per client address), as Flask-Limiter

@@ -31,7 +31,8 @@ _ETAG = {
 }
 # Resources with ETags: reads take If-None-Match, writes If-Match (app/api/conditional.py).
 _CONDITIONAL = frozenset({"/users/{user_id}", "/posts/{post_id}"})
-_CREATES_TAGGED = frozenset({("post", "/users"), ("post", "/users/{user_id}/posts")})
+# Creates: their 201 carries the new ETag, and they take an Idempotency-Key.
+_CREATES = frozenset({("post", "/users"), ("post", "/users/{user_id}/posts")})
 
 
 def _header_parameter(name: str, description: str) -> dict[str, Any]:
@@ -47,6 +48,21 @@ def _header_parameter(name: str, description: str) -> dict[str, Any]:
 _IF_NONE_MATCH = _header_parameter(
     "If-None-Match", "An ETag of this resource: a 304 with no body while it is still current."
 )
+_IDEMPOTENCY_KEY = {
+    **_header_parameter(
+        "Idempotency-Key",
+        "1 to 255 visible ASCII characters, new for each request meant to happen once. A "
+        "retry with the same key and body gets the first response again (with "
+        "Idempotency-Replayed: true) and creates nothing, for IDEMPOTENCY_KEY_HOURS (24 by "
+        "default); the same key with another body is a 422, and while the first request "
+        "still runs, a 409.",
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+}
+_REPLAYED = {
+    "description": "true on a response replayed for a retry with the same Idempotency-Key.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
 _IF_MATCH = _header_parameter(
     "If-Match",
     "An ETag of this resource: the write happens only if it is still current, checked in "
@@ -187,7 +203,11 @@ def _document_conditions(method: str, route: str, operation: dict[str, Any]) -> 
             }
         else:
             operation.setdefault("parameters", []).append(_IF_MATCH)
-    elif (method, route) not in _CREATES_TAGGED:
+    elif (method, route) in _CREATES:
+        operation.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
+        for status in tagged:
+            responses[status].setdefault("headers", {})["Idempotency-Replayed"] = _REPLAYED
+    else:
         return
     for status in tagged:
         responses[status].setdefault("headers", {})["ETag"] = {"$ref": "#/components/headers/ETag"}

@@ -19,7 +19,8 @@ for the CLI run (scripts/contract_cli.sh), so both generate and judge alike.
   fits its schema, yet only one the API made is valid, and the document says an altered
   one is a 400. The built-in check is replaced by one that allows exactly that 400, and
   likewise the 412 of an ``If-Match`` (any string fits its schema; only a current ETag
-  matches, and the document says a stale one is a 412).
+  matches, and the document says a stale one is a 412) and the 422 of an
+  ``Idempotency-Key`` the fuzzer already used with another body.
 """
 
 import csv
@@ -119,18 +120,28 @@ def _is_refused_cursor(response: Response, case: schemathesis.Case[Any]) -> bool
     return "cursor" in str(detail).lower()
 
 
-def _is_refused_if_match(response: Response, case: schemathesis.Case[Any]) -> bool:
+def _is_refused_header(response: Response, case: schemathesis.Case[Any]) -> bool:
+    # Any string fits If-Match's schema, yet only a current ETag matches (else 412); any
+    # key fits Idempotency-Key's, yet one used with another body is refused (422).
     headers = {name.lower() for name in case.headers or {}}
-    return response.status_code == 412 and "if-match" in headers  # noqa: PLR2004
+    if response.status_code == 412:  # noqa: PLR2004
+        return "if-match" in headers
+    if response.status_code != 422 or "idempotency-key" not in headers:  # noqa: PLR2004
+        return False
+    try:
+        errors = response.json().get("errors") or []
+    except ValueError:
+        return False
+    return any(error.get("type") == "idempotency_key_reused" for error in errors)
 
 
 @schemathesis.check
 def positive_data_acceptance_opaque_cursor(
     ctx: CheckContext, response: Response, case: schemathesis.Case[Any]
 ) -> bool | None:
-    """positive_data_acceptance, except that a made-up cursor may be refused with a 400 and
-    a made-up If-Match with a 412."""
-    if _is_refused_cursor(response, case) or _is_refused_if_match(response, case):
+    """positive_data_acceptance, except that a made-up cursor may be refused with a 400, a
+    made-up If-Match with a 412 and a reused Idempotency-Key with a 422."""
+    if _is_refused_cursor(response, case) or _is_refused_header(response, case):
         return None
     result: bool | None = positive_data_acceptance(ctx, response, case)
     return result

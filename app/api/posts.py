@@ -10,6 +10,7 @@ from flask_openapi3.models.tag import Tag
 
 from app.api.common import json_response, operation_id_for, problems
 from app.api.conditional import etag, expected_versions, not_modified
+from app.api.idempotency import idempotent
 from app.auth import requires
 from app.db.session import autocommit, run_db, transaction
 from app.models import Post
@@ -42,9 +43,11 @@ def _post_response(
 
 
 @bp.post(
-    "/users/<id:user_id>/posts", responses={201: PostRead, **problems(400, 404, 413, 415, 422)}
+    "/users/<id:user_id>/posts",
+    responses={201: PostRead, **problems(400, 404, 409, 413, 415, 422)},
 )
 @requires("posts:write")
+@idempotent
 async def create_post(path: UserPath, body: PostCreate) -> Response:
     """Create a post by this user."""
     async with transaction():

@@ -18,6 +18,7 @@ from app.api.common import (
     whole_body,
 )
 from app.api.conditional import etag, expected_versions, not_modified
+from app.api.idempotency import idempotent
 from app.auth import requires
 from app.db.session import autocommit, run_db, run_db_in_worker
 from app.errors import NotAcceptableError, UnsupportedMediaTypeError
@@ -54,6 +55,7 @@ def _user_response(
 
 @bp.post("", responses={201: UserRead, **problems(400, 409, 413, 415, 422)})
 @requires("users:write")
+@idempotent
 async def create_user(body: UserCreate) -> Response:
     """Create a user."""
     async with autocommit():

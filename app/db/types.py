@@ -4,9 +4,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Integer, TypeDecorator
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+
+from app.config import Backend
 
 # 64-bit ids on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the auto-incrementing rowid.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -63,3 +66,8 @@ def _utcnow_sqlite(_element: utcnow, _compiler: SQLCompiler, **_kw: Any) -> str:
 @compiles(utcnow)
 def _utcnow_default(_element: utcnow, _compiler: SQLCompiler, **_kw: Any) -> str:
     return "CURRENT_TIMESTAMP"
+
+
+def insert_for(backend: Backend, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into ``table`` in the backend's dialect: one with ON CONFLICT clauses."""
+    return (postgresql.insert if backend == "postgresql" else sqlite.insert)(table)

@@ -1,7 +1,8 @@
 """All models, so one import registers every table on the metadata."""
 
 from app.models.api_key import ApiKey
+from app.models.idempotency import IdempotencyKey
 from app.models.post import Post
 from app.models.user import User
 
-__all__ = ["ApiKey", "Post", "User"]
+__all__ = ["ApiKey", "IdempotencyKey", "Post", "User"]

@@ -5,7 +5,6 @@ from typing import IO, Any, Protocol
 
 import asyncpg
 from sqlalchemy import Connection, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql import Executable
@@ -14,6 +13,7 @@ from app.config import Backend
 from app.db import asyncpg_pool as pg
 from app.db.copy_in import CopyIn
 from app.db.session import db
+from app.db.types import insert_for
 from app.models import User
 from app.services.bulk.judging import FIELDS, Row, staging, verdict, verdict_problems
 
@@ -278,6 +278,5 @@ def move_rows(backend: Backend, *, skip_conflicts: bool = False) -> Executable:
     """
     fresh = ~or_(*(condition for condition, _ in verdict_problems()))
     rows = select(verdict.c.username, verdict.c.email).where(fresh).order_by(verdict.c.line)
-    insert = (postgresql.insert if backend == "postgresql" else sqlite.insert)(User)
-    statement = insert.from_select(["username", "email"], rows)
+    statement = insert_for(backend, User).from_select(["username", "email"], rows)
     return statement.on_conflict_do_nothing() if skip_conflicts else statement

@@ -1361,7 +1361,10 @@ export interface operations {
     createUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1 to 255 visible ASCII characters, new for each request meant to happen once. A retry with the same key and body gets the first response again (with Idempotency-Replayed: true) and creates nothing, for IDEMPOTENCY_KEY_HOURS (24 by default); the same key with another body is a 422, and while the first request still runs, a 409. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1375,6 +1378,8 @@ export interface operations {
             201: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    /** @description true on a response replayed for a retry with the same Idempotency-Key. */
+                    "Idempotency-Replayed"?: "true";
                     /** @description URL of the created resource. */
                     Location?: string;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -2312,7 +2317,10 @@ export interface operations {
     createPost: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1 to 255 visible ASCII characters, new for each request meant to happen once. A retry with the same key and body gets the first response again (with Idempotency-Replayed: true) and creates nothing, for IDEMPOTENCY_KEY_HOURS (24 by default); the same key with another body is a 422, and while the first request still runs, a 409. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 user_id: number;
             };
@@ -2328,6 +2336,8 @@ export interface operations {
             201: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    /** @description true on a response replayed for a retry with the same Idempotency-Key. */
+                    "Idempotency-Replayed"?: "true";
                     /** @description URL of the created resource. */
                     Location?: string;
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -2375,6 +2385,16 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ConflictProblem"];
                 };
             };
             /** @description Request Entity Too Large */

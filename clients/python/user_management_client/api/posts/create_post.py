@@ -7,20 +7,24 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.bad_request_problem import BadRequestProblem
+from ...models.conflict_problem import ConflictProblem
 from ...models.forbidden_problem import ForbiddenProblem
 from ...models.post_create import PostCreate
 from ...models.post_read import PostRead
 from ...models.problem import Problem
 from ...models.validation_problem import ValidationProblem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     user_id: int,
     *,
     body: PostCreate,
+    idempotency_key: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(idempotency_key, Unset):
+        headers["Idempotency-Key"] = idempotency_key
 
     _kwargs: dict[str, Any] = {
         "method": "post",
@@ -39,7 +43,7 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
+) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
     if response.status_code == 201:
         response_201 = PostRead.from_dict(response.json())
 
@@ -64,6 +68,11 @@ def _parse_response(
         response_404 = Problem.from_dict(response.json())
 
         return response_404
+
+    if response.status_code == 409:
+        response_409 = ConflictProblem.from_dict(response.json())
+
+        return response_409
 
     if response.status_code == 413:
         response_413 = Problem.from_dict(response.json())
@@ -103,7 +112,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
+) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -117,11 +126,13 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: PostCreate,
-) -> Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
+    idempotency_key: str | Unset = UNSET,
+) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
     """Create a post by this user.
 
     Args:
         user_id (int):
+        idempotency_key (str | Unset):
         body (PostCreate): Body of POST /users/{user_id}/posts.
 
     Raises:
@@ -129,12 +140,13 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]
+        Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
         user_id=user_id,
         body=body,
+        idempotency_key=idempotency_key,
     )
 
     response = client.get_httpx_client().request(
@@ -149,11 +161,13 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: PostCreate,
-) -> BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
+    idempotency_key: str | Unset = UNSET,
+) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
     """Create a post by this user.
 
     Args:
         user_id (int):
+        idempotency_key (str | Unset):
         body (PostCreate): Body of POST /users/{user_id}/posts.
 
     Raises:
@@ -161,13 +175,14 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem
+        BadRequestProblem | ConflictProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem
     """
 
     return sync_detailed(
         user_id=user_id,
         client=client,
         body=body,
+        idempotency_key=idempotency_key,
     ).parsed
 
 
@@ -176,11 +191,13 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: PostCreate,
-) -> Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
+    idempotency_key: str | Unset = UNSET,
+) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]:
     """Create a post by this user.
 
     Args:
         user_id (int):
+        idempotency_key (str | Unset):
         body (PostCreate): Body of POST /users/{user_id}/posts.
 
     Raises:
@@ -188,12 +205,13 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]
+        Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
         user_id=user_id,
         body=body,
+        idempotency_key=idempotency_key,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -206,11 +224,13 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: PostCreate,
-) -> BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
+    idempotency_key: str | Unset = UNSET,
+) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem | None:
     """Create a post by this user.
 
     Args:
         user_id (int):
+        idempotency_key (str | Unset):
         body (PostCreate): Body of POST /users/{user_id}/posts.
 
     Raises:
@@ -218,7 +238,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        BadRequestProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem
+        BadRequestProblem | ConflictProblem | ForbiddenProblem | PostRead | Problem | ValidationProblem
     """
 
     return (
@@ -226,5 +246,6 @@ async def asyncio(
             user_id=user_id,
             client=client,
             body=body,
+            idempotency_key=idempotency_key,
         )
     ).parsed

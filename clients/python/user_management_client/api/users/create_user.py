@@ -12,14 +12,17 @@ from ...models.problem import Problem
 from ...models.user_create import UserCreate
 from ...models.user_read import UserRead
 from ...models.validation_problem import ValidationProblem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     *,
     body: UserCreate,
+    idempotency_key: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(idempotency_key, Unset):
+        headers["Idempotency-Key"] = idempotency_key
 
     _kwargs: dict[str, Any] = {
         "method": "post",
@@ -113,10 +116,12 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: UserCreate,
+    idempotency_key: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     """Create a user.
 
     Args:
+        idempotency_key (str | Unset):
         body (UserCreate): Body of POST /users.
 
     Raises:
@@ -129,6 +134,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         body=body,
+        idempotency_key=idempotency_key,
     )
 
     response = client.get_httpx_client().request(
@@ -142,10 +148,12 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: UserCreate,
+    idempotency_key: str | Unset = UNSET,
 ) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     """Create a user.
 
     Args:
+        idempotency_key (str | Unset):
         body (UserCreate): Body of POST /users.
 
     Raises:
@@ -159,6 +167,7 @@ def sync(
     return sync_detailed(
         client=client,
         body=body,
+        idempotency_key=idempotency_key,
     ).parsed
 
 
@@ -166,10 +175,12 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: UserCreate,
+    idempotency_key: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     """Create a user.
 
     Args:
+        idempotency_key (str | Unset):
         body (UserCreate): Body of POST /users.
 
     Raises:
@@ -182,6 +193,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         body=body,
+        idempotency_key=idempotency_key,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -193,10 +205,12 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: UserCreate,
+    idempotency_key: str | Unset = UNSET,
 ) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     """Create a user.
 
     Args:
+        idempotency_key (str | Unset):
         body (UserCreate): Body of POST /users.
 
     Raises:
@@ -211,5 +225,6 @@ async def asyncio(
         await asyncio_detailed(
             client=client,
             body=body,
+            idempotency_key=idempotency_key,
         )
     ).parsed
