@@ -8,7 +8,8 @@ from typing import Literal
 
 from flask import current_app
 from flask.sansio.scaffold import find_package
-from pydantic import Field
+from limits import parse_many
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Backend = Literal["sqlite", "postgresql"]
@@ -109,12 +110,19 @@ class Settings(BaseSettings):
     IDEMPOTENCY_KEY_HOURS: int = Field(default=24, ge=1)
     # Origins whose pages may call the API from a browser, comma-separated (empty: none).
     CORS_ORIGINS: str = ""
-    # Requests per API key (without a valid key: per client address), as Flask-Limiter
-    # reads it ("1200/minute", "20/second;1000/hour"); empty turns limiting off.
+    # Requests per API key (without a valid key: per client address), in the ``limits``
+    # library's notation ("1200/minute", "20/second;1000/hour"); empty turns limiting off.
     RATE_LIMIT: str = "1200/minute"
     # Where the counts live: this process's memory, or redis://... for one budget across
     # every process and replica.
     RATE_LIMIT_STORAGE_URL: str = "memory://"
+
+    @field_validator("RATE_LIMIT")
+    @classmethod
+    def _readable_rate_limit(cls, value: str) -> str:
+        if value.strip():
+            parse_many(value)  # a ValueError naming what it could not read
+        return value.strip()
 
     @property
     def cors_origins(self) -> list[str]:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from bench.run import USERS, prepare_database
+from bench.run import UNREACHED_LIMIT, USERS, prepare_database
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -95,8 +95,7 @@ def load(name: str) -> WSGIApp:
         from app import create_app  # noqa: PLC0415 - built after DATABASE_URL is set
         from app.config import Settings  # noqa: PLC0415
 
-        # No rate limit: one key makes thousands of requests here.
-        return create_app(Settings(RATE_LIMIT=""))
+        return create_app(Settings(RATE_LIMIT=UNREACHED_LIMIT))
     module = importlib.import_module(f"bench.apps.{name}")
     return module.app  # type: ignore[no-any-return]
 

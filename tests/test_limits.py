@@ -14,7 +14,7 @@ from app import create_app
 from app.config import SETTINGS, Settings
 from app.db.session import db
 from tests.factories import make_api_key
-from tests.helpers import IN_CI, assert_problem, serving
+from tests.helpers import IN_CI, assert_problem, free_port, serving
 
 BUDGET = 5
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -121,3 +121,24 @@ def test_two_servers_sharing_redis_enforce_one_budget(
     assert statuses == [200] * BUDGET + [429], f"{statuses}\n{one.log()}\n{two.log()}"
     assert other.status_code == 429
     assert int(other.headers["Retry-After"]) > 0
+
+
+def test_an_unreadable_rate_limit_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="RATE_LIMIT"):
+        Settings(RATE_LIMIT="lots")
+
+
+def test_an_unreachable_redis_falls_back_to_this_process(app: Flask) -> None:
+    settings: Settings = app.extensions[SETTINGS]
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    update = {"RATE_LIMIT": f"{BUDGET}/minute", "RATE_LIMIT_STORAGE_URL": dead}
+    fallback = create_app(settings.model_copy(update=update))
+    client = _client(fallback, make_api_key(app))
+
+    statuses = [client.get("/users").status_code for _ in range(BUDGET + 1)]
+
+    # Served, and still limited, by this process's own count.
+    assert statuses == [200] * BUDGET + [429]
+    with fallback.app_context():
+        for engine in db.engines.values():
+            engine.dispose()
