@@ -10,10 +10,12 @@ if TYPE_CHECKING:
     from app.factory import App, create_app
 
 __all__ = ["App", "create_app"]
+# The release, as pyproject.toml reads it (its version is this attribute).
+__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in {"App", "create_app"}:
         from app import factory  # noqa: PLC0415 - lazily, on first use
 
         return getattr(factory, name)

@@ -7,8 +7,9 @@ from flask import current_app, g, request
 from flask_openapi3.openapi import OpenAPI
 from flask_openapi3.utils import parse_rule
 
+from app import metrics
 from app.errors import ForbiddenError, UnauthorizedError
-from app.services.api_keys import KeyInfo, Scope, authenticate, record_use
+from app.services.api_keys import KeyInfo, Scope, authenticate, looks_like_token, record_use
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,9 +57,18 @@ def authenticate_request() -> None:
     view = current_app.view_functions[request.endpoint]
     if _is_public(request.endpoint, view):
         return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    header = request.headers.get("Authorization")
+    scheme, _, token = (header or "").partition(" ")
     key = authenticate(token.strip()) if scheme.lower() == "bearer" else None
     if key is None:
+        # Only an operator's count tells these apart; the client gets one answer for all.
+        if header is None:
+            kind = "missing"
+        elif scheme.lower() != "bearer" or not looks_like_token(token.strip()):
+            kind = "malformed"
+        else:
+            kind = "rejected"
+        metrics.auth_failed(kind)
         g.auth_error = UnauthorizedError(
             "A valid API key is required: Authorization: Bearer <key>."
         )
@@ -68,6 +78,7 @@ def authenticate_request() -> None:
     record_use(key)
     missing = [s for s in getattr(view, "required_scopes", ()) if s not in key.scopes]
     if missing:
+        metrics.auth_failed("forbidden")
         g.auth_error = ForbiddenError(missing)
 
 

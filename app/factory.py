@@ -11,10 +11,12 @@ from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 
 from app import (
+    __version__,
     auth,
     cli,
     http,
     limits,
+    metrics,
     models,  # noqa: F401 - registers every table on the metadata
     openapi,
 )
@@ -70,6 +72,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Ap
     if (serving or _under_flask_run()) and settings.migrates_on_start:
         _set_up_database(app, settings)
 
+    # First hook in: every request is timed and counted, refused ones included.
+    metrics.init_app(app, __version__, migrations.release().head)
     register_error_handlers(app)
     init_request_ids(app)
     # Before auth: a browser's preflight carries no key (app/http.py).

@@ -23,8 +23,8 @@ from app.errors import AppError
 
 log = logging.getLogger(__name__)
 
-# Probes of the orchestrator and the load balancer are never limited.
-_UNLIMITED_ENDPOINTS = frozenset({"ops.get_health", "ops.get_readiness"})
+# Probes of the orchestrator and the load balancer, and scrapes, are never limited.
+_UNLIMITED_ENDPOINTS = frozenset({"ops.get_health", "ops.get_readiness", "ops.get_metrics"})
 _EXTENSION = "rate_limits"  # in app.extensions
 # A Redis that stops answering costs a request this many seconds at most; then this
 # process counts in its own memory for the next RECOVERY_SECONDS, and tries Redis again.

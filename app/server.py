@@ -9,13 +9,20 @@ Run it with ``python -m app.server``. Why this shape (each measured on 2 cores, 
   serves ``app.bridge.WSGIBridge``, which reads each body whole before the app sees it.
 """
 
+import atexit
 import importlib.util
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from app.bridge import WSGIApp, WSGIBridge, access_log
 from app.config import Settings
+
+# prometheus_client's name for it; not imported from there: the import must come after.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def asgi_app() -> WSGIBridge:
@@ -37,6 +44,18 @@ def bridged(app: WSGIApp, settings: Settings) -> WSGIBridge:
     return WSGIBridge(app, settings)
 
 
+def _fresh_metrics_folder() -> None:
+    # Each worker writes its metrics to files here, which /metrics adds up (app.metrics).
+    # Set before any worker is forked and before prometheus_client is imported, which reads
+    # it once; emptied at each start, as prometheus_client's multiprocess mode requires.
+    folder = os.environ.get(MULTIPROCESS_DIR)
+    if folder is None:
+        folder = os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="app-metrics-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for old in Path(folder).glob("*.db"):
+        old.unlink()
+
+
 def main(factory: str = "app.server:asgi_app") -> None:
     """Serve with granian: workers, threads, port and timeouts from Settings.
 
@@ -47,6 +66,7 @@ def main(factory: str = "app.server:asgi_app") -> None:
     from granian.http import HTTP1Settings  # noqa: PLC0415
 
     settings = Settings()
+    _fresh_metrics_folder()
     logging.basicConfig(level=settings.LOG_LEVEL.upper(), format="%(message)s", stream=sys.stderr)
     Granian(
         factory,

@@ -4,6 +4,7 @@ from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
+from app import metrics
 from app.api.common import json_response, operation_id_for, problems
 from app.auth import public
 from app.config import current_settings
@@ -39,6 +40,22 @@ async def _schema_revision_async() -> str | None:
 async def get_health() -> Response:
     """Say the process serves; touches no database."""
     return json_response(Status(status="ok"))
+
+
+@bp.get(
+    "/metrics",
+    responses={
+        200: {
+            "description": "Prometheus' text format (README, 'Operating it'); public: restrict "
+            "it at the proxy.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+@public
+async def get_metrics() -> Response:
+    """Serve the metrics of every worker process, for Prometheus to scrape."""
+    return metrics.render()
 
 
 @bp.get("/readyz", responses={200: Status, **problems(503)})

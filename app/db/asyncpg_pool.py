@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from app import metrics
 from app.aio import BackgroundLoop
 from app.config import Settings
 
@@ -143,10 +144,12 @@ async def with_connection(work: "Callable[[Connection], Awaitable[T]]") -> T:
 
     async def on_pool_loop() -> T:
         connection = await pool.acquire()
+        metrics.asyncpg_use(*pool.stats())
         try:
             return await work(connection)
         finally:
             await pool.release(connection)
+            metrics.asyncpg_use(*pool.stats())
 
     return await _loop.run(on_pool_loop())
 

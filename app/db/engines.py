@@ -5,6 +5,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import event
 
+from app import metrics
 from app.config import Settings
 from app.db import deadlines
 from app.db.session import AUTOCOMMIT, db, sql_may_block_here
@@ -76,7 +77,8 @@ def init_app(app: Flask, settings: Settings) -> None:
     )
     db.init_app(app)
     with app.app_context():
-        for engine in db.engines.values():
+        for bind, engine in db.engines.items():
+            metrics.watch_pool(engine, bind or "default")
             if settings.backend == "sqlite":
                 event.listen(engine, "connect", _sqlite_on_connect)
             else:

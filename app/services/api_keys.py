@@ -117,6 +117,11 @@ def _lookup(prefix: str) -> Row[Any] | None:
         return connection.execute(select(table).where(table.c.prefix == prefix)).one_or_none()
 
 
+def looks_like_token(token: str) -> bool:
+    """Whether ``token`` has the form of one of our keys (whether or not it is one)."""
+    return _TOKEN.fullmatch(token) is not None
+
+
 def authenticate(token: str) -> KeyInfo | None:
     """Return the live key this token belongs to, or None; unknown and wrong cost the same."""
     match = _TOKEN.fullmatch(token)

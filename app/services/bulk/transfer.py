@@ -12,6 +12,7 @@ mode writes the rest.
 import csv
 import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import Literal
@@ -20,6 +21,7 @@ import asyncpg
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
+from app import metrics
 from app.config import Backend, current_settings
 from app.db import asyncpg_pool as pg
 from app.db import deadlines
@@ -87,6 +89,19 @@ def import_users(
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import a stream of users; raise MalformedFileError or ImportRejectedError (error mode)."""
+    started = time.perf_counter()
+    try:
+        report = _import_users(stream, fmt, mode, progress)
+    except ImportRejectedError as rejected:
+        metrics.imported(0, rejected.extensions["skipped"], time.perf_counter() - started)
+        raise
+    metrics.imported(report.created, report.skipped, time.perf_counter() - started)
+    return report
+
+
+def _import_users(
+    stream: ByteStream, fmt: Format, mode: Mode, progress: Callable[[int], None] | None
+) -> ImportReport:
     report = ImportReport()
     settings = current_settings()
     read = ndjson_chunks if fmt == "ndjson" else csv_chunks
