@@ -24,7 +24,8 @@ from sqlalchemy import Engine, delete, event, select
 from sqlalchemy.pool import QueuePool
 from werkzeug.test import TestResponse
 
-from app.config import Settings
+from app import create_app
+from app.config import SETTINGS, Settings
 from app.db.session import db
 from app.models import User
 
@@ -227,3 +228,17 @@ def serving(
         yield LiveServer(base_url, log_path)
     finally:
         stop(process)
+
+
+@contextmanager
+def app_with(app: Flask, **overrides: Any) -> Iterator[Flask]:
+    """Another app on ``app``'s database with some settings changed; its engines closed on
+    exit."""
+    other = create_app(app.extensions[SETTINGS].model_copy(update=overrides))
+    other.config["TESTING"] = True
+    try:
+        yield other
+    finally:
+        with other.app_context():
+            for engine in db.engines.values():
+                engine.dispose()

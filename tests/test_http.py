@@ -9,12 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
-from app.config import SETTINGS, Settings
-from app.db.session import db
 from app.http import EXPOSED_HEADERS, PREFLIGHT_MAX_AGE
 from tests.factories import make_post, make_user
-from tests.helpers import ndjson, user_rows
+from tests.helpers import app_with, ndjson, user_rows
 
 ALLOWED = "http://app.example:3000"
 OTHER = "http://evil.example"
@@ -22,16 +19,9 @@ OTHER = "http://evil.example"
 
 @pytest.fixture(scope="module")
 def cors_app(app: Flask) -> Iterator[Flask]:
-    """The app with one allowed origin, on the same database."""
-    settings: Settings = app.extensions[SETTINGS]
-    cors = create_app(
-        settings.model_copy(update={"CORS_ORIGINS": f"{ALLOWED}, http://two.example"})
-    )
-    cors.config["TESTING"] = True
-    yield cors
-    with cors.app_context():
-        for engine in db.engines.values():
-            engine.dispose()
+    """The app with two allowed origins, on the same database."""
+    with app_with(app, CORS_ORIGINS=f"{ALLOWED}, http://two.example") as cors:
+        yield cors
 
 
 def test_preflight_from_an_allowed_origin_is_204_with_no_key(cors_app: Flask) -> None:

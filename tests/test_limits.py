@@ -10,11 +10,9 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
-from app.config import SETTINGS, Settings
-from app.db.session import db
+from app.config import Settings
 from tests.factories import make_api_key
-from tests.helpers import IN_CI, assert_problem, free_port, serving
+from tests.helpers import IN_CI, app_with, assert_problem, free_port, serving
 
 BUDGET = 5
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -23,12 +21,8 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 @pytest.fixture
 def limited(app: Flask) -> Iterator[Flask]:
     """The app with a budget of BUDGET requests a minute, counted afresh in its memory."""
-    settings: Settings = app.extensions[SETTINGS]
-    limited_app = create_app(settings.model_copy(update={"RATE_LIMIT": f"{BUDGET}/minute"}))
-    yield limited_app
-    with limited_app.app_context():
-        for engine in db.engines.values():
-            engine.dispose()
+    with app_with(app, RATE_LIMIT=f"{BUDGET}/minute") as limited_app:
+        yield limited_app
 
 
 def _client(app: Flask, token: str | None) -> FlaskClient:
@@ -129,16 +123,11 @@ def test_an_unreadable_rate_limit_is_refused_at_start() -> None:
 
 
 def test_an_unreachable_redis_falls_back_to_this_process(app: Flask) -> None:
-    settings: Settings = app.extensions[SETTINGS]
     dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    update = {"RATE_LIMIT": f"{BUDGET}/minute", "RATE_LIMIT_STORAGE_URL": dead}
-    fallback = create_app(settings.model_copy(update=update))
-    client = _client(fallback, make_api_key(app))
+    with app_with(app, RATE_LIMIT=f"{BUDGET}/minute", RATE_LIMIT_STORAGE_URL=dead) as fallback:
+        client = _client(fallback, make_api_key(app))
 
-    statuses = [client.get("/users").status_code for _ in range(BUDGET + 1)]
+        statuses = [client.get("/users").status_code for _ in range(BUDGET + 1)]
 
     # Served, and still limited, by this process's own count.
     assert statuses == [200] * BUDGET + [429]
-    with fallback.app_context():
-        for engine in db.engines.values():
-            engine.dispose()
