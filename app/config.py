@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     DB_OFFLOAD_THREADS: int = Field(default=32, ge=1)
     # Behind PgBouncer in transaction mode: no server-side prepared statements.
     DB_PGBOUNCER: bool = False
+    # A direct connection for LISTEN (revoked keys reach every process at once), which
+    # PgBouncer's transaction mode cannot carry; unset: DATABASE_URL.
+    DB_LISTEN_URL: str | None = None
     ASYNCPG_POOL_SIZE: int = Field(default=10, ge=1)
     # Tests: log coroutine steps that block the loop, refuse SQL run on a loop thread.
     ASYNC_DEBUG: bool = False

@@ -25,12 +25,12 @@ from app.api import auth as auth_api
 from app.api import docs, ops, posts, users
 from app.api.common import IdConverter, operation_id_for, raise_validation_error, require_json_body
 from app.config import SETTINGS, Settings
-from app.db import asyncpg_pool, engines, migrations, session
+from app.db import asyncpg_pool, engines, migrations, notifications, session
 from app.db.session import db
 from app.errors import register_error_handlers
 from app.observability import configure_logging
 from app.observability import init_app as init_request_ids
-from app.services.api_keys import ALL_SCOPES, create_api_key, has_api_keys
+from app.services import api_keys
 
 __all__ = ["App", "create_app"]
 
@@ -71,6 +71,11 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Ap
     # command or alembic must never make a database where there was none, nor print a key.
     if (serving or _under_flask_run()) and settings.migrates_on_start:
         _set_up_database(app, settings)
+    if (serving or _under_flask_run()) and settings.backend == "postgresql":
+        # A key revoked anywhere stops working in this process at once (NOTIFY at commit).
+        notifications.listen(
+            settings, api_keys.REVOKED_CHANNEL, api_keys.forget_key, api_keys.forget_all_keys
+        )
 
     # First hook in: every request is timed and counted, refused ones included.
     metrics.init_app(app, __version__, migrations.release().head)
@@ -104,9 +109,9 @@ def _set_up_database(app: App, settings: Settings) -> None:
     # Several processes may start at once (the server's workers): one migrates at a time.
     with app.app_context(), migrations.file_lock(settings.instance_path / "setup.lock"):
         migrations.migrate(db.engine)
-        if settings.embedded and not has_api_keys():
+        if settings.embedded and not api_keys.has_api_keys():
             # Secure by default, easy locally: like a notebook server's token, shown once.
-            _, token = create_api_key("local", list(ALL_SCOPES))
+            _, token = api_keys.create_api_key("local", list(api_keys.ALL_SCOPES))
             db.session.commit()
             db.session.remove()
             sys.stderr.write(

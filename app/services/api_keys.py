@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, get_args
 
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.config import current_settings
 from app.db.session import autocommit_engine, db
 from app.errors import NotFoundError
 from app.models import ApiKey
@@ -83,6 +84,10 @@ def revoke_api_key(prefix: str) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         db.session.flush()
+    if current_settings().backend == "postgresql":
+        # Delivered when this transaction commits, to every process's listener (factory):
+        # the key stops working everywhere at once, not when each cache expires.
+        db.session.execute(select(func.pg_notify(REVOKED_CHANNEL, prefix)))
     forget_key(prefix)
     return key
 
@@ -99,8 +104,10 @@ class KeyInfo:
 
 
 # Verified keys, by (prefix, hash of the secret): a hot key costs no database round trip.
-# Revocation is seen at once in this process and within KEY_CACHE_SECONDS in others.
+# Revocation is seen at once in this process, at its commit in the servers' processes on
+# PostgreSQL (REVOKED_CHANNEL), and within KEY_CACHE_SECONDS elsewhere.
 KEY_CACHE_SECONDS = 10.0
+REVOKED_CHANNEL = "api_key_revoked"
 _verified: dict[tuple[str, str], tuple[KeyInfo, float]] = {}
 _verified_lock = threading.Lock()
 
@@ -150,6 +157,12 @@ def forget_key(prefix: str) -> None:
     with _verified_lock:
         for cached in [k for k in _verified if k[0] == prefix]:
             del _verified[cached]
+
+
+def forget_all_keys() -> None:
+    """Empty this process's cache of verified keys (revocations may have been missed)."""
+    with _verified_lock:
+        _verified.clear()
 
 
 def record_use(key: KeyInfo) -> None:
