@@ -24,10 +24,12 @@ RUN set -eu; \
 
 FROM ${BASE_IMAGE} AS runtime
 # INSTANCE_PATH: the default for a package at /srv/app/app anyway (app/config.py), spelled
-# out because it is the folder to mount for an embedded database.
+# out because it is the folder to mount for an embedded database. LOG_FORMAT: every line
+# the server, the app and migrate print is one JSON object, for a log shipper.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/srv/app \
     INSTANCE_PATH=/srv/app/instance \
+    LOG_FORMAT=json \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOST=0.0.0.0 \

@@ -64,7 +64,13 @@ def run_migrations_online() -> None:
         _run(connection)
         return
     if config.config_file_name is not None:
-        fileConfig(config.config_file_name, disable_existing_loggers=False)
+        # alembic.ini's handler takes the formatter LOG_FORMAT names: text, or JSON lines
+        # (the container's migrate command) with the same fields as the server's.
+        fileConfig(
+            config.config_file_name,
+            defaults={"log_format": Settings().LOG_FORMAT},
+            disable_existing_loggers=False,
+        )
     engine = create_engine(_url(online=True), poolclass=pool.NullPool)
     with engine.connect() as connection:
         _run(connection)

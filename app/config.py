@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     ASYNC_DEBUG: bool = False
     AUTO_MIGRATE: bool | None = None
     LOG_LEVEL: str = "INFO"
+    # text: one readable line a record (flask run, the CLI); json: one JSON object a line
+    # for every line the server, the app and alembic print (the container's default).
+    LOG_FORMAT: Literal["text", "json"] = "text"
     SQL_ECHO: bool = False
     # The production server (python -m app.server): address, processes, app threads each.
     HOST: str = "127.0.0.1"

@@ -1,9 +1,10 @@
 """The application factory: ``create_app()`` wires settings, database, routes and CLI."""
 
 import functools
+import logging
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from flask.cli import run_command
@@ -19,6 +20,7 @@ from app import (
     metrics,
     models,  # noqa: F401 - registers every table on the metadata
     openapi,
+    tracing,
 )
 from app.aio import run_coroutine
 from app.api import auth as auth_api
@@ -32,7 +34,11 @@ from app.observability import configure_logging
 from app.observability import init_app as init_request_ids
 from app.services import api_keys
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
 __all__ = ["App", "create_app"]
+log = logging.getLogger(__name__)
 
 
 class App(OpenAPI):
@@ -46,10 +52,16 @@ class App(OpenAPI):
         return functools.partial(run_coroutine, self.loop_debug, func)
 
 
-def create_app(settings: Settings | None = None, *, serving: bool = False) -> App:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    serving: bool = False,
+    tracer_provider: "TracerProvider | None" = None,
+) -> App:
     """Build the application; ``serving``: this process is the server (python -m app.server)."""
+    # tracer_provider: a test's, to trace into; otherwise the OTEL_* variables decide.
     settings = settings or Settings()
-    configure_logging(settings.LOG_LEVEL)
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     app = App(
         __name__,
         info=Info(title="User management API", version="1.0.0"),
@@ -79,6 +91,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Ap
 
     # First hook in: every request is timed and counted, refused ones included.
     metrics.init_app(app, __version__, migrations.release().head)
+    # Before the other hooks: the request's span must hold authentication's SQL too.
+    tracing.init_app(app, settings, tracer_provider)
     register_error_handlers(app)
     init_request_ids(app)
     # Before auth: a browser's preflight carries no key (app/http.py).
@@ -114,6 +128,10 @@ def _set_up_database(app: App, settings: Settings) -> None:
             _, token = api_keys.create_api_key("local", list(api_keys.ALL_SCOPES))
             db.session.commit()
             db.session.remove()
+            if settings.LOG_FORMAT == "json":
+                # A log shipper reads stderr: one record, not a banner of bare lines.
+                log.warning("created a local API key with every scope, shown once: %s", token)
+                return
             sys.stderr.write(
                 "\n  Created a local API key with every scope. It is shown only this once:\n\n"
                 f"    {token}\n\n"

@@ -1,15 +1,24 @@
-"""Request ids on every response and every log line."""
+"""Request ids on every response and every log line; log lines as text or one JSON object."""
 
+import json
 import logging
 import random
 import re
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from flask import Flask, Response, g, has_request_context, request
+from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
+LogFormat = Literal["text", "json"]
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s key=%(api_key)s] %(name)s: %(message)s"
+TRACED_LOG_FORMAT = (
+    "%(asctime)s %(levelname)s [%(request_id)s key=%(api_key)s trace=%(trace_id)s "
+    "span=%(span_id)s] %(name)s: %(message)s"
+)
 
 
 def request_id_from(sent: str) -> str:
@@ -38,27 +47,108 @@ def current_key_prefix() -> str:
     return str(getattr(g.get("api_key"), "prefix", "-"))
 
 
+SpanIds = Callable[[], tuple[str, str] | None]
 _base_record_factory = logging.getLogRecordFactory()
+# Set by app.tracing once tracing is on; None costs a record nothing more.
+_span_ids: SpanIds | None = None
+
+
+def show_span_ids(span_ids: SpanIds | None) -> None:
+    """Put the current span's trace and span ids (hex) on every record made inside one."""
+    global _span_ids  # noqa: PLW0603
+    _span_ids = span_ids
 
 
 def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record = _base_record_factory(*args, **kwargs)
     record.request_id = current_request_id()
     record.api_key = current_key_prefix()
+    if _span_ids is not None and (ids := _span_ids()) is not None:
+        record.trace_id, record.span_id = ids
     return record
 
 
-def configure_logging(level: str) -> None:
-    """Give every log record a request id and log to stderr (once per process)."""
-    # A record factory, not a handler filter: every handler (gunicorn's too) sees the id.
+class TextFormatter(logging.Formatter):
+    """LOG_FORMAT, with the trace and span ids on records made inside a span."""
+
+    def __init__(self) -> None:
+        super().__init__(LOG_FORMAT)
+        self._traced = logging.PercentStyle(TRACED_LOG_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        """Format with the trace ids when the record has them."""
+        style = self._traced if hasattr(record, "trace_id") else self._style
+        return style.format(record)
+
+
+class JsonFormatter(_JsonFormatter):
+    """One JSON object a line: time, level, logger, message, request id, key prefix, any
+    trace ids and extra fields; a traceback is the ``exc_info`` string, not more lines."""
+
+    def __init__(self, *_ignored: object) -> None:
+        # logging.config passes a format, date format and style: this format is fixed.
+        super().__init__(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            # Lines from outside a request (start-up, alembic, the server) carry them too.
+            defaults={"request_id": "-", "api_key": "-"},
+        )
+
+    def formatTime(self, record: logging.LogRecord, _datefmt: str | None = None) -> str:  # noqa: N802
+        """ISO 8601 in UTC, to the millisecond: what log shippers parse without a pattern."""
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
+class AccessJsonFormatter(JsonFormatter):
+    """The access log's own JSON object (app.bridge) as the fields of a JsonFormatter line."""
+
+    def add_fields(
+        self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        """Merge the access entry in, with a short message instead of the entry as a string."""
+        super().add_fields(log_record, record, message_dict)
+        entry = json.loads(record.getMessage())
+        log_record["message"] = f"{entry.get('method')} {entry.get('path')} {entry.get('status')}"
+        log_record.update(entry)
+
+
+def formatter(log_format: LogFormat) -> logging.Formatter:
+    """The formatter of every line in this format."""
+    return JsonFormatter() if log_format == "json" else TextFormatter()
+
+
+def configure_logging(level: str, log_format: LogFormat = "text") -> None:
+    """Give every log record a request id and log to stderr in this format (once per process)."""
+    # A record factory, not a handler filter: every handler (granian's too) sees the id.
     logging.setLogRecordFactory(_record_with_request_id)
     root = logging.getLogger()
     root.setLevel(level.upper())
-    if not any(getattr(h, "_app_handler", False) for h in root.handlers):
+    handler = next((h for h in root.handlers if getattr(h, "_app_handler", False)), None)
+    if handler is None:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         handler._app_handler = True  # type: ignore[attr-defined]
         root.addHandler(handler)
+    handler.setFormatter(formatter(log_format))
+    if log_format == "json":
+        # Python's warnings would be bare lines on stderr: make them records too.
+        logging.captureWarnings(True)
+
+
+def granian_log_config(log_format: LogFormat) -> dict[str, Any] | None:
+    """granian's log_dictconfig: in JSON, its loggers (the Rust side's are their children,
+    through pyo3-log) hand their records to the root handler instead of printing text."""
+    if log_format == "text":
+        return None  # granian's own lines, as before
+    # granian updates its default config with this one key by key: no handler of its own.
+    return {
+        "formatters": {},
+        "handlers": {},
+        "loggers": {
+            "_granian": {"handlers": [], "propagate": True},
+            "granian.access": {"handlers": [], "propagate": True},
+        },
+    }
 
 
 def _set_request_id_header(response: Response) -> Response:

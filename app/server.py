@@ -20,6 +20,7 @@ from pathlib import Path
 
 from app.bridge import WSGIApp, WSGIBridge, access_log
 from app.config import Settings
+from app.observability import AccessJsonFormatter, configure_logging, granian_log_config
 
 # prometheus_client's name for it; not imported from there: the import must come after.
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -37,7 +38,9 @@ def bridged(app: WSGIApp, settings: Settings) -> WSGIBridge:
     """Put a WSGI app behind the bridge, with the JSON access log on stderr."""
     # One JSON object a line, nothing before it: what log shippers parse.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    # In JSON it gains the time, level and logger every other line has.
+    json_lines = settings.LOG_FORMAT == "json"
+    handler.setFormatter(AccessJsonFormatter() if json_lines else logging.Formatter("%(message)s"))
     access_log.addHandler(handler)
     access_log.propagate = False
     access_log.setLevel(logging.INFO)
@@ -67,7 +70,8 @@ def main(factory: str = "app.server:asgi_app") -> None:
 
     settings = Settings()
     _fresh_metrics_folder()
-    logging.basicConfig(level=settings.LOG_LEVEL.upper(), format="%(message)s", stream=sys.stderr)
+    # The workers fork from here with this root handler; granian's own loggers use it in JSON.
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     Granian(
         factory,
         factory=True,
@@ -86,6 +90,7 @@ def main(factory: str = "app.server:asgi_app") -> None:
         respawn_failed_workers=True,
         workers_kill_timeout=settings.GRACEFUL_TIMEOUT,
         log_access=False,  # ours has the request id and the key prefix
+        log_dictconfig=granian_log_config(settings.LOG_FORMAT),
         working_dir=Path.cwd(),
     ).serve()
 
