@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the image and prove it: migrate as a step of its own, serve, health, the users flow
 # through the published port, bulk import and export through the CLI, non-root, no compiler
-# or tests inside, graceful docker stop.
+# or tests inside, graceful docker stop; every line migrate and the server print is JSON.
 #
 # Runs where no Docker engine is reachable and no public registry either: it starts a
 # private engine (Debian's docker.io) and builds the base image itself with mmdebstrap.
@@ -22,6 +22,20 @@ mkdir -p "$WORK"
 
 warn() { printf '\n::warning:: container check skipped: %s\n\n' "$*" >&2; exit 0; }
 step() { printf '\n== %s\n' "$*"; }
+
+all_json() {  # every line of the file parses as one JSON object, or name the first that does not
+    python3 -c '
+import json, sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+if not lines:
+    sys.exit(f"{sys.argv[2]} printed nothing")
+for number, line in enumerate(lines, 1):
+    try:
+        assert isinstance(json.loads(line), dict)
+    except (ValueError, AssertionError):
+        sys.exit(f"{sys.argv[2]}, line {number} is not a JSON object: {line!r}")
+print(f"{sys.argv[2]}: {len(lines)} lines, each a JSON object")' "$1" "$2"
+}
 
 need() {  # install Debian packages that are missing
     local missing=()
@@ -90,7 +104,9 @@ fi
 
 step "migrate: a one-shot command, against a fresh database"
 psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-docker run --rm --network host -e DATABASE_URL="$DB_URL" "$IMAGE" migrate
+docker run --rm --network host -e DATABASE_URL="$DB_URL" "$IMAGE" migrate >"$WORK/migrate.log" 2>&1 ||
+    { cat "$WORK/migrate.log" >&2; exit 1; }
+all_json "$WORK/migrate.log" "migrate"
 
 step "serve on 127.0.0.1:$PORT"
 # No WEB_CONCURRENCY: the default is 2 processes per CPU the container may use (--cpus 1).
@@ -163,5 +179,9 @@ printf 'in-flight POST answered %s; container stopped in %ss with exit code %s\n
 [ "$(cat "$WORK/inflight.code")" = 201 ] || { echo "the in-flight request was cut" >&2; exit 1; }
 [ "$status" = 0 ] || { docker logs user-api-check | tail -n 20; exit 1; }
 [ "$stopped" -le 20 ] || { echo "stop took longer than the graceful timeout" >&2; exit 1; }
+
+step "the server's log (docker logs): one JSON object a line"
+docker logs user-api-check >"$WORK/server.log" 2>&1
+all_json "$WORK/server.log" "docker logs"
 psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
 step "container check passed"
