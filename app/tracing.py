@@ -106,8 +106,9 @@ def _instrument(app: Flask, settings: Settings, provider: "TracerProvider") -> N
 
     # Metrics are Prometheus' (app.metrics): the instrumentors' own instruments record nothing.
     meters = NoOpMeterProvider()
-    # Its before_request hook starts the request's span, and this runs before the app's
-    # other hooks are added: authentication's SQL is inside the span too.
+    # Its before_request hook starts the request's span; create_app calls this before it
+    # adds the CORS, authentication and rate-limit hooks (only the metrics timer is
+    # earlier), so their SQL is inside the span too.
     FlaskInstrumentor.instrument_app(
         app,
         request_hook=_tag_request,
