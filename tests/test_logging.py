@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from app.observability import JsonFormatter, TextFormatter
-from tests.helpers import ROOT, serving, with_empty_database
+from tests.helpers import ROOT, embedded_env, serving, with_empty_database
 
 FIELDS = {"time", "level", "logger", "message", "request_id", "api_key"}
 HEX_TRACE_ID = re.compile(r"[0-9a-f]{32}")
@@ -96,6 +97,24 @@ def test_alembic_upgrade_logs_json(empty_database_url: tuple[str, str]) -> None:
     assert any(
         r["logger"].startswith("alembic") and "Running upgrade" in r["message"] for r in records
     )
+
+
+def test_first_start_prints_the_local_key_as_a_record(tmp_path: Path) -> None:
+    # The embedded database's first start makes a key and shows it once, here as one record.
+    env = {**embedded_env(), "INSTANCE_PATH": str(tmp_path), "LOG_FORMAT": "json"}
+    script = "from app import create_app; create_app(serving=True)"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 0, result.stderr
+    records = _records(_json_lines(result.stdout + result.stderr))
+    assert any(r["message"].startswith("created a local API key") for r in records), records
 
 
 def _refused_upload(base_url: str, request_id: str) -> bytes:

@@ -1,15 +1,22 @@
 """OpenTelemetry traces: a request's server span, its SQL (and asyncpg) spans as children,
 the request id on the span and the trace id on the request's log lines; off by default."""
 
+import contextlib
+import http.server
 import logging
+import queue
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from flask import Flask
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -18,8 +25,8 @@ from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 from app import create_app, tracing
 from app.config import SETTINGS
 from app.db.session import db
-from tests.factories import make_user
-from tests.helpers import ROOT, embedded_env, failing_statements
+from tests.factories import make_api_key, make_user
+from tests.helpers import ROOT, embedded_env, failing_statements, serving
 
 
 @pytest.fixture
@@ -147,3 +154,61 @@ def test_tracing_off_installs_nothing(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+class _Collector(http.server.BaseHTTPRequestHandler):
+    """An OTLP/HTTP trace receiver: keeps each export's spans."""
+
+    received: "queue.Queue[ExportTraceServiceRequest]"
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        assert self.path == "/v1/traces"
+        assert self.headers["Content-Type"] == "application/x-protobuf"
+        self.received.put(ExportTraceServiceRequest.FromString(body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass  # the test's output, not the server's
+
+
+@pytest.mark.live
+def test_shipped_server_exports_over_otlp_http(
+    app: Flask, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    received: queue.Queue[ExportTraceServiceRequest] = queue.Queue()
+    handler = type("Collector", (_Collector,), {"received": received})
+    collector = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{collector.server_address[1]}"
+    try:
+        with serving(
+            database_url,
+            tmp_path_factory,
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_SERVICE_NAME="traced-api",
+            OTEL_BSP_SCHEDULE_DELAY="100",
+        ) as server:
+            headers = {"Authorization": f"Bearer {make_api_key(app)}", "X-Request-ID": "otlp-1"}
+            assert httpx.get(f"{server.url}/users", headers=headers).status_code == 200
+            spans = {}
+            deadline = time.monotonic() + 10
+            while "GET /users" not in spans and time.monotonic() < deadline:
+                with contextlib.suppress(queue.Empty):
+                    export = received.get(timeout=0.5)
+                    for resource_spans in export.resource_spans:
+                        service = {
+                            a.key: a.value.string_value for a in resource_spans.resource.attributes
+                        }["service.name"]
+                        assert service == "traced-api"
+                        for scope in resource_spans.scope_spans:
+                            spans.update({span.name: span for span in scope.spans})
+    finally:
+        collector.shutdown()
+        collector.server_close()
+
+    server_span = spans["GET /users"]
+    attributes = {a.key: a.value.string_value for a in server_span.attributes}
+    assert attributes[tracing.REQUEST_ID_ATTRIBUTE] == "otlp-1"
