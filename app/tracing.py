@@ -11,6 +11,7 @@ connections belong to that process.
 
 import multiprocessing.util
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
@@ -31,7 +32,7 @@ REQUEST_ID_ATTRIBUTE = "app.request_id"
 OTLP_PROTOCOL = "http/protobuf"
 
 
-def requested(environ: "os._Environ[str] | dict[str, str]" = os.environ) -> bool:
+def requested(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether the OTEL_* variables turn tracing on (OTEL_SDK_DISABLED=true wins)."""
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
