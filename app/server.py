@@ -24,6 +24,7 @@ from app.observability import AccessJsonFormatter, configure_logging, granian_lo
 
 # prometheus_client's name for it; not imported from there: the import must come after.
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+log = logging.getLogger(__name__)
 
 
 def asgi_app() -> WSGIBridge:
@@ -31,7 +32,14 @@ def asgi_app() -> WSGIBridge:
     from app import create_app  # noqa: PLC0415 - built per worker, not at import
 
     settings = Settings()
-    return bridged(create_app(settings, serving=True), settings)
+    try:
+        app = create_app(settings, serving=True)
+    except Exception:
+        # A record (one JSON line in JSON), then a quiet exit: multiprocessing would print
+        # the traceback as bare lines, and granian respawns the worker or gives up either way.
+        log.critical("this worker could not build the app", exc_info=True)
+        raise SystemExit(1) from None
+    return bridged(app, settings)
 
 
 def bridged(app: WSGIApp, settings: Settings) -> WSGIBridge:

@@ -16,7 +16,14 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from app.observability import JsonFormatter, TextFormatter
-from tests.helpers import ROOT, embedded_env, serving, with_empty_database
+from tests.helpers import (
+    ROOT,
+    embedded_env,
+    free_port,
+    server_env,
+    serving,
+    with_empty_database,
+)
 
 FIELDS = {"time", "level", "logger", "message", "request_id", "api_key"}
 HEX_TRACE_ID = re.compile(r"[0-9a-f]{32}")
@@ -115,6 +122,33 @@ def test_first_start_prints_the_local_key_as_a_record(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     records = _records(_json_lines(result.stdout + result.stderr))
     assert any(r["message"].startswith("created a local API key") for r in records), records
+
+
+@pytest.mark.live
+def test_worker_that_cannot_start_logs_one_record(tmp_path: Path) -> None:
+    # An exporter OpenTelemetry does not have: create_app raises in every worker.
+    env = {
+        **embedded_env(),
+        **server_env(free_port(), workers=1),
+        "INSTANCE_PATH": str(tmp_path),
+        "LOG_FORMAT": "json",
+        "OTEL_TRACES_EXPORTER": "bogus",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "app.server"],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0  # granian gives up on a worker that keeps failing
+    records = _records(_json_lines(result.stdout + result.stderr))
+    failed = [r for r in records if r["level"] == "CRITICAL"]
+    assert failed, records
+    assert "OTEL_TRACES_EXPORTER" in failed[0]["exc_info"]
 
 
 def _refused_upload(base_url: str, request_id: str) -> bytes:
