@@ -14,6 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Backend = Literal["sqlite", "postgresql"]
 SETTINGS = "settings"  # the app's Settings, in app.extensions
+# Where prometheus_client's multiprocess mode keeps each worker's metrics (app.metrics);
+# named here, not imported from prometheus_client, which reads it once at import: app.server
+# sets it before that import happens in any worker.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 # Where this package is, found as Flask finds an app's instance folder: the folder on sys.path
 # that holds it (the project, for a checkout or an editable install), and the prefix it is

@@ -81,9 +81,10 @@ def create_app(
     asyncpg_pool.init_app(app, settings)
     # Only a server (or flask run) migrates and makes the first key: a script, another flask
     # command or alembic must never make a database where there was none, nor print a key.
-    if (serving or _under_flask_run()) and settings.migrates_on_start:
+    serving = serving or _under_flask_run()
+    if serving and settings.migrates_on_start:
         _set_up_database(app, settings)
-    if (serving or _under_flask_run()) and settings.backend == "postgresql":
+    if serving and settings.backend == "postgresql":
         # A key revoked anywhere stops working in this process at once (NOTIFY at commit).
         notifications.listen(
             settings, api_keys.REVOKED_CHANNEL, api_keys.forget_key, api_keys.forget_all_keys
@@ -107,7 +108,7 @@ def create_app(
         app.register_api(blueprint)
     auth.document_security(app)
     app.register_blueprint(docs.bp)
-    app.extensions["openapi_document"] = openapi.finish(app.api_doc)
+    app.extensions[openapi.DOCUMENT] = openapi.finish(app.api_doc)
     cli.init_app(app)
     return app
 

@@ -26,7 +26,8 @@ from prometheus_client import (
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import QueuePool
 
-MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # the same name in app.server
+from app.config import METRICS_DIR_VARIABLE
+
 # A request matching no route is one label value, not one per path a scanner tries.
 UNMATCHED = "<unmatched>"
 
@@ -170,8 +171,8 @@ def _forget_dead_workers(folder: Path) -> None:
 
 def render() -> Response:
     """The metrics in Prometheus' text format: every worker's, under the shipped server."""
-    if MULTIPROCESS_DIR in os.environ:
-        _forget_dead_workers(Path(os.environ[MULTIPROCESS_DIR]))
+    if METRICS_DIR_VARIABLE in os.environ:
+        _forget_dead_workers(Path(os.environ[METRICS_DIR_VARIABLE]))
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:

@@ -19,11 +19,9 @@ import tempfile
 from pathlib import Path
 
 from app.bridge import WSGIApp, WSGIBridge, access_log
-from app.config import Settings
+from app.config import METRICS_DIR_VARIABLE, Settings
 from app.observability import AccessJsonFormatter, configure_logging, granian_log_config
 
-# prometheus_client's name for it; not imported from there: the import must come after.
-MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 log = logging.getLogger(__name__)
 
 
@@ -59,9 +57,9 @@ def _fresh_metrics_folder() -> None:
     # Each worker writes its metrics to files here, which /metrics adds up (app.metrics).
     # Set before any worker is forked and before prometheus_client is imported, which reads
     # it once; emptied at each start, as prometheus_client's multiprocess mode requires.
-    folder = os.environ.get(MULTIPROCESS_DIR)
+    folder = os.environ.get(METRICS_DIR_VARIABLE)
     if folder is None:
-        folder = os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="app-metrics-")
+        folder = os.environ[METRICS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="app-metrics-")
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
     for old in Path(folder).glob("*.db"):
         old.unlink()
