@@ -6,6 +6,8 @@ import re
 
 from flask import Response, request
 
+from app.schemas.common import Versions
+
 # Ours: "v<version>", and for a post, whose body embeds its author, "v<post>.<author>";
 # flask-compress tags a compressed body "<tag>:<coding>" (another representation, RFC 9110
 # 8.8.3.3, of the same version).
@@ -28,7 +30,7 @@ def not_modified(tag: str) -> Response | None:
     return None
 
 
-def expected_versions(size: int) -> list[tuple[int, ...]] | None:
+def expected_versions(size: int) -> Versions:
     """The versions of ``size`` rows that If-Match allows; None when any will do (no tag, or
     "*"). Weak and foreign tags never match (strong comparison): they allow none."""
     if not request.headers.get("If-Match", "").strip():
@@ -36,7 +38,7 @@ def expected_versions(size: int) -> list[tuple[int, ...]] | None:
     if_match = request.if_match
     if if_match.star_tag:
         return None
-    allowed = []
+    allowed: list[tuple[int, ...]] = []
     for tag in if_match.as_set():  # the strong tags only
         # werkzeug yields None for some malformed entries (a lone "W/", say).
         match = _OURS.fullmatch(tag or "")

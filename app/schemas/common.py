@@ -16,6 +16,10 @@ MAX_ID = 2**63 - 1
 # Free text: anything but NUL, which PostgreSQL's text type cannot hold.
 TEXT_PATTERN = r"^[^\x00]*$"
 
+# The row versions an If-Match allows, one tuple per tag (a post's holds its author's
+# version too); None: no condition (app.api.conditional makes them, the services check them).
+Versions = list[tuple[int, ...]] | None
+
 # Query and path models by class name: their validation errors are 400s, not 422s.
 PARAMETER_MODELS: dict[str, str] = {}
 

@@ -11,6 +11,7 @@ from app.db.session import db
 from app.db.types import utcnow
 from app.errors import NotFoundError, PreconditionFailedError
 from app.models import Post, User
+from app.schemas.common import Versions
 from app.schemas.posts import PostCreate, PostListQuery, PostUpdate, UserPostsQuery
 from app.services.pagination import SortKey, next_cursor, paginate
 
@@ -55,7 +56,7 @@ def get_post(post_id: int) -> Post:
     return post
 
 
-def _where(post_id: int, versions: list[tuple[int, ...]] | None) -> ColumnElement[bool]:
+def _where(post_id: int, versions: Versions) -> ColumnElement[bool]:
     # The If-Match check is part of the write's own WHERE: no read-then-write race. A post's
     # ETag holds its author's version too (its body embeds the author's username).
     match = Post.id == post_id
@@ -73,9 +74,7 @@ def _missing_or_changed(post_id: int) -> NotFoundError | PreconditionFailedError
     return NotFoundError(f"Post {post_id} does not exist.")
 
 
-def update_post(
-    post_id: int, data: PostUpdate, versions: list[tuple[int, ...]] | None = None
-) -> Post:
+def update_post(post_id: int, data: PostUpdate, versions: Versions = None) -> Post:
     """Change the given fields, if the post is at one of ``versions`` (None: any); updated_at
     and the version always move."""
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
@@ -93,7 +92,7 @@ def update_post(
     ).scalar_one()
 
 
-def delete_post(post_id: int, versions: list[tuple[int, ...]] | None = None) -> None:
+def delete_post(post_id: int, versions: Versions = None) -> None:
     """Delete the post if it is at one of ``versions`` (None: any), or raise."""
     result = db.session.execute(
         delete(Post).where(_where(post_id, versions)).execution_options(synchronize_session=False)

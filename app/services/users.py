@@ -23,6 +23,7 @@ from app.db.session import db
 from app.db.types import utcnow
 from app.errors import ConflictError, NotFoundError, PreconditionFailedError
 from app.models import User
+from app.schemas.common import Versions
 from app.schemas.users import UserCreate, UserListQuery, UserUpdate
 from app.services.pagination import SortKey, next_cursor, paginate
 
@@ -89,8 +90,6 @@ def _unique_violations_as_conflicts() -> Iterator[None]:
 # Built once: the hottest statements skip constructing themselves and their cache keys.
 _INSERT_USER = insert(_users).returning(*VERSIONED_COLUMNS)
 _USER_BY_ID = select(*VERSIONED_COLUMNS).where(_users.c.id == bindparam("user_id"))
-# The row versions an If-Match allows (app.api.conditional); None: any.
-Versions = list[tuple[int, ...]] | None
 
 
 def create_user(data: UserCreate) -> VersionedUserRow:
