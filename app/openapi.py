@@ -8,6 +8,7 @@ from flask import Flask
 from pydantic import BaseModel
 
 from app.errors import PROBLEM_MIMETYPE
+from app.models.idempotency import KEY_MAX, KEY_PATTERN
 from app.schemas.common import PROBLEM_OF_STATUS, Problem
 
 # The finished document, in app.extensions.
@@ -57,7 +58,7 @@ _IDEMPOTENCY_KEY = {
         "default); the same key with another body is a 422, and while the first request "
         "still runs, a 409.",
     ),
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "schema": {"type": "string", "minLength": 1, "maxLength": KEY_MAX, "pattern": KEY_PATTERN},
 }
 _REPLAYED = {
     "description": "true on a response replayed for a retry with the same Idempotency-Key.",

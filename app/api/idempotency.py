@@ -15,15 +15,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.auth import current_key
 from app.db.session import autocommit, run_db
 from app.errors import BadRequestError
-from app.models.idempotency import KEY_MAX
+from app.models.idempotency import KEY_MAX, KEY_PATTERN
 from app.services import idempotency
 
 P = ParamSpec("P")
 log = logging.getLogger(__name__)
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotency-Replayed"
-# 1 to 255 visible ASCII characters (API.md).
-_VALID_KEY = re.compile(rf"[\x21-\x7e]{{1,{KEY_MAX}}}")
+_VALID_KEY = re.compile(KEY_PATTERN)
 
 
 def _fingerprint() -> str:

@@ -9,6 +9,9 @@ from app.db.base import Base
 from app.db.types import BigId, utcnow
 
 KEY_MAX = 255
+# What a key may be (API.md): 1 to KEY_MAX visible ASCII characters. The header's check
+# (app.api.idempotency) and its OpenAPI schema (app.openapi) both read it.
+KEY_PATTERN = rf"^[!-~]{{1,{KEY_MAX}}}$"
 
 
 class IdempotencyKey(Base):
