@@ -88,8 +88,8 @@ class RateLimits:
     def count(self, who: str) -> _Budget:
         """Count one request of ``who``; raise TooManyRequestsError past any limit."""
         strategy = self._strategy()
-        tightest = _Budget(0, 0, 0)
-        for number, item in enumerate(self.items):
+        budgets = []
+        for item in self.items:
             try:
                 allowed = strategy.hit(item, who)
                 stats = strategy.get_window_stats(item, who)
@@ -102,9 +102,8 @@ class RateLimits:
             if not allowed:
                 g.rate_limit = budget
                 raise TooManyRequestsError(reset_in)
-            if number == 0 or budget.remaining < tightest.remaining:
-                tightest = budget
-        return tightest
+            budgets.append(budget)
+        return min(budgets, key=lambda budget: budget.remaining)
 
 
 def _client() -> str:

@@ -74,12 +74,13 @@ def claim(api_key_id: int, key: str, fingerprint: str) -> int | Kept:
     IdempotencyKeyInUseError while the first request runs.
     """
     _purge_now_and_then()
+    settings = current_settings()
     now = datetime.now(UTC)
-    expires_at = now + timedelta(hours=current_settings().IDEMPOTENCY_KEY_HOURS)
+    expires_at = now + timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
     # Twice at most: a stale claim found is deleted, then claimed afresh.
     for _ in range(2):
         new = (
-            insert_for(current_settings().backend, IdempotencyKey)
+            insert_for(settings.backend, IdempotencyKey)
             .values(api_key_id=api_key_id, key=key, fingerprint=fingerprint, expires_at=expires_at)
             .on_conflict_do_nothing()
             .returning(_keys.c.id)
