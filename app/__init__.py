@@ -6,12 +6,13 @@ the factory and everything the web app needs are imported on first use of ``crea
 
 from typing import TYPE_CHECKING, Any
 
+from app.config import VERSION
+
 if TYPE_CHECKING:
     from app.factory import App, create_app
 
-__all__ = ["App", "create_app"]
-# The release, as pyproject.toml reads it (its version is this attribute).
-__version__ = "0.1.0"
+__all__ = ["App", "__version__", "create_app"]
+__version__ = VERSION
 
 
 def __getattr__(name: str) -> Any:

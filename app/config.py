@@ -13,6 +13,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Backend = Literal["sqlite", "postgresql"]
+# The release (pyproject.toml reads its version here; app.__version__ is this).
+VERSION = "0.1.0"
 SETTINGS = "settings"  # the app's Settings, in app.extensions
 # Where prometheus_client's multiprocess mode keeps each worker's metrics (app.metrics);
 # named here, not imported from prometheus_client, which reads it once at import: app.server

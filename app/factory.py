@@ -12,7 +12,6 @@ from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 
 from app import (
-    __version__,
     auth,
     cli,
     http,
@@ -26,7 +25,7 @@ from app.aio import run_coroutine
 from app.api import auth as auth_api
 from app.api import docs, ops, posts, users
 from app.api.common import IdConverter, operation_id_for, raise_validation_error, require_json_body
-from app.config import SETTINGS, Settings
+from app.config import SETTINGS, VERSION, Settings
 from app.db import asyncpg_pool, engines, migrations, notifications, session
 from app.db.session import db
 from app.errors import register_error_handlers
@@ -91,7 +90,7 @@ def create_app(
         )
 
     # First hook in: every request is timed and counted, refused ones included.
-    metrics.init_app(app, __version__, migrations.release().head)
+    metrics.init_app(app, VERSION, migrations.release().head)
     # Before the other hooks: the request's span must hold authentication's SQL too.
     tracing.init_app(app, settings, tracer_provider)
     register_error_handlers(app)
