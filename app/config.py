@@ -12,7 +12,7 @@ from limits import parse_many
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Backend = Literal["sqlite", "postgresql"]
+Backend = Literal["sqlite", "postgresql", "mysql"]
 # The release (pyproject.toml reads its version here; app.__version__ is this).
 VERSION = "0.1.0"
 SETTINGS = "settings"  # the app's Settings, in app.extensions
@@ -73,10 +73,10 @@ class Settings(BaseSettings):
     # Seconds a request waits for a pooled connection before it is a 503.
     DB_POOL_TIMEOUT: float = Field(default=3.0, gt=0)
     DB_CONNECT_TIMEOUT: int = Field(default=3, ge=1)
-    # Deadlines of request work on PostgreSQL, in seconds: a statement, a wait for a lock,
-    # a transaction left idle. Past one the request is a 503 with Retry-After. The client
-    # side gives every checked-out connection the statement timeout plus a second, for a
-    # server that stops answering altogether.
+    # Deadlines of request work on PostgreSQL and MariaDB, in seconds: a statement, a wait
+    # for a lock (MariaDB counts whole seconds, rounded up), a transaction left idle. Past
+    # one the request is a 503 with Retry-After. The client side gives every checked-out
+    # connection the statement timeout plus a second, for a server that stops answering.
     DB_STATEMENT_TIMEOUT: float = Field(default=5.0, gt=0)
     DB_LOCK_TIMEOUT: float = Field(default=2.0, gt=0)
     DB_IDLE_IN_TRANSACTION_TIMEOUT: float = Field(default=10.0, gt=0)
@@ -169,8 +169,11 @@ class Settings(BaseSettings):
 
     @property
     def backend(self) -> Backend:
-        """Which database this is; the one place that asks."""
-        return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
+        """Which database this is; the one place that asks (MariaDB is "mysql")."""
+        for backend in ("postgresql", "mysql"):
+            if self.database_url.startswith(backend):
+                return backend
+        return "sqlite"
 
     @property
     def migrates_on_start(self) -> bool:
@@ -204,10 +207,19 @@ def default_instance_path() -> Path:
 
 
 def sqlalchemy_url(url: str) -> str:
-    """Return the URL with the psycopg 3 driver named for bare ``postgres://`` URLs."""
+    """Return the URL with our driver named where it is bare: psycopg 3 for ``postgres://``,
+    PyMySQL for ``mysql://`` and ``mariadb://`` (always utf8mb4, the only full UTF-8)."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url.removeprefix(prefix)
+    for prefix in ("mysql://", "mariadb://", "mysql+pymysql://", "mariadb+pymysql://"):
+        if url.startswith(prefix):
+            # One dialect name, "mysql", for both servers: SQLAlchemy tells MariaDB apart at
+            # connect time, and our compile rules and variants need only one name.
+            named = "mysql+pymysql://" + url.removeprefix(prefix)
+            if "charset=" in named:
+                return named
+            return named + ("&" if "?" in named else "?") + "charset=utf8mb4"
     return url
 
 

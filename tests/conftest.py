@@ -1,4 +1,4 @@
-"""One app per backend per run; every test runs on SQLite and on PostgreSQL."""
+"""One app per backend per run; every test runs on SQLite, PostgreSQL and MariaDB."""
 
 import os
 import sys
@@ -19,15 +19,21 @@ from app.db.session import db
 from tests.factories import make_api_key
 from tests.helpers import BACKENDS, IN_CI, LiveServer, serving
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-_skipped_postgres: list[str] = []
+# The servers the suite creates its databases on; CI fails if either is unreachable.
+ADMIN_URLS = {
+    "postgresql": os.environ.get(
+        "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    ),
+    "mysql": os.environ.get(
+        "TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
+    ),
+}
+_skipped_servers: list[str] = []
 
 
-def _postgres_reachable() -> str | None:
+def _reachable(backend: str) -> str | None:
     try:
-        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+        engine = create_engine(ADMIN_URLS[backend], connect_args={"connect_timeout": 3})
         with engine.connect():
             pass
         engine.dispose()
@@ -36,31 +42,42 @@ def _postgres_reachable() -> str | None:
     return None
 
 
-def _create_postgres_database(name: str) -> str:
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+def _drop_statement(backend: str, name: str) -> str:
+    if backend == "mysql":
+        return f"DROP DATABASE IF EXISTS `{name}`"
+    return f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+
+
+def create_database(backend: str, name: str) -> str:
+    """Make an empty database on the backend's server; return its URL."""
+    admin = create_engine(ADMIN_URLS[backend], isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(_drop_statement(backend, name)))
+        if backend == "mysql":
+            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        else:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    url = make_url(ADMIN_URLS[backend]).set(database=name)
+    return url.render_as_string(hide_password=False)
 
 
-def _drop_postgres_database(name: str) -> None:
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+def drop_database(backend: str, name: str) -> None:
+    """Drop a database create_database made."""
+    admin = create_engine(ADMIN_URLS[backend], isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(_drop_statement(backend, name)))
     admin.dispose()
 
 
-@pytest.fixture(scope="session")
-def postgres_available() -> None:
-    """Skip PostgreSQL tests where no server answers, except in CI where that is a failure."""
-    problem = _postgres_reachable()
+def require_server(backend: str) -> None:
+    """Skip where the backend's server does not answer, except in CI where that fails."""
+    problem = _reachable(backend)
     if problem is None:
         return
     if IN_CI:
-        pytest.fail(f"CI=true but PostgreSQL is unreachable at {POSTGRES_ADMIN_URL}: {problem}")
-    pytest.skip(f"PostgreSQL unreachable: {problem}")
+        pytest.fail(f"CI=true but {backend} is unreachable at {ADMIN_URLS[backend]}: {problem}")
+    pytest.skip(f"{backend} unreachable: {problem}")
 
 
 @pytest.fixture
@@ -70,21 +87,21 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     if backend == "sqlite":
         yield backend, f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    request.getfixturevalue("postgres_available")
+    require_server(backend)
     name = f"app_empty_{uuid.uuid4().hex[:12]}"
-    url = _create_postgres_database(name)
+    url = create_database(backend, name)
     try:
         yield backend, url
     finally:
-        _drop_postgres_database(name)
+        drop_database(backend, name)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """The database backend under test."""
     name: str = request.param
-    if name == "postgresql":
-        request.getfixturevalue("postgres_available")
+    if name != "sqlite":
+        require_server(name)
     return name
 
 
@@ -95,9 +112,9 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
         return
     name = f"app_test_{os.getpid()}"
-    url = _create_postgres_database(name)
+    url = create_database(backend, name)
     yield url
-    _drop_postgres_database(name)
+    drop_database(backend, name)
 
 
 @pytest.fixture(scope="session")
@@ -172,7 +189,7 @@ def live_server(
         yield server
 
 
-_postgres_tests: set[str] = set()
+_server_tests: set[str] = set()
 
 
 def _backends(item: pytest.Item) -> set[str]:
@@ -180,32 +197,36 @@ def _backends(item: pytest.Item) -> set[str]:
     return {str(params[key]) for key in ("backend", "empty_database_url") if key in params}
 
 
+def _allowed(item: pytest.Item) -> set[str]:
+    if item.get_closest_marker("postgresql_only") is not None:
+        return {"postgresql"}
+    only = item.get_closest_marker("backends")
+    return set(only.args) if only is not None else set(BACKENDS)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the SQLite half of postgresql_only tests (no phantom skips); note which
-    tests run on PostgreSQL (by their backend parameter, not their name)."""
-    sqlite_half = [
-        item
-        for item in items
-        if item.get_closest_marker("postgresql_only") is not None and "sqlite" in _backends(item)
-    ]
-    if sqlite_half:
-        config.hook.pytest_deselected(items=sqlite_half)
-        items[:] = [item for item in items if item not in sqlite_half]
+    """Deselect the other backends of postgresql_only and backends(...) tests (no phantom
+    skips); note which tests run on a database server (by their backend parameter)."""
+    elsewhere = [item for item in items if _backends(item) - _allowed(item)]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if item not in elsewhere]
     for item in items:
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if "postgresql" in (params.get("backend"), params.get("empty_database_url")):
-            _postgres_tests.add(item.nodeid)
+        if _backends(item) & {"postgresql", "mysql"}:
+            _server_tests.add(item.nodeid)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Remember PostgreSQL tests that were skipped."""
-    if report.skipped and report.nodeid in _postgres_tests:
-        _skipped_postgres.append(report.nodeid)
+    """Remember PostgreSQL and MariaDB tests that were skipped."""
+    if report.skipped and report.nodeid in _server_tests:
+        _skipped_servers.append(report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Under CI=true, a skipped PostgreSQL test fails the run."""
-    if IN_CI and _skipped_postgres:
-        skipped = "\n  ".join(_skipped_postgres)
-        sys.stderr.write(f"\nCI=true: PostgreSQL tests were skipped; failing:\n  {skipped}\n")
+    """Under CI=true, a skipped PostgreSQL or MariaDB test fails the run."""
+    if IN_CI and _skipped_servers:
+        skipped = "\n  ".join(_skipped_servers)
+        sys.stderr.write(
+            f"\nCI=true: PostgreSQL or MariaDB tests were skipped; failing:\n  {skipped}\n"
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -30,7 +30,7 @@ from app.db.session import db
 from app.models import User
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-BACKENDS = ["sqlite", "postgresql"]
+BACKENDS = ["sqlite", "postgresql", "mysql"]
 
 # A fresh, empty database of each backend, as the ``empty_database_url`` fixture's parameter.
 with_empty_database = pytest.mark.parametrize("empty_database_url", BACKENDS, indirect=True)

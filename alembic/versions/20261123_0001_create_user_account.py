@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from app.db.types import BigId, UTCDateTime, utcnow
+from app.db.types import BigId, FoldedString, UTCDateTime, folded, utcnow
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -23,8 +23,8 @@ def upgrade() -> None:
     op.create_table(
         "user_account",
         sa.Column("id", BigId, nullable=False),
-        sa.Column("username", sa.String(length=80), nullable=False),
-        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("username", FoldedString(length=80), nullable=False),
+        sa.Column("email", FoldedString(length=254), nullable=False),
         sa.Column("created_at", UTCDateTime(), server_default=utcnow(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), server_default=utcnow(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_user_account")),
@@ -32,11 +32,11 @@ def upgrade() -> None:
     op.create_index(
         "uq_user_account_username_lower",
         "user_account",
-        [sa.text("lower(username)")],
+        [folded(sa.column("username"))],
         unique=True,
     )
     op.create_index(
-        "uq_user_account_email_lower", "user_account", [sa.text("lower(email)")], unique=True
+        "uq_user_account_email_lower", "user_account", [folded(sa.column("email"))], unique=True
     )
     op.create_index("ix_user_account_created_at_id", "user_account", ["created_at", "id"])
     op.create_index("ix_user_account_username_id", "user_account", ["username", "id"])

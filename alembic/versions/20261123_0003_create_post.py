@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from app.db.types import BigId, UTCDateTime, utcnow
+from app.db.types import BigId, LongText, UTCDateTime, utcnow
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("id", BigId, nullable=False),
         sa.Column("author_id", BigId, nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
-        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("body", LongText, nullable=False),
         sa.Column("created_at", UTCDateTime(), server_default=utcnow(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), server_default=utcnow(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -41,7 +41,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop posts."""
-    op.drop_index("ix_post_created_at_id", table_name="post")
-    op.drop_index("ix_post_author_id_id", table_name="post")
+    """Drop posts, and their indexes with them (MariaDB keeps the author index while the
+    foreign key that uses it stands)."""
     op.drop_table("post")

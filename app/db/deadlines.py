@@ -1,4 +1,5 @@
-"""A client-side deadline on PostgreSQL connections, for servers that stop answering.
+"""A client-side deadline on PostgreSQL and MariaDB connections, for servers that stop
+answering.
 
 PostgreSQL's own timeouts (statement, lock, idle in transaction) end work the server is
 doing; a server that is frozen or cut off without a reset does nothing, and the kernel
@@ -6,7 +7,8 @@ still acknowledges what it is sent, so neither those timeouts nor TCP keepalives
 every request on a pooled connection hung 50 s in such a test, until the server woke.
 So each checked-out connection gets a deadline; past it, a watchdog thread shuts its socket
 down, the blocked driver call fails at once as a lost connection (a 503), and the pool
-discards the connection. psycopg has no per-call timeout of its own to do this with.
+discards the connection. psycopg has no per-call timeout of its own to do this with;
+PyMySQL's read_timeout bounds each read, not the call, so it gets the same watchdog.
 """
 
 import logging
@@ -93,12 +95,19 @@ def extend(connection: Connection, seconds: float) -> None:
         watchdog.rearm(token, seconds)
 
 
+def _fileno(dbapi_connection: Any) -> int:
+    # psycopg's connection says its socket; PyMySQL's keeps it, with no accessor of its own.
+    if hasattr(dbapi_connection, "fileno"):
+        return int(dbapi_connection.fileno())
+    return int(dbapi_connection._sock.fileno())
+
+
 def watch(engine: Engine, seconds: float) -> None:
     """Give every connection the engine hands out a deadline of this many seconds."""
 
     @event.listens_for(engine, "checkout")
     def _arm(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        record.info[_INFO_KEY] = watchdog.arm(dbapi_connection.fileno(), seconds)
+        record.info[_INFO_KEY] = watchdog.arm(_fileno(dbapi_connection), seconds)
 
     def _disarm(record: Any) -> None:
         token = record.info.pop(_INFO_KEY, None)

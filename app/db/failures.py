@@ -1,6 +1,6 @@
 """Which database failures are outages (503), write conflicts (409) or faults (500).
 
-Both drivers' errors (SQLAlchemy's over psycopg or sqlite3, asyncpg's) and sockets'.
+The drivers' errors (SQLAlchemy's over psycopg, PyMySQL or sqlite3, asyncpg's) and sockets'.
 """
 
 from typing import Literal
@@ -39,7 +39,26 @@ _UNAVAILABLE_CODES = frozenset({"55P03", "25P03"})
 # another writer, which the same request may well win when it is tried again.
 _CONFLICT_CLASS = "40"
 
+# MariaDB's error numbers, first in a PyMySQL error's .args; they are read instead of its
+# SQLSTATE, which is HY000 for most (a lock wait timeout) or absent (a refused connection).
+# Outages: too many connections, shutting down, lock wait timeout, query interrupted or
+# killed, max_statement_time (MariaDB) or max_execution_time (MySQL) passed, idle
+# transaction ended, and the client's cannot connect, server gone, connection lost.
+_MYSQL_UNAVAILABLE = frozenset(
+    {1040, 1053, 1205, 1317, 1927, 1969, 3024, 4031, 2002, 2003, 2006, 2013, 2055}
+)
+# A deadlock, or a row changed under a consistent read: another writer won this time.
+_MYSQL_CONFLICTS = frozenset({1213, 1020})
+
 DatabaseErrorKind = Literal["unavailable", "conflict", "fault"]
+
+
+def _mysql_code(error: BaseException) -> int | None:
+    driver = getattr(error, "orig", None) or error
+    if not type(driver).__module__.startswith("pymysql"):
+        return None
+    code = driver.args[0] if driver.args else None
+    return code if isinstance(code, int) else None
 
 
 def _sqlstate(error: BaseException) -> str | None:
@@ -51,6 +70,11 @@ def _sqlstate(error: BaseException) -> str | None:
 
 def database_error_kind(error: BaseException) -> DatabaseErrorKind:
     """Say whether a driver error means an outage (503), a write conflict (409) or a fault."""
+    code = _mysql_code(error)
+    if code is not None:
+        if code in _MYSQL_CONFLICTS:
+            return "conflict"
+        return "unavailable" if code in _MYSQL_UNAVAILABLE else "fault"
     state = _sqlstate(error)
     if state is None:
         return "unavailable" if isinstance(error, _UNAVAILABLE_WITHOUT_STATE) else "fault"
@@ -65,5 +89,6 @@ def describe(error: BaseException) -> str:
     """One line for the log: the error's type, SQLSTATE and the first line of its message."""
     driver = getattr(error, "orig", None) or error
     first_line = (str(driver).strip().splitlines() or [""])[0][:200]
-    state = _sqlstate(error)
+    code = _mysql_code(error)
+    state = str(code) if code is not None else _sqlstate(error)
     return f"{type(driver).__name__}{f' [{state}]' if state else ''}: {first_line}"

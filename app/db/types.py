@@ -1,13 +1,27 @@
-"""Column types and SQL functions that behave the same on SQLite and PostgreSQL."""
+"""Column types and SQL functions that behave the same on SQLite, PostgreSQL and MariaDB."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Integer, TypeDecorator
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    literal,
+)
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import Insert, coercions, roles
+from sqlalchemy.sql._typing import _ColumnExpressionArgument
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import TypeEngine
 
 from app.config import Backend
 
@@ -26,6 +40,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         """Values are datetimes (TypeDecorator would say ``object``)."""
         return datetime
 
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """MariaDB's DATETIME keeps whole seconds unless told six digits."""
+        if dialect.name == "mysql":
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(self.impl)
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         """Normalise to UTC; naive datetimes are refused rather than guessed."""
         if value is None:
@@ -35,7 +55,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError(msg)
         value = value.astimezone(UTC)
         # SQLite compares stored text: keep the same text form as the database's own default.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        # MariaDB's DATETIME has no zone and would shift an aware value by the session's.
+        return value.replace(tzinfo=None) if dialect.name in {"sqlite", "mysql"} else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002
         """Attach UTC where the driver returns a naive value."""
@@ -63,11 +84,80 @@ def _utcnow_sqlite(_element: utcnow, _compiler: SQLCompiler, **_kw: Any) -> str:
     return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
 
 
+@compiles(utcnow, "mysql")
+def _utcnow_mysql(_element: utcnow, _compiler: SQLCompiler, **_kw: Any) -> str:
+    # UTC whatever the session's time zone, with microseconds; evaluated per statement.
+    return "UTC_TIMESTAMP(6)"
+
+
 @compiles(utcnow)
 def _utcnow_default(_element: utcnow, _compiler: SQLCompiler, **_kw: Any) -> str:
     return "CURRENT_TIMESTAMP"
 
 
-def insert_for(backend: Backend, table: Any) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT into ``table`` in the backend's dialect: one with ON CONFLICT clauses."""
-    return (postgresql.insert if backend == "postgresql" else sqlite.insert)(table)
+# A post's body, up to 100,000 characters (400 KB in UTF-8): MariaDB's TEXT holds 64 KB.
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql")
+
+# Equal under it: what lower() makes equal on the others, letter case alone ("Émile" and
+# "émile", not "Emile"), and no trailing-space padding ("bob" and "bob " differ). MariaDB has
+# no index on an expression, so its unique indexes are on the column under this collation.
+MARIADB_FOLDED_COLLATION = "utf8mb4_uca1400_nopad_as_ci"
+MYSQL_FOLDED_COLLATION = "utf8mb4_0900_as_ci"  # MySQL 8's same rule (NO PAD is its default)
+
+
+class FoldedString(TypeDecorator[str]):
+    """Text compared without letter case by folded(): a case-insensitive collation on MySQL."""
+
+    impl = String
+    cache_ok = True
+
+    @property
+    def python_type(self) -> type[str]:
+        """Values are strings (TypeDecorator would say ``object``)."""
+        return str
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """On MariaDB and MySQL, a VARCHAR in the collation that folds case but not accents."""
+        if dialect.name == "mysql":
+            is_mariadb = getattr(dialect, "is_mariadb", True)
+            collation = MARIADB_FOLDED_COLLATION if is_mariadb else MYSQL_FOLDED_COLLATION
+            length = cast("String", self.impl_instance).length
+            return dialect.type_descriptor(mysql.VARCHAR(length, collation=collation))
+        return dialect.type_descriptor(self.impl_instance)
+
+
+class folded(ColumnElement[str]):  # noqa: N801 - reads as the SQL function it renders
+    """A value without its letter case, as the unique indexes compare: lower(x) on SQLite and
+    PostgreSQL; on MySQL x itself, which its column's collation compares without case."""
+
+    inherit_cache = True
+
+    def __init__(self, value: _ColumnExpressionArgument[str] | str) -> None:
+        self.value = (
+            literal(value, String())
+            if isinstance(value, str)
+            else coercions.expect(roles.ExpressionElementRole, value)
+        )
+        self.type = String()
+
+    _traverse_internals = [("value", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+
+@compiles(folded)
+def _folded_lower(element: folded, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.value, **kw)})"
+
+
+@compiles(folded, "mysql")
+def _folded_mysql(element: folded, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.value, **kw)
+
+
+def insert_for(backend: Backend, table: Any, *, skip_conflicts: bool = False) -> Insert:
+    """An INSERT into ``table``; with ``skip_conflicts`` rows a unique index refuses are left
+    out (ON CONFLICT DO NOTHING; MariaDB's INSERT IGNORE, which RETURNING then omits)."""
+    if backend == "mysql":
+        statement = mysql.insert(table)
+        return statement.prefix_with("IGNORE") if skip_conflicts else statement
+    dialect_insert = postgresql.insert(table) if backend == "postgresql" else sqlite.insert(table)
+    return dialect_insert.on_conflict_do_nothing() if skip_conflicts else dialect_insert

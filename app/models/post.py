@@ -3,11 +3,11 @@
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
-from app.db.types import BigId, utcnow
+from app.db.types import BigId, LongText, utcnow
 
 if TYPE_CHECKING:
     from app.models.user import User
@@ -25,7 +25,7 @@ class Post(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     author_id: Mapped[int] = mapped_column(BigId, ForeignKey("user_account.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(TITLE_MAX))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(LongText)
     created_at: Mapped[datetime] = mapped_column(server_default=utcnow())
     updated_at: Mapped[datetime] = mapped_column(server_default=utcnow(), onupdate=utcnow())
     # One more on every write: the ETag, and what an If-Match write compares in its WHERE.

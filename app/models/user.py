@@ -3,11 +3,11 @@
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Index, String, func, text
+from sqlalchemy import Index, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
-from app.db.types import BigId, utcnow
+from app.db.types import BigId, FoldedString, folded, utcnow
 
 if TYPE_CHECKING:
     from app.models.post import Post
@@ -24,8 +24,8 @@ class User(Base):
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - SQLAlchemy reads a plain dict
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    username: Mapped[str] = mapped_column(String(USERNAME_MAX))
-    email: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    username: Mapped[str] = mapped_column(FoldedString(USERNAME_MAX))
+    email: Mapped[str] = mapped_column(FoldedString(EMAIL_MAX))
     created_at: Mapped[datetime] = mapped_column(server_default=utcnow())
     updated_at: Mapped[datetime] = mapped_column(server_default=utcnow(), onupdate=utcnow())
     # One more on every write: the ETag, and what an If-Match write compares in its WHERE.
@@ -37,9 +37,10 @@ class User(Base):
     )
 
     __table_args__ = (
-        # Expression indexes: the database, not a check-then-insert, guards uniqueness.
-        Index("uq_user_account_username_lower", func.lower(username), unique=True),
-        Index("uq_user_account_email_lower", func.lower(email), unique=True),
+        # The database, not a check-then-insert, guards uniqueness: on lower(...), or on the
+        # column under its case-folding collation where expressions cannot be indexed.
+        Index("uq_user_account_username_lower", folded(username), unique=True),
+        Index("uq_user_account_email_lower", folded(email), unique=True),
         Index("ix_user_account_created_at_id", created_at, id),
     )
 

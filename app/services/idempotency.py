@@ -80,9 +80,8 @@ def claim(api_key_id: int, key: str, fingerprint: str) -> int | Kept:
     # Twice at most: a stale claim found is deleted, then claimed afresh.
     for _ in range(2):
         new = (
-            insert_for(settings.backend, IdempotencyKey)
+            insert_for(settings.backend, IdempotencyKey, skip_conflicts=True)
             .values(api_key_id=api_key_id, key=key, fingerprint=fingerprint, expires_at=expires_at)
-            .on_conflict_do_nothing()
             .returning(_keys.c.id)
         )
         claimed: int | None = db.session.execute(new).scalar_one_or_none()

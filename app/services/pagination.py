@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, tuple_
+from sqlalchemy import ColumnElement, Select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
+from app.db.types import folded
 from app.errors import BadRequestError
 
 
@@ -89,7 +90,7 @@ def paginate(stmt: S, key: SortKey, sort: str, cursor: str | None, limit: int) -
     """Order the statement by the key, start after the cursor and fetch one row extra."""
     columns: list[ColumnElement[Any] | InstrumentedAttribute[Any]] = list(key.columns)
     if key.ignore_case:
-        columns = [func.lower(columns[0])]
+        columns = [folded(columns[0])]
     if cursor is not None:
         after = decode_cursor(cursor, sort, key)
         left = tuple_(*columns) if len(columns) > 1 else columns[0]
@@ -97,7 +98,7 @@ def paginate(stmt: S, key: SortKey, sort: str, cursor: str | None, limit: int) -
         if key.ignore_case:
             # Folded by the database, never by str.lower: Python and PostgreSQL fold some
             # characters differently, and the condition must agree with the ORDER BY.
-            right = func.lower(right)
+            right = folded(right)
         condition: ColumnElement[bool] = left < right if key.descending else left > right
         stmt = stmt.where(condition)
     order = [c.desc() if key.descending else c.asc() for c in columns]

@@ -82,10 +82,10 @@ def update_post(post_id: int, data: PostUpdate, versions: Versions = None) -> Po
         update(Post)
         .where(_where(post_id, versions))
         .values(**changes, updated_at=utcnow(), version=Post.version + 1)
-        .returning(Post.id)
         .execution_options(synchronize_session=False)
     )
-    if db.session.execute(stmt).scalar_one_or_none() is None:
+    # The row count, not RETURNING, which MariaDB's UPDATE lacks.
+    if db.session.execute(stmt).rowcount == 0:  # type: ignore[attr-defined]
         raise _missing_or_changed(post_id)
     return db.session.execute(
         _with_author().where(Post.id == post_id).execution_options(populate_existing=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Table, func, insert, select
 
 from app.db.session import db
+from app.db.types import folded
 from app.models import Post, User
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class _Names:
             taken = set(
                 db.session.execute(
                     select(func.lower(_users.c.username)).where(
-                        func.lower(_users.c.username).in_(wanted)
+                        folded(_users.c.username).in_(wanted)
                     )
                 ).scalars()
             )
@@ -71,7 +72,7 @@ class _Names:
                 email.split("@", 1)[0]
                 for email in db.session.execute(
                     select(func.lower(_users.c.email)).where(
-                        func.lower(_users.c.email).in_(list(emails.values()))
+                        folded(_users.c.email).in_(list(emails.values()))
                     )
                 ).scalars()
             }

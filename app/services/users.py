@@ -1,5 +1,6 @@
 """Rules of the users resource. Services flush, never commit."""
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -12,7 +13,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    func,
     insert,
     select,
     update,
@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from app.db.session import db
-from app.db.types import utcnow
+from app.db.types import folded, utcnow
 from app.errors import ConflictError, NotFoundError, PreconditionFailedError
 from app.models import User
 from app.schemas.common import Versions
@@ -62,10 +62,20 @@ USER_SORTS: dict[str, SortKey] = {
 }
 
 
+# MariaDB names the index last: "Duplicate entry 'a@b' for key 'uq_...'" (the entry, which a
+# user chose, may itself spell an index's name, so only the key is read).
+_MYSQL_DUPLICATE_KEY = re.compile(r"for key '(?:[^'.]*\.)?([^']*)'\W*$")
+
+
 def _conflict(error: IntegrityError) -> ConflictError | None:
     orig = error.orig
     diag = getattr(orig, "diag", None)
-    names = [getattr(diag, "constraint_name", None) or "", str(orig)]
+    duplicate_key = _MYSQL_DUPLICATE_KEY.search(str(orig))
+    names = (
+        [duplicate_key.group(1)]
+        if duplicate_key
+        else [getattr(diag, "constraint_name", None) or "", str(orig)]
+    )
     for index, field in _UNIQUE_INDEX_FIELDS.items():
         if any(index in name for name in names):
             return ConflictError(field)
@@ -134,10 +144,15 @@ def update_user(user_id: int, data: UserUpdate, versions: Versions = None) -> Ve
         update(_users)
         .where(_where(user_id, versions))
         .values(**changes, updated_at=utcnow(), version=_users.c.version + 1)
-        .returning(*VERSIONED_COLUMNS)
     )
+    user: VersionedUserRow | None = None
     with _unique_violations_as_conflicts():
-        user = db.session.execute(stmt).one_or_none()
+        if db.session.get_bind().dialect.update_returning:
+            user = db.session.execute(stmt.returning(*VERSIONED_COLUMNS)).one_or_none()
+        # MariaDB has no UPDATE ... RETURNING: the row is read back in the same transaction,
+        # which the update's row lock keeps as written.
+        elif db.session.execute(stmt).rowcount:  # type: ignore[attr-defined]
+            user = db.session.execute(_USER_BY_ID, {"user_id": user_id}).one()
     if user is None:
         raise _missing_or_changed(user_id)
     return user
@@ -155,9 +170,9 @@ def list_users(query: UserListQuery) -> tuple[list[UserRow], str | None]:
     key = USER_SORTS[query.sort]
     stmt = select(*USER_COLUMNS)
     if query.username is not None:
-        stmt = stmt.where(func.lower(User.username) == func.lower(query.username))
+        stmt = stmt.where(folded(User.username) == folded(query.username))
     if query.email is not None:
-        stmt = stmt.where(func.lower(User.email) == func.lower(query.email))
+        stmt = stmt.where(folded(User.email) == folded(query.email))
     stmt = paginate(stmt, key, query.sort, query.cursor, query.limit)
     rows = list(db.session.execute(stmt))
     return rows[: query.limit], next_cursor(rows, key, query.sort, query.limit)

@@ -99,6 +99,63 @@ def test_real_postgresql_errors_are_told_apart_on_both_drivers(
     assert database_error_kind(lost.value) == "unavailable"
 
 
+def _mariadb_deadlock(url: str, first: int, second: int) -> list[DBAPIError]:
+    # Two transactions update two users' rows in opposite order: InnoDB ends one.
+    engine = create_engine(url)
+    errors: list[DBAPIError] = []
+    barrier = threading.Barrier(2)
+    touch = text("UPDATE user_account SET version = version WHERE id = :id")
+
+    def take(a: int, b: int) -> None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(touch, {"id": a})
+                barrier.wait(timeout=10)
+                conn.execute(touch, {"id": b})
+        except DBAPIError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=take, args=p) for p in ((first, second), (second, first))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    engine.dispose()
+    return errors
+
+
+@pytest.mark.backends("mysql", reason="MariaDB's error numbers")
+def test_real_mariadb_errors_are_told_apart(app: Flask, backend: str, database_url: str) -> None:
+    one, two = make_user(app), make_user(app)
+    holder = create_engine(database_url)
+    with holder.connect() as held:
+        held.execute(text("SELECT id FROM user_account WHERE id = :id FOR UPDATE"), {"id": one.id})
+        waited = _sqlalchemy_error(
+            database_url,
+            "SET STATEMENT innodb_lock_wait_timeout = 1 FOR"
+            f" UPDATE user_account SET version = version WHERE id = {one.id}",
+        )
+        held.rollback()
+    holder.dispose()
+    assert waited.orig.args[0] == 1205  # type: ignore[union-attr]
+    assert database_error_kind(waited) == "unavailable"
+    slow = _sqlalchemy_error(
+        database_url, "SET STATEMENT max_statement_time = 0.05 FOR SELECT SLEEP(2)"
+    )
+    assert slow.orig.args[0] == 1969  # type: ignore[union-attr]
+    assert database_error_kind(slow) == "unavailable"
+    assert database_error_kind(_sqlalchemy_error(database_url, "SELECT * FROM no_such")) == "fault"
+    (deadlock,) = _mariadb_deadlock(database_url, one.id, two.id)
+    assert deadlock.orig.args[0] == 1213  # type: ignore[union-attr]
+    assert database_error_kind(deadlock) == "conflict"
+    refused = create_engine(
+        "mysql+pymysql://root@127.0.0.1:1/none", connect_args={"connect_timeout": 1}
+    )
+    with pytest.raises(DBAPIError) as lost:
+        refused.connect()
+    assert database_error_kind(lost.value) == "unavailable"
+
+
 def test_sqlite_locked_database_is_unavailable(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path / 'locked.db'}"
     writer = create_engine(url, connect_args={"timeout": 0.05})

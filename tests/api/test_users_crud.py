@@ -1,7 +1,8 @@
 """The users contract: the tutorial's flow and its documented bodies."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -92,3 +93,31 @@ def test_update_absent_user_is_404(client: FlaskClient) -> None:
     response = client.patch("/users/999999", json={"username": "x"})
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
+
+
+def test_timestamps_are_utc_with_microseconds(client: FlaskClient) -> None:
+    # Set by the database: six digits on every backend (MariaDB's DATETIME keeps none unless
+    # told), so two writes in one second still order.
+    created = [
+        client.post("/users", json={"username": f"tick{i}", "email": f"tick{i}@example.com"})
+        for i in range(5)
+    ]
+    times = [_parse_time(r.get_json()["created_at"]) for r in created]
+    assert all(t.utcoffset() == timedelta(0) for t in times)
+    assert any(t.microsecond for t in times), times
+    assert times == sorted(times)
+
+
+@pytest.mark.backends("postgresql", "mysql", reason="SQLite's lower() folds ASCII letters only")
+def test_uniqueness_folds_the_case_of_accented_letters_not_their_accents(
+    client: FlaskClient,
+) -> None:
+    assert client.post("/users", json={"username": "Émile", "email": "E1@x.io"}).status_code == 201
+    taken = client.post("/users", json={"username": "éMILE", "email": "e2@x.io"})
+    assert taken.status_code == 409
+    assert taken.get_json()["field"] == "username"
+    # Accents are letters of their own, as lower() keeps them: "Emile" is someone else.
+    assert client.post("/users", json={"username": "Emile", "email": "e3@x.io"}).status_code == 201
+    assert client.post("/users", json={"username": "x", "email": "e1@X.IO"}).status_code == 409
+    found = client.get("/users", query_string={"username": "ÉMILE"}).get_json()["items"]
+    assert [u["username"] for u in found] == ["Émile"]

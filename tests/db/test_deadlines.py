@@ -71,9 +71,9 @@ class FreezableProxy:
 def frozen_app(
     backend: str, database_url: str, app: Flask, tmp_path: Path
 ) -> Iterator[tuple[Flask, FreezableProxy]]:
-    """An app on PostgreSQL through a freezable relay, with a 1 s statement timeout."""
+    """An app on the database through a freezable relay, with a 1 s statement timeout."""
     url = make_url(database_url)
-    proxy = FreezableProxy(url.port or 5432)
+    proxy = FreezableProxy(url.port or {"postgresql": 5432, "mysql": 3306}[backend])
     settings = Settings(
         DATABASE_URL=url.set(port=proxy.port).render_as_string(hide_password=False),
         INSTANCE_PATH=tmp_path,
@@ -91,7 +91,7 @@ def frozen_app(
                 engine.dispose()
 
 
-@pytest.mark.postgresql_only("a server that stops answering: PostgreSQL's client-side deadline")
+@pytest.mark.backends("postgresql", "mysql", reason="a server that stops answering")
 def test_a_server_that_stops_answering_is_a_503_within_the_deadline(
     frozen_app: tuple[Flask, FreezableProxy],
 ) -> None:
@@ -110,23 +110,30 @@ def test_a_server_that_stops_answering_is_a_503_within_the_deadline(
         assert response.headers["Retry-After"] == "1"
         # The client deadline is the 1 s statement timeout plus 1 s, checked every 0.2 s.
         assert took < 3.5, (path, took)
-    assert deadlines.watchdog.fired > fired  # the psycopg call was cut by the watchdog
+    assert deadlines.watchdog.fired > fired  # the driver's call was cut by the watchdog
     proxy.frozen.clear()
     assert client.get(f"/users/{user.id}").status_code == 200  # new connections, at once
 
 
-@pytest.mark.postgresql_only("lock_timeout is PostgreSQL's")
+_TABLE_LOCKS = {
+    "postgresql": ("LOCK TABLE user_account IN ACCESS EXCLUSIVE MODE", "ROLLBACK"),
+    "mysql": ("LOCK TABLES user_account WRITE", "UNLOCK TABLES"),
+}
+
+
+@pytest.mark.backends("postgresql", "mysql", reason="SQLite has no lock timeout but its busy one")
 def test_a_held_table_lock_is_a_503_after_the_lock_timeout(
     app: Flask, client: FlaskClient, backend: str, database_url: str
 ) -> None:
     user = make_user(app)
+    lock, unlock = _TABLE_LOCKS[backend]
     holder = create_engine(database_url)
     with holder.connect() as conn:
-        conn.execute(text("LOCK TABLE user_account IN ACCESS EXCLUSIVE MODE"))
+        conn.execute(text(lock))
         started = time.monotonic()
         response = client.get(f"/users/{user.id}")
         took = time.monotonic() - started
-        conn.rollback()
+        conn.execute(text(unlock))
     holder.dispose()
     assert_problem(response, 503)
     assert response.headers["Retry-After"] == "1"

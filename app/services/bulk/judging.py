@@ -22,7 +22,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from app.db.types import FoldedString, folded
 from app.models import User
+from app.models.user import EMAIL_MAX, USERNAME_MAX
 from app.schemas.common import LineProblem
 from app.schemas.users import UserCreate
 
@@ -36,8 +38,9 @@ staging = Table(
     "user_import_staging",
     _staging_metadata,
     Column("line", BigInteger, nullable=False),
-    Column("username", String, nullable=False),
-    Column("email", String, nullable=False),
+    # Of the users' own types: on MariaDB, compared under the same collation as theirs.
+    Column("username", FoldedString(USERNAME_MAX), nullable=False),
+    Column("email", FoldedString(EMAIL_MAX), nullable=False),
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
@@ -124,11 +127,11 @@ def classify() -> Executable:
     users = User.__table__
 
     def rank(name: str) -> Any:
-        partition = func.lower(staging.c[name])
+        partition = folded(staging.c[name])
         return func.row_number().over(partition_by=partition, order_by=staging.c.line)
 
     def taken(name: str) -> Any:
-        same = func.lower(users.c[name]) == func.lower(staging.c[name])
+        same = folded(users.c[name]) == folded(staging.c[name])
         return select(users.c.id).where(same).exists()
 
     query = select(

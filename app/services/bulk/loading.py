@@ -9,9 +9,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql import Executable
 
-from app.config import Backend
+from app.config import Backend, current_settings
 from app.db import asyncpg_pool as pg
 from app.db.copy_in import CopyIn
+from app.db.engines import bulk_deadlines
 from app.db.session import db
 from app.db.types import insert_for
 from app.models import User
@@ -226,6 +227,7 @@ class SqlAlchemyTarget:
     def __init__(self) -> None:
         self._conn: Connection = db.engine.connect()
         self._tx = self._conn.begin()
+        bulk_deadlines(self._conn, current_settings())
         self._drop_scratch()
         self._conn.execute(CreateTable(staging))
 
@@ -278,5 +280,6 @@ def move_rows(backend: Backend, *, skip_conflicts: bool = False) -> Executable:
     """
     fresh = ~or_(*(condition for condition, _ in verdict_problems()))
     rows = select(verdict.c.username, verdict.c.email).where(fresh).order_by(verdict.c.line)
-    statement = insert_for(backend, User).from_select(["username", "email"], rows)
-    return statement.on_conflict_do_nothing() if skip_conflicts else statement
+    return insert_for(backend, User, skip_conflicts=skip_conflicts).from_select(
+        ["username", "email"], rows
+    )

@@ -18,13 +18,12 @@ from http import HTTPStatus
 from typing import Literal
 
 import asyncpg
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import metrics
 from app.config import Backend, current_settings
-from app.db import asyncpg_pool as pg
-from app.db import deadlines
+from app.db.engines import bulk_deadlines
 from app.db.session import db
 from app.errors import UnprocessableError
 from app.models import User
@@ -166,10 +165,8 @@ def export_users(fmt: Format) -> Iterator[bytes]:
     stmt = select(User.username, User.email).order_by(User.id)
     settings = current_settings()
     connection = db.session.connection()
-    if settings.backend == "postgresql":
-        # Between fetches the transaction idles while a client reads: bulk deadlines.
-        deadlines.extend(connection, settings.DB_BULK_TIMEOUT)
-        connection.execute(text(pg.set_local(settings, bulk=True)))
+    # Between fetches the transaction idles while a client reads: bulk deadlines.
+    bulk_deadlines(connection, settings)
     result = db.session.execute(stmt, execution_options={"yield_per": 2_000})
     if fmt == "csv":
         buffer = io.StringIO()
