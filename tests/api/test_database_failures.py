@@ -47,8 +47,16 @@ LOCK_TIMED_OUT = "SET LOCAL lock_timeout = 50; LOCK TABLE user_account IN ACCESS
 FAULT = "SELECT 1 / 0"
 
 
-def _deadlock_errors(url: str) -> list[DBAPIError]:
-    # Two transactions take two advisory locks in opposite order: PostgreSQL ends one.
+# Locks on two keys (:k) that a transaction holds to its end: advisory locks on PostgreSQL,
+# two users' rows on MariaDB.
+ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(:k)"
+ROW_LOCK = "UPDATE user_account SET version = version WHERE id = :k"
+
+
+def _deadlock_errors(
+    url: str, lock: str = ADVISORY_LOCK, keys: tuple[int, int] = (1, 2)
+) -> list[DBAPIError]:
+    # Two transactions take the two locks in opposite order: the database ends one.
     engine = create_engine(url)
     errors: list[DBAPIError] = []
     barrier = threading.Barrier(2)
@@ -56,13 +64,15 @@ def _deadlock_errors(url: str) -> list[DBAPIError]:
     def take(first: int, second: int) -> None:
         try:
             with engine.begin() as conn:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": first})
+                conn.execute(text(lock), {"k": first})
                 barrier.wait(timeout=10)
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": second})
+                conn.execute(text(lock), {"k": second})
         except DBAPIError as error:
             errors.append(error)
 
-    threads = [threading.Thread(target=take, args=pair) for pair in ((1, 2), (2, 1))]
+    first, second = keys
+    pairs = ((first, second), (second, first))
+    threads = [threading.Thread(target=take, args=pair) for pair in pairs]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -99,31 +109,6 @@ def test_real_postgresql_errors_are_told_apart_on_both_drivers(
     assert database_error_kind(lost.value) == "unavailable"
 
 
-def _mariadb_deadlock(url: str, first: int, second: int) -> list[DBAPIError]:
-    # Two transactions update two users' rows in opposite order: InnoDB ends one.
-    engine = create_engine(url)
-    errors: list[DBAPIError] = []
-    barrier = threading.Barrier(2)
-    touch = text("UPDATE user_account SET version = version WHERE id = :id")
-
-    def take(a: int, b: int) -> None:
-        try:
-            with engine.begin() as conn:
-                conn.execute(touch, {"id": a})
-                barrier.wait(timeout=10)
-                conn.execute(touch, {"id": b})
-        except DBAPIError as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=take, args=p) for p in ((first, second), (second, first))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    engine.dispose()
-    return errors
-
-
 @pytest.mark.backends("mysql", reason="MariaDB's error numbers")
 def test_real_mariadb_errors_are_told_apart(app: Flask, backend: str, database_url: str) -> None:
     one, two = make_user(app), make_user(app)
@@ -145,7 +130,7 @@ def test_real_mariadb_errors_are_told_apart(app: Flask, backend: str, database_u
     assert slow.orig.args[0] == 1969  # type: ignore[union-attr]
     assert database_error_kind(slow) == "unavailable"
     assert database_error_kind(_sqlalchemy_error(database_url, "SELECT * FROM no_such")) == "fault"
-    (deadlock,) = _mariadb_deadlock(database_url, one.id, two.id)
+    (deadlock,) = _deadlock_errors(database_url, ROW_LOCK, (one.id, two.id))
     assert deadlock.orig.args[0] == 1213  # type: ignore[union-attr]
     assert database_error_kind(deadlock) == "conflict"
     refused = create_engine(
