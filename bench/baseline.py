@@ -35,11 +35,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Integer, MetaData, Table, create_engine, text
 from sqlalchemy.engine import make_url
 
-from app import create_app
 from app.config import Settings
-from app.db import migrations
-from app.db.session import db
-from app.services.api_keys import ALL_SCOPES, create_api_key
+from bench.import_bench import migrated_with_key
 from bench.run import OURS, create_tutorial_table, fresh_database, serve, server_env
 
 BACKENDS = ("sqlite", "postgresql", "mysql")
@@ -123,7 +120,7 @@ def __getattr__(name: str) -> Flask:
 # --- Databases ---------------------------------------------------------------------------
 
 
-def _mysql_database(name: str) -> str:
+def mysql_database(name: str) -> str:
     """Drop and create an empty MySQL/MariaDB database; return its URL (PyMySQL, utf8mb4)."""
     admin = create_engine(MYSQL_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -133,7 +130,7 @@ def _mysql_database(name: str) -> str:
     return make_url(MYSQL_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
 
-def _drop_database(backend: str, name: str) -> None:
+def drop_database(backend: str, name: str) -> None:
     """Drop this run's server database (SQLite's file goes with its temporary folder)."""
     if backend == "postgresql":
         from bench.run import ADMIN_URL  # noqa: PLC0415
@@ -207,14 +204,8 @@ def prepare(backend: str, folder: Path) -> tuple[str, str]:
     elif backend == "postgresql":
         url = fresh_database(DB_NAME)
     else:
-        url = _mysql_database(DB_NAME)
-    app = create_app(Settings(DATABASE_URL=url, LOG_LEVEL="WARNING"))
-    with app.app_context():
-        migrations.migrate(db.engine)
-        _, token = create_api_key("baseline", list(ALL_SCOPES))
-        db.session.commit()
-        for engine in db.engines.values():
-            engine.dispose()
+        url = mysql_database(DB_NAME)
+    token = migrated_with_key(url)
     _make_tutorial_table(backend, url)
     return url, token
 
@@ -425,7 +416,7 @@ def measure(
             )
             print(f"{backend} round {number} of {args.rounds}: {totals}", flush=True)
     finally:
-        _drop_database(backend, DB_NAME)
+        drop_database(backend, DB_NAME)
     return medians(rounds)
 
 
