@@ -24,7 +24,13 @@ from app import (
 from app.aio import run_coroutine
 from app.api import auth as auth_api
 from app.api import docs, ops, posts, users
-from app.api.common import IdConverter, operation_id_for, raise_validation_error, require_json_body
+from app.api.common import (
+    IdConverter,
+    operation_id_for,
+    raise_validation_error,
+    reject_repeated_parameters,
+    require_json_body,
+)
 from app.config import SETTINGS, VERSION, Settings
 from app.db import asyncpg_pool, engines, migrations, notifications, session
 from app.db.session import db
@@ -102,6 +108,7 @@ def create_app(
     app.before_request(auth.authenticate_request)
     limits.init_app(app, settings)
     app.before_request(auth.enforce_authentication)
+    app.before_request(reject_repeated_parameters)
     app.before_request(require_json_body)
     for blueprint in (ops.bp, auth_api.bp, users.bp, posts.bp):
         app.register_api(blueprint)

@@ -97,6 +97,16 @@ def whole_body() -> WholeBody:
     return WholeBody(request.stream, request.content_length)
 
 
+def reject_repeated_parameters() -> None:
+    """Refuse a query string that gives a parameter twice: each of ours takes one value, and
+    the parameter parser would keep the first silently (``limit=5&limit=x`` read as 5)."""
+    if b"&" not in request.query_string:
+        return  # one parameter at most: the common case costs one byte search
+    for name, values in request.args.lists():
+        if len(values) > 1:
+            raise BadRequestError(f"The query parameter {name!r} is given more than once.")
+
+
 def require_json_body() -> None:
     """Reject a write whose body is not a JSON object before any view code runs."""
     if request.method not in _BODY_METHODS or request.routing_exception is not None:
