@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # A direct connection for LISTEN (revoked keys reach every process at once), which
     # PgBouncer's transaction mode cannot carry; unset: DATABASE_URL.
     DB_LISTEN_URL: str | None = None
+    # A streaming replica of DATABASE_URL (PostgreSQL) for reads that may be a little stale
+    # (app/db/replicas.py); unset: every read goes to DATABASE_URL.
+    DATABASE_REPLICA_URL: str | None = None
     ASYNCPG_POOL_SIZE: int = Field(default=10, ge=1)
     # Tests: log coroutine steps that block the loop, refuse SQL run on a loop thread.
     ASYNC_DEBUG: bool = False
@@ -161,6 +164,19 @@ class Settings(BaseSettings):
         if self.DATABASE_URL is None:
             return f"sqlite:///{self.embedded_database}"
         return sqlalchemy_url(self.DATABASE_URL)
+
+    @cached_property
+    def replica_url(self) -> str | None:
+        """The SQLAlchemy URL of DATABASE_REPLICA_URL, with the driver named as for the primary."""
+        return sqlalchemy_url(self.DATABASE_REPLICA_URL) if self.DATABASE_REPLICA_URL else None
+
+    @field_validator("DATABASE_REPLICA_URL")
+    @classmethod
+    def _replica_of_postgresql(cls, value: str | None) -> str | None:
+        if value is not None and not sqlalchemy_url(value).startswith("postgresql"):
+            msg = "DATABASE_REPLICA_URL must be a PostgreSQL streaming replica"
+            raise ValueError(msg)
+        return value
 
     @property
     def embedded_database(self) -> Path:

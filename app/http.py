@@ -16,6 +16,7 @@ ALLOWED_HEADERS = [
     "If-None-Match",
     "Idempotency-Key",
     "X-Request-ID",
+    "Consistency-Token",
 ]
 EXPOSED_HEADERS = [
     "ETag",
@@ -26,6 +27,7 @@ EXPOSED_HEADERS = [
     "RateLimit-Remaining",
     "RateLimit-Reset",
     "Idempotency-Replayed",
+    "Consistency-Token",
 ]
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # Seconds a browser may reuse a preflight's answer: fewer OPTIONS round trips.

@@ -12,6 +12,7 @@ from app import metrics
 from app.config import CLIENT_DEADLINE_GRACE, Settings
 from app.db import deadlines
 from app.db.asyncpg_pool import set_local
+from app.db.replicas import REPLICA, token_after_writes
 from app.db.session import AUTOCOMMIT, db, sql_may_block_here
 
 
@@ -133,18 +134,22 @@ def init_app(app: Flask, settings: Settings) -> None:
     """Give the app its two engines on the settings' database and the request session."""
     url = settings.database_url
     options = engine_options(settings)
+    binds: dict[str, dict[str, Any]] = {
+        AUTOCOMMIT: {
+            "url": url,
+            **options,
+            "isolation_level": "AUTOCOMMIT",
+            "pool_reset_on_return": None,
+        }
+    }
+    if settings.replica_url is not None:
+        # Reads only, each statement on its own: the autocommit engine's options.
+        binds[REPLICA] = {**binds[AUTOCOMMIT], "url": settings.replica_url}
     app.config.update(
         SQLALCHEMY_DATABASE_URI=url,
         SQLALCHEMY_ENGINE_OPTIONS=options,
         # Its connections never hold a transaction, so there is nothing to reset on return.
-        SQLALCHEMY_BINDS={
-            AUTOCOMMIT: {
-                "url": url,
-                **options,
-                "isolation_level": "AUTOCOMMIT",
-                "pool_reset_on_return": None,
-            }
-        },
+        SQLALCHEMY_BINDS=binds,
         SQLALCHEMY_ECHO=settings.SQL_ECHO,
     )
     db.init_app(app)
@@ -159,3 +164,5 @@ def init_app(app: Flask, settings: Settings) -> None:
                 event.listen(engine, "reset", _request_deadlines(settings))
             if settings.ASYNC_DEBUG:
                 event.listen(engine, "before_cursor_execute", _refuse_sql_on_event_loop)
+        if REPLICA in db.engines:
+            app.after_request(token_after_writes(db.engines[AUTOCOMMIT]))

@@ -37,6 +37,7 @@ from app.aio import tasks_alive
 from app.config import Settings
 from app.db.base import Base
 from app.db.failures import database_error_kind
+from app.db.replicas import REPLICA, is_plain_read, replica_is_fresh
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -59,9 +60,13 @@ class Session(FlaskSession):
         bind: Engine | Connection | None = None,
         **kwargs: Any,
     ) -> Engine | Connection:
-        """Choose the autocommit engine while ``autocommit()`` holds, else Flask-SQLAlchemy's."""
+        """Choose the autocommit engine while ``autocommit()`` holds (the replica, if any, for
+        its plain reads that may be stale: app/db/replicas.py), else Flask-SQLAlchemy's."""
         if bind is None and self.info.get(AUTOCOMMIT):
-            return self._db.engines[AUTOCOMMIT]
+            engines = self._db.engines
+            if REPLICA in engines and is_plain_read(clause) and replica_is_fresh(engines[REPLICA]):
+                return engines[REPLICA]
+            return engines[AUTOCOMMIT]
         return super().get_bind(mapper, clause, bind, **kwargs)
 
 

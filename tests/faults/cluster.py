@@ -126,3 +126,31 @@ class PrivateCluster:
             except RuntimeError:
                 time.sleep(0.5)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class StreamingReplica(PrivateCluster):
+    """A hot standby of a private cluster, made by pg_basebackup, on a port of its own."""
+
+    def __init__(self, primary: PrivateCluster, port: int) -> None:
+        super().__init__(port)
+        self.primary = primary
+
+    def create(self, apply_delay: str = "0") -> None:
+        """Copy the primary (it streams WAL from then on) and start; replay lags apply_delay."""
+        if self._as_postgres:
+            shutil.chown(self.folder, "postgres", "postgres")
+        self._run(
+            _bin("pg_basebackup"), "-D", str(self.data), "-h", "127.0.0.1",
+            "-p", str(self.primary.port), "-U", "postgres", "-X", "stream", "-R", "--no-sync",
+            # An immediate checkpoint: the default spreads it and held the copy 90 s.
+            "--checkpoint=fast",
+        )  # fmt: skip
+        # The copied postgresql.conf names the primary's port and folder; later lines win.
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"port = {self.port}\n"
+                f"unix_socket_directories = '{self.folder}'\n"
+                f"recovery_min_apply_delay = '{apply_delay}'\n"
+                "hot_standby = on\n"
+            )
+        self.start()
