@@ -16,7 +16,7 @@ from werkzeug.test import TestResponse
 
 from app.db import asyncpg_pool as pg
 from app.models import User
-from app.services.bulk import judging
+from app.services.bulk import judging, loading
 from tests.factories import make_user
 from tests.helpers import assert_problem, delete_users, ndjson, stored_users, user_rows
 
@@ -391,3 +391,16 @@ def test_an_import_leaves_the_event_loop_free(
         response = _import(client, ndjson(user_rows(30_000)), NDJSON)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert not [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+
+
+@pytest.mark.backends("sqlite", "mysql", reason="the targets that run on the app's engine")
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_rolled_back_import_keeps_nothing_it_wrote(app: Flask, direct: bool) -> None:
+    # MariaDB commits the open transaction on a plain DROP TABLE, even of a temporary table:
+    # the scratch tables are dropped as temporary ones, or this row would be kept.
+    with app.app_context():
+        target = loading.SqlAlchemyTarget(direct=direct)
+        target.load([(1, "kept", "kept@example.com")])
+        target.execute(insert(User).values(username="moved", email="moved@example.com"))
+        target.finish(commit=False)
+    assert stored_users(app) == []

@@ -19,8 +19,9 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import DropTable
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.compiler import DDLCompiler, SQLCompiler
 
 from app.db.types import FoldedString, folded
 from app.models import User
@@ -55,6 +56,7 @@ verdict = Table(
     Column("email_rank", BigInteger),
     Column("username_taken", Boolean),  # an existing user has it, whatever the case
     Column("email_taken", Boolean),
+    prefixes=["TEMPORARY"],  # made by classify(); dropped as one (see _drop_temporary_table)
 )
 
 
@@ -75,6 +77,16 @@ def _compile_create_temp_table_as(
     on_commit = " ON COMMIT DROP" if compiler.dialect.name == "postgresql" else ""
     name = compiler.preparer.format_table(element.table)
     return f"CREATE TEMPORARY TABLE {name}{on_commit} AS {compiler.process(element.query, **kw)}"
+
+
+@compiles(DropTable, "mysql")
+def _drop_temporary_table(element: DropTable, compiler: DDLCompiler, **kw: Any) -> str:
+    # MariaDB commits the open transaction on a plain DROP TABLE, even of a temporary
+    # table: a rejected import's rows would be kept. DROP TEMPORARY TABLE does not.
+    text: str = compiler.visit_drop_table(element, **kw)  # type: ignore[no-untyped-call]
+    if "TEMPORARY" in element.element._prefixes:
+        text = text.replace("DROP TABLE", "DROP TEMPORARY TABLE", 1)
+    return text
 
 
 @dataclass

@@ -105,10 +105,11 @@ def _import_users(
     settings = current_settings()
     read = ndjson_chunks if fmt == "ndjson" else csv_chunks
     chunks = read(stream, report, settings.IMPORT_MAX_LINE_BYTES)
+    all_or_nothing = mode == "error"
     target: Target = (
-        PostgresTarget(direct=mode == "error")
+        PostgresTarget(direct=all_or_nothing)
         if settings.backend == "postgresql"
-        else SqlAlchemyTarget()
+        else SqlAlchemyTarget(direct=all_or_nothing)
     )
     committed = False
     try:
