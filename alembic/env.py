@@ -23,8 +23,6 @@ _SQLITE_EXPRESSION_INDEX_WARNINGS = (
 )
 
 
-
-
 def _folded_index_note(record: logging.LogRecord) -> bool:
     """Drop Alembic's note that it compares our case-folded unique indexes approximately.
 

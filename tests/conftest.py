@@ -17,6 +17,7 @@ from app.config import Settings
 from app.db import migrations
 from app.db.session import db
 from tests.factories import make_api_key
+from tests.faults.helpers import FIGURES
 from tests.helpers import BACKENDS, IN_CI, LiveServer, serving
 
 # The servers the suite creates its databases on; CI fails if either is unreachable.
@@ -230,3 +231,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             f"\nCI=true: PostgreSQL or MariaDB tests were skipped; failing:\n  {skipped}\n"
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the fault and cluster tests' figures, whatever the output capture."""
+    if FIGURES:
+        terminalreporter.section("fault and cluster figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

@@ -20,8 +20,6 @@ from tests.factories import make_api_key
 from tests.faults.cluster import PrivateCluster, StreamingReplica
 from tests.helpers import free_port
 
-pytestmark = [pytest.mark.cluster]
-
 APPLY_DELAY_S = 2
 LSN = re.compile(r"[0-9A-F]+/[0-9A-F]+")
 

@@ -10,7 +10,6 @@ import pytest
 
 from app.db.migrations import ROOT
 from tests.faults.cluster import PrivateCluster
-from tests.faults.helpers import FIGURES
 from tests.helpers import free_port
 
 
@@ -42,11 +41,3 @@ def token(cluster: PrivateCluster) -> str:
     scopes = [a for s in ("users:read", "users:write") for a in ("--scope", s)]
     flask = str(Path(sys.executable).parent / "flask")
     return _command(flask, "--app", "app", "api-keys", "create", "faults", *scopes, env=env).strip()
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print every fault test's figures, whatever the output capture."""
-    if FIGURES:
-        terminalreporter.section("fault figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)

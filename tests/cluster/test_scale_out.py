@@ -1,0 +1,285 @@
+"""Scale-out on the real engines, all on loopback, each its own process: a PostgreSQL primary
+and its pg_basebackup streaming replica, PgBouncer (transaction mode) in front of each,
+three replicas of the shipped server, and HAProxy in front of them (health checks on
+/readyz, retries of a request whose connection failed). Every request goes through HAProxy.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from app.db.migrations import ROOT
+from tests.cluster.servers import HAProxy, PgBouncer
+from tests.faults.cluster import PrivateCluster, StreamingReplica
+from tests.faults.helpers import Load, load, report
+from tests.helpers import IN_CI, free_port, server_env, wait_until_serving
+
+pytestmark = [pytest.mark.cluster, pytest.mark.live]
+
+REPLICAS = ("s1", "s2", "s3")
+# Each PgBouncer's server connections: fewer than the replicas' pools could open (3
+# replicas x 2 engines x DB_POOL_SIZE 4, plus asyncpg's), so the cap is PgBouncer's.
+POOL_SIZE = 2
+THREADS = 8
+BIN = Path(sys.executable).parent
+
+
+def _run(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        args, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@dataclass
+class Replica:
+    """One replica of the shipped server (granian's master and its worker)."""
+
+    name: str
+    port: int
+    env: dict[str, str]
+    log: Path
+    process: "subprocess.Popen[bytes] | None" = None
+
+    def start(self) -> None:
+        """Start it and wait until it answers."""
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.server"],
+                env={**os.environ, **self.env, **server_env(self.port, 1, 4)},
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until_serving(f"http://127.0.0.1:{self.port}", self.process, self.log)
+
+    def pids(self) -> list[int]:
+        """The master and its workers."""
+        assert self.process is not None
+        found = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        )
+        return [self.process.pid, *(int(pid) for pid in found.stdout.split())]
+
+    def kill(self) -> None:
+        """SIGKILL the master and every worker at once."""
+        for pid in self.pids():
+            os.kill(pid, signal.SIGKILL)
+        assert self.process is not None
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> None:
+        """SIGTERM (a graceful stop) and wait for it to exit."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass
+class Topology:
+    """What the tests drive, and what they inspect."""
+
+    primary: PrivateCluster
+    haproxy: HAProxy
+    replicas: dict[str, Replica]
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """Headers with the key."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="module")
+def topology() -> Iterator[Topology]:
+    """The whole topology, stopped (by pid) and removed afterwards."""
+    for tool in ("haproxy", "pgbouncer"):
+        if shutil.which(tool) is None:
+            why = f"{tool} not found: apt-get install haproxy pgbouncer (.ci/run does)"
+            if IN_CI:
+                pytest.fail(why)
+            pytest.skip(why)
+    folder = Path(tempfile.mkdtemp(prefix="scale-out-"))
+    folder.chmod(0o755)  # PgBouncer runs as postgres when the tests run as root
+    primary = PrivateCluster(free_port())
+    replica = StreamingReplica(primary, free_port())
+    started: list[PgBouncer | HAProxy | Replica] = []
+    try:
+        primary.create()
+        direct = {"DATABASE_URL": primary.url}
+        _run(str(BIN / "alembic"), "upgrade", "head", env=direct)
+        every = ("users:read", "users:write", "posts:read", "posts:write")
+        scopes = [arg for scope in every for arg in ("--scope", scope)]
+        flask = str(BIN / "flask")
+        token = _run(flask, "--app", "app", "api-keys", "create", "cluster", *scopes, env=direct)
+        replica.create()
+        to_primary = PgBouncer(folder / "pgbouncer-primary", primary.port, POOL_SIZE)
+        started.append(to_primary)
+        to_replica = PgBouncer(folder / "pgbouncer-replica", replica.port, POOL_SIZE)
+        started.append(to_replica)
+        env = {
+            "DATABASE_URL": to_primary.url,
+            "DB_PGBOUNCER": "true",
+            "DATABASE_REPLICA_URL": to_replica.url,
+            # LISTEN needs a session PgBouncer's transaction mode cannot give.
+            "DB_LISTEN_URL": primary.url,
+            "DB_POOL_SIZE": "4",
+            "ASYNCPG_POOL_SIZE": "2",
+            "LOG_LEVEL": "WARNING",
+        }
+        replicas = {
+            name: Replica(name, free_port(), {**env, "INSTANCE_PATH": str(folder / name)},
+                          folder / f"{name}.log")
+            for name in REPLICAS
+        }  # fmt: skip
+        for service in replicas.values():
+            service.start()
+            started.append(service)
+        haproxy = HAProxy(folder / "haproxy", {n: r.port for n, r in replicas.items()})
+        started.append(haproxy)
+        for name in REPLICAS:
+            haproxy.wait_until(name, "UP")
+        yield Topology(primary, haproxy, replicas, token.strip())
+    finally:
+        for process in reversed(started):
+            if isinstance(process, Replica):
+                process.terminate()
+            else:
+                process.stop()
+        replica.destroy()
+        primary.destroy()
+
+
+def _mixed(topology: Topology, prefix: str) -> Callable[[httpx.Client, int], httpx.Response]:
+    """A load's request: mostly reads of one user, every fourth a create of a new one."""
+    url = topology.haproxy.url
+    first = httpx.post(
+        f"{url}/users", json={"username": f"{prefix}seed", "email": f"{prefix}seed@x.io"},
+        headers=topology.auth,
+    )  # fmt: skip
+    assert first.status_code == 201, first.text
+    user = first.json()["id"]
+    # Read your writes: without the token a read so soon may find the replica not there yet.
+    reads = {**topology.auth, "Consistency-Token": first.headers["Consistency-Token"]}
+
+    def send(client: httpx.Client, n: int) -> httpx.Response:
+        if n % 4 == 0:
+            body = {"username": f"{prefix}{n}", "email": f"{prefix}{n}@x.io"}
+            return client.post(f"{url}/users", json=body, headers=topology.auth)
+        return client.get(f"{url}/users/{user}", headers=reads)
+
+    return send
+
+
+def _backends(primary: PrivateCluster) -> int:
+    with psycopg.connect(primary.admin_dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app'"
+            " AND backend_type = 'client backend' AND query NOT LIKE 'LISTEN%'"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def test_users_and_posts_flow_and_one_winner_of_a_race(topology: Topology) -> None:
+    with httpx.Client(base_url=topology.haproxy.url, headers=topology.auth, timeout=15) as c:
+        user = c.post("/users", json={"username": "flow", "email": "flow@x.io"})
+        assert user.status_code == 201, user.text
+        uid = user.json()["id"]
+        post = c.post(f"/users/{uid}/posts", json={"title": "t", "body": "b"})
+        assert post.status_code == 201, post.text
+        token = {"Consistency-Token": post.headers["Consistency-Token"]}
+        assert c.get(f"/posts/{post.json()['id']}", headers=token).status_code == 200
+        assert c.patch(f"/users/{uid}", json={"email": "flow2@x.io"}).status_code == 200
+        assert c.delete(f"/users/{uid}").status_code == 204
+
+    names = ["Racer", "racer", "RACER", "rAcer", "raCer"] * 4
+    barrier = threading.Barrier(len(names))
+
+    def race(i: int) -> int:
+        with httpx.Client(base_url=topology.haproxy.url, headers=topology.auth) as c:
+            c.get("/healthz")
+            barrier.wait(timeout=30)
+            body = {"username": names[i], "email": f"racer{i}@x.io"}
+            return c.post("/users", json=body, timeout=15).status_code
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        statuses = Counter(pool.map(race, range(len(names))))
+    assert statuses == {201: 1, 409: len(names) - 1}, statuses
+
+
+def test_postgresql_connections_stay_within_pgbouncers_pool(topology: Topology) -> None:
+    seen = []
+    with load(_mixed(topology, "pool"), threads=THREADS, seconds=30) as running:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            seen.append(_backends(topology.primary))
+            time.sleep(0.05)
+    outcomes = Load.outcomes(running.samples)
+    assert set(outcomes) <= {"200", "201"}, outcomes
+    assert max(seen) <= POOL_SIZE, max(seen)
+    figures: dict[str, object] = {
+        "requests": sum(outcomes.values()),
+        "most": max(seen),
+        "pool_size": POOL_SIZE,
+    }
+    report("connections under load", figures)
+
+
+def test_a_killed_replica_fails_only_what_it_had_in_flight(topology: Topology) -> None:
+    victim = topology.replicas["s2"]
+    with load(_mixed(topology, "kill"), threads=THREADS, seconds=60) as running:
+        time.sleep(2)
+        in_flight = topology.haproxy.sessions("s2")
+        killed_at = time.monotonic()
+        victim.kill()
+        time.sleep(3)
+        victim.start()
+        topology.haproxy.wait_until("s2", "UP")
+        time.sleep(2)
+    outcomes = Load.outcomes(running.samples)
+    failed = {k: v for k, v in outcomes.items() if k not in {"200", "201"}}
+    after = running.between(killed_at + 4, time.monotonic())
+    figures = {"requests": sum(outcomes.values()), "in_flight_on_it": in_flight, "failed": failed}
+    report("a replica SIGKILLed under load", figures)
+    # Each load thread has one request out at a time: at most that many were on the victim.
+    assert sum(failed.values()) <= THREADS, failed
+    assert set(Load.outcomes(after)) <= {"200", "201"}
+
+
+def test_a_rolling_release_under_load_fails_nothing(topology: Topology) -> None:
+    with load(_mixed(topology, "roll"), threads=THREADS, seconds=90) as running:
+        time.sleep(1)
+        # The release step, then each replica in turn: out of rotation, drained, restarted.
+        _run(str(BIN / "alembic"), "upgrade", "head", env={"DATABASE_URL": topology.primary.url})
+        for name, service in topology.replicas.items():
+            topology.haproxy.command(f"set server replicas/{name} state drain")
+            deadline = time.monotonic() + 10
+            while topology.haproxy.sessions(name) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            service.terminate()
+            service.start()
+            topology.haproxy.command(f"set server replicas/{name} state ready")
+            topology.haproxy.wait_until(name, "UP")
+        time.sleep(1)
+    outcomes = Load.outcomes(running.samples)
+    figures = {"requests": sum(outcomes.values()), "outcomes": dict(outcomes)}
+    report("rolling release, 3 replicas", figures)
+    assert set(outcomes) <= {"200", "201"}, outcomes
