@@ -69,6 +69,18 @@ _IF_MATCH = _header_parameter(
     "An ETag of this resource: the write happens only if it is still current, checked in "
     "the same statement; else a 412 and nothing changes.",
 )
+_CONSISTENCY_TOKEN = {
+    "description": "With a read replica (DATABASE_REPLICA_URL): the primary's WAL position "
+    "after this write. Send it back as the Consistency-Token header of a read to read this "
+    "write (app/db/replicas.py). Absent without a replica.",
+    "schema": {"type": "string"},
+}
+_READ_YOUR_WRITES = _header_parameter(
+    "Consistency-Token",
+    "The Consistency-Token of a write of yours: the read is served by a replica only once it "
+    "has replayed that write, else by the primary. Without it a read may be stale by the "
+    "replica's lag.",
+)
 _COMMON_ERRORS = {
     "500": "Internal Server Error: nothing internal is disclosed; the request id is logged.",
     "503": "Service Unavailable: the database cannot be reached.",
@@ -214,6 +226,19 @@ def _document_conditions(method: str, route: str, operation: dict[str, Any]) -> 
         responses[status].setdefault("headers", {})["ETag"] = {"$ref": "#/components/headers/ETag"}
 
 
+def _document_consistency(method: str, operation: dict[str, Any]) -> None:
+    # Every protected operation reaches the database: writes give the token, reads take it.
+    if not operation.get("security"):
+        return
+    if method == "get":
+        operation.setdefault("parameters", []).append(_READ_YOUR_WRITES)
+        return
+    for status, response in operation.get("responses", {}).items():
+        if status.startswith("2"):
+            ref = {"$ref": "#/components/headers/Consistency-Token"}
+            response.setdefault("headers", {})["Consistency-Token"] = ref
+
+
 def finish(document: dict[str, Any]) -> dict[str, Any]:
     """Return the document with problem+json errors, auth errors and tidy parameters."""
     document = copy.deepcopy(document)
@@ -224,6 +249,7 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
             if method in path:
                 _document_conditions(method, route, path[method])
                 _finish_operation(path[method], schemas)
+                _document_consistency(method, path[method])
                 if (method, route) in _FILE_BODIES:
                     _as_file(path[method]["requestBody"])
     schemas.pop(_THEIR_422, None)
@@ -242,5 +268,9 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
         next_cursor = schema.get("properties", {}).get("next_cursor")
         if next_cursor is not None and "Cursor" in schemas:
             next_cursor["anyOf"] = [{"$ref": _SCHEMAS + "Cursor"}, {"type": "null"}]
-    components["headers"] = {"X-Request-ID": _REQUEST_ID_HEADER, "ETag": _ETAG}
+    components["headers"] = {
+        "X-Request-ID": _REQUEST_ID_HEADER,
+        "ETag": _ETAG,
+        "Consistency-Token": _CONSISTENCY_TOKEN,
+    }
     return document

@@ -135,3 +135,27 @@ def test_conditional_requests_are_documented(document: dict[str, Any], path: str
         assert item[method]["responses"]["200"]["headers"]["ETag"] == etag
     created = document["paths"]["/users"]["post"]["responses"]["201"]
     assert created["headers"]["ETag"] == etag
+
+
+def test_every_write_gives_and_every_read_takes_the_consistency_token(
+    document: dict[str, Any],
+) -> None:
+    # What app/db/replicas.py does with a read replica: a generated client sees both ends.
+    token = "Consistency-Token"
+    assert token in document["components"]["headers"]
+    seen = {"get": 0, "write": 0}
+    for path in document["paths"].values():
+        for method, operation in path.items():
+            if not operation.get("security"):
+                continue
+            if method == "get":
+                names = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+                assert token in names, operation["operationId"]
+                seen["get"] += 1
+                continue
+            for status, response in operation["responses"].items():
+                if status.startswith("2"):
+                    assert token in response["headers"], (operation["operationId"], status)
+                    seen["write"] += 1
+    assert seen["get"] >= 5, seen
+    assert seen["write"] >= 7, seen

@@ -542,6 +542,8 @@ export interface components {
     parameters: never;
     requestBodies: never;
     headers: {
+        /** @description With a read replica (DATABASE_REPLICA_URL): the primary's WAL position after this write. Send it back as the Consistency-Token header of a read to read this write (app/db/replicas.py). Absent without a replica. */
+        "Consistency-Token": string;
         /** @description Strong ETag of this version of the resource: send it back in If-None-Match (a 304 while unchanged) or If-Match (a write only if unchanged, else a 412). */
         ETag: string;
         /** @description Echoes a sane X-Request-ID sent by the client, else a new id. */
@@ -554,7 +556,10 @@ export interface operations {
     getWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The Consistency-Token of a write of yours: the read is served by a replica only once it has replayed that write, else by the primary. Without it a read may be stale by the replica's lag. */
+                "Consistency-Token"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -698,7 +703,10 @@ export interface operations {
                 /** @description Only this user's posts. */
                 author_id?: number;
             };
-            header?: never;
+            header?: {
+                /** @description The Consistency-Token of a write of yours: the read is served by a replica only once it has replayed that write, else by the primary. Without it a read may be stale by the replica's lag. */
+                "Consistency-Token"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -786,6 +794,8 @@ export interface operations {
             header?: {
                 /** @description An ETag of this resource: a 304 with no body while it is still current. */
                 "If-None-Match"?: string;
+                /** @description The Consistency-Token of a write of yours: the read is served by a replica only once it has replayed that write, else by the primary. Without it a read may be stale by the replica's lag. */
+                "Consistency-Token"?: string;
             };
             path: {
                 post_id: number;
@@ -901,6 +911,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Consistency-Token": components["headers"]["Consistency-Token"];
                     ETag: components["headers"]["ETag"];
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
@@ -1042,6 +1053,7 @@ export interface operations {
             /** @description No Content */
             204: {
                 headers: {
+                    "Consistency-Token": components["headers"]["Consistency-Token"];
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -1144,6 +1156,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Consistency-Token": components["headers"]["Consistency-Token"];
                     ETag: components["headers"]["ETag"];
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
@@ -1324,7 +1337,10 @@ export interface operations {
                 /** @description Exact, case-insensitive. */
                 email?: string;
             };
-            header?: never;
+            header?: {
+                /** @description The Consistency-Token of a write of yours: the read is served by a replica only once it has replayed that write, else by the primary. Without it a read may be stale by the replica's lag. */
+                "Consistency-Token"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1425,6 +1441,7 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    "Consistency-Token": components["headers"]["Consistency-Token"];
                     ETag: components["headers"]["ETag"];
                     /** @description true on a response replayed for a retry with the same Idempotency-Key. */
                     "Idempotency-Replayed"?: "true";
@@ -1546,7 +1563,10 @@ export interface operations {
     exportUsers: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The Consistency-Token of a write of yours: the read is served by a replica only once it has replayed that write, else by the primary. Without it a read may be stale by the replica's lag. */
+                "Consistency-Token"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1649,6 +1669,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Consistency-Token": components["headers"]["Consistency-Token"];
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -1758,6 +1779,8 @@ export interface operations {
             header?: {
                 /** @description An ETag of this resource: a 304 with no body while it is still current. */
                 "If-None-Match"?: string;
+                /** @description The Consistency-Token of a write of yours: the read is served by a replica only once it has replayed that write, else by the primary. Without it a read may be stale by the replica's lag. */
+                "Consistency-Token"?: string;
             };
             path: {
                 user_id: number;
@@ -1873,6 +1896,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Consistency-Token": components["headers"]["Consistency-Token"];
                     ETag: components["headers"]["ETag"];
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
@@ -2024,6 +2048,7 @@ export interface operations {
             /** @description No Content */
             204: {
                 headers: {
+                    "Consistency-Token": components["headers"]["Consistency-Token"];
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
@@ -2126,6 +2151,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Consistency-Token": components["headers"]["Consistency-Token"];
                     ETag: components["headers"]["ETag"];
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
@@ -2268,7 +2294,10 @@ export interface operations {
                 cursor?: components["schemas"]["Cursor"];
                 sort?: "id" | "-id" | "created_at" | "-created_at";
             };
-            header?: never;
+            header?: {
+                /** @description The Consistency-Token of a write of yours: the read is served by a replica only once it has replayed that write, else by the primary. Without it a read may be stale by the replica's lag. */
+                "Consistency-Token"?: string;
+            };
             path: {
                 user_id: number;
             };
@@ -2383,6 +2412,7 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    "Consistency-Token": components["headers"]["Consistency-Token"];
                     ETag: components["headers"]["ETag"];
                     /** @description true on a response replayed for a retry with the same Idempotency-Key. */
                     "Idempotency-Replayed"?: "true";

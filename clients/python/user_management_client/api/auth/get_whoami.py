@@ -8,16 +8,23 @@ from ...client import AuthenticatedClient, Client
 from ...models.forbidden_problem import ForbiddenProblem
 from ...models.problem import Problem
 from ...models.who_am_i import WhoAmI
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
-def _get_kwargs() -> dict[str, Any]:
+def _get_kwargs(
+    *,
+    consistency_token: str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(consistency_token, Unset):
+        headers["Consistency-Token"] = consistency_token
 
     _kwargs: dict[str, Any] = {
         "method": "get",
         "url": "/auth/whoami",
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -74,8 +81,12 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
+    consistency_token: str | Unset = UNSET,
 ) -> Response[ForbiddenProblem | Problem | WhoAmI]:
     """Describe the API key that made this request.
+
+    Args:
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -85,7 +96,9 @@ def sync_detailed(
         Response[ForbiddenProblem | Problem | WhoAmI]
     """
 
-    kwargs = _get_kwargs()
+    kwargs = _get_kwargs(
+        consistency_token=consistency_token,
+    )
 
     response = client.get_httpx_client().request(
         **kwargs,
@@ -97,8 +110,12 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
+    consistency_token: str | Unset = UNSET,
 ) -> ForbiddenProblem | Problem | WhoAmI | None:
     """Describe the API key that made this request.
+
+    Args:
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -110,14 +127,19 @@ def sync(
 
     return sync_detailed(
         client=client,
+        consistency_token=consistency_token,
     ).parsed
 
 
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
+    consistency_token: str | Unset = UNSET,
 ) -> Response[ForbiddenProblem | Problem | WhoAmI]:
     """Describe the API key that made this request.
+
+    Args:
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -127,7 +149,9 @@ async def asyncio_detailed(
         Response[ForbiddenProblem | Problem | WhoAmI]
     """
 
-    kwargs = _get_kwargs()
+    kwargs = _get_kwargs(
+        consistency_token=consistency_token,
+    )
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
@@ -137,8 +161,12 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
+    consistency_token: str | Unset = UNSET,
 ) -> ForbiddenProblem | Problem | WhoAmI | None:
     """Describe the API key that made this request.
+
+    Args:
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -151,5 +179,6 @@ async def asyncio(
     return (
         await asyncio_detailed(
             client=client,
+            consistency_token=consistency_token,
         )
     ).parsed

@@ -16,10 +16,14 @@ def _get_kwargs(
     post_id: int,
     *,
     if_none_match: str | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
     if not isinstance(if_none_match, Unset):
         headers["If-None-Match"] = if_none_match
+
+    if not isinstance(consistency_token, Unset):
+        headers["Consistency-Token"] = consistency_token
 
     _kwargs: dict[str, Any] = {
         "method": "get",
@@ -96,12 +100,14 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     if_none_match: str | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> Response[Any | ForbiddenProblem | PostRead | Problem]:
     """Get one post with its author (304 where If-None-Match names its ETag).
 
     Args:
         post_id (int):
         if_none_match (str | Unset):
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -114,6 +120,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         post_id=post_id,
         if_none_match=if_none_match,
+        consistency_token=consistency_token,
     )
 
     response = client.get_httpx_client().request(
@@ -128,12 +135,14 @@ def sync(
     *,
     client: AuthenticatedClient,
     if_none_match: str | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> Any | ForbiddenProblem | PostRead | Problem | None:
     """Get one post with its author (304 where If-None-Match names its ETag).
 
     Args:
         post_id (int):
         if_none_match (str | Unset):
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -147,6 +156,7 @@ def sync(
         post_id=post_id,
         client=client,
         if_none_match=if_none_match,
+        consistency_token=consistency_token,
     ).parsed
 
 
@@ -155,12 +165,14 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     if_none_match: str | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> Response[Any | ForbiddenProblem | PostRead | Problem]:
     """Get one post with its author (304 where If-None-Match names its ETag).
 
     Args:
         post_id (int):
         if_none_match (str | Unset):
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -173,6 +185,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         post_id=post_id,
         if_none_match=if_none_match,
+        consistency_token=consistency_token,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -185,12 +198,14 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     if_none_match: str | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> Any | ForbiddenProblem | PostRead | Problem | None:
     """Get one post with its author (304 where If-None-Match names its ETag).
 
     Args:
         post_id (int):
         if_none_match (str | Unset):
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -205,5 +220,6 @@ async def asyncio(
             post_id=post_id,
             client=client,
             if_none_match=if_none_match,
+            consistency_token=consistency_token,
         )
     ).parsed

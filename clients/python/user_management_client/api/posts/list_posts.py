@@ -19,7 +19,11 @@ def _get_kwargs(
     cursor: str | Unset = UNSET,
     sort: ListPostsSort | Unset = "id",
     author_id: int | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(consistency_token, Unset):
+        headers["Consistency-Token"] = consistency_token
 
     params: dict[str, Any] = {}
 
@@ -43,6 +47,7 @@ def _get_kwargs(
         "params": params,
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -108,6 +113,7 @@ def sync_detailed(
     cursor: str | Unset = UNSET,
     sort: ListPostsSort | Unset = "id",
     author_id: int | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]:
     """List posts with their authors, one keyset page at a time.
 
@@ -117,6 +123,7 @@ def sync_detailed(
             with the same `sort`. A cursor from another sort order, or altered, is a 400.
         sort (ListPostsSort | Unset):  Default: 'id'.
         author_id (int | Unset): Only this user's posts.
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -131,6 +138,7 @@ def sync_detailed(
         cursor=cursor,
         sort=sort,
         author_id=author_id,
+        consistency_token=consistency_token,
     )
 
     response = client.get_httpx_client().request(
@@ -147,6 +155,7 @@ def sync(
     cursor: str | Unset = UNSET,
     sort: ListPostsSort | Unset = "id",
     author_id: int | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> BadRequestProblem | ForbiddenProblem | PostPage | Problem | None:
     """List posts with their authors, one keyset page at a time.
 
@@ -156,6 +165,7 @@ def sync(
             with the same `sort`. A cursor from another sort order, or altered, is a 400.
         sort (ListPostsSort | Unset):  Default: 'id'.
         author_id (int | Unset): Only this user's posts.
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -171,6 +181,7 @@ def sync(
         cursor=cursor,
         sort=sort,
         author_id=author_id,
+        consistency_token=consistency_token,
     ).parsed
 
 
@@ -181,6 +192,7 @@ async def asyncio_detailed(
     cursor: str | Unset = UNSET,
     sort: ListPostsSort | Unset = "id",
     author_id: int | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]:
     """List posts with their authors, one keyset page at a time.
 
@@ -190,6 +202,7 @@ async def asyncio_detailed(
             with the same `sort`. A cursor from another sort order, or altered, is a 400.
         sort (ListPostsSort | Unset):  Default: 'id'.
         author_id (int | Unset): Only this user's posts.
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -204,6 +217,7 @@ async def asyncio_detailed(
         cursor=cursor,
         sort=sort,
         author_id=author_id,
+        consistency_token=consistency_token,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -218,6 +232,7 @@ async def asyncio(
     cursor: str | Unset = UNSET,
     sort: ListPostsSort | Unset = "id",
     author_id: int | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> BadRequestProblem | ForbiddenProblem | PostPage | Problem | None:
     """List posts with their authors, one keyset page at a time.
 
@@ -227,6 +242,7 @@ async def asyncio(
             with the same `sort`. A cursor from another sort order, or altered, is a 400.
         sort (ListPostsSort | Unset):  Default: 'id'.
         author_id (int | Unset): Only this user's posts.
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -243,5 +259,6 @@ async def asyncio(
             cursor=cursor,
             sort=sort,
             author_id=author_id,
+            consistency_token=consistency_token,
         )
     ).parsed

@@ -20,7 +20,11 @@ def _get_kwargs(
     limit: int | Unset = 50,
     cursor: str | Unset = UNSET,
     sort: ListUserPostsSort | Unset = "id",
+    consistency_token: str | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(consistency_token, Unset):
+        headers["Consistency-Token"] = consistency_token
 
     params: dict[str, Any] = {}
 
@@ -44,6 +48,7 @@ def _get_kwargs(
         "params": params,
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -114,6 +119,7 @@ def sync_detailed(
     limit: int | Unset = 50,
     cursor: str | Unset = UNSET,
     sort: ListUserPostsSort | Unset = "id",
+    consistency_token: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]:
     """List one user's posts, one keyset page at a time.
 
@@ -123,6 +129,7 @@ def sync_detailed(
         cursor (str | Unset): Opaque: pass back the `next_cursor` of the previous page unchanged,
             with the same `sort`. A cursor from another sort order, or altered, is a 400.
         sort (ListUserPostsSort | Unset):  Default: 'id'.
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -137,6 +144,7 @@ def sync_detailed(
         limit=limit,
         cursor=cursor,
         sort=sort,
+        consistency_token=consistency_token,
     )
 
     response = client.get_httpx_client().request(
@@ -153,6 +161,7 @@ def sync(
     limit: int | Unset = 50,
     cursor: str | Unset = UNSET,
     sort: ListUserPostsSort | Unset = "id",
+    consistency_token: str | Unset = UNSET,
 ) -> BadRequestProblem | ForbiddenProblem | PostPage | Problem | None:
     """List one user's posts, one keyset page at a time.
 
@@ -162,6 +171,7 @@ def sync(
         cursor (str | Unset): Opaque: pass back the `next_cursor` of the previous page unchanged,
             with the same `sort`. A cursor from another sort order, or altered, is a 400.
         sort (ListUserPostsSort | Unset):  Default: 'id'.
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -177,6 +187,7 @@ def sync(
         limit=limit,
         cursor=cursor,
         sort=sort,
+        consistency_token=consistency_token,
     ).parsed
 
 
@@ -187,6 +198,7 @@ async def asyncio_detailed(
     limit: int | Unset = 50,
     cursor: str | Unset = UNSET,
     sort: ListUserPostsSort | Unset = "id",
+    consistency_token: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ForbiddenProblem | PostPage | Problem]:
     """List one user's posts, one keyset page at a time.
 
@@ -196,6 +208,7 @@ async def asyncio_detailed(
         cursor (str | Unset): Opaque: pass back the `next_cursor` of the previous page unchanged,
             with the same `sort`. A cursor from another sort order, or altered, is a 400.
         sort (ListUserPostsSort | Unset):  Default: 'id'.
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -210,6 +223,7 @@ async def asyncio_detailed(
         limit=limit,
         cursor=cursor,
         sort=sort,
+        consistency_token=consistency_token,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -224,6 +238,7 @@ async def asyncio(
     limit: int | Unset = 50,
     cursor: str | Unset = UNSET,
     sort: ListUserPostsSort | Unset = "id",
+    consistency_token: str | Unset = UNSET,
 ) -> BadRequestProblem | ForbiddenProblem | PostPage | Problem | None:
     """List one user's posts, one keyset page at a time.
 
@@ -233,6 +248,7 @@ async def asyncio(
         cursor (str | Unset): Opaque: pass back the `next_cursor` of the previous page unchanged,
             with the same `sort`. A cursor from another sort order, or altered, is a 400.
         sort (ListUserPostsSort | Unset):  Default: 'id'.
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -249,5 +265,6 @@ async def asyncio(
             limit=limit,
             cursor=cursor,
             sort=sort,
+            consistency_token=consistency_token,
         )
     ).parsed

@@ -7,16 +7,23 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.forbidden_problem import ForbiddenProblem
 from ...models.problem import Problem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
-def _get_kwargs() -> dict[str, Any]:
+def _get_kwargs(
+    *,
+    consistency_token: str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(consistency_token, Unset):
+        headers["Consistency-Token"] = consistency_token
 
     _kwargs: dict[str, Any] = {
         "method": "get",
         "url": "/users/export",
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -77,8 +84,12 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
+    consistency_token: str | Unset = UNSET,
 ) -> Response[ForbiddenProblem | Problem | str]:
     """Export every user as NDJSON or CSV (by Accept), streamed in constant memory.
+
+    Args:
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -88,7 +99,9 @@ def sync_detailed(
         Response[ForbiddenProblem | Problem | str]
     """
 
-    kwargs = _get_kwargs()
+    kwargs = _get_kwargs(
+        consistency_token=consistency_token,
+    )
 
     response = client.get_httpx_client().request(
         **kwargs,
@@ -100,8 +113,12 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
+    consistency_token: str | Unset = UNSET,
 ) -> ForbiddenProblem | Problem | str | None:
     """Export every user as NDJSON or CSV (by Accept), streamed in constant memory.
+
+    Args:
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -113,14 +130,19 @@ def sync(
 
     return sync_detailed(
         client=client,
+        consistency_token=consistency_token,
     ).parsed
 
 
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
+    consistency_token: str | Unset = UNSET,
 ) -> Response[ForbiddenProblem | Problem | str]:
     """Export every user as NDJSON or CSV (by Accept), streamed in constant memory.
+
+    Args:
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -130,7 +152,9 @@ async def asyncio_detailed(
         Response[ForbiddenProblem | Problem | str]
     """
 
-    kwargs = _get_kwargs()
+    kwargs = _get_kwargs(
+        consistency_token=consistency_token,
+    )
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
@@ -140,8 +164,12 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
+    consistency_token: str | Unset = UNSET,
 ) -> ForbiddenProblem | Problem | str | None:
     """Export every user as NDJSON or CSV (by Accept), streamed in constant memory.
+
+    Args:
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -154,5 +182,6 @@ async def asyncio(
     return (
         await asyncio_detailed(
             client=client,
+            consistency_token=consistency_token,
         )
     ).parsed

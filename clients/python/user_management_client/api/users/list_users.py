@@ -20,7 +20,11 @@ def _get_kwargs(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(consistency_token, Unset):
+        headers["Consistency-Token"] = consistency_token
 
     params: dict[str, Any] = {}
 
@@ -46,6 +50,7 @@ def _get_kwargs(
         "params": params,
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -112,6 +117,7 @@ def sync_detailed(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ForbiddenProblem | Problem | UserPage]:
     """List users, one keyset page at a time.
 
@@ -123,6 +129,7 @@ def sync_detailed(
             Default: 'id'.
         username (str | Unset): Exact, case-insensitive.
         email (str | Unset): Exact, case-insensitive.
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -138,6 +145,7 @@ def sync_detailed(
         sort=sort,
         username=username,
         email=email,
+        consistency_token=consistency_token,
     )
 
     response = client.get_httpx_client().request(
@@ -155,6 +163,7 @@ def sync(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> BadRequestProblem | ForbiddenProblem | Problem | UserPage | None:
     """List users, one keyset page at a time.
 
@@ -166,6 +175,7 @@ def sync(
             Default: 'id'.
         username (str | Unset): Exact, case-insensitive.
         email (str | Unset): Exact, case-insensitive.
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -182,6 +192,7 @@ def sync(
         sort=sort,
         username=username,
         email=email,
+        consistency_token=consistency_token,
     ).parsed
 
 
@@ -193,6 +204,7 @@ async def asyncio_detailed(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ForbiddenProblem | Problem | UserPage]:
     """List users, one keyset page at a time.
 
@@ -204,6 +216,7 @@ async def asyncio_detailed(
             Default: 'id'.
         username (str | Unset): Exact, case-insensitive.
         email (str | Unset): Exact, case-insensitive.
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -219,6 +232,7 @@ async def asyncio_detailed(
         sort=sort,
         username=username,
         email=email,
+        consistency_token=consistency_token,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -234,6 +248,7 @@ async def asyncio(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
+    consistency_token: str | Unset = UNSET,
 ) -> BadRequestProblem | ForbiddenProblem | Problem | UserPage | None:
     """List users, one keyset page at a time.
 
@@ -245,6 +260,7 @@ async def asyncio(
             Default: 'id'.
         username (str | Unset): Exact, case-insensitive.
         email (str | Unset): Exact, case-insensitive.
+        consistency_token (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -262,5 +278,6 @@ async def asyncio(
             sort=sort,
             username=username,
             email=email,
+            consistency_token=consistency_token,
         )
     ).parsed
