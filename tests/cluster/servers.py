@@ -102,10 +102,16 @@ class HAProxy:
             "    mode http\n"
             "    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n"
             "    retries 3\n"
-            # A failed connection, or a replica gone before it answered: another replica.
+            # A failed connection (any request), or a replica gone before it answered (safe
+            # requests only, below): another replica.
             "    retry-on conn-failure empty-response response-timeout\n"
             "    option redispatch\n"
-            f"frontend api\n    bind 127.0.0.1:{self.port}\n    default_backend replicas\n"
+            f"frontend api\n    bind 127.0.0.1:{self.port}\n"
+            # Only a safe request is sent again once the server may have seen it: a POST
+            # retried after its replica died having committed it was a 409 in one run.
+            "    acl safe method GET HEAD OPTIONS\n"
+            "    http-request disable-l7-retry unless safe\n"
+            "    default_backend replicas\n"
             "backend replicas\n"
             "    balance roundrobin\n"
             "    option httpchk GET /readyz\n"
