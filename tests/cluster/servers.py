@@ -3,13 +3,12 @@ folder on its own loopback port, started and stopped (by pid) only by the tests.
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from tests.helpers import free_port
+from tests.helpers import free_port, stop
 
 WAIT_S = 15
 
@@ -26,16 +25,6 @@ def _wait_for_port(port: int, process: "subprocess.Popen[bytes]", log: Path) -> 
             msg = f"{log.name} did not start:\n{log.read_text(errors='replace')[-3000:]}"
             raise RuntimeError(msg)
         time.sleep(0.05)
-
-
-def _end(process: "subprocess.Popen[bytes]") -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 class PgBouncer:
@@ -79,7 +68,7 @@ class PgBouncer:
 
     def stop(self) -> None:
         """Stop it, by its pid."""
-        _end(self.process)
+        stop(self.process)
 
 
 class HAProxy:
@@ -170,4 +159,4 @@ class HAProxy:
 
     def stop(self) -> None:
         """Stop it, by its pid."""
-        _end(self.process)
+        stop(self.process)
