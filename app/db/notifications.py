@@ -33,6 +33,9 @@ def listen(
     asyncpg_pool.submit(_listen(asyncpg_pool.dsn(url), channel, timeout, on_message, on_gap))
 
 
+LISTENER_NAME = "user-api listener"
+
+
 async def _listen(
     dsn: str,
     channel: str,
@@ -42,7 +45,10 @@ async def _listen(
 ) -> None:
     while True:
         try:
-            connection = await asyncpg.connect(dsn, timeout=wait_seconds)
+            # Named, so pg_stat_activity tells it from the pooled connections.
+            connection = await asyncpg.connect(
+                dsn, timeout=wait_seconds, server_settings={"application_name": LISTENER_NAME}
+            )
         except (OSError, TimeoutError, asyncpg.PostgresError):
             log.warning("cannot LISTEN on %s yet; trying again", channel, exc_info=True)
         else:

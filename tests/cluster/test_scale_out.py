@@ -22,7 +22,12 @@ import httpx
 import psycopg
 import pytest
 
+from app import create_app
+from app.config import Settings
 from app.db.migrations import ROOT
+from app.db.notifications import LISTENER_NAME
+from app.db.session import db
+from app.services.api_keys import revoke_api_key
 from tests.cluster.servers import HAProxy, PgBouncer
 from tests.faults.cluster import PrivateCluster, StreamingReplica
 from tests.faults.helpers import Load, load, report
@@ -101,6 +106,7 @@ class Topology:
     haproxy: HAProxy
     replicas: dict[str, Replica]
     token: str
+    folder: Path
 
     @property
     def auth(self) -> dict[str, str]:
@@ -157,7 +163,7 @@ def topology() -> Iterator[Topology]:
         started.append(haproxy)
         for name in REPLICAS:
             haproxy.wait_until(name, "UP")
-        yield Topology(primary, haproxy, replicas, token.strip())
+        yield Topology(primary, haproxy, replicas, token.strip(), folder)
     finally:
         for process in reversed(started):
             if isinstance(process, Replica):
@@ -193,7 +199,8 @@ def _backends(primary: PrivateCluster) -> int:
     with psycopg.connect(primary.admin_dsn, autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app'"
-            " AND backend_type = 'client backend' AND query NOT LIKE 'LISTEN%'"
+            " AND backend_type = 'client backend' AND application_name <> %s",
+            (LISTENER_NAME,),
         ).fetchone()
         return int(row[0]) if row else 0
 
@@ -285,3 +292,88 @@ def test_a_rolling_release_under_load_fails_nothing(topology: Topology) -> None:
     figures = {"requests": sum(outcomes.values()), "outcomes": dict(outcomes)}
     report("rolling release, 3 replicas", figures)
     assert set(outcomes) <= {"200", "201"}, outcomes
+
+
+def test_reads_without_the_token_may_be_stale_with_it_never(topology: Topology) -> None:
+    # Write then read at once, through HAProxy, the read on the replica's side of PgBouncer.
+    stale = {"without": 0, "with": 0}
+    pairs = 100
+    with httpx.Client(base_url=topology.haproxy.url, headers=topology.auth, timeout=15) as c:
+        for n in range(pairs):
+            for kind in ("without", "with"):
+                made = c.post(
+                    "/users", json={"username": f"st{kind}{n}", "email": f"{kind}{n}@s.io"}
+                )
+                assert made.status_code == 201, made.text
+                token = {"Consistency-Token": made.headers["Consistency-Token"]}
+                read = c.get(f"/users/{made.json()['id']}", headers=token if kind == "with" else {})
+                stale[kind] += read.status_code == 404
+    report("staleness, a read right after its write", {"pairs": pairs, "stale": stale})
+    assert stale["with"] == 0, stale
+
+
+def test_a_revoked_key_is_refused_by_every_replica_within_a_second(topology: Topology) -> None:
+    every = ("users:read",)
+    scopes = [arg for scope in every for arg in ("--scope", scope)]
+    direct = {"DATABASE_URL": topology.primary.url}
+    flask = str(BIN / "flask")
+    token = _run(flask, "--app", "app", "api-keys", "create", "doomed", *scopes, env=direct).strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    urls = [f"http://127.0.0.1:{r.port}/users" for r in topology.replicas.values()]
+    for url in urls:  # each replica verifies the key and caches it (10 s)
+        assert httpx.get(url, headers=headers, timeout=10).status_code == 200
+    # Revoked here, as `flask api-keys revoke` does, so the clock starts at the commit.
+    app = create_app(Settings(DATABASE_URL=topology.primary.url, INSTANCE_PATH=topology.folder))
+    with app.app_context():
+        revoke_api_key(token.split("_")[1])
+        db.session.commit()
+        revoked_at = time.monotonic()
+        db.engine.dispose()
+    refused_after: dict[str, float] = {}
+    while len(refused_after) < len(urls) and time.monotonic() - revoked_at < 5:
+        for url in urls:
+            if url not in refused_after and httpx.get(url, headers=headers).status_code == 401:
+                refused_after[url] = round(time.monotonic() - revoked_at, 3)
+    report(
+        "revocation across 3 replicas, s after the commit",
+        {"refused": sorted(refused_after.values())},
+    )
+    assert len(refused_after) == len(urls), refused_after
+    assert max(refused_after.values()) < 1.0, refused_after
+
+
+def _throughput(topology: Topology, name: str, seconds: float) -> tuple[float, int]:
+    """Requests/s of GET /users/{id} through HAProxy, and the primary's peak backends."""
+    url = topology.haproxy.url
+    body = {"username": name, "email": f"{name}@x.io"}
+    made = httpx.post(f"{url}/users", json=body, headers=topology.auth)
+    assert made.status_code == 201, made.text
+    reads = {**topology.auth, "Consistency-Token": made.headers["Consistency-Token"]}
+    path = f"{url}/users/{made.json()['id']}"
+    peak = 0
+    with load(lambda c, _n: c.get(path, headers=reads), threads=16, seconds=seconds + 5) as running:
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            peak = max(peak, _backends(topology.primary))
+            time.sleep(0.1)
+        running.stop.set()
+    window = running.between(started, started + seconds)
+    assert set(Load.outcomes(window)) == {"200"}, Load.outcomes(window)
+    assert peak <= POOL_SIZE, peak
+    return len(window) / seconds, peak
+
+
+def test_throughput_with_one_and_with_three_replicas(topology: Topology) -> None:
+    # Two CPUs serve every process here (HAProxy, PgBouncer, PostgreSQL, the load itself):
+    # three replicas share the same cores, so this shows the overhead, not scaling.
+    figures: dict[str, object] = {}
+    for name in ("s2", "s3"):
+        topology.haproxy.command(f"set server replicas/{name} state maint")
+    try:
+        figures["1 replica req/s, primary backends"] = _throughput(topology, "tput1", 4)
+    finally:
+        for name in ("s2", "s3"):
+            topology.haproxy.command(f"set server replicas/{name} state ready")
+            topology.haproxy.wait_until(name, "UP")
+    figures["3 replicas req/s, primary backends"] = _throughput(topology, "tput3", 4)
+    report("GET /users/{id} through HAProxy, 16 clients", figures)
