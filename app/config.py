@@ -202,13 +202,19 @@ class Settings(BaseSettings):
         """Seconds a request's connection may be out of the pool before its socket is cut."""
         return self.DB_STATEMENT_TIMEOUT + CLIENT_DEADLINE_GRACE
 
-    def server_timeouts(self, *, bulk: bool = False) -> dict[str, str]:
-        """PostgreSQL's timeout settings (milliseconds) for request or bulk work."""
+    def deadlines(self, *, bulk: bool = False) -> tuple[float, float, float]:
+        """Seconds a statement, a lock wait and an idle transaction may last, for request or
+        bulk work: what each server is told in its own terms."""
         statement = self.DB_BULK_TIMEOUT if bulk else self.DB_STATEMENT_TIMEOUT
         idle = self.DB_BULK_TIMEOUT if bulk else self.DB_IDLE_IN_TRANSACTION_TIMEOUT
+        return statement, self.DB_LOCK_TIMEOUT, idle
+
+    def server_timeouts(self, *, bulk: bool = False) -> dict[str, str]:
+        """PostgreSQL's timeout settings (milliseconds) for request or bulk work."""
+        statement, lock, idle = self.deadlines(bulk=bulk)
         return {
             "statement_timeout": str(int(statement * 1000)),
-            "lock_timeout": str(int(self.DB_LOCK_TIMEOUT * 1000)),
+            "lock_timeout": str(int(lock * 1000)),
             "idle_in_transaction_session_timeout": str(int(idle * 1000)),
         }
 

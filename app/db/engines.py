@@ -27,14 +27,13 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def mysql_session(settings: Settings, *, bulk: bool = False) -> str:
     """MariaDB's SET for request or bulk deadlines (the server-side ones PostgreSQL gets)."""
-    statement = settings.DB_BULK_TIMEOUT if bulk else settings.DB_STATEMENT_TIMEOUT
-    idle = settings.DB_BULK_TIMEOUT if bulk else settings.DB_IDLE_IN_TRANSACTION_TIMEOUT
+    statement, lock, idle = settings.deadlines(bulk=bulk)
     return (
         f"SET SESSION max_statement_time = {statement:g},"
         # Row locks, and table (metadata) locks, as PostgreSQL's lock_timeout bounds both:
         # whole seconds only, rounded up (0 would mean no wait at all).
-        f" innodb_lock_wait_timeout = {math.ceil(settings.DB_LOCK_TIMEOUT)},"
-        f" lock_wait_timeout = {math.ceil(settings.DB_LOCK_TIMEOUT)},"
+        f" innodb_lock_wait_timeout = {math.ceil(lock)},"
+        f" lock_wait_timeout = {math.ceil(lock)},"
         f" idle_transaction_timeout = {math.ceil(idle)},"
         " time_zone = '+00:00'"
     )
@@ -61,12 +60,19 @@ def bulk_deadlines(connection: Connection, settings: Settings) -> None:
     connection.connection.dbapi_connection._read_timeout = settings.DB_BULK_TIMEOUT  # type: ignore[union-attr]
 
 
+def _mysql_socket_bound(settings: Settings) -> float:
+    # PyMySQL's connect_timeout covers the TCP connect only: a server that accepts and never
+    # answers held a connect 8 s, until it hung up. So every read and write has a bound, a
+    # grace past the watchdog's (which ends a checked-out connection's calls first).
+    return settings.client_deadline + CLIENT_DEADLINE_GRACE
+
+
 def _request_deadlines(settings: Settings) -> Callable[[Any, Any, Any], None]:
     statement = mysql_session(settings)
 
     def reset(dbapi_connection: Any, record: Any, _state: Any) -> None:
         if record.info.pop(_BULK, False):
-            dbapi_connection._read_timeout = settings.client_deadline + CLIENT_DEADLINE_GRACE
+            dbapi_connection._read_timeout = _mysql_socket_bound(settings)
             with closing(dbapi_connection.cursor()) as cursor:
                 cursor.execute(statement)
 
@@ -94,12 +100,8 @@ def engine_options(settings: Settings) -> dict[str, Any]:
             "isolation_level": "READ COMMITTED",
             "connect_args": {
                 "connect_timeout": settings.DB_CONNECT_TIMEOUT,
-                # PyMySQL's connect_timeout covers the TCP connect only: a server that
-                # accepts and never answers held a connect 8 s, until it hung up. So every
-                # read and write has a bound, a grace past the watchdog's (which ends a
-                # checked-out connection's calls first), for the connect's handshake.
-                "read_timeout": settings.client_deadline + CLIENT_DEADLINE_GRACE,
-                "write_timeout": settings.client_deadline + CLIENT_DEADLINE_GRACE,
+                "read_timeout": _mysql_socket_bound(settings),
+                "write_timeout": _mysql_socket_bound(settings),
                 "init_command": mysql_session(settings),
             },
         }

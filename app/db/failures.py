@@ -53,8 +53,14 @@ _MYSQL_CONFLICTS = frozenset({1213, 1020})
 DatabaseErrorKind = Literal["unavailable", "conflict", "fault"]
 
 
+def _driver_error(error: BaseException) -> BaseException:
+    # SQLAlchemy wraps the driver's error in .orig; asyncpg's and sockets' come bare.
+    driver: BaseException = getattr(error, "orig", None) or error
+    return driver
+
+
 def _mysql_code(error: BaseException) -> int | None:
-    driver = getattr(error, "orig", None) or error
+    driver = _driver_error(error)
     if not type(driver).__module__.startswith("pymysql"):
         return None
     code = driver.args[0] if driver.args else None
@@ -62,9 +68,8 @@ def _mysql_code(error: BaseException) -> int | None:
 
 
 def _sqlstate(error: BaseException) -> str | None:
-    # psycopg's errors carry .sqlstate, asyncpg's too; SQLAlchemy wraps the driver's in .orig.
-    driver = getattr(error, "orig", None) or error
-    state = getattr(driver, "sqlstate", None)
+    # psycopg's errors carry .sqlstate, asyncpg's too.
+    state = getattr(_driver_error(error), "sqlstate", None)
     return state if isinstance(state, str) else None
 
 
@@ -87,7 +92,7 @@ def database_error_kind(error: BaseException) -> DatabaseErrorKind:
 
 def describe(error: BaseException) -> str:
     """One line for the log: the error's type, SQLSTATE and the first line of its message."""
-    driver = getattr(error, "orig", None) or error
+    driver = _driver_error(error)
     first_line = (str(driver).strip().splitlines() or [""])[0][:200]
     code = _mysql_code(error)
     state = str(code) if code is not None else _sqlstate(error)

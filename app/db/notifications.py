@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 # nothing, for ever.
 RETRY_SECONDS = 1.0
 CHECK_EVERY_SECONDS = 15.0
+# Its application_name, so pg_stat_activity tells it from the pooled connections.
+LISTENER_NAME = "user-api listener"
 
 
 def listen(
@@ -33,9 +35,6 @@ def listen(
     asyncpg_pool.submit(_listen(asyncpg_pool.dsn(url), channel, timeout, on_message, on_gap))
 
 
-LISTENER_NAME = "user-api listener"
-
-
 async def _listen(
     dsn: str,
     channel: str,
@@ -45,7 +44,6 @@ async def _listen(
 ) -> None:
     while True:
         try:
-            # Named, so pg_stat_activity tells it from the pooled connections.
             connection = await asyncpg.connect(
                 dsn, timeout=wait_seconds, server_settings={"application_name": LISTENER_NAME}
             )

@@ -149,8 +149,8 @@ def update_user(user_id: int, data: UserUpdate, versions: Versions = None) -> Ve
     with _unique_violations_as_conflicts():
         if db.session.get_bind().dialect.update_returning:
             user = db.session.execute(stmt.returning(*VERSIONED_COLUMNS)).one_or_none()
-        # MariaDB has no UPDATE ... RETURNING: the row is read back in the same transaction,
-        # which the update's row lock keeps as written.
+        # MariaDB has no UPDATE ... RETURNING: the row is read back by a second statement,
+        # which under autocommit may see a later write (the If-Match check stays the update's).
         elif db.session.execute(stmt).rowcount:  # type: ignore[attr-defined]
             user = db.session.execute(_USER_BY_ID, {"user_id": user_id}).one()
     if user is None:

@@ -31,9 +31,7 @@ class PgBouncer:
     """PgBouncer 1.18 in transaction mode in front of one PostgreSQL server's ``app``."""
 
     def __init__(self, folder: Path, server_port: int, pool_size: int) -> None:
-        self.folder = folder
         self.port = free_port()
-        self.pool_size = pool_size
         folder.mkdir(parents=True)
         (folder / "userlist.txt").write_text('"postgres" ""\n')
         (folder / "pgbouncer.ini").write_text(
@@ -76,7 +74,6 @@ class HAProxy:
     request whose connection failed, and a runtime socket to drain a replica."""
 
     def __init__(self, folder: Path, backends: dict[str, int]) -> None:
-        self.folder = folder
         self.port = free_port()
         self.socket = folder / "admin.sock"
         folder.mkdir(parents=True)

@@ -24,10 +24,9 @@ import pytest
 
 from app import create_app
 from app.config import Settings
-from app.db.migrations import ROOT
 from app.db.notifications import LISTENER_NAME
 from app.db.session import db
-from app.services.api_keys import revoke_api_key
+from app.services.api_keys import ALL_SCOPES, revoke_api_key
 from tests.cluster.servers import HAProxy, PgBouncer
 from tests.faults.cluster import PrivateCluster, StreamingReplica
 from tests.faults.helpers import Load, load, report
@@ -40,16 +39,6 @@ REPLICAS = ("s1", "s2", "s3")
 # replicas x 2 engines x DB_POOL_SIZE 4, plus asyncpg's), so the cap is PgBouncer's.
 POOL_SIZE = 2
 THREADS = 8
-BIN = Path(sys.executable).parent
-
-
-def _run(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run(
-        args, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 @dataclass
@@ -130,12 +119,8 @@ def topology() -> Iterator[Topology]:
     started: list[PgBouncer | HAProxy | Replica] = []
     try:
         primary.create()
-        direct = {"DATABASE_URL": primary.url}
-        _run(str(BIN / "alembic"), "upgrade", "head", env=direct)
-        every = ("users:read", "users:write", "posts:read", "posts:write")
-        scopes = [arg for scope in every for arg in ("--scope", scope)]
-        flask = str(BIN / "flask")
-        token = _run(flask, "--app", "app", "api-keys", "create", "cluster", *scopes, env=direct)
+        primary.migrate()
+        token = primary.api_key("cluster", ALL_SCOPES)
         replica.create()
         to_primary = PgBouncer(folder / "pgbouncer-primary", primary.port, POOL_SIZE)
         started.append(to_primary)
@@ -163,7 +148,7 @@ def topology() -> Iterator[Topology]:
         started.append(haproxy)
         for name in REPLICAS:
             haproxy.wait_until(name, "UP")
-        yield Topology(primary, haproxy, replicas, token.strip(), folder)
+        yield Topology(primary, haproxy, replicas, token, folder)
     finally:
         for process in reversed(started):
             if isinstance(process, Replica):
@@ -277,7 +262,7 @@ def test_a_rolling_release_under_load_fails_nothing(topology: Topology) -> None:
     with load(_mixed(topology, "roll"), threads=THREADS, seconds=90) as running:
         time.sleep(1)
         # The release step, then each replica in turn: out of rotation, drained, restarted.
-        _run(str(BIN / "alembic"), "upgrade", "head", env={"DATABASE_URL": topology.primary.url})
+        topology.primary.migrate()
         for name, service in topology.replicas.items():
             topology.haproxy.command(f"set server replicas/{name} state drain")
             deadline = time.monotonic() + 10
@@ -313,11 +298,7 @@ def test_reads_without_the_token_may_be_stale_with_it_never(topology: Topology) 
 
 
 def test_a_revoked_key_is_refused_by_every_replica_within_a_second(topology: Topology) -> None:
-    every = ("users:read",)
-    scopes = [arg for scope in every for arg in ("--scope", scope)]
-    direct = {"DATABASE_URL": topology.primary.url}
-    flask = str(BIN / "flask")
-    token = _run(flask, "--app", "app", "api-keys", "create", "doomed", *scopes, env=direct).strip()
+    token = topology.primary.api_key("doomed", ("users:read",))
     headers = {"Authorization": f"Bearer {token}"}
     urls = [f"http://127.0.0.1:{r.port}/users" for r in topology.replicas.values()]
     for url in urls:  # each replica verifies the key and caches it (10 s)

@@ -11,11 +11,17 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
+
+from app.db.migrations import ROOT
+
+BIN = Path(sys.executable).parent
 
 
 def _bin(name: str) -> str:
@@ -45,6 +51,25 @@ class PrivateCluster:
     def url(self) -> str:
         """The SQLAlchemy URL of its ``app`` database."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/app"
+
+    def _project(self, *command: str) -> str:
+        # Our own commands (alembic, flask) on its app database, as an operator runs them.
+        done = subprocess.run(
+            command, cwd=ROOT, env={**os.environ, "DATABASE_URL": self.url},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def migrate(self) -> None:
+        """Bring its app database to our head: the release step, alembic upgrade head."""
+        self._project(str(BIN / "alembic"), "upgrade", "head")
+
+    def api_key(self, name: str, scopes: Sequence[str]) -> str:
+        """Create an API key with these scopes by the CLI; return its secret."""
+        options = [arg for scope in scopes for arg in ("--scope", scope)]
+        flask = str(BIN / "flask")
+        return self._project(flask, "--app", "app", "api-keys", "create", name, *options).strip()
 
     def _run(self, *command: str) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if self._as_postgres else []

@@ -1,24 +1,11 @@
 """Fault tests: a private PostgreSQL cluster, the shipped server in front, a bounded load."""
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from app.db.migrations import ROOT
 from tests.faults.cluster import PrivateCluster
 from tests.helpers import free_port
-
-
-def _command(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run(
-        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +14,7 @@ def cluster() -> Iterator[PrivateCluster]:
     private = PrivateCluster(free_port())
     try:
         private.create()  # inside: a failed initdb still removes its folder
-        env = {**os.environ, "DATABASE_URL": private.url}
-        _command(str(Path(sys.executable).parent / "alembic"), "upgrade", "head", env=env)
+        private.migrate()
         yield private
     finally:
         private.destroy()
@@ -36,8 +22,5 @@ def cluster() -> Iterator[PrivateCluster]:
 
 @pytest.fixture(scope="module")
 def token(cluster: PrivateCluster) -> str:
-    """An API key with every scope on the private cluster."""
-    env = {**os.environ, "DATABASE_URL": cluster.url}
-    scopes = [a for s in ("users:read", "users:write") for a in ("--scope", s)]
-    flask = str(Path(sys.executable).parent / "flask")
-    return _command(flask, "--app", "app", "api-keys", "create", "faults", *scopes, env=env).strip()
+    """An API key with the users scopes on the private cluster."""
+    return cluster.api_key("faults", ("users:read", "users:write"))
