@@ -6,8 +6,10 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from tests.cluster.drive import RuntimeAPI
 from tests.helpers import free_port, stop
 
 WAIT_S = 15
@@ -69,45 +71,27 @@ class PgBouncer:
         stop(self.process)
 
 
-class HAProxy:
-    """HAProxy 2.6 in front of the service replicas: health checks on /readyz, retries of a
-    request whose connection failed, and a runtime socket to drain a replica."""
+class HAProxy(RuntimeAPI):
+    """HAProxy 2.6 with the scaled profile's config (docker/cluster/haproxy.cfg) in front of
+    three service replicas, s1 to s3: health checks on /readyz, retries of a request whose
+    connection failed, and a runtime socket to drain a replica."""
 
-    def __init__(self, folder: Path, backends: dict[str, int]) -> None:
+    CONFIG = Path(__file__).parents[2] / "docker" / "cluster" / "haproxy.cfg"
+
+    def __init__(self, folder: Path, ports: Sequence[int]) -> None:
         self.port = free_port()
         self.socket = folder / "admin.sock"
         folder.mkdir(parents=True)
-        servers = "".join(
-            f"    server {name} 127.0.0.1:{port} check inter 250ms fall 2 rise 1\n"
-            for name, port in backends.items()
-        )
-        (folder / "haproxy.cfg").write_text(
-            "global\n"
-            f"    stats socket {self.socket} level admin\n"
-            "defaults\n"
-            "    mode http\n"
-            "    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n"
-            "    retries 3\n"
-            # A failed connection (any request), or a replica gone before it answered (safe
-            # requests only, below): another replica.
-            "    retry-on conn-failure empty-response response-timeout\n"
-            "    option redispatch\n"
-            f"frontend api\n    bind 127.0.0.1:{self.port}\n"
-            # Only a safe request is sent again once the server may have seen it: a POST
-            # retried after its replica died having committed it was a 409 in one run.
-            "    acl safe method GET HEAD OPTIONS\n"
-            "    http-request disable-l7-retry unless safe\n"
-            "    default_backend replicas\n"
-            "backend replicas\n"
-            "    balance roundrobin\n"
-            "    option httpchk GET /readyz\n"
-            "    http-check expect status 200\n"
-            f"{servers}"
-        )
+        env = {
+            "HAPROXY_BIND": f"127.0.0.1:{self.port}",
+            "HAPROXY_ADMIN_SOCKET": str(self.socket),
+            **{f"API_{n}": f"127.0.0.1:{port}" for n, port in enumerate(ports, 1)},
+        }
         self.log = folder / "haproxy.log"
         with self.log.open("wb") as sink:
             self.process = subprocess.Popen(
-                ["haproxy", "-db", "-f", str(folder / "haproxy.cfg")],
+                ["haproxy", "-db", "-f", str(self.CONFIG)],
+                env={**os.environ, **env},
                 stdout=sink,
                 stderr=subprocess.STDOUT,
             )
@@ -127,32 +111,6 @@ class HAProxy:
             while chunk := admin.recv(65536):
                 answer += chunk
         return answer.decode()
-
-    def state(self, server: str) -> str:
-        """The server's operational state as HAProxy sees it: UP, DOWN, MAINT..."""
-        for row in self.command("show servers state replicas").splitlines()[2:]:
-            fields = row.split()
-            if len(fields) > 5 and fields[3] == server:
-                # srv_op_state: 0 stopped, 1 starting, 2 running, 3 stopping.
-                return {"0": "DOWN", "1": "STARTING", "2": "UP", "3": "STOPPING"}[fields[5]]
-        return "UNKNOWN"
-
-    def wait_until(self, server: str, state: str, seconds: float = 20) -> None:
-        """Wait until HAProxy's health checks put the server in this state."""
-        deadline = time.monotonic() + seconds
-        while self.state(server) != state:
-            if time.monotonic() > deadline:
-                msg = f"{server} never became {state}: {self.command('show stat')}"
-                raise RuntimeError(msg)
-            time.sleep(0.05)
-
-    def sessions(self, server: str) -> int:
-        """Requests the server has in flight now (HAProxy's current sessions)."""
-        for row in self.command("show stat").splitlines():
-            fields = row.split(",")
-            if len(fields) > 4 and fields[0] == "replicas" and fields[1] == server:
-                return int(fields[4] or 0)
-        return 0
 
     def stop(self) -> None:
         """Stop it, by its pid."""

@@ -10,11 +10,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +24,15 @@ from app.config import Settings
 from app.db.notifications import LISTENER_NAME
 from app.db.session import db
 from app.services.api_keys import ALL_SCOPES, revoke_api_key
+from tests.cluster.drive import (
+    THREADS,
+    Front,
+    flow_and_race,
+    kill_under_load,
+    mixed,
+    rolling_release,
+    staleness,
+)
 from tests.cluster.servers import HAProxy, PgBouncer
 from tests.faults.cluster import PrivateCluster, StreamingReplica
 from tests.faults.helpers import Load, load, report
@@ -34,11 +40,10 @@ from tests.helpers import IN_CI, free_port, server_env, wait_until_serving
 
 pytestmark = [pytest.mark.cluster, pytest.mark.live]
 
-REPLICAS = ("s1", "s2", "s3")
+REPLICAS = ("s1", "s2", "s3")  # the names docker/cluster/haproxy.cfg gives them
 # Each PgBouncer's server connections: fewer than the replicas' pools could open (3
 # replicas x 2 engines x DB_POOL_SIZE 4, plus asyncpg's), so the cap is PgBouncer's.
 POOL_SIZE = 2
-THREADS = 8
 
 
 @dataclass
@@ -77,6 +82,11 @@ class Replica:
         assert self.process is not None
         self.process.wait(timeout=10)
 
+    def restart(self) -> None:
+        """A graceful stop, then a start."""
+        self.terminate()
+        self.start()
+
     def terminate(self) -> None:
         """SIGTERM (a graceful stop) and wait for it to exit."""
         if self.process is not None and self.process.poll() is None:
@@ -101,6 +111,11 @@ class Topology:
     def auth(self) -> dict[str, str]:
         """Headers with the key."""
         return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def front(self) -> Front:
+        """HAProxy, the key and HAProxy's runtime API, for tests.cluster.drive."""
+        return Front(self.haproxy.url, self.auth, self.haproxy)
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +159,7 @@ def topology() -> Iterator[Topology]:
         for service in replicas.values():
             service.start()
             started.append(service)
-        haproxy = HAProxy(folder / "haproxy", {n: r.port for n, r in replicas.items()})
+        haproxy = HAProxy(folder / "haproxy", [r.port for r in replicas.values()])
         started.append(haproxy)
         for name in REPLICAS:
             haproxy.wait_until(name, "UP")
@@ -159,27 +174,6 @@ def topology() -> Iterator[Topology]:
         primary.destroy()
 
 
-def _mixed(topology: Topology, prefix: str) -> Callable[[httpx.Client, int], httpx.Response]:
-    """A load's request: mostly reads of one user, every fourth a create of a new one."""
-    url = topology.haproxy.url
-    first = httpx.post(
-        f"{url}/users", json={"username": f"{prefix}seed", "email": f"{prefix}seed@x.io"},
-        headers=topology.auth,
-    )  # fmt: skip
-    assert first.status_code == 201, first.text
-    user = first.json()["id"]
-    # Read your writes: without the token a read so soon may find the replica not there yet.
-    reads = {**topology.auth, "Consistency-Token": first.headers["Consistency-Token"]}
-
-    def send(client: httpx.Client, n: int) -> httpx.Response:
-        if n % 4 == 0:
-            body = {"username": f"{prefix}{n}", "email": f"{prefix}{n}@x.io"}
-            return client.post(f"{url}/users", json=body, headers=topology.auth)
-        return client.get(f"{url}/users/{user}", headers=reads)
-
-    return send
-
-
 def _backends(primary: PrivateCluster) -> int:
     with psycopg.connect(primary.admin_dsn, autocommit=True) as conn:
         row = conn.execute(
@@ -191,35 +185,12 @@ def _backends(primary: PrivateCluster) -> int:
 
 
 def test_users_and_posts_flow_and_one_winner_of_a_race(topology: Topology) -> None:
-    with httpx.Client(base_url=topology.haproxy.url, headers=topology.auth, timeout=15) as c:
-        user = c.post("/users", json={"username": "flow", "email": "flow@x.io"})
-        assert user.status_code == 201, user.text
-        uid = user.json()["id"]
-        post = c.post(f"/users/{uid}/posts", json={"title": "t", "body": "b"})
-        assert post.status_code == 201, post.text
-        token = {"Consistency-Token": post.headers["Consistency-Token"]}
-        assert c.get(f"/posts/{post.json()['id']}", headers=token).status_code == 200
-        assert c.patch(f"/users/{uid}", json={"email": "flow2@x.io"}).status_code == 200
-        assert c.delete(f"/users/{uid}").status_code == 204
-
-    names = ["Racer", "racer", "RACER", "rAcer", "raCer"] * 4
-    barrier = threading.Barrier(len(names))
-
-    def race(i: int) -> int:
-        with httpx.Client(base_url=topology.haproxy.url, headers=topology.auth) as c:
-            c.get("/healthz")
-            barrier.wait(timeout=30)
-            body = {"username": names[i], "email": f"racer{i}@x.io"}
-            return c.post("/users", json=body, timeout=15).status_code
-
-    with ThreadPoolExecutor(len(names)) as pool:
-        statuses = Counter(pool.map(race, range(len(names))))
-    assert statuses == {201: 1, 409: len(names) - 1}, statuses
+    report("users and posts flow, one name raced", flow_and_race(topology.front))
 
 
 def test_postgresql_connections_stay_within_pgbouncers_pool(topology: Topology) -> None:
     seen = []
-    with load(_mixed(topology, "pool"), threads=THREADS, seconds=30) as running:
+    with load(mixed(topology.front, "pool"), threads=THREADS, seconds=30) as running:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             seen.append(_backends(topology.primary))
@@ -237,64 +208,21 @@ def test_postgresql_connections_stay_within_pgbouncers_pool(topology: Topology) 
 
 def test_a_killed_replica_fails_only_what_it_had_in_flight(topology: Topology) -> None:
     victim = topology.replicas["s2"]
-    with load(_mixed(topology, "kill"), threads=THREADS, seconds=60) as running:
-        time.sleep(2)
-        in_flight = topology.haproxy.sessions("s2")
-        killed_at = time.monotonic()
-        victim.kill()
-        time.sleep(3)
-        victim.start()
-        topology.haproxy.wait_until("s2", "UP")
-        time.sleep(2)
-    outcomes = Load.outcomes(running.samples)
-    failed = {k: v for k, v in outcomes.items() if k not in {"200", "201"}}
-    after = running.between(killed_at + 4, time.monotonic())
-    figures = {"requests": sum(outcomes.values()), "in_flight_on_it": in_flight, "failed": failed}
+    figures = kill_under_load(topology.front, "s2", victim.kill, victim.start)
     report("a replica SIGKILLed under load", figures)
-    # Each load thread has one request out at a time: at most that many were on the victim.
-    assert sum(failed.values()) <= THREADS, failed
-    # A create the victim may have committed is never sent again (a 409 would show it).
-    assert "409" not in failed, failed
-    assert set(Load.outcomes(after)) <= {"200", "201"}
 
 
 def test_a_rolling_release_under_load_fails_nothing(topology: Topology) -> None:
-    with load(_mixed(topology, "roll"), threads=THREADS, seconds=90) as running:
-        time.sleep(1)
-        # The release step, then each replica in turn: out of rotation, drained, restarted.
-        topology.primary.migrate()
-        for name, service in topology.replicas.items():
-            topology.haproxy.command(f"set server replicas/{name} state drain")
-            deadline = time.monotonic() + 10
-            while topology.haproxy.sessions(name) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            service.terminate()
-            service.start()
-            topology.haproxy.command(f"set server replicas/{name} state ready")
-            topology.haproxy.wait_until(name, "UP")
-        time.sleep(1)
-    outcomes = Load.outcomes(running.samples)
-    figures = {"requests": sum(outcomes.values()), "outcomes": dict(outcomes)}
-    report("rolling release, 3 replicas", figures)
-    assert set(outcomes) <= {"200", "201"}, outcomes
+    restart = {name: service.restart for name, service in topology.replicas.items()}
+    report(
+        "rolling release, 3 replicas",
+        rolling_release(topology.front, topology.primary.migrate, restart),
+    )
 
 
 def test_reads_without_the_token_may_be_stale_with_it_never(topology: Topology) -> None:
     # Write then read at once, through HAProxy, the read on the replica's side of PgBouncer.
-    stale = {"without": 0, "with": 0}
-    pairs = 100
-    with httpx.Client(base_url=topology.haproxy.url, headers=topology.auth, timeout=15) as c:
-        for n in range(pairs):
-            for kind in ("without", "with"):
-                made = c.post(
-                    "/users", json={"username": f"st{kind}{n}", "email": f"{kind}{n}@s.io"}
-                )
-                assert made.status_code == 201, made.text
-                token = {"Consistency-Token": made.headers["Consistency-Token"]}
-                read = c.get(f"/users/{made.json()['id']}", headers=token if kind == "with" else {})
-                stale[kind] += read.status_code == 404
-    report("staleness, a read right after its write", {"pairs": pairs, "stale": stale})
-    assert stale["with"] == 0, stale
+    report("staleness, a read right after its write", staleness(topology.front))
 
 
 def test_a_revoked_key_is_refused_by_every_replica_within_a_second(topology: Topology) -> None:
