@@ -2,16 +2,21 @@
 # Build the image and prove it: migrate as a step of its own, serve, health, the users flow
 # through the published port, bulk import and export through the CLI, non-root, no compiler
 # or tests inside, graceful docker stop; every line migrate and the server print is JSON.
+# Then compose.yaml's scaled profile (primary, streaming replica, PgBouncer, Redis, three API
+# replicas, HAProxy), driven through HAProxy by tests/cluster/compose_check.py (needs .venv).
 #
 # Runs where no Docker engine is reachable and no public registry either: it starts a
 # private engine (Debian's docker.io) and builds the base image itself with mmdebstrap.
 # If the engine cannot run on this machine, it prints the engine's own error as a warning
 # and exits 0, so the rest of CI still decides. Loopback only: containers use the host's
-# network (the engine makes no bridge), so nothing is sent to any other address.
+# network (the engine makes no bridge), so nothing is sent to any other address; the scaled
+# profile's containers talk on compose's own network, published on 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE=user-api:check
+CLUSTER_IMAGE=user-api-cluster:check
+SCALED_PORT="${CONTAINER_CHECK_SCALED_PORT:-18766}"
 BASE=user-api-base:bookworm
 PORT="${CONTAINER_CHECK_PORT:-18765}"
 WORK=/var/tmp/user-api-container-check
@@ -47,14 +52,32 @@ need() {  # install Debian packages that are missing
 }
 
 step "hadolint"
-if [ -x .venv/bin/hadolint ]; then .venv/bin/hadolint Dockerfile; else hadolint Dockerfile; fi
+hadolint=hadolint
+[ -x .venv/bin/hadolint ] && hadolint=.venv/bin/hadolint
+"$hadolint" Dockerfile
+"$hadolint" docker/cluster/Dockerfile
 echo "ok"
 
 need docker.io mmdebstrap postgresql-client
+if docker compose version >/dev/null 2>&1; then
+    compose=(docker compose)
+else
+    need docker-compose  # Debian's Compose 1.29: profiles and completion conditions
+    compose=(docker-compose)
+fi
+# The scaled profile, as its own project. PgBouncer's pool of 2 is fewer connections than 8
+# clients over three replicas would open, so its cap shows; the rate limit is not what this
+# measures, and the load is all one key's.
+export COMPOSE_PROJECT_NAME=user-api-scaled-check API_IMAGE="$IMAGE" \
+    CLUSTER_IMAGE="$CLUSTER_IMAGE" HAPROXY_PORT="$SCALED_PORT" POOL_SIZE=2 \
+    RATE_LIMIT=100000/minute
+scaled=("${compose[@]}" --profile scaled)
+SCALED_UP=""
 
 ENGINE_PID=""
 cleanup() {
     docker rm -f user-api-check >/dev/null 2>&1 || true
+    if [ -n "$SCALED_UP" ]; then "${scaled[@]}" down -v >/dev/null 2>&1 || true; fi
     if [ -n "$ENGINE_PID" ]; then kill "$ENGINE_PID" 2>/dev/null || true; wait "$ENGINE_PID" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
@@ -184,4 +207,29 @@ step "the server's log (docker logs): one JSON object a line"
 docker logs user-api-check >"$WORK/server.log" 2>&1
 all_json "$WORK/server.log" "docker logs"
 psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+
+step "the scaled profile's image (Debian's PostgreSQL 15, PgBouncer, HAProxy, Redis)"
+DOCKER_BUILDKIT=0 docker build --quiet --network host --build-arg BASE_IMAGE="$BASE" \
+    -f docker/cluster/Dockerfile -t "$CLUSTER_IMAGE" . >/dev/null
+size=$(docker image inspect "$CLUSTER_IMAGE" --format '{{.Size}}')
+printf 'image %s: %s MB\n' "$CLUSTER_IMAGE" "$((size / 1024 / 1024))"
+
+step "${scaled[*]} up haproxy: HAProxy on 127.0.0.1:$SCALED_PORT"
+[ -x .venv/bin/python ] ||
+    { echo "the scaled check runs .venv/bin/python: run the README's test command first" >&2; exit 1; }
+"${scaled[@]}" down -v >/dev/null 2>&1 || true
+SCALED_UP=1
+started=$(date +%s)
+"${scaled[@]}" up -d --no-build haproxy
+"${scaled[@]}" ps
+printf 'up in %ss\n' "$(( $(date +%s) - started ))"
+
+step "the scaled profile through HAProxy: flow, race, pool, SIGKILL, rolling release, tokens, revocation"
+if ! .venv/bin/python -m tests.cluster.compose_check --url "http://127.0.0.1:$SCALED_PORT" \
+        --pool-size "$POOL_SIZE" --compose "${scaled[*]}"; then
+    "${scaled[@]}" logs --tail=30 >&2 || true
+    exit 1
+fi
+"${scaled[@]}" down -v >/dev/null 2>&1
+SCALED_UP=""
 step "container check passed"

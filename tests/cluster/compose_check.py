@@ -1,0 +1,204 @@
+"""Drive compose.yaml's scaled profile through HAProxy's published port, as the cluster
+check drives its processes (tests.cluster.drive), and print the figures. Run by
+scripts/container-check.sh once `docker compose --profile scaled up` has started it:
+
+    python -m tests.cluster.compose_check --url http://127.0.0.1:8080 --pool-size 10 \
+        --compose 'docker compose --profile scaled'
+
+An assertion that does not hold ends it with a traceback and a non-zero status.
+"""
+
+import argparse
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+
+from app.db.notifications import LISTENER_NAME
+from app.services.api_keys import ALL_SCOPES
+from tests.cluster.drive import (
+    OK,
+    THREADS,
+    Front,
+    RuntimeAPI,
+    flow_and_race,
+    kill_under_load,
+    mixed,
+    rolling_release,
+    staleness,
+)
+from tests.faults.helpers import Load, load
+
+FLASK = ("flask", "--app", "app")
+SERVICES = {"s1": "api-1", "s2": "api-2", "s3": "api-3"}  # HAProxy's name: compose's
+# The primary's client backends that PgBouncer opened: not the revocation listeners (direct
+# by design) nor this query's own.
+BACKENDS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = 'users'"
+    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    f" AND application_name <> '{LISTENER_NAME}'"
+)
+
+
+class Compose:
+    """The compose command line the check was given, for one project."""
+
+    def __init__(self, command: str) -> None:
+        self.command = shlex.split(command)
+
+    def run(self, *args: str) -> str:
+        """Run one compose subcommand; its standard output, or an error with its stderr."""
+        done = subprocess.run(
+            [*self.command, *args], capture_output=True, text=True, timeout=180, check=False
+        )
+        if done.returncode != 0:
+            msg = f"{' '.join(args)}: exit {done.returncode}\n{done.stderr[-3000:]}"
+            raise RuntimeError(msg)
+        return done.stdout
+
+    def action(self, *args: str) -> Callable[[], None]:
+        """A subcommand to run later (a kill, a start), its output dropped."""
+
+        def run() -> None:
+            self.run(*args)
+
+        return run
+
+    def flask(self, *args: str) -> str:
+        """The CLI inside a running API replica (quicker than a new container)."""
+        return self.run("exec", "-T", "api-1", *FLASK, *args)
+
+
+class ComposeHAProxy(RuntimeAPI):
+    """The haproxy service's runtime API, on its container's loopback (compose.yaml)."""
+
+    def __init__(self, compose: Compose) -> None:
+        self.compose = compose
+
+    def command(self, line: str) -> str:
+        """Send one runtime-API command; return its answer."""
+        # The image has no socat: bash's /dev/tcp speaks the one-line protocol.
+        script = 'exec 3<>/dev/tcp/127.0.0.1/9999; printf "%s\\n" "$0" >&3; cat <&3'
+        return self.compose.run("exec", "-T", "haproxy", "bash", "-c", script, line)
+
+
+def backends_under_load(front: Front, compose: Compose, pool_size: int) -> dict[str, object]:
+    """The primary's backends, sampled under load, never above PgBouncer's pool."""
+    seen = []
+    with load(mixed(front, "pool"), threads=THREADS, seconds=60) as running:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            seen.append(int(compose.run("exec", "-T", "primary", "psql", "-d", "users",
+                                        "-Atc", BACKENDS)))  # fmt: skip
+        running.stop.set()
+    outcomes = Load.outcomes(running.samples)
+    figures: dict[str, object] = {
+        "requests": sum(outcomes.values()),
+        "samples": len(seen),
+        "most": max(seen),
+        "pool_size": pool_size,
+    }
+    assert set(outcomes) <= OK, outcomes
+    assert max(seen) <= pool_size, figures
+    return figures
+
+
+def revocation(front: Front, compose: Compose) -> dict[str, object]:
+    """A key revoked with the CLI is refused by every replica within a second."""
+    token = compose.flask("api-keys", "create", "doomed", "--scope", "users:read").strip()
+    # A new connection per request: HAProxy's round robin then visits each replica in turn.
+    headers = {"Authorization": f"Bearer {token}", "Connection": "close"}
+    url = f"{front.url}/users"
+    warm = [httpx.get(url, headers=headers, timeout=10).status_code for _ in range(9)]
+    assert warm == [200] * 9, warm  # each replica has verified the key and cached it (10 s)
+    seen: list[tuple[float, int]] = []  # (when the request was sent, its status)
+    stop = threading.Event()
+
+    def poll() -> None:
+        with httpx.Client(headers=headers, timeout=10) as client:
+            while not stop.is_set():
+                sent = time.monotonic()
+                seen.append((sent, client.get(url).status_code))
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    # The CLI says "Revoked" on stderr right after its commit: the clock starts there.
+    argv = [
+        *compose.command,
+        "exec",
+        "-T",
+        "api-1",
+        *FLASK,
+        "api-keys",
+        "revoke",
+        token.split("_")[1],
+    ]
+    committed = None
+    with subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as cli:
+        assert cli.stderr is not None
+        for line in cli.stderr:
+            if committed is None and line.startswith("Revoked API key"):
+                committed = time.monotonic()
+    assert cli.returncode == 0, cli.returncode
+    assert committed is not None, "the CLI never said it revoked the key"
+    time.sleep(2)
+    stop.set()
+    poller.join(timeout=15)
+    last_accepted = max((t for t, status in seen if status == 200), default=committed)
+    after = [status for t, status in seen if t > last_accepted]
+    figures: dict[str, object] = {
+        # Negative: the last request the key got through was sent before the CLI's line.
+        "last_accepted_s_after_the_commit": round(last_accepted - committed, 3),
+        "refused_in_a_row": len(after),
+    }
+    # Three round-robin rounds at least, every one refused: no replica still takes the key.
+    assert len(after) >= 3 * len(SERVICES), figures
+    assert set(after) == {401}, figures
+    assert last_accepted - committed < 1.0, figures
+    return figures
+
+
+def main() -> None:
+    """Bring nothing up: check the running profile, print each figure."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True, help="HAProxy's published address")
+    parser.add_argument("--compose", required=True, help="the compose command, with --profile")
+    parser.add_argument("--pool-size", type=int, required=True, help="PgBouncer's POOL_SIZE")
+    args = parser.parse_args()
+    compose = Compose(args.compose)
+    haproxy = ComposeHAProxy(compose)
+    for name in SERVICES:
+        haproxy.wait_until(name, "UP", seconds=120)
+    token = compose.run("run", "--rm", "-T", "release", "api-keys", "create", "compose-check",
+                        *(f"--scope={scope}" for scope in ALL_SCOPES)).strip()  # fmt: skip
+    front = Front(args.url, {"Authorization": f"Bearer {token}"}, haproxy)
+
+    def report(name: str, figures: dict[str, object]) -> None:
+        line = f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items())
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    report("users and posts flow, one name raced", flow_and_race(front))
+    report("primary's backends under load", backends_under_load(front, compose, args.pool_size))
+    # SIGKILL to the container's first process: the kernel kills the rest of its namespace.
+    kill, start = compose.action("kill", "-s", "SIGKILL", "api-2"), compose.action("start", "api-2")
+    report("api-2 SIGKILLed under load, then started", kill_under_load(front, "s2", kill, start))
+    # The release step (migrate), then each replica drained by HAProxy and sent SIGTERM: it
+    # finishes what it has, stops and starts again.
+    migrate = compose.action("run", "--rm", "-T", "release")
+    restarts = {name: compose.action("restart", "-t", "30", svc) for name, svc in SERVICES.items()}
+    report(
+        "rolling release (release, then each replica)", rolling_release(front, migrate, restarts)
+    )
+    report("staleness, a read right after its write", staleness(front))
+    report("revocation across the three replicas", revocation(front, compose))
+
+
+if __name__ == "__main__":
+    main()
