@@ -10,37 +10,60 @@ need() {  # the named environment variables are set, or say which is not
     done
 }
 
+# First starts build the data folder beside its place ($PGDATA.init) and move it there only
+# once complete: a first start cut short (a kill, a full disk) leaves no folder that a later
+# start would take for a finished one, and is simply done again.
+fresh() {
+    rm -rf "$PGDATA.init"
+    [ ! -e "$PGDATA" ]
+}
+
 primary() {
     need APP_PASSWORD REPLICATION_PASSWORD
-    if [ ! -s "$PGDATA/PG_VERSION" ]; then
-        initdb --pgdata="$PGDATA" --username=postgres --auth-local=peer \
+    local slot="${REPLICATION_SLOT:-replica}"
+    if fresh; then
+        initdb --pgdata="$PGDATA.init" --username=postgres --auth-local=peer \
             --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >/dev/null
-        cat >>"$PGDATA/pg_hba.conf" <<HBA
+        cat >>"$PGDATA.init/pg_hba.conf" <<HBA
 host replication replicator all scram-sha-256
 host all all all scram-sha-256
 HBA
-        # Roles and the database, on a server no other container can reach yet.
-        pg_ctl --pgdata="$PGDATA" --wait --silent -o "-c listen_addresses=''" start
-        psql --quiet --username=postgres --dbname=postgres --set=ON_ERROR_STOP=1 \
-            --set=app="$APP_PASSWORD" --set=replication="$REPLICATION_PASSWORD" <<'SQL'
+        # Roles and the database, on a server no other container can reach yet. Passwords
+        # come from the environment (\getenv), not the command line. PgBouncer's transaction
+        # mode passes no startup options, so the API's deadlines (README, "Failure
+        # behaviour") are the role's own; bulk work raises them per transaction (SET LOCAL).
+        # The slot keeps the WAL the replica has not streamed yet, up to max_slot_wal_keep_size.
+        pg_ctl --pgdata="$PGDATA.init" --wait --silent -o "-c listen_addresses=''" start
+        psql --quiet --no-psqlrc --username=postgres --dbname=postgres --set=ON_ERROR_STOP=1 \
+            --set=slot="$slot" <<'SQL'
+\getenv app APP_PASSWORD
+\getenv replication REPLICATION_PASSWORD
 CREATE ROLE app LOGIN PASSWORD :'app';
 CREATE ROLE replicator LOGIN REPLICATION PASSWORD :'replication';
 CREATE DATABASE users OWNER app;
+ALTER ROLE app SET statement_timeout = '5s';
+ALTER ROLE app SET lock_timeout = '2s';
+ALTER ROLE app SET idle_in_transaction_session_timeout = '10s';
+SELECT pg_create_physical_replication_slot(:'slot') \g /dev/null
 SQL
-        pg_ctl --pgdata="$PGDATA" --wait --silent --mode=fast stop
+        pg_ctl --pgdata="$PGDATA.init" --wait --silent --mode=fast stop
+        mv "$PGDATA.init" "$PGDATA"
     fi
     exec postgres -D "$PGDATA" -c listen_addresses='*' \
-        -c max_connections="${MAX_CONNECTIONS:-100}"
+        -c max_connections="${MAX_CONNECTIONS:-100}" \
+        -c max_slot_wal_keep_size="${MAX_SLOT_WAL_KEEP_SIZE:-1GB}"
 }
 
 replica() {
     need PRIMARY_HOST REPLICATION_PASSWORD
-    if [ ! -s "$PGDATA/PG_VERSION" ]; then
-        # A copy of the primary that streams its WAL from then on (-R writes the settings).
+    if fresh; then
+        # A copy of the primary that streams its WAL from then on, through the primary's
+        # slot (-R writes the settings, the slot's name among them).
         PGPASSWORD="$REPLICATION_PASSWORD" pg_basebackup --host="$PRIMARY_HOST" \
-            --username=replicator --pgdata="$PGDATA" --wal-method=stream \
-            --write-recovery-conf --checkpoint=fast
-        chmod 0700 "$PGDATA"
+            --username=replicator --pgdata="$PGDATA.init" --wal-method=stream \
+            --write-recovery-conf --slot="${REPLICATION_SLOT:-replica}" --checkpoint=fast
+        chmod 0700 "$PGDATA.init"
+        mv "$PGDATA.init" "$PGDATA"
     fi
     exec postgres -D "$PGDATA" -c listen_addresses='*' \
         -c max_connections="${MAX_CONNECTIONS:-100}"
@@ -52,8 +75,9 @@ pgbouncer_() {
     mkdir -p "$folder"
     # Plain text here so that PgBouncer can answer SCRAM both ways: the clients' and the
     # servers'. The file lives in the container's /tmp, readable by this user only.
+    # A double quote inside a quoted field is written twice.
     umask 077
-    printf '"app" "%s"\n' "$APP_PASSWORD" >"$folder/userlist.txt"
+    printf '"app" "%s"\n' "${APP_PASSWORD//\"/\"\"}" >"$folder/userlist.txt"
     cat >"$folder/pgbouncer.ini" <<INI
 [databases]
 users = host=$PRIMARY_HOST port=5432 dbname=users
