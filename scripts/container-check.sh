@@ -76,7 +76,7 @@ SCALED_UP=""
 
 ENGINE_PID=""
 cleanup() {
-    docker rm -f user-api-check >/dev/null 2>&1 || true
+    docker rm -f user-api-check user-api-first-start >/dev/null 2>&1 || true
     if [ -n "$SCALED_UP" ]; then "${scaled[@]}" down -v >/dev/null 2>&1 || true; fi
     if [ -n "$ENGINE_PID" ]; then kill "$ENGINE_PID" 2>/dev/null || true; wait "$ENGINE_PID" 2>/dev/null || true; fi
 }
@@ -214,6 +214,27 @@ DOCKER_BUILDKIT=0 docker build --quiet --network host --build-arg BASE_IMAGE="$B
 size=$(docker image inspect "$CLUSTER_IMAGE" --format '{{.Size}}')
 printf 'image %s: %s MB\n' "$CLUSTER_IMAGE" "$((size / 1024 / 1024))"
 
+step "the primary's first start, SIGKILLed halfway, is done again at the next"
+docker rm -f user-api-first-start >/dev/null 2>&1 || true
+docker volume rm user-api-first-start >/dev/null 2>&1 || true
+docker run -d --name user-api-first-start --network none --user postgres \
+    -e APP_PASSWORD=check -e REPLICATION_PASSWORD=check \
+    -v user-api-first-start:/var/lib/postgresql "$CLUSTER_IMAGE" primary >/dev/null
+in_data() { docker exec user-api-first-start bash -c "$1" 2>/dev/null; }
+for _ in $(seq 1 100); do in_data 'test -d "$PGDATA.init"' && break; sleep 0.05; done
+docker kill user-api-first-start >/dev/null
+docker run --rm --user postgres -v user-api-first-start:/var/lib/postgresql --entrypoint bash \
+    "$CLUSTER_IMAGE" -c 'test -d "$PGDATA.init" && test ! -e "$PGDATA"' ||
+    { echo "the first start was not cut short before its folder was in place" >&2; exit 1; }
+docker start user-api-first-start >/dev/null
+for _ in $(seq 1 120); do in_data 'pg_isready -q --host=127.0.0.1' && break; sleep 0.25; done
+roles=$(in_data "psql -XAtd users -c \"SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname IN ('app', 'replicator')\"")
+[ "$roles" = "app,replicator" ] ||
+    { echo "after a cut first start: roles '$roles'" >&2; docker logs user-api-first-start >&2; exit 1; }
+docker rm -f user-api-first-start >/dev/null
+docker volume rm user-api-first-start >/dev/null
+echo "killed halfway, started again: the users database and its roles are there"
+
 step "${scaled[*]} up haproxy: HAProxy on 127.0.0.1:$SCALED_PORT"
 [ -x .venv/bin/python ] ||
     { echo "the scaled check runs .venv/bin/python: run the README's test command first" >&2; exit 1; }
@@ -230,6 +251,22 @@ if ! .venv/bin/python -m tests.cluster.compose_check --url "http://127.0.0.1:$SC
     "${scaled[@]}" logs --tail=30 >&2 || true
     exit 1
 fi
+
+step "the scaled profile stops on its own signals: the primary first, its sessions open"
+# Exit 137 is docker's SIGKILL after the grace time: a stop signal that was not enough.
+started=$(date +%s)
+"${scaled[@]}" stop -t 20 primary >/dev/null 2>&1
+printf 'primary stopped in %ss\n' "$(( $(date +%s) - started ))"
+started=$(date +%s)
+"${scaled[@]}" stop -t 20 >/dev/null 2>&1
+printf 'the rest stopped in %ss\n' "$(( $(date +%s) - started ))"
+killed=0
+for container in $(docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME"); do
+    read -r name code < <(docker inspect --format '{{.Name}} {{.State.ExitCode}}' "$container")
+    printf '%s exited %s\n' "${name#/}" "$code"
+    [ "$code" != 137 ] || killed=1
+done
+[ "$killed" = 0 ] || { echo "a container needed docker's SIGKILL to stop" >&2; exit 1; }
 "${scaled[@]}" down -v >/dev/null 2>&1
 SCALED_UP=""
 step "container check passed"

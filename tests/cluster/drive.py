@@ -24,14 +24,25 @@ class RuntimeAPI:
         """Send one runtime-API command; return its answer."""
         raise NotImplementedError
 
-    def state(self, server: str) -> str:
-        """The server's operational state as HAProxy sees it: UP, DOWN, MAINT..."""
+    def _server(self, server: str) -> list[str]:
+        """The server's row of ``show servers state``: [.., name, address, op state, ..]."""
         for row in self.command("show servers state replicas").splitlines()[2:]:
             fields = row.split()
             if len(fields) > 5 and fields[3] == server:
-                # srv_op_state: 0 stopped, 1 starting, 2 running, 3 stopping.
-                return {"0": "DOWN", "1": "STARTING", "2": "UP", "3": "STOPPING"}[fields[5]]
-        return "UNKNOWN"
+                return fields
+        return []
+
+    def state(self, server: str) -> str:
+        """The server's operational state as HAProxy sees it: UP, DOWN, MAINT..."""
+        fields = self._server(server)
+        # srv_op_state: 0 stopped, 1 starting, 2 running, 3 stopping.
+        states = {"0": "DOWN", "1": "STARTING", "2": "UP", "3": "STOPPING"}
+        return states[fields[5]] if fields else "UNKNOWN"
+
+    def address(self, server: str) -> str:
+        """The address HAProxy sends the server's requests to (its name looked up)."""
+        fields = self._server(server)
+        return fields[4] if fields else ""
 
     def wait_until(self, server: str, state: str, seconds: float = 20) -> None:
         """Wait until HAProxy's health checks put the server in this state."""
@@ -81,6 +92,36 @@ def mixed(front: Front, prefix: str) -> Callable[[httpx.Client, int], httpx.Resp
     return send
 
 
+def loaded_to_the_end(running: Load) -> None:
+    """Assert the load still ran when the block ended: its own time cap did not stop it."""
+    last = max((s.started + s.took for s in running.samples), default=0.0)
+    assert time.monotonic() - last < 2, "the load stopped (its time cap) before the check did"
+
+
+def backends_within_pool(
+    front: Front, backends: Callable[[], int], pool_size: int, seconds: float = 10
+) -> dict[str, object]:
+    """The primary's client backends, sampled under load: PgBouncer's pool, filled, no more."""
+    seen = []
+    with load(mixed(front, "pool"), threads=THREADS, seconds=seconds + 30) as running:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            seen.append(backends())
+            time.sleep(0.05)
+        loaded_to_the_end(running)
+    outcomes = Load.outcomes(running.samples)
+    figures: dict[str, object] = {
+        "requests": sum(outcomes.values()),
+        "samples": len(seen),
+        "most": max(seen),
+        "pool_size": pool_size,
+    }
+    assert set(outcomes) <= OK, figures
+    # At the pool and not under it: the load asked for more, and the pool is what held it.
+    assert max(seen) == pool_size, figures
+    return figures
+
+
 def flow_and_race(front: Front) -> dict[str, object]:
     """The users and posts flow, then 20 concurrent creates of one name: one winner."""
     url, auth = front.url, front.auth
@@ -127,6 +168,7 @@ def kill_under_load(
         start()
         front.haproxy.wait_until(victim, "UP", seconds=60)
         time.sleep(2)
+        loaded_to_the_end(running)
     outcomes = Load.outcomes(running.samples)
     failed = {k: v for k, v in outcomes.items() if k not in OK}
     after = running.between(killed_at + 4, time.monotonic())
@@ -142,14 +184,15 @@ def kill_under_load(
 def rolling_release(
     front: Front,
     migrate: Callable[[], None],
-    restart: Mapping[str, Callable[[], None]],
+    replace: Mapping[str, Callable[[], None]],
 ) -> dict[str, object]:
-    """The release step, then each replica in turn out of rotation, drained and restarted."""
-    with load(mixed(front, "roll"), threads=THREADS, seconds=120) as running:
+    """The release step, then each replica in turn out of rotation, drained, stopped and
+    replaced by one that runs the release (``replace``), and put back."""
+    with load(mixed(front, "roll"), threads=THREADS, seconds=180) as running:
         time.sleep(1)
         migrate()
         haproxy = front.haproxy
-        for name, again in restart.items():
+        for name, again in replace.items():
             haproxy.command(f"set server replicas/{name} state drain")
             deadline = time.monotonic() + 10
             while haproxy.sessions(name) and time.monotonic() < deadline:
@@ -158,6 +201,7 @@ def rolling_release(
             haproxy.command(f"set server replicas/{name} state ready")
             haproxy.wait_until(name, "UP", seconds=60)
         time.sleep(1)
+        loaded_to_the_end(running)
     outcomes = Load.outcomes(running.samples)
     figures = {"requests": sum(outcomes.values()), "outcomes": dict(outcomes)}
     assert set(outcomes) <= OK, figures

@@ -25,11 +25,10 @@ from app.db.notifications import LISTENER_NAME
 from app.db.session import db
 from app.services.api_keys import ALL_SCOPES, revoke_api_key
 from tests.cluster.drive import (
-    THREADS,
     Front,
+    backends_within_pool,
     flow_and_race,
     kill_under_load,
-    mixed,
     rolling_release,
     staleness,
 )
@@ -189,20 +188,9 @@ def test_users_and_posts_flow_and_one_winner_of_a_race(topology: Topology) -> No
 
 
 def test_postgresql_connections_stay_within_pgbouncers_pool(topology: Topology) -> None:
-    seen = []
-    with load(mixed(topology.front, "pool"), threads=THREADS, seconds=30) as running:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            seen.append(_backends(topology.primary))
-            time.sleep(0.05)
-    outcomes = Load.outcomes(running.samples)
-    assert set(outcomes) <= {"200", "201"}, outcomes
-    assert max(seen) <= POOL_SIZE, max(seen)
-    figures: dict[str, object] = {
-        "requests": sum(outcomes.values()),
-        "most": max(seen),
-        "pool_size": POOL_SIZE,
-    }
+    figures = backends_within_pool(
+        topology.front, lambda: _backends(topology.primary), POOL_SIZE, seconds=5
+    )
     report("connections under load", figures)
 
 
