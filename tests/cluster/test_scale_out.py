@@ -101,10 +101,21 @@ class Topology:
     """What the tests drive, and what they inspect."""
 
     primary: PrivateCluster
+    replica: StreamingReplica
+    bouncers: tuple[PgBouncer, PgBouncer]
     haproxy: HAProxy
     replicas: dict[str, Replica]
     token: str
     folder: Path
+
+    def processes(self) -> dict[str, list[int]]:
+        """The pids of each part of the topology, by part."""
+        return {
+            "api": [pid for service in self.replicas.values() for pid in service.pids()],
+            "postgresql": [*self.primary.pids(), *self.replica.pids()],
+            "pgbouncer": [bouncer.process.pid for bouncer in self.bouncers],
+            "haproxy": [self.haproxy.process.pid],
+        }
 
     @property
     def auth(self) -> dict[str, str]:
@@ -162,7 +173,8 @@ def topology() -> Iterator[Topology]:
         started.append(haproxy)
         for name in REPLICAS:
             haproxy.wait_until(name, "UP")
-        yield Topology(primary, haproxy, replicas, token, folder)
+        bouncers = (to_primary, to_replica)
+        yield Topology(primary, replica, bouncers, haproxy, replicas, token, folder)
     finally:
         for process in reversed(started):
             if isinstance(process, Replica):
@@ -175,12 +187,32 @@ def topology() -> Iterator[Topology]:
 
 def _backends(primary: PrivateCluster) -> int:
     with psycopg.connect(primary.admin_dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app'"
-            " AND backend_type = 'client backend' AND application_name <> %s",
-            (LISTENER_NAME,),
-        ).fetchone()
-        return int(row[0]) if row else 0
+        return _count_backends(conn)
+
+
+def _count_backends(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+    """The primary's client backends but the listeners' (direct by design) and this one."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app'"
+        " AND backend_type = 'client backend' AND application_name <> %s"
+        " AND pid <> pg_backend_pid()",
+        (LISTENER_NAME,),
+    ).fetchone()
+    return int(row[0]) if isinstance(row, tuple) and isinstance(row[0], int) else 0
+
+
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """Each live process's CPU seconds so far (user and system, from /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the name: state is field 3
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return used
 
 
 def test_users_and_posts_flow_and_one_winner_of_a_race(topology: Topology) -> None:
@@ -239,8 +271,9 @@ def test_a_revoked_key_is_refused_by_every_replica_within_a_second(topology: Top
     assert max(refused_after.values()) < 1.0, refused_after
 
 
-def _throughput(topology: Topology, name: str, seconds: float) -> tuple[float, int]:
-    """Requests/s of GET /users/{id} through HAProxy, and the primary's peak backends."""
+def _throughput(topology: Topology, name: str, seconds: float) -> dict[str, object]:
+    """Requests/s of GET /users/{id} through HAProxy, the primary's peak backends, and the
+    CPU each request cost each part of the topology (the load's own client included)."""
     url = topology.haproxy.url
     body = {"username": name, "email": f"{name}@x.io"}
     made = httpx.post(f"{url}/users", json=body, headers=topology.auth)
@@ -248,16 +281,38 @@ def _throughput(topology: Topology, name: str, seconds: float) -> tuple[float, i
     reads = {**topology.auth, "Consistency-Token": made.headers["Consistency-Token"]}
     path = f"{url}/users/{made.json()['id']}"
     peak = 0
-    with load(lambda c, _n: c.get(path, headers=reads), threads=16, seconds=seconds + 5) as running:
+    # One connection for the sampling: a new one each time would be a backend's start-up
+    # in PostgreSQL's CPU.
+    with (
+        psycopg.connect(topology.primary.admin_dsn, autocommit=True) as conn,
+        load(lambda c, _n: c.get(path, headers=reads), threads=16, seconds=seconds + 5) as running,
+    ):
+        time.sleep(0.5)  # every client under way
+        parts = topology.processes()
+        before = {part: _cpu_seconds(pids) for part, pids in parts.items()}
+        client_before = time.process_time()
         started = time.monotonic()
         while time.monotonic() - started < seconds:
-            peak = max(peak, _backends(topology.primary))
+            peak = max(peak, _count_backends(conn))
             time.sleep(0.1)
+        client = time.process_time() - client_before
+        after = {part: _cpu_seconds(pids) for part, pids in parts.items()}
         running.stop.set()
     window = running.between(started, started + seconds)
     assert set(Load.outcomes(window)) == {"200"}, Load.outcomes(window)
     assert peak <= POOL_SIZE, peak
-    return len(window) / seconds, peak
+    # A process gone before the window's end (none should go) would count for nothing.
+    cpu = {
+        part: sum(after[part].get(pid, used) - used for pid, used in before[part].items())
+        for part in parts
+    }
+    cpu["client"] = client
+    per_request = {part: round(spent / len(window) * 1e6) for part, spent in cpu.items()}
+    return {
+        "req/s": len(window) / seconds,
+        "primary backends": peak,
+        "CPU us/request": {**per_request, "all": sum(per_request.values())},
+    }
 
 
 def test_throughput_with_one_and_with_three_replicas(topology: Topology) -> None:
@@ -267,10 +322,10 @@ def test_throughput_with_one_and_with_three_replicas(topology: Topology) -> None
     for name in ("s2", "s3"):
         topology.haproxy.command(f"set server replicas/{name} state maint")
     try:
-        figures["1 replica req/s, primary backends"] = _throughput(topology, "tput1", 4)
+        figures["1 replica"] = _throughput(topology, "tput1", 4)
     finally:
         for name in ("s2", "s3"):
             topology.haproxy.command(f"set server replicas/{name} state ready")
             topology.haproxy.wait_until(name, "UP")
-    figures["3 replicas req/s, primary backends"] = _throughput(topology, "tput3", 4)
+    figures["3 replicas"] = _throughput(topology, "tput3", 4)
     report("GET /users/{id} through HAProxy, 16 clients", figures)
