@@ -256,7 +256,8 @@ def _postgres_pids(url: str) -> list[int]:
     return found
 
 
-def _cpu_seconds(pids: list[int]) -> float:
+def cpu_seconds(pids: list[int]) -> float:
+    """The CPU seconds (user and system) the live ones of these processes have used."""
     ticks = 0
     for pid in pids:
         try:
@@ -331,11 +332,11 @@ def wrk(
     ]
     servers, databases = process_tree(pid), _postgres_pids(database)
     # wrk is this process's only child that ends during the run: RUSAGE_CHILDREN is its CPU.
-    before = (_cpu_seconds(servers), _cpu_seconds(databases), resource.getrusage(CHILDREN))
+    before = (cpu_seconds(servers), cpu_seconds(databases), resource.getrusage(CHILDREN))
     output = subprocess.run(
         command, capture_output=True, text=True, check=True, timeout=duration + 60
     ).stdout
-    after = (_cpu_seconds(servers), _cpu_seconds(databases), resource.getrusage(CHILDREN))
+    after = (cpu_seconds(servers), cpu_seconds(databases), resource.getrusage(CHILDREN))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
     count = int(re.search(r"(\d+) requests in", output)[1]) or 1  # type: ignore[index]
     client = sum(getattr(after[2], f) - getattr(before[2], f) for f in ("ru_utime", "ru_stime"))

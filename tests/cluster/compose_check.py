@@ -18,27 +18,22 @@ from collections.abc import Callable
 
 import httpx
 
-from app.db.notifications import LISTENER_NAME
+from app.config import Settings
 from app.services.api_keys import ALL_SCOPES
 from tests.cluster.drive import (
     Front,
     RuntimeAPI,
+    backends_sql,
     backends_within_pool,
     flow_and_race,
     kill_under_load,
     rolling_release,
     staleness,
 )
+from tests.faults.helpers import figures_line
 
 FLASK = ("flask", "--app", "app")
 SERVICES = {"s1": "api-1", "s2": "api-2", "s3": "api-3"}  # HAProxy's name: compose's
-# The primary's client backends that PgBouncer opened: not the revocation listeners (direct
-# by design) nor this query's own.
-BACKENDS = (
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = 'users'"
-    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-    f" AND application_name <> '{LISTENER_NAME}'"
-)
 
 
 class Compose:
@@ -65,9 +60,15 @@ class Compose:
 
         return run
 
+    @staticmethod
+    def flask_args(*args: str) -> tuple[str, ...]:
+        """The compose arguments that run the CLI inside a running API replica (quicker than
+        a new container)."""
+        return ("exec", "-T", "api-1", *FLASK, *args)
+
     def flask(self, *args: str) -> str:
-        """The CLI inside a running API replica (quicker than a new container)."""
-        return self.run("exec", "-T", "api-1", *FLASK, *args)
+        """Run the CLI inside a running API replica; its standard output."""
+        return self.run(*self.flask_args(*args))
 
 
 class ComposeHAProxy(RuntimeAPI):
@@ -86,16 +87,14 @@ class ComposeHAProxy(RuntimeAPI):
 def role_deadlines(compose: Compose) -> dict[str, object]:
     """The API's deadlines hold through PgBouncer, which passes no startup options: the
     primary's first start set them on the role (docker/cluster/role.sh)."""
-    query = (
-        "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'),"
-        " current_setting('idle_in_transaction_session_timeout')"
-    )
+    expected = Settings().server_timeouts()  # the API's defaults, in milliseconds
+    names = ", ".join(f"'{name}'" for name in expected)
+    query = f"SELECT name, setting FROM pg_settings WHERE name IN ({names})"
     script = 'PGPASSWORD="$APP_PASSWORD" psql -h 127.0.0.1 -p 6432 -U app -d users -XAtc "$0"'
-    got = compose.run("exec", "-T", "pgbouncer", "bash", "-c", script, query).strip()
-    names = ("statement", "lock", "idle_in_transaction")
-    figures: dict[str, object] = dict(zip(names, got.split("|"), strict=True))
-    assert figures == {"statement": "5s", "lock": "2s", "idle_in_transaction": "10s"}, figures
-    return figures
+    rows = compose.run("exec", "-T", "pgbouncer", "bash", "-c", script, query).split()
+    got = dict(row.split("|", 1) for row in rows)
+    assert got == expected, (got, expected)
+    return dict(got)
 
 
 def replication_slot(compose: Compose) -> dict[str, object]:
@@ -130,16 +129,7 @@ def revocation(front: Front, compose: Compose) -> dict[str, object]:
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
     # The CLI says "Revoked" on stderr right after its commit: the clock starts there.
-    argv = [
-        *compose.command,
-        "exec",
-        "-T",
-        "api-1",
-        *FLASK,
-        "api-keys",
-        "revoke",
-        token.split("_")[1],
-    ]
+    argv = [*compose.command, *compose.flask_args("api-keys", "revoke", token.split("_")[1])]
     committed = None
     with subprocess.Popen(
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -186,8 +176,7 @@ def main() -> None:
     front = Front(args.url, {"Authorization": f"Bearer {token}"}, haproxy)
 
     def report(name: str, figures: dict[str, object]) -> None:
-        line = f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items())
-        sys.stdout.write(line + "\n")
+        sys.stdout.write(figures_line(name, figures) + "\n")
         sys.stdout.flush()
 
     report("users and posts flow, one name raced", flow_and_race(front))
@@ -195,7 +184,8 @@ def main() -> None:
     report("the replica's slot on the primary", replication_slot(compose))
 
     def backends() -> int:
-        return int(compose.run("exec", "-T", "primary", "psql", "-d", "users", "-Atc", BACKENDS))
+        sql = backends_sql("users")
+        return int(compose.run("exec", "-T", "primary", "psql", "-d", "users", "-Atc", sql))
 
     report("primary's backends under load", backends_within_pool(front, backends, args.pool_size))
     # SIGKILL to the container's first process: the kernel kills the rest of its namespace.
@@ -205,13 +195,16 @@ def main() -> None:
     # stops the old container (SIGTERM: it finishes what it has) and starts a new one from
     # the image, on an address HAProxy looks up again.
     migrate = compose.action("run", "--rm", "-T", "release")
-    before = {name: (compose.run("ps", "-q", svc), haproxy.address(name))
-              for name, svc in SERVICES.items()}  # fmt: skip
+
+    def placed() -> dict[str, tuple[str, str]]:  # each replica's container id and address
+        return {name: (compose.run("ps", "-q", svc), haproxy.address(name))
+                for name, svc in SERVICES.items()}  # fmt: skip
+
+    before = placed()
     recreate = ("up", "-d", "--no-deps", "--no-build", "--force-recreate", "-t", "30")
     replace = {name: compose.action(*recreate, svc) for name, svc in SERVICES.items()}
     figures = rolling_release(front, migrate, replace)
-    after = {name: (compose.run("ps", "-q", svc), haproxy.address(name))
-             for name, svc in SERVICES.items()}  # fmt: skip
+    after = placed()
     # A new container for each, not the old one restarted; a new address is up to Docker.
     assert all(before[name][0] != after[name][0] for name in SERVICES), (before, after)
     moved = sum(before[name][1] != after[name][1] for name in SERVICES)

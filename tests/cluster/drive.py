@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from app.db.notifications import LISTENER_NAME
 from tests.faults.helpers import Load, load
 
 THREADS = 8  # load threads: each has one request out at a time
@@ -90,6 +91,16 @@ def mixed(front: Front, prefix: str) -> Callable[[httpx.Client, int], httpx.Resp
         return client.get(f"{url}/users/{user}", headers=reads)
 
     return send
+
+
+def backends_sql(database: str) -> str:
+    """SQL counting the client backends of ``database`` that PgBouncer opened: not the
+    revocation listeners (direct by design), nor the asking session."""
+    return (
+        f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'"
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        f" AND application_name <> '{LISTENER_NAME}'"
+    )
 
 
 def loaded_to_the_end(running: Load) -> None:

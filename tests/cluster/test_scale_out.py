@@ -21,11 +21,12 @@ import pytest
 
 from app import create_app
 from app.config import Settings
-from app.db.notifications import LISTENER_NAME
 from app.db.session import db
 from app.services.api_keys import ALL_SCOPES, revoke_api_key
+from bench.run import cpu_seconds
 from tests.cluster.drive import (
     Front,
+    backends_sql,
     backends_within_pool,
     flow_and_race,
     kill_under_load,
@@ -191,28 +192,9 @@ def _backends(primary: PrivateCluster) -> int:
 
 
 def _count_backends(conn: psycopg.Connection[tuple[object, ...]]) -> int:
-    """The primary's client backends but the listeners' (direct by design) and this one."""
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app'"
-        " AND backend_type = 'client backend' AND application_name <> %s"
-        " AND pid <> pg_backend_pid()",
-        (LISTENER_NAME,),
-    ).fetchone()
+    """The primary's client backends that PgBouncer opened."""
+    row = conn.execute(backends_sql("app")).fetchone()
     return int(row[0]) if isinstance(row, tuple) and isinstance(row[0], int) else 0
-
-
-def _cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """Each live process's CPU seconds so far (user and system, from /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    used = {}
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except FileNotFoundError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after the name: state is field 3
-        used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return used
 
 
 def test_users_and_posts_flow_and_one_winner_of_a_race(topology: Topology) -> None:
@@ -289,23 +271,20 @@ def _throughput(topology: Topology, name: str, seconds: float) -> dict[str, obje
     ):
         time.sleep(0.5)  # every client under way
         parts = topology.processes()
-        before = {part: _cpu_seconds(pids) for part, pids in parts.items()}
+        before = {part: cpu_seconds(pids) for part, pids in parts.items()}
         client_before = time.process_time()
         started = time.monotonic()
         while time.monotonic() - started < seconds:
             peak = max(peak, _count_backends(conn))
             time.sleep(0.1)
         client = time.process_time() - client_before
-        after = {part: _cpu_seconds(pids) for part, pids in parts.items()}
+        after = {part: cpu_seconds(pids) for part, pids in parts.items()}
         running.stop.set()
     window = running.between(started, started + seconds)
     assert set(Load.outcomes(window)) == {"200"}, Load.outcomes(window)
     assert peak <= POOL_SIZE, peak
-    # A process gone before the window's end (none should go) would count for nothing.
-    cpu = {
-        part: sum(after[part].get(pid, used) - used for pid, used in before[part].items())
-        for part in parts
-    }
+    # The same pids at both ends, taken before the window: none of them stops in it.
+    cpu = {part: after[part] - before[part] for part in parts}
     cpu["client"] = client
     per_request = {part: round(spent / len(window) * 1e6) for part, spent in cpu.items()}
     return {

@@ -158,6 +158,11 @@ def load(
 FIGURES: list[str] = []
 
 
+def figures_line(name: str, figures: dict[str, object]) -> str:
+    """A check's figures as one line: ``name: key=value, ...``."""
+    return f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items())
+
+
 def report(name: str, figures: dict[str, object]) -> None:
     """Keep a fault test's figures for the summary at the end of the run."""
-    FIGURES.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+    FIGURES.append(figures_line(name, figures))
