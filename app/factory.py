@@ -12,32 +12,20 @@ from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 
 from app import (
-    auth,
     cli,
-    http,
-    limits,
-    metrics,
     models,  # noqa: F401 - registers every table on the metadata
-    openapi,
-    tracing,
 )
-from app.aio import run_coroutine
 from app.api import auth as auth_api
-from app.api import docs, ops, posts, users
-from app.api.common import (
-    IdConverter,
-    operation_id_for,
-    raise_validation_error,
-    reject_repeated_parameters,
-    require_json_body,
-)
+from app.api import docs, openapi, ops, posts, users
+from app.api.common import IdConverter, operation_id_for, raise_validation_error
 from app.config import SETTINGS, VERSION, Settings
 from app.db import asyncpg_pool, engines, migrations, notifications, session
 from app.db.session import db
-from app.errors import register_error_handlers
-from app.observability import configure_logging
-from app.observability import init_app as init_request_ids
+from app.server.loops import run_coroutine
 from app.services import api_keys
+from app.telemetry import metrics
+from app.telemetry.logs import configure_logging
+from app.web import auth, pipeline
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -95,21 +83,9 @@ def create_app(
             settings, api_keys.REVOKED_CHANNEL, api_keys.forget_key, api_keys.forget_all_keys
         )
 
-    # First hook in: every request is timed and counted, refused ones included.
-    metrics.init_app(app, VERSION, migrations.release().head)
-    # Before the other hooks: the request's span must hold authentication's SQL too.
-    tracing.init_app(app, settings, tracer_provider)
-    register_error_handlers(app)
-    init_request_ids(app)
-    # Before auth: a browser's preflight carries no key (app/http.py).
-    http.init_app(app, settings)
-    # Credentials first: a caller without a key learns nothing about bodies or routes' rules.
-    # The rate limit counts by the key found (or the address), refused requests included.
-    app.before_request(auth.authenticate_request)
-    limits.init_app(app, settings)
-    app.before_request(auth.enforce_authentication)
-    app.before_request(reject_repeated_parameters)
-    app.before_request(require_json_body)
+    metrics.record_build(VERSION, migrations.release().head)
+    # Every hook around the views, in its order (the list is in app/web/pipeline.py).
+    pipeline.install(app, settings, tracer_provider)
     for blueprint in (ops.bp, auth_api.bp, users.bp, posts.bp):
         app.register_api(blueprint)
     auth.document_security(app)

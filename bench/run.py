@@ -141,7 +141,7 @@ def _command(server: str, target: str, port: int, workers: int, threads: int) ->
         return ["-m", "app.server"] if target == OURS else ["-m", "bench.apps.served", target]
     if server == "granian-wsgi":
         # granian's own WSGI interface (no bridge): what the shipped server would be without
-        # app/bridge.py, whose reasons are in its docstring.
+        # app/server/bridge.py, whose reasons are in its docstring.
         factory = target.endswith("()")
         return [
             *("-m", "granian", "--interface", "wsgi", "--host", bind[0], "--port", bind[1]),

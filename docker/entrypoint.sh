@@ -1,5 +1,5 @@
 #!/bin/sh
-# serve (default): the production server (granian, app/server.py); migrate: apply migrations once per release; api-keys ... and
+# serve (default): the production server (granian, app/server/serve.py); migrate: apply migrations once per release; api-keys ... and
 # users import|export ...: the CLI.
 set -eu
 command="${1:-serve}"

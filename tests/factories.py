@@ -8,7 +8,6 @@ from typing import Any
 from flask import Flask
 
 from app.db.session import db
-from app.models import Post
 from app.schemas.posts import PostCreate
 from app.schemas.users import UserCreate
 from app.services import posts, users
@@ -46,7 +45,7 @@ def make_api_key(
         return token
 
 
-def make_post(app: Flask, author: VersionedUserRow, **overrides: Any) -> Post:
+def make_post(app: Flask, author: VersionedUserRow, **overrides: Any) -> posts.PostRow:
     """Create and commit a post by the author."""
     n = next(_counter)
     fields: dict[str, Any] = {"title": f"Post {n}", "body": f"Body of post {n}."}

@@ -35,9 +35,9 @@ from schemathesis.schemas import BaseSchema
 
 import scripts.schemathesis_hooks  # noqa: F401 - registers strategies and the check
 from app import create_app
-from app.auth import BEARER_SCHEME
 from app.config import Settings
 from app.db.session import db
+from app.web.auth import BEARER_SCHEME
 from tests.helpers import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,6 +152,7 @@ def test_tested_document_is_the_served_one(client: FlaskClient, document: dict[s
     assert client.get("/openapi.json").get_json() == document
 
 
+@pytest.mark.fuzz
 @schema.parametrize()
 # The lazy schema asks for the arguments' fixtures only when the test runs: named here, they
 # are known at collection, so the test is parametrised over the backends as before.
@@ -181,6 +182,7 @@ def _link_targets(document: dict[str, Any]) -> set[tuple[str, str | None]]:
     return pairs
 
 
+@pytest.mark.fuzz
 def test_stateful_phase_keeps_to_the_document(app: Flask, api_token: str, backend: str) -> None:
     # The scheme's credentials from the config are explicit ones to the auth checks. Its WSGI
     # transport asks for compressed bodies (requests' default Accept-Encoding) but does not
@@ -245,6 +247,7 @@ def test_stateful_phase_keeps_to_the_document(app: Flask, api_token: str, backen
     assert linked_steps > 0, "no step followed a link"
 
 
+@pytest.mark.fuzz
 @pytest.mark.live
 # The served contract end to end, on the embedded default and production's database; the
 # in-process fuzz above covers every backend (on MariaDB too this run cost 28 s).

@@ -5,8 +5,8 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
 from app.api.common import json_response, operation_id_for
-from app.auth import current_key, requires
 from app.schemas.common import OutputModel
+from app.web.auth import current_key, requires
 
 bp = APIBlueprint(
     "auth",

@@ -12,11 +12,11 @@ from typing import ParamSpec
 from flask import Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.auth import current_key
 from app.db.session import autocommit, run_db
 from app.errors import BadRequestError
 from app.models.idempotency import KEY_MAX, KEY_PATTERN
 from app.services import idempotency
+from app.web.auth import current_key
 
 P = ParamSpec("P")
 log = logging.getLogger(__name__)

@@ -4,9 +4,7 @@ from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from app import metrics
 from app.api.common import json_response, operation_id_for, problems
-from app.auth import public
 from app.config import current_settings
 from app.db import asyncpg_pool
 from app.db.failures import DATABASE_ERRORS
@@ -14,6 +12,8 @@ from app.db.migrations import SCHEMA_REVISION, release
 from app.db.session import autocommit, db, run_db
 from app.errors import ServiceUnavailableError
 from app.schemas.common import OutputModel
+from app.telemetry import metrics
+from app.web.auth import public
 
 bp = APIBlueprint(
     "ops", __name__, abp_tags=[Tag(name="operations")], operation_id_callback=operation_id_for

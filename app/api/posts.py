@@ -1,19 +1,18 @@
 """HTTP views of the posts resource: thin, async, one DB call each.
 
-A write checks its author or reads the post back with its author, so it is more than one
-statement: it runs in a ``transaction()``, committed when the block ends.
+A create or an update reads the post back with its author, so it is two statements: it runs
+in a ``transaction()``, committed when the block ends; reads and the one-statement delete
+run in ``autocommit()`` (docs/architecture.md, "A resource").
 """
 
 from flask import Response, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from app.api.common import json_response, operation_id_for, problems
+from app.api.common import item_response, operation_id_for, page_response, problems
 from app.api.conditional import etag, expected_versions, not_modified
 from app.api.idempotency import idempotent
-from app.auth import requires
 from app.db.session import autocommit, run_db, transaction
-from app.models import Post
 from app.schemas.posts import (
     PostCreate,
     PostListQuery,
@@ -25,21 +24,22 @@ from app.schemas.posts import (
 )
 from app.schemas.users import UserPath
 from app.services import posts
+from app.web.auth import requires
 
 bp = APIBlueprint(
     "posts", __name__, abp_tags=[Tag(name="posts")], operation_id_callback=operation_id_for
 )
 
 
-def _etag(post: Post) -> str:
-    return etag(post.version, post.author.version)
+def _etag(post: posts.PostRow) -> str:
+    return etag(post.version, post.author_version)
 
 
 def _post_response(
-    post: Post, status: int = 200, headers: dict[str, str] | None = None
+    post: posts.PostRow, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     tagged = {"ETag": _etag(post), **(headers or {})}
-    return json_response(PostRead.model_validate(post), status, tagged)
+    return item_response(posts.post_item(post), status, tagged)
 
 
 @bp.post(
@@ -61,9 +61,7 @@ async def list_user_posts(path: UserPath, query: UserPostsQuery) -> Response:
     """List one user's posts, one keyset page at a time."""
     async with autocommit():
         items, cursor = await run_db(posts.list_user_posts, path.user_id, query)
-    return json_response(
-        PostPage(items=[PostRead.model_validate(p) for p in items], next_cursor=cursor)
-    )
+    return page_response(map(posts.post_item, items), cursor)
 
 
 @bp.get("/posts", responses={200: PostPage, **problems(400)})
@@ -72,9 +70,7 @@ async def list_posts(query: PostListQuery) -> Response:
     """List posts with their authors, one keyset page at a time."""
     async with autocommit():
         items, cursor = await run_db(posts.list_posts, query)
-    return json_response(
-        PostPage(items=[PostRead.model_validate(p) for p in items], next_cursor=cursor)
-    )
+    return page_response(map(posts.post_item, items), cursor)
 
 
 @bp.get("/posts/<id:post_id>", responses={200: PostRead, **problems(404)})
@@ -113,6 +109,6 @@ async def replace_post(path: PostPath, body: PostUpdate) -> Response:
 async def delete_post(path: PostPath) -> Response:
     """Delete a post."""
     versions = expected_versions(2)
-    async with transaction():
+    async with autocommit():
         await run_db(posts.delete_post, path.post_id, versions)
     return Response(status=204)

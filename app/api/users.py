@@ -9,17 +9,14 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
 from app.api.common import (
+    item_response,
     json_response,
     operation_id_for,
     page_response,
     problems,
-    row_response,
-    streamed_body,
-    whole_body,
 )
 from app.api.conditional import etag, expected_versions, not_modified
 from app.api.idempotency import idempotent
-from app.auth import requires
 from app.db.session import autocommit, run_db, run_db_in_worker
 from app.errors import NotAcceptableError, UnsupportedMediaTypeError
 from app.schemas.common import ImportProblem
@@ -35,6 +32,8 @@ from app.schemas.users import (
     UserUpdate,
 )
 from app.services import bulk, users
+from app.web.auth import requires
+from app.web.bodies import streamed_body, whole_body
 
 bp = APIBlueprint(
     "users",
@@ -50,7 +49,7 @@ def _user_response(
 ) -> Response:
     # The row's last column is its version: the ETag, not a member of the body.
     tagged = {"ETag": etag(user.version), **(headers or {})}
-    return row_response(users.USER_FIELDS, user[:-1], status, tagged)
+    return item_response(users.user_item(user), status, tagged)
 
 
 @bp.post("", responses={201: UserRead, **problems(400, 409, 413, 415, 422)})
@@ -71,7 +70,7 @@ async def list_users(query: UserListQuery) -> Response:
         items, cursor = await run_db(users.list_users, query)
     # Rows of our own typed query, in UserRead's field order, are written, not revalidated
     # (here and for one user below: ~25 us a request).
-    return page_response(users.USER_FIELDS, items, cursor)
+    return page_response(map(users.user_item, items), cursor)
 
 
 _EXPORT_TYPES = {"application/x-ndjson": "ndjson", "text/csv": "csv"}

@@ -33,11 +33,11 @@ from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from app.aio import tasks_alive
 from app.config import Settings
 from app.db.base import Base
 from app.db.failures import database_error_kind
 from app.db.replicas import REPLICA, is_plain_read, replica_is_fresh
+from app.server.loops import tasks_alive
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -1,19 +1,41 @@
-"""Rules of the posts resource. Every read loads authors in a fixed number of queries."""
+"""Rules of the posts resource. Services flush, never commit.
 
-from typing import Any
+Written on the users template (docs/architecture.md, "A resource"): Core statements on the
+model's own table select the representation's columns; a post embeds its author's username,
+so its columns come with the author's in one join, and every read is one query.
+"""
 
-from sqlalchemy import ColumnElement, Select, and_, delete, false, or_, select, update
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Row, Select, Table, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.db.session import db
 from app.db.types import utcnow
-from app.errors import NotFoundError, PreconditionFailedError
+from app.errors import NotFoundError
 from app.models import Post, User
 from app.schemas.common import Versions
 from app.schemas.posts import PostCreate, PostListQuery, PostUpdate, UserPostsQuery
 from app.services.pagination import SortKey, next_cursor, paginate
+from app.services.versions import at_versions, missing_or_changed
+
+_posts = cast(Table, Post.__table__)
+_users = cast(Table, User.__table__)
+# The representation's columns, then the two versions its ETag is made of (a post's body
+# embeds its author's username, so the author's version is part of the post's).
+POST_COLUMNS = (
+    _posts.c.id,
+    _posts.c.author_id,
+    _users.c.username.label("author_username"),
+    _posts.c.title,
+    _posts.c.body,
+    _posts.c.created_at,
+    _posts.c.updated_at,
+    _posts.c.version,
+    _users.c.version.label("author_version"),
+)
+PostRow = Row[int, int, str, str, str, datetime, datetime, int, int]
 
 POST_SORTS: dict[str, SortKey] = {
     "id": SortKey((Post.id,), descending=False),
@@ -23,106 +45,114 @@ POST_SORTS: dict[str, SortKey] = {
 }
 
 
-def _with_author() -> Select[Post]:
-    # Many-to-one: one LEFT OUTER JOIN brings every author with its post, in the same query.
-    return select(Post).options(joinedload(Post.author))
+def post_item(row: PostRow) -> dict[str, Any]:
+    """The row as PostRead's fields, in order, with the author embedded."""
+    return {
+        "id": row.id,
+        "author_id": row.author_id,
+        "author": {"id": row.author_id, "username": row.author_username},
+        "title": row.title,
+        "body": row.body,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
 
 
-def _author(user_id: int) -> User:
-    author = db.session.get(User, user_id)
-    if author is None:
+def _with_author() -> Select[Any]:
+    # Many-to-one: one join brings every author with its post, in the same query.
+    return select(*POST_COLUMNS).join_from(_posts, _users, _posts.c.author_id == _users.c.id)
+
+
+# Built once: the hottest statement skips constructing itself and its cache key.
+_POST_BY_ID = _with_author().where(_posts.c.id == bindparam("post_id"))
+_AUTHOR = select(_users.c.id).where(_users.c.id == bindparam("user_id"))
+
+
+def _require_author(user_id: int) -> None:
+    if db.session.execute(_AUTHOR, {"user_id": user_id}).first() is None:
         raise NotFoundError(f"User {user_id} does not exist.")
-    return author
 
 
-def create_post(user_id: int, data: PostCreate) -> Post:
+def _read(post_id: int) -> PostRow | None:
+    row: PostRow | None = db.session.execute(_POST_BY_ID, {"post_id": post_id}).one_or_none()
+    return row
+
+
+def create_post(user_id: int, data: PostCreate) -> PostRow:
     """Add a post by the user, or raise NotFoundError if there is no such user."""
-    author = _author(user_id)
-    post = Post(author=author, title=data.title, body=data.body)
-    db.session.add(post)
+    # No read of the author first: the foreign key is the check, and the one a concurrent
+    # delete of the author cannot slip past.
     try:
-        db.session.flush()
+        post_id = db.session.execute(
+            _posts.insert().returning(_posts.c.id),
+            {"author_id": user_id, "title": data.title, "body": data.body},
+        ).scalar_one()
     except IntegrityError as error:
-        # The only constraint a new post can break: its author was deleted meanwhile.
+        # The only constraint a new post can break: its author does not exist.
         raise NotFoundError(f"User {user_id} does not exist.") from error
-    return post
+    row = _read(post_id)
+    if row is None:  # deleted with its author between the two statements
+        raise NotFoundError(f"User {user_id} does not exist.")
+    return row
 
 
-def get_post(post_id: int) -> Post:
+def get_post(post_id: int) -> PostRow:
     """Return the post with its author, or raise NotFoundError."""
-    post = db.session.execute(_with_author().where(Post.id == post_id)).scalar_one_or_none()
-    if post is None:
+    row = _read(post_id)
+    if row is None:
         raise NotFoundError(f"Post {post_id} does not exist.")
-    return post
+    return row
 
 
-def _where(post_id: int, versions: Versions) -> ColumnElement[bool]:
-    # The If-Match check is part of the write's own WHERE: no read-then-write race. A post's
-    # ETag holds its author's version too (its body embeds the author's username).
-    match = Post.id == post_id
-    if versions is None:
-        return match
-    author_version = select(User.version).where(User.id == Post.author_id).scalar_subquery()
-    allowed = [and_(Post.version == post, author_version == author) for post, author in versions]
-    return and_(match, or_(false(), *allowed))
+def _at(post_id: int, versions: Versions) -> ColumnElement[bool]:
+    author_version = (
+        select(_users.c.version).where(_users.c.id == _posts.c.author_id).scalar_subquery()
+    )
+    return at_versions(_posts.c.id == post_id, versions, _posts.c.version, author_version)
 
 
-def _missing_or_changed(post_id: int) -> NotFoundError | PreconditionFailedError:
-    exists = db.session.execute(select(1).where(Post.id == post_id)).first()
-    if exists:
-        return PreconditionFailedError("post")
-    return NotFoundError(f"Post {post_id} does not exist.")
-
-
-def update_post(post_id: int, data: PostUpdate, versions: Versions = None) -> Post:
+def update_post(post_id: int, data: PostUpdate, versions: Versions = None) -> PostRow:
     """Change the given fields, if the post is at one of ``versions`` (None: any); updated_at
     and the version always move."""
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
     stmt = (
-        update(Post)
-        .where(_where(post_id, versions))
-        .values(**changes, updated_at=utcnow(), version=Post.version + 1)
-        .execution_options(synchronize_session=False)
+        update(_posts)
+        .where(_at(post_id, versions))
+        .values(**changes, updated_at=utcnow(), version=_posts.c.version + 1)
     )
-    # The row count, not RETURNING, which MariaDB's UPDATE lacks.
-    if db.session.execute(stmt).rowcount == 0:  # type: ignore[attr-defined]
-        raise _missing_or_changed(post_id)
-    return db.session.execute(
-        _with_author().where(Post.id == post_id).execution_options(populate_existing=True)
-    ).scalar_one()
+    # The row count, not RETURNING, which MariaDB's UPDATE lacks; the read back is in the
+    # same transaction (the view's), so it sees this write and no later one.
+    row = _read(post_id) if db.session.execute(stmt).rowcount else None  # type: ignore[attr-defined]
+    if row is None:
+        raise missing_or_changed("post", _posts.c.id, post_id)
+    return row
 
 
 def delete_post(post_id: int, versions: Versions = None) -> None:
     """Delete the post if it is at one of ``versions`` (None: any), or raise."""
-    result = db.session.execute(
-        delete(Post).where(_where(post_id, versions)).execution_options(synchronize_session=False)
-    )
+    result = db.session.execute(delete(_posts).where(_at(post_id, versions)))
     if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise _missing_or_changed(post_id)
+        raise missing_or_changed("post", _posts.c.id, post_id)
 
 
 def _page(
-    stmt: Select[Post], sort: str, cursor: str | None, limit: int
-) -> tuple[list[Post], str | None]:
+    stmt: Select[Any], sort: str, cursor: str | None, limit: int
+) -> tuple[list[PostRow], str | None]:
     key = POST_SORTS[sort]
-    rows = list(db.session.execute(paginate(stmt, key, sort, cursor, limit)).scalars())
+    rows: list[PostRow] = list(db.session.execute(paginate(stmt, key, sort, cursor, limit)))
     return rows[:limit], next_cursor(rows, key, sort, limit)
 
 
-def list_posts(query: PostListQuery) -> tuple[list[Post], str | None]:
+def list_posts(query: PostListQuery) -> tuple[list[PostRow], str | None]:
     """Return one page of posts with their authors: one query whatever the page size."""
     stmt = _with_author()
     if query.author_id is not None:
-        stmt = stmt.where(Post.author_id == query.author_id)
+        stmt = stmt.where(_posts.c.author_id == query.author_id)
     return _page(stmt, query.sort, query.cursor, query.limit)
 
 
-def list_user_posts(user_id: int, query: UserPostsQuery) -> tuple[list[Post], str | None]:
+def list_user_posts(user_id: int, query: UserPostsQuery) -> tuple[list[PostRow], str | None]:
     """Return one page of a user's posts, or raise NotFoundError: two queries in all."""
-    author = _author(user_id)
-    # Every post has this author, already in the identity map: no join, no lazy load.
-    stmt = select(Post).where(Post.author_id == user_id)
-    posts, cursor = _page(stmt, query.sort, query.cursor, query.limit)
-    for post in posts:
-        set_committed_value(post, "author", author)
-    return posts, cursor
+    _require_author(user_id)
+    stmt = _with_author().where(_posts.c.author_id == user_id)
+    return _page(stmt, query.sort, query.cursor, query.limit)

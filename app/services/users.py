@@ -10,7 +10,6 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Table,
-    and_,
     bindparam,
     delete,
     insert,
@@ -21,11 +20,12 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db.session import db
 from app.db.types import folded, utcnow
-from app.errors import ConflictError, NotFoundError, PreconditionFailedError
+from app.errors import ConflictError, NotFoundError
 from app.models import User
 from app.schemas.common import Versions
 from app.schemas.users import UserCreate, UserListQuery, UserUpdate
 from app.services.pagination import SortKey, next_cursor, paginate
+from app.services.versions import at_versions, missing_or_changed
 
 # The unique indexes are the only guard against duplicates; their names say which field.
 _UNIQUE_INDEX_FIELDS = {
@@ -48,9 +48,17 @@ USER_COLUMNS = (
 UserRow = Row[int, str, str, datetime, datetime]
 # The columns' names, which are UserRead's fields in order (the list is written from rows).
 USER_FIELDS = tuple(column.name for column in USER_COLUMNS)
+
+
 # One user with its version last: the representation, then what its ETag is made of.
 VERSIONED_COLUMNS = (*USER_COLUMNS, _users.c.version)
 VersionedUserRow = Row[int, str, str, datetime, datetime, int]
+
+
+def user_item(row: UserRow | VersionedUserRow) -> dict[str, Any]:
+    """The row as UserRead's fields, in order (a versioned row's version is left out)."""
+    return dict(zip(USER_FIELDS, row[: len(USER_FIELDS)], strict=True))
+
 
 USER_SORTS: dict[str, SortKey] = {
     "id": SortKey((User.id,), descending=False),
@@ -119,21 +127,8 @@ def get_user(user_id: int) -> VersionedUserRow:
     return user
 
 
-def _where(user_id: int, versions: Versions) -> ColumnElement[bool]:
-    # The If-Match check is part of the write's own WHERE: no read-then-write race.
-    match = _users.c.id == user_id
-    if versions is None:
-        return match
-    return and_(match, _users.c.version.in_([v for (v,) in versions]))
-
-
-def _missing_or_changed(user_id: int) -> NotFoundError | PreconditionFailedError:
-    exists = db.session.execute(select(1).where(_users.c.id == user_id)).first()
-    return (
-        PreconditionFailedError("user")
-        if exists
-        else NotFoundError(f"User {user_id} does not exist.")
-    )
+def _at(user_id: int, versions: Versions) -> ColumnElement[bool]:
+    return at_versions(_users.c.id == user_id, versions, _users.c.version)
 
 
 def update_user(user_id: int, data: UserUpdate, versions: Versions = None) -> VersionedUserRow:
@@ -142,7 +137,7 @@ def update_user(user_id: int, data: UserUpdate, versions: Versions = None) -> Ve
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
     stmt = (
         update(_users)
-        .where(_where(user_id, versions))
+        .where(_at(user_id, versions))
         .values(**changes, updated_at=utcnow(), version=_users.c.version + 1)
     )
     user: VersionedUserRow | None = None
@@ -154,15 +149,15 @@ def update_user(user_id: int, data: UserUpdate, versions: Versions = None) -> Ve
         elif db.session.execute(stmt).rowcount:  # type: ignore[attr-defined]
             user = db.session.execute(_USER_BY_ID, {"user_id": user_id}).one()
     if user is None:
-        raise _missing_or_changed(user_id)
+        raise missing_or_changed("user", _users.c.id, user_id)
     return user
 
 
 def delete_user(user_id: int, versions: Versions = None) -> None:
     """Delete the user (the database cascades to their posts) if at one of ``versions``."""
-    result = db.session.execute(delete(_users).where(_where(user_id, versions)))
+    result = db.session.execute(delete(_users).where(_at(user_id, versions)))
     if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise _missing_or_changed(user_id)
+        raise missing_or_changed("user", _users.c.id, user_id)
 
 
 def list_users(query: UserListQuery) -> tuple[list[UserRow], str | None]:

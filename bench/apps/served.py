@@ -9,9 +9,9 @@ import sys
 
 from werkzeug.utils import import_string
 
-from app.bridge import WSGIBridge
 from app.config import Settings
-from app.server import bridged, main
+from app.server.bridge import WSGIBridge
+from app.server.serve import bridged, main
 
 _TARGET = "BENCH_WSGI"
 

@@ -15,12 +15,12 @@ from sqlalchemy import select, text
 from werkzeug.test import TestResponse
 
 from app import create_app
-from app.auth import _is_public
 from app.config import Settings
 from app.db.session import db
 from app.models import ApiKey, Post, User
 from app.services import api_keys
 from app.services.api_keys import ALL_SCOPES
+from app.web.auth import _is_public
 from tests.factories import make_api_key, make_post, make_user
 from tests.helpers import listening
 

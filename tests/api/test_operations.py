@@ -15,7 +15,7 @@ from werkzeug.test import TestResponse
 from app import create_app
 from app.config import Settings
 from app.db.session import db
-from app.observability import REQUEST_ID_HEADER, request_id_from
+from app.telemetry.request_ids import REQUEST_ID_HEADER, request_id_from
 
 
 def test_healthz_is_200(client: FlaskClient) -> None:

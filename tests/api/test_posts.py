@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 
 from app.db.session import db
 from app.models import Post, User
+from app.schemas.posts import PostListQuery, PostPage, PostRead
+from app.services import posts
 from tests.factories import make_post, make_user
 from tests.helpers import assert_problem, listening
 
@@ -163,3 +165,22 @@ def test_listing_a_users_posts_costs_the_same_queries_for_1_10_100(
     assert counts == {1: 2, 10: 2, 100: 2}
     with app.app_context():
         assert db.session.execute(select(func.count()).select_from(Post)).scalar_one() == 110
+
+
+def test_post_bytes_are_those_of_the_validated_models(app: Flask, client: FlaskClient) -> None:
+    # Posts are written from rows without validating them: they must be what PostRead says.
+    assert tuple(PostRead.model_fields) == tuple(
+        posts.post_item(make_post(app, make_user(app), title="probe"))
+    )
+    for name in ["Émile", 'quote"and\\back', "<b>&amp;</b>", "日本語"]:
+        author = make_user(app, username=name, email=f"{len(name)}.{abs(hash(name))}@ex.com")
+        make_post(app, author, title=f"{name} says", body=f"{name}\n\u2028 & <i>")
+    for params in [{"limit": 100}, {"limit": 2, "sort": "-created_at"}]:
+        response = client.get("/posts", query_string=params)
+        with app.test_request_context():
+            rows, cursor = posts.list_posts(PostListQuery.model_validate(params))
+        items = [PostRead.model_validate(posts.post_item(row)) for row in rows]
+        page = PostPage(items=items, next_cursor=cursor)
+        assert response.get_data() == page.model_dump_json().encode()
+    one = client.get(f"/posts/{rows[0].id}")
+    assert one.get_data() == items[0].model_dump_json().encode()

@@ -15,10 +15,10 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, literal_column, select
 
 from app import create_app
-from app.auth import public
 from app.config import Settings
 from app.db import asyncpg_pool
 from app.db.session import db, run_db
+from app.web.auth import public
 from tests.helpers import assert_nothing_checked_out
 
 SLEEP = 0.05

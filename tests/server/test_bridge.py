@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.bridge import Message, WSGIBridge
 from app.config import Settings
+from app.server.bridge import Message, WSGIBridge
 
 SETTINGS = Settings(WEB_THREADS=2, BODY_IDLE_TIMEOUT=0.2, STUCK_AFTER=0.2)
 

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.observability import REQUEST_ID_HEADER
+from app.telemetry.request_ids import REQUEST_ID_HEADER
 from tests.helpers import (
     LiveServer,
     embedded_env,

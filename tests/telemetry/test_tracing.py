@@ -22,9 +22,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 
-from app import create_app, tracing
+from app import create_app
 from app.config import SETTINGS
 from app.db.session import db
+from app.telemetry import tracing
 from tests.factories import make_api_key, make_user
 from tests.helpers import ROOT, embedded_env, failing_statements, serving
 

@@ -30,7 +30,7 @@ from urllib.parse import unquote_to_bytes
 
 from app.config import Settings
 from app.errors import RETRY_AFTER_SECONDS
-from app.observability import request_id_from
+from app.telemetry.request_ids import request_id_from
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("app.access")

@@ -129,10 +129,9 @@ def add_headers(response: Response) -> Response:
     return response
 
 
-def init_app(app: Flask, settings: Settings) -> None:
-    """Limit every request but the probes to RATE_LIMIT (empty: no limit)."""
+def configure(app: Flask, settings: Settings) -> bool:
+    """Set up the limits of RATE_LIMIT (empty: no limit); whether any limit is on."""
     if not settings.RATE_LIMIT:
-        return
+        return False
     app.extensions[_EXTENSION] = RateLimits(settings)
-    app.before_request(count_request)
-    app.after_request(add_headers)
+    return True

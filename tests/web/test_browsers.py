@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.http import EXPOSED_HEADERS, PREFLIGHT_MAX_AGE
+from app.web.browsers import EXPOSED_HEADERS, PREFLIGHT_MAX_AGE
 from tests.factories import make_post, make_user
 from tests.helpers import app_with, ndjson, user_rows
 

@@ -2,17 +2,16 @@
 refused keys, the build; GET /metrics renders them.
 
 Under the shipped server every worker process writes its own values to files in
-PROMETHEUS_MULTIPROC_DIR (app.server sets a fresh one before the workers start), and
+PROMETHEUS_MULTIPROC_DIR (app.server.serve sets a fresh one before the workers start), and
 /metrics, served by any worker, adds them all up: prometheus_client's multiprocess mode.
 Elsewhere (flask run, the tests' app) the values live in this process.
 """
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -27,9 +26,6 @@ from sqlalchemy import Engine, event
 from sqlalchemy.pool import QueuePool
 
 from app.config import METRICS_DIR_VARIABLE
-
-# A request matching no route is one label value, not one per path a scanner tries.
-UNMATCHED = "<unmatched>"
 
 REQUESTS = Counter(
     "http_requests_total", "Requests answered, by route template, method and status.",
@@ -81,33 +77,6 @@ BUILD = Gauge(
     "app_build_info", "1, labelled with this release's version and migration head.",
     ["version", "migration_head"], multiprocess_mode="max",
 )  # fmt: skip
-
-
-def _started() -> None:
-    g.metrics_started = time.perf_counter()
-    IN_FLIGHT.inc()
-
-
-def _answered(response: Response) -> Response:
-    started: float | None = g.pop("metrics_started", None)
-    if started is not None:
-        IN_FLIGHT.dec()
-        rule = request.url_rule
-        labels = (
-            rule.rule if rule is not None else UNMATCHED,
-            request.method,
-            response.status_code,
-        )
-        REQUESTS.labels(*labels).inc()
-        LATENCY.labels(*labels).observe(time.perf_counter() - started)
-    return response
-
-
-def _unanswered(_error: BaseException | None) -> None:
-    # A request whose response never came back through after_request (it raised past the
-    # error handlers): no longer in flight.
-    if g.pop("metrics_started", None) is not None:
-        IN_FLIGHT.dec()
 
 
 def watch_pool(engine: Engine, name: str) -> None:
@@ -180,9 +149,6 @@ def render() -> Response:
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
-def init_app(app: Flask, version: str, migration_head: str | None) -> None:
-    """Time every request (first hook in, so refused requests count too)."""
+def record_build(version: str, migration_head: str | None) -> None:
+    """Say which release and migration head this process serves (app_build_info)."""
     BUILD.labels(version, migration_head or "none").set(1)
-    app.before_request(_started)
-    app.after_request(_answered)
-    app.teardown_request(_unanswered)

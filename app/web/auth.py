@@ -7,9 +7,9 @@ from flask import current_app, g, request
 from flask_openapi3.openapi import OpenAPI
 from flask_openapi3.utils import parse_rule
 
-from app import metrics
 from app.errors import ForbiddenError, UnauthorizedError
 from app.services.api_keys import KeyInfo, Scope, authenticate, looks_like_token, record_use
+from app.telemetry import metrics
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,12 +1,13 @@
 """The production server: granian reads requests, our threads run the Flask app on whole ones.
 
-Run it with ``python -m app.server``. Why this shape (each measured on 2 cores, loopback):
+Run it with ``python -m app.server`` (app/server/__main__.py). Why this shape (each measured
+on 2 cores, loopback):
 
 - A thread-per-connection server (gunicorn gthread) reads headers and bodies on its app
   threads: 8 clients sending a header line every 2 s made ``/healthz`` take 22 s, and 8
   uploads stalled mid-body held 8 threads and their transactions with no timeout at all.
 - granian (Rust) reads headers off the Python threads, with a timeout; its ASGI interface
-  serves ``app.bridge.WSGIBridge``, which reads each body whole before the app sees it.
+  serves ``app.server.bridge.WSGIBridge``, which reads each body whole before the app sees it.
 """
 
 import atexit
@@ -18,9 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app.bridge import WSGIApp, WSGIBridge, access_log
 from app.config import METRICS_DIR_VARIABLE, Settings
-from app.observability import AccessJsonFormatter, configure_logging, granian_log_config
+from app.server.bridge import WSGIApp, WSGIBridge, access_log
+from app.telemetry.logs import AccessJsonFormatter, configure_logging, granian_log_config
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def bridged(app: WSGIApp, settings: Settings) -> WSGIBridge:
 
 
 def _fresh_metrics_folder() -> None:
-    # Each worker writes its metrics to files here, which /metrics adds up (app.metrics).
+    # Each worker writes its metrics to files here, which /metrics adds up (app.telemetry.metrics).
     # Set before any worker is forked and before prometheus_client is imported, which reads
     # it once; emptied at each start, as prometheus_client's multiprocess mode requires.
     folder = os.environ.get(METRICS_DIR_VARIABLE)
@@ -65,7 +66,7 @@ def _fresh_metrics_folder() -> None:
         old.unlink()
 
 
-def main(factory: str = "app.server:asgi_app") -> None:
+def main(factory: str = "app.server.serve:asgi_app") -> None:
     """Serve with granian: workers, threads, port and timeouts from Settings.
 
     ``factory`` builds the ASGI app in each worker; bench/ serves other WSGI apps this way.
@@ -99,7 +100,3 @@ def main(factory: str = "app.server:asgi_app") -> None:
         log_dictconfig=granian_log_config(settings.LOG_FORMAT),
         working_dir=Path.cwd(),
     ).serve()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """What browsers and clients on slow links need around the views: CORS for pages on other
 origins, compression of larger bodies. Both are maintained Flask extensions (flask-cors,
-flask-compress), configured here and nowhere else."""
+flask-compress), configured here and nowhere else; app.web.pipeline places their hooks."""
 
 from flask import Flask, Response, request
 from flask_compress import Compress
@@ -61,22 +61,26 @@ def answer_preflight() -> Response | None:
     return None
 
 
-def init_app(app: Flask, settings: Settings) -> None:
-    """Turn on CORS (where CORS_ORIGINS names origins) and compression; before auth."""
-    if settings.cors_origins:
-        CORS(
-            app,
-            origins=settings.cors_origins,
-            allow_headers=ALLOWED_HEADERS,
-            expose_headers=EXPOSED_HEADERS,
-            methods=METHODS,
-            max_age=PREFLIGHT_MAX_AGE,
-            # Keys travel in Authorization, never cookies: no credentialed mode needed.
-            supports_credentials=False,
-        )
-        app.before_request(answer_preflight)
+def enable_cors(app: Flask, settings: Settings) -> None:
+    """Let pages of CORS_ORIGINS call the API (flask-cors adds its own after_request hook)."""
+    CORS(
+        app,
+        origins=settings.cors_origins,
+        allow_headers=ALLOWED_HEADERS,
+        expose_headers=EXPOSED_HEADERS,
+        methods=METHODS,
+        max_age=PREFLIGHT_MAX_AGE,
+        # Keys travel in Authorization, never cookies: no credentialed mode needed.
+        supports_credentials=False,
+    )
+
+
+def compressor(app: Flask) -> Compress:
+    """Configure compression of larger bodies; its after_request hook is the caller's to place."""
     app.config.update(
         COMPRESS_MIMETYPES=COMPRESSED_TYPES,
         COMPRESS_MIN_SIZE=COMPRESS_MIN_SIZE,
+        # app.web.pipeline registers compress.after_request where the order says.
+        COMPRESS_REGISTER=False,
     )
-    Compress(app)
+    return Compress(app)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from app.observability import JsonFormatter, TextFormatter
+from app.telemetry.logs import JsonFormatter, TextFormatter
 from tests.helpers import (
     ROOT,
     embedded_env,

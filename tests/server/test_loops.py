@@ -4,7 +4,7 @@ import asyncio
 import gc
 import threading
 
-from app.aio import run_coroutine, tasks_alive
+from app.server.loops import run_coroutine, tasks_alive
 
 
 async def _counts() -> list[int]:

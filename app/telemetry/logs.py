@@ -1,19 +1,16 @@
-"""Request ids on every response and every log line; log lines as text or one JSON object."""
+"""Log lines as text or one JSON object, each with the request id, key prefix and any trace ids."""
 
 import json
 import logging
-import random
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from flask import Flask, Response, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
+from app.telemetry.request_ids import current_key_prefix, current_request_id
+
 LogFormat = Literal["text", "json"]
-REQUEST_ID_HEADER = "X-Request-ID"
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s key=%(api_key)s] %(name)s: %(message)s"
 TRACED_LOG_FORMAT = (
     "%(asctime)s %(levelname)s [%(request_id)s key=%(api_key)s trace=%(trace_id)s "
@@ -21,35 +18,9 @@ TRACED_LOG_FORMAT = (
 )
 
 
-def request_id_from(sent: str) -> str:
-    """The client's request id if it is sane, else a new one (32 hex digits)."""
-    if _SANE_REQUEST_ID.fullmatch(sent):
-        return sent
-    # Unique, not secret: uuid4 reads os.urandom, a system call a request (~11 us of the
-    # server's event-loop thread under load, py-spy); random reseeds itself after a fork.
-    return f"{random.getrandbits(128):032x}"
-
-
-def current_request_id() -> str:
-    """Return this request's id (the client's if sane, else a new one), or '-' outside one."""
-    if not has_request_context():
-        return "-"
-    request_id: str | None = g.get("request_id")
-    if request_id is None:
-        request_id = g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER, ""))
-    return request_id
-
-
-def current_key_prefix() -> str:
-    """Return the calling API key's public prefix, or '-' (never its secret)."""
-    if not has_request_context():
-        return "-"
-    return str(getattr(g.get("api_key"), "prefix", "-"))
-
-
 SpanIds = Callable[[], tuple[str, str] | None]
 _base_record_factory = logging.getLogRecordFactory()
-# Set by app.tracing once tracing is on; None costs a record nothing more.
+# Set by app.telemetry.tracing once tracing is on; None costs a record nothing more.
 _span_ids: SpanIds | None = None
 
 
@@ -149,13 +120,3 @@ def granian_log_config(log_format: LogFormat) -> dict[str, Any] | None:
             "granian.access": {"handlers": [], "propagate": True},
         },
     }
-
-
-def _set_request_id_header(response: Response) -> Response:
-    response.headers[REQUEST_ID_HEADER] = current_request_id()
-    return response
-
-
-def init_app(app: Flask) -> None:
-    """Echo or assign ``X-Request-ID`` on every response."""
-    app.after_request(_set_request_id_header)

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
-from app import observability
 from app.config import Settings
-from app.db.session import db
+from app.telemetry import logs
+from app.telemetry.request_ids import current_request_id
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -105,10 +105,11 @@ def _instrument(app: Flask, settings: Settings, provider: "TracerProvider") -> N
     from opentelemetry.instrumentation.sqlalchemy.version import __version__  # noqa: PLC0415
     from opentelemetry.metrics import NoOpMeterProvider  # noqa: PLC0415
 
-    # Metrics are Prometheus' (app.metrics): the instrumentors' own instruments record nothing.
+    # Metrics are Prometheus' (app.telemetry.metrics): the instrumentors' own instruments
+    # record nothing.
     meters = NoOpMeterProvider()
-    # Its before_request hook starts the request's span; create_app calls this before it
-    # adds the CORS, authentication and rate-limit hooks (only the metrics timer is
+    # Its before_request hook starts the request's span; app.web.pipeline calls this before
+    # it adds the CORS, authentication and rate-limit hooks (only the metrics timer is
     # earlier), so their SQL is inside the span too.
     FlaskInstrumentor.instrument_app(
         app,
@@ -123,8 +124,10 @@ def _instrument(app: Flask, settings: Settings, provider: "TracerProvider") -> N
     # script's) untraced, and trace engines that are not the app's.
     tracer = trace.get_tracer("opentelemetry.instrumentation.sqlalchemy", __version__, provider)
     in_use = meters.get_meter(__name__).create_up_down_counter("db.client.connections.usage")
+    # Flask-SQLAlchemy's extension object, not app.db's: telemetry sits below the database
+    # layer and imports none of it.
     with app.app_context():
-        for engine in db.engines.values():
+        for engine in app.extensions["sqlalchemy"].engines.values():
             EngineTracer(tracer, engine, in_use)
     if settings.backend == "postgresql":
         from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor  # noqa: PLC0415
@@ -140,9 +143,9 @@ def _instrument(app: Flask, settings: Settings, provider: "TracerProvider") -> N
             return None
         return trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id)
 
-    observability.show_span_ids(span_ids)
+    logs.show_span_ids(span_ids)
 
 
 def _tag_request(span: "Span", _environ: dict[str, Any]) -> None:
     # The id the response and every log line of the request carry: a trace is found by it.
-    span.set_attribute(REQUEST_ID_ATTRIBUTE, observability.current_request_id())
+    span.set_attribute(REQUEST_ID_ATTRIBUTE, current_request_id())

@@ -1,0 +1,78 @@
+"""The request pipeline: every hook that runs around a view, registered here in one order.
+
+What runs before a view, first to last (Flask runs before_request hooks as registered):
+
+1. recording.start_timing: first, so that refused requests are timed and counted too.
+2. tracing (only when OTEL_* asks): the request's span opens before auth, so it holds the
+   key lookup's SQL.
+3. browsers.answer_preflight (only with CORS_ORIGINS): browsers send preflights without
+   credentials, so they are answered before authentication.
+4. auth.authenticate_request: the key and the view's scopes, before any body is read; a
+   failure is kept, not raised, so that the rate limit below counts it.
+5. rate_limits.count_request (only with RATE_LIMIT): by the key found, else the address,
+   refused requests included, so guessing keys is as slow as using one.
+6. auth.enforce_authentication: a request without a valid key stops here, before its body,
+   query string or route rules are looked at.
+7. bodies.reject_repeated_parameters: each of our parameters takes one value.
+8. bodies.require_json_body: a write's body is a JSON object (or the view streams its own).
+
+What runs after a view, first to last (registered below in the reverse order, because Flask
+runs after_request hooks last-registered first):
+
+1. rate_limits.add_headers: the budget left.
+2. the compressor: before CORS and the request id, which add headers only.
+3. CORS (flask-cors): the allow headers, for pages of CORS_ORIGINS.
+4. recording.echo_request_id: X-Request-ID on every response.
+5. recording.record_answer: the final status, so counted last of ours.
+6. the Consistency-Token of a successful write (with a replica only): last, so that it
+   reads the primary's WAL position after everything else is done.
+
+Errors from any of these or from the view become problem+json (app.web.problems).
+"""
+
+from typing import TYPE_CHECKING
+
+from flask import Flask
+
+from app.config import Settings
+from app.db import engines
+from app.telemetry import tracing
+from app.web import auth, bodies, browsers, rate_limits, recording
+from app.web.problems import register_error_handlers
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+
+def install(
+    app: Flask, settings: Settings, tracer_provider: "TracerProvider | None" = None
+) -> None:
+    """Register the pipeline's hooks and error handlers on ``app``, in the order above."""
+    register_error_handlers(app)
+    limited = rate_limits.configure(app, settings)
+    cors = bool(settings.cors_origins)
+    compress = browsers.compressor(app)
+
+    # Before the view, in the order they run.
+    app.before_request(recording.start_timing)  # 1
+    app.teardown_request(recording.record_unanswered)
+    tracing.init_app(app, settings, tracer_provider)  # 2 (its own before and teardown hooks)
+    if cors:
+        app.before_request(browsers.answer_preflight)  # 3
+    app.before_request(auth.authenticate_request)  # 4
+    if limited:
+        app.before_request(rate_limits.count_request)  # 5
+    app.before_request(auth.enforce_authentication)  # 6
+    app.before_request(bodies.reject_repeated_parameters)  # 7
+    app.before_request(bodies.require_json_body)  # 8
+
+    # After the view, registered last-to-run first.
+    if (consistency_token := engines.consistency_token_hook(app)) is not None:
+        app.after_request(consistency_token)  # 6
+    app.after_request(recording.record_answer)  # 5
+    app.after_request(recording.echo_request_id)  # 4
+    if cors:
+        browsers.enable_cors(app, settings)  # 3 (flask-cors registers its own hook)
+    app.after_request(compress.after_request)  # 2
+    if limited:
+        app.after_request(rate_limits.add_headers)  # 1

@@ -1,0 +1,45 @@
+"""The pipeline's records of each request: its time and count in the metrics, its id echoed."""
+
+import time
+
+from flask import Response, g, request
+
+from app.telemetry.metrics import IN_FLIGHT, LATENCY, REQUESTS
+from app.telemetry.request_ids import REQUEST_ID_HEADER, current_request_id
+
+# A request matching no route is one label value, not one per path a scanner tries.
+UNMATCHED = "<unmatched>"
+
+
+def start_timing() -> None:
+    """Count the request in flight and note when it started."""
+    g.metrics_started = time.perf_counter()
+    IN_FLIGHT.inc()
+
+
+def record_answer(response: Response) -> Response:
+    """Count and time the answered request by route template, method and status."""
+    started: float | None = g.pop("metrics_started", None)
+    if started is not None:
+        IN_FLIGHT.dec()
+        rule = request.url_rule
+        labels = (
+            rule.rule if rule is not None else UNMATCHED,
+            request.method,
+            response.status_code,
+        )
+        REQUESTS.labels(*labels).inc()
+        LATENCY.labels(*labels).observe(time.perf_counter() - started)
+    return response
+
+
+def record_unanswered(_error: BaseException | None) -> None:
+    """Take a request that raised past the error handlers (no response) out of flight."""
+    if g.pop("metrics_started", None) is not None:
+        IN_FLIGHT.dec()
+
+
+def echo_request_id(response: Response) -> Response:
+    """Echo the client's sane X-Request-ID, or the one assigned, on every response."""
+    response.headers[REQUEST_ID_HEADER] = current_request_id()
+    return response
