@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, select, text
 from werkzeug.test import TestResponse
 
+from app.config import current_settings
 from app.db import asyncpg_pool as pg
 from app.models import User
-from app.services.bulk import judging, loading
+from app.services.bulk import judging, loading, postgres_target, sqlalchemy_target
 from tests.factories import make_user
 from tests.helpers import assert_problem, delete_users, ndjson, stored_users, user_rows
 
@@ -210,7 +211,7 @@ def test_database_lost_during_import_is_503(
     def lost(*_: Any) -> None:
         raise ConnectionResetError("connection lost")
 
-    monkeypatch.setattr("app.services.bulk.loading.PostgresTarget.load", lost)
+    monkeypatch.setattr("app.services.bulk.postgres_target.PostgresTarget.load", lost)
     assert_problem(_import(client, ndjson(user_rows(3)), NDJSON), 503)
     assert stored_users(app) == []
 
@@ -398,9 +399,68 @@ def test_an_import_leaves_the_event_loop_free(
 def test_a_rolled_back_import_keeps_nothing_it_wrote(app: Flask, direct: bool) -> None:
     # MariaDB commits the open transaction on a plain DROP TABLE, even of a temporary table:
     # the scratch tables are dropped as temporary ones, or this row would be kept.
-    with app.app_context():
-        target = loading.SqlAlchemyTarget(direct=direct)
+    with app.app_context(), sqlalchemy_target.SqlAlchemyTarget(direct=direct) as target:
         target.load([(1, "kept", "kept@example.com")])
+        target.end_load()
         target.execute(insert(User).values(username="moved", email="moved@example.com"))
-        target.finish(commit=False)
+    assert stored_users(app) == []
+
+
+def _target(direct: bool) -> loading.Target:
+    if current_settings().backend == "postgresql":
+        return postgres_target.PostgresTarget(direct=direct)
+    return sqlalchemy_target.SqlAlchemyTarget(direct=direct)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_target_takes_its_calls_in_order_and_refuses_the_rest(app: Flask, direct: bool) -> None:
+    rows = [(1, "first", "first@example.com"), (2, "second", "second@example.com")]
+    with app.app_context():
+        target = _target(direct)
+        with pytest.raises(RuntimeError, match="outside its with block"):
+            target.load(rows)
+        with target:
+            target.load(rows[:1])
+            with pytest.raises(RuntimeError, match="end_load"):
+                target.fetch(select(User.id))
+            with pytest.raises(RuntimeError, match="end_load"):
+                _ = target.created_directly
+            with pytest.raises(RuntimeError, match="end_load"):
+                target.commit()
+            target.load(rows[1:])  # none of the refused calls ended the load
+            target.end_load()
+            target.end_load()  # a second time, nothing
+            with pytest.raises(RuntimeError, match="load has ended"):
+                target.load([(3, "late", "late@example.com")])
+            created = target.created_directly
+            assert created == target.created_directly  # reading it changes nothing
+            assert created == (len(rows) if direct else None)
+            if created is None:
+                target.execute(judging.classify())
+                assert target.fetch(judging.duplicate_lines()) == []
+                assert target.execute(loading.move_rows(current_settings().backend)) == len(rows)
+            target.commit()
+            with pytest.raises(RuntimeError, match="after commit"):
+                target.fetch(select(User.id))
+    assert stored_users(app) == [(u, e) for _, u, e in rows]
+
+
+@pytest.mark.postgresql_only("the connections are the asyncpg pool's")
+@pytest.mark.parametrize("direct", [True, False])
+def test_leaving_a_target_by_an_error_keeps_nothing_and_gives_its_connections_back(
+    app: Flask, backend: str, direct: bool
+) -> None:
+    with app.app_context():
+        pool = pg.current_pool()
+        in_use = pool.stats()[1]
+
+        def load_then_fail() -> None:
+            with postgres_target.PostgresTarget(direct=direct) as target:
+                target.load([(1, "lost", "lost@example.com")])
+                assert pool.stats()[1] == in_use + (2 if direct else 1)
+                raise ConnectionResetError("connection lost")
+
+        with pytest.raises(ConnectionResetError):
+            load_then_fail()
+        assert pool.stats()[1] == in_use
     assert stored_users(app) == []

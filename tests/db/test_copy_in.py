@@ -5,7 +5,7 @@ from flask import Flask
 
 from app.db import asyncpg_pool as pg
 from app.db.copy_in import CopyIn
-from app.services.bulk.loading import copy_text
+from app.services.bulk.postgres_target import copy_text
 
 AWKWARD = [
     "plain",

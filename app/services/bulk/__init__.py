@@ -1,7 +1,7 @@
 """Bulk import and export of users (see transfer for how an import runs)."""
 
-from app.services.bulk.judging import ImportReport
 from app.services.bulk.reading import MalformedFileError
+from app.services.bulk.report import ImportReport
 from app.services.bulk.transfer import (
     MIMETYPES,
     Format,

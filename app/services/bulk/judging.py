@@ -1,6 +1,5 @@
 """Judging rows: each one validated like POST /users, then each staged line once, by SQL."""
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,10 +25,9 @@ from sqlalchemy.sql.compiler import DDLCompiler, SQLCompiler
 from app.db.types import FoldedString, folded
 from app.models import User
 from app.models.user import EMAIL_MAX, USERNAME_MAX
-from app.schemas.common import LineProblem
 from app.schemas.users import UserCreate
+from app.services.bulk.report import MAX_REPORTED, ImportReport
 
-MAX_REPORTED = 100  # problems listed in a response; the counts cover every row
 TAKEN_MEANWHILE = "a username or email was taken while the import ran"
 FIELDS = ("username", "email")
 Row = tuple[int, str, str]  # line, username, email
@@ -87,24 +85,6 @@ def _drop_temporary_table(element: DropTable, compiler: DDLCompiler, **kw: Any) 
     if "TEMPORARY" in element.element._prefixes:
         text = text.replace("DROP TABLE", "DROP TEMPORARY TABLE", 1)
     return text
-
-
-@dataclass
-class ImportReport:
-    """The outcome of an import."""
-
-    created: int = 0
-    skipped: int = 0
-    errors: list[LineProblem] = field(default_factory=list)
-    rows: int = 0
-    invalid: int = 0
-
-    def note(self, line: int, problem: str) -> None:
-        """List a problem while the list is short; one entry a line."""
-        if self.errors and self.errors[-1].line == line:
-            self.errors[-1].problem += f"; {problem}"
-        elif len(self.errors) < MAX_REPORTED:
-            self.errors.append(LineProblem(line=line, problem=problem))
 
 
 def _problem_text(error: ValidationError) -> str:

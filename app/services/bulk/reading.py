@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from app.errors import BadRequestError
 from app.schemas.users import UserCreate
-from app.services.bulk.judging import FIELDS, ImportReport, Row, reject, validated
+from app.services.bulk.judging import FIELDS, Row, reject, validated
+from app.services.bulk.report import ImportReport
 
 READ_SIZE = 1 << 20
 CHUNK_ROWS = 5_000

@@ -21,22 +21,18 @@ import asyncpg
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app import metrics
 from app.config import Backend, current_settings
-from app.db.engines import bulk_deadlines
+from app.db.deadlines import bulk_deadlines
 from app.db.session import db
 from app.errors import UnprocessableError
 from app.models import User
-from app.services.bulk.judging import (
-    FIELDS,
-    MAX_REPORTED,
-    TAKEN_MEANWHILE,
-    ImportReport,
-    classify,
-    duplicate_lines,
-)
-from app.services.bulk.loading import PostgresTarget, SqlAlchemyTarget, Target, move_rows
+from app.services.bulk.judging import FIELDS, TAKEN_MEANWHILE, classify, duplicate_lines
+from app.services.bulk.loading import Target, move_rows
+from app.services.bulk.postgres_target import PostgresTarget
 from app.services.bulk.reading import ByteStream, csv_chunks, ndjson_chunks
+from app.services.bulk.report import MAX_REPORTED, ImportReport
+from app.services.bulk.sqlalchemy_target import SqlAlchemyTarget
+from app.telemetry import metrics
 
 Format = Literal["ndjson", "csv"]
 Mode = Literal["error", "skip"]
@@ -111,8 +107,8 @@ def _import_users(
         if settings.backend == "postgresql"
         else SqlAlchemyTarget(direct=all_or_nothing)
     )
-    committed = False
-    try:
+    # Whatever the block leaves without commit(), by an exception or a return, is rolled back.
+    with target:
         for count, good in chunks:
             if progress is not None:
                 progress(count)
@@ -125,11 +121,10 @@ def _import_users(
         if mode == "error" and report.invalid:
             report.skipped = report.rows
             raise ImportRejectedError(report)
-        direct = target.loaded_directly()
-        if direct is not None:
-            report.created = direct
-            committed = True  # a failed commit is not rolled back a second time
-            target.finish(commit=True)
+        target.end_load()
+        if target.created_directly is not None:
+            report.created = target.created_directly
+            target.commit()
             return report
         target.execute(classify())
         duplicates = target.fetch(duplicate_lines())
@@ -150,11 +145,7 @@ def _import_users(
         for line, why in sorted([*problems, *((int(n), str(w)) for n, w in duplicates)]):
             report.note(line, why)
         report.skipped = report.rows - report.created
-        committed = True
-        target.finish(commit=True)
-    finally:
-        if not committed:
-            target.finish(commit=False)
+        target.commit()
     return report
 
 
