@@ -9,10 +9,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from app import cli
+from app.cli import users as users_cli
 from app.db.session import db
 from app.models import User
-from app.services.bulk import judging
+from app.services.bulk.report import MAX_REPORTED
 from tests.factories import make_user
 from tests.helpers import delete_users, ndjson, stored_users, user_rows
 
@@ -51,7 +51,7 @@ def test_cli_reports_progress_off_a_terminal(
     app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Off a terminal click prints a bar's label once: lines of rows and rows/s stand in.
-    monkeypatch.setattr("app.cli.PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr("app.cli.common.PROGRESS_EVERY", 0.0)
     monkeypatch.setattr("app.services.bulk.reading.CHUNK_ROWS", 4)
     source = tmp_path / "users.ndjson"
     source.write_bytes(ndjson(user_rows(10, "progress")))
@@ -93,7 +93,7 @@ def test_cli_reads_standard_input_and_writes_standard_output(app: Flask) -> None
 
 
 def test_cli_says_how_many_skipped_lines_it_did_not_list(app: Flask, tmp_path: Path) -> None:
-    rows = user_rows(judging.MAX_REPORTED + 20, "many")
+    rows = user_rows(MAX_REPORTED + 20, "many")
     source = tmp_path / "users.ndjson"
     source.write_bytes(ndjson(rows))
     runner = app.test_cli_runner()
@@ -112,17 +112,17 @@ def test_the_size_left_is_known_for_a_regular_file_only(tmp_path: Path) -> None:
     source.write_bytes(b"x" * 100)
     with source.open("rb") as redirected:  # as a shell's "< file" gives standard input
         redirected.read(30)
-        assert cli._size(redirected) == 70
+        assert users_cli._size(redirected) == 70
     reader, writer = os.pipe()
     with os.fdopen(reader, "rb") as pipe, os.fdopen(writer, "wb"):
-        assert cli._size(pipe) is None
-    assert cli._size(io.BytesIO(b"x" * 100)) is None
+        assert users_cli._size(pipe) is None
+    assert users_cli._size(io.BytesIO(b"x" * 100)) is None
 
 
 def test_progress_off_a_terminal_follows_the_bytes_read(
     app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.cli.PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr("app.cli.common.PROGRESS_EVERY", 0.0)
     monkeypatch.setattr("app.services.bulk.reading.CHUNK_ROWS", 50)
     monkeypatch.setattr("app.services.bulk.reading.READ_SIZE", 1024)
     source = tmp_path / "users.ndjson"

@@ -56,7 +56,7 @@ def test_seed_again_never_takes_a_name_or_email_in_any_case(app: Flask) -> None:
 
 
 def test_seed_reports_progress_off_a_terminal(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("app.cli.PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr("app.cli.common.PROGRESS_EVERY", 0.0)
     monkeypatch.setattr("app.services.seed.CHUNK_USERS", 4)
     result = app.test_cli_runner().invoke(
         args=["users", "seed", "--count", "10", "--posts-per-user", "0"]
