@@ -39,8 +39,8 @@ RUN set -eu; \
     useradd --system --uid 10001 --gid app --home-dir /srv/app --no-create-home app
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv/app
+# The migrations are inside the package (app/migrations); alembic.ini names them there.
 COPY app ./app
-COPY alembic ./alembic
 COPY alembic.ini ./
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint
 RUN set -eu; \

@@ -2,13 +2,11 @@
 
 import math
 import os
+import sys
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal
 
-from flask import current_app
-from flask.sansio.scaffold import find_package
-from limits import parse_many
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,21 +14,38 @@ Backend = Literal["sqlite", "postgresql", "mysql"]
 # The release (pyproject.toml reads its version here; app.__version__ is this).
 VERSION = "0.1.0"
 SETTINGS = "settings"  # the app's Settings, in app.extensions
-# Where prometheus_client's multiprocess mode keeps each worker's metrics (app.metrics);
+# Where prometheus_client's multiprocess mode keeps each worker's metrics (app.telemetry.metrics);
 # named here, not imported from prometheus_client, which reads it once at import: app.server
 # sets it before that import happens in any worker.
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _find_package() -> tuple[str | None, str]:
+    # flask.sansio.scaffold.find_package's answer for this package (a regular one, imported
+    # from a folder), without importing Flask: importing the settings, or the models and
+    # Alembic through them, loads no web framework (tests/test_imports.py compares both).
+    home = os.path.dirname(os.path.dirname(__file__))
+    prefix = os.path.abspath(sys.prefix)
+    if PurePath(home).is_relative_to(prefix):
+        return prefix, home
+    site_parent, site_folder = os.path.split(home)
+    if site_folder.lower() != "site-packages":
+        return None, home
+    parent, folder = os.path.split(site_parent)
+    if folder.lower() == "lib":  # Windows: <prefix>/Lib/site-packages
+        return parent, home
+    if os.path.basename(parent).lower() == "lib":  # <prefix>/lib/pythonX.Y/site-packages
+        return os.path.dirname(parent), home
+    return site_parent, home
+
 
 # Where this package is, found as Flask finds an app's instance folder: the folder on sys.path
 # that holds it (the project, for a checkout or an editable install), and the prefix it is
 # installed under (None unless it is in a site-packages). Never the current folder: a cron
 # job or a script started elsewhere must find the same files as the server.
-_PREFIX, _PACKAGE_HOME = find_package(__name__.partition(".")[0])
+_PREFIX, _PACKAGE_HOME = _find_package()
 # .env sits next to the package (the project's folder); values in the environment win.
 ENV_FILE = Path(_PACKAGE_HOME) / ".env"
-
-# Slack on top of the statement timeout before the client gives up on the server itself.
-CLIENT_DEADLINE_GRACE = 1.0
 
 
 def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
@@ -77,6 +92,7 @@ class Settings(BaseSettings):
     # for a lock (MariaDB counts whole seconds, rounded up), a transaction left idle. Past
     # one the request is a 503 with Retry-After. The client side gives every checked-out
     # connection the statement timeout plus a second, for a server that stops answering.
+    # How each server and driver is told them: app/db/deadlines.py.
     DB_STATEMENT_TIMEOUT: float = Field(default=5.0, gt=0)
     DB_LOCK_TIMEOUT: float = Field(default=2.0, gt=0)
     DB_IDLE_IN_TRANSACTION_TIMEOUT: float = Field(default=10.0, gt=0)
@@ -136,6 +152,9 @@ class Settings(BaseSettings):
     @classmethod
     def _readable_rate_limit(cls, value: str) -> str:
         if value.strip():
+            # Here, not at the top: importing the settings must not load the limits library.
+            from limits import parse_many  # noqa: PLC0415
+
             parse_many(value)  # a ValueError naming what it could not read
         return value.strip()
 
@@ -197,27 +216,6 @@ class Settings(BaseSettings):
         embedded database."""
         return self.embedded if self.AUTO_MIGRATE is None else self.AUTO_MIGRATE
 
-    @property
-    def client_deadline(self) -> float:
-        """Seconds a request's connection may be out of the pool before its socket is cut."""
-        return self.DB_STATEMENT_TIMEOUT + CLIENT_DEADLINE_GRACE
-
-    def deadlines(self, *, bulk: bool = False) -> tuple[float, float, float]:
-        """Seconds a statement, a lock wait and an idle transaction may last, for request or
-        bulk work: what each server is told in its own terms."""
-        statement = self.DB_BULK_TIMEOUT if bulk else self.DB_STATEMENT_TIMEOUT
-        idle = self.DB_BULK_TIMEOUT if bulk else self.DB_IDLE_IN_TRANSACTION_TIMEOUT
-        return statement, self.DB_LOCK_TIMEOUT, idle
-
-    def server_timeouts(self, *, bulk: bool = False) -> dict[str, str]:
-        """PostgreSQL's timeout settings (milliseconds) for request or bulk work."""
-        statement, lock, idle = self.deadlines(bulk=bulk)
-        return {
-            "statement_timeout": str(int(statement * 1000)),
-            "lock_timeout": str(int(lock * 1000)),
-            "idle_in_transaction_session_timeout": str(int(idle * 1000)),
-        }
-
 
 def default_instance_path() -> Path:
     """Return Flask's instance folder for this package, whatever the current folder."""
@@ -247,5 +245,8 @@ def sqlalchemy_url(url: str) -> str:
 
 def current_settings() -> Settings:
     """Return the running app's typed settings."""
+    # Here, not at the top: importing the settings (the models, Alembic) loads no Flask.
+    from flask import current_app  # noqa: PLC0415
+
     settings: Settings = current_app.extensions[SETTINGS]
     return settings

@@ -182,10 +182,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def project_copy(folder: Path) -> Path:
-    """Make ``folder`` another checkout of this project (its app, migrations and alembic.ini
-    are symlinks to this one's), with an instance folder and .env of its own; return it."""
+    """Make ``folder`` another checkout of this project (its app, migrations inside, and
+    alembic.ini are symlinks to this one's), with an instance folder and .env of its own."""
     folder.mkdir(parents=True)
-    for name in ("app", "alembic", "alembic.ini"):
+    for name in ("app", "alembic.ini"):
         (folder / name).symlink_to(ROOT / name, target_is_directory=(ROOT / name).is_dir())
     return folder
 

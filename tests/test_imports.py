@@ -6,8 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from flask.sansio.scaffold import find_package
+
+import app.config
 
 HEAVY = ("flask_openapi3", "alembic", "asyncpg", "granian")
+# What a script reading the settings, or Alembic reading the models, must not load at all.
+FLASK = ("flask", "werkzeug", "flask_sqlalchemy", "limits")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,8 +29,22 @@ def test_importing_settings_or_models_loads_no_web_app(module: str) -> None:
     assert module in imported  # the measurement saw the import itself
 
 
+@pytest.mark.parametrize("module", ["app.config", "app.models"])
+def test_importing_settings_or_models_loads_no_flask(module: str) -> None:
+    code = f"import sys, {module}; print(*sys.modules, sep='\\n')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split())
+    assert module in loaded  # the listing is the one after the import
+    assert not {name for name in loaded if name.split(".")[0] in FLASK}
+
+
+def test_the_settings_find_the_package_as_flask_does() -> None:
+    # app.config answers find_package's question itself, so as not to import Flask for it.
+    assert find_package("app") == (app.config._PREFIX, app.config._PACKAGE_HOME)
+
+
 def test_alembic_loads_settings_and_models_but_no_web_app() -> None:
-    # Offline mode runs alembic/env.py and renders the migrations without a connection.
+    # Offline mode runs app/migrations/env.py and renders the migrations without a connection.
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "alembic", "upgrade", "head", "--sql"],
         capture_output=True,
@@ -39,3 +58,6 @@ def test_alembic_loads_settings_and_models_but_no_web_app() -> None:
     assert {"app.config", "app.models", "app.db.base"} <= imported
     web_app = ("flask_openapi3", "asyncpg", "granian", "app.factory", "app.api", "app.db.session")
     assert not {name for name in imported if name.startswith(web_app)}
+    # limits may load: the settings check RATE_LIMIT's notation with it.
+    flask = {"flask", "werkzeug", "flask_sqlalchemy"}
+    assert not {name for name in imported if name.split(".")[0] in flask}

@@ -21,9 +21,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from app import metrics
-from app.aio import BackgroundLoop
 from app.config import Settings
+from app.db import deadlines
+from app.server.loops import BackgroundLoop
+from app.telemetry import metrics
 
 T = TypeVar("T")
 
@@ -61,8 +62,8 @@ class AsyncpgPool:
             if self._pool is None:
                 settings = self.settings
                 # Behind PgBouncer in transaction mode, a server connection changes between
-                # transactions, so no statement may be kept prepared on it, and PgBouncer
-                # refuses startup settings: the timeouts are then its database's or role's.
+                # transactions, so no statement may be kept prepared on it (and it refuses
+                # startup settings: deadlines.postgresql_startup).
                 self._pool = await asyncpg.create_pool(
                     dsn(settings.database_url),
                     min_size=0,
@@ -71,8 +72,8 @@ class AsyncpgPool:
                     max_inactive_connection_lifetime=300,
                     timeout=settings.DB_CONNECT_TIMEOUT,
                     # The client-side deadline of every call: a frozen server cannot hold one.
-                    command_timeout=settings.client_deadline,
-                    server_settings={} if settings.DB_PGBOUNCER else settings.server_timeouts(),
+                    command_timeout=deadlines.client_deadline(settings),
+                    server_settings=deadlines.postgresql_startup(settings),
                 )
                 pools_created += 1
             return self._pool
@@ -176,11 +177,6 @@ def submit(coro: Coroutine[Any, Any, T]) -> "Future[T]":
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on the pool's loop from a plain thread (a worker, the CLI), and wait."""
     return _loop.submit(coro).result()
-
-
-def set_local(settings: Settings, *, bulk: bool) -> str:
-    """The SET LOCAL statements that give a transaction request or bulk deadlines."""
-    return "; ".join(f"SET LOCAL {k} = {v}" for k, v in settings.server_timeouts(bulk=bulk).items())
 
 
 def row_count(status: str) -> int:

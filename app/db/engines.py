@@ -1,19 +1,16 @@
 """The app's SQLAlchemy engines: options, SQLite pragmas, deadlines and the loop guard."""
 
-import math
 from collections.abc import Callable
-from contextlib import closing
 from typing import Any
 
-from flask import Flask
-from sqlalchemy import Connection, event, text
+from flask import Flask, Response
+from sqlalchemy import event
 
-from app import metrics
-from app.config import CLIENT_DEADLINE_GRACE, Settings
+from app.config import Settings
 from app.db import deadlines
-from app.db.asyncpg_pool import set_local
 from app.db.replicas import REPLICA, token_after_writes
 from app.db.session import AUTOCOMMIT, db, sql_may_block_here
+from app.telemetry import metrics
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -23,60 +20,6 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
-
-
-def mysql_session(settings: Settings, *, bulk: bool = False) -> str:
-    """MariaDB's SET for request or bulk deadlines (the server-side ones PostgreSQL gets)."""
-    statement, lock, idle = settings.deadlines(bulk=bulk)
-    return (
-        f"SET SESSION max_statement_time = {statement:g},"
-        # Row locks, and table (metadata) locks, as PostgreSQL's lock_timeout bounds both:
-        # whole seconds only, rounded up (0 would mean no wait at all).
-        f" innodb_lock_wait_timeout = {math.ceil(lock)},"
-        f" lock_wait_timeout = {math.ceil(lock)},"
-        f" idle_transaction_timeout = {math.ceil(idle)},"
-        " time_zone = '+00:00'"
-    )
-
-
-_BULK = "bulk_deadlines"  # in a pooled MariaDB connection's info while it has them
-
-
-def bulk_deadlines(connection: Connection, settings: Settings) -> None:
-    """Give a checked-out connection bulk deadlines (import, export) instead of a request's.
-
-    PostgreSQL's last until the transaction ends (SET LOCAL); MariaDB's are the session's,
-    so the pool puts the request ones back when the connection returns (_request_deadlines).
-    """
-    if settings.backend == "sqlite":
-        return
-    deadlines.extend(connection, settings.DB_BULK_TIMEOUT)
-    if settings.backend == "postgresql":
-        connection.execute(text(set_local(settings, bulk=True)))
-        return
-    connection.exec_driver_sql(mysql_session(settings, bulk=True))
-    connection.connection.info[_BULK] = True
-    # PyMySQL bounds each read by read_timeout and offers no setter; its reads take this.
-    connection.connection.dbapi_connection._read_timeout = settings.DB_BULK_TIMEOUT  # type: ignore[union-attr]
-
-
-def _mysql_socket_bound(settings: Settings) -> float:
-    # PyMySQL's connect_timeout covers the TCP connect only: a server that accepts and never
-    # answers held a connect 8 s, until it hung up. So every read and write has a bound, a
-    # grace past the watchdog's (which ends a checked-out connection's calls first).
-    return settings.client_deadline + CLIENT_DEADLINE_GRACE
-
-
-def _request_deadlines(settings: Settings) -> Callable[[Any, Any, Any], None]:
-    statement = mysql_session(settings)
-
-    def reset(dbapi_connection: Any, record: Any, _state: Any) -> None:
-        if record.info.pop(_BULK, False):
-            dbapi_connection._read_timeout = _mysql_socket_bound(settings)
-            with closing(dbapi_connection.cursor()) as cursor:
-                cursor.execute(statement)
-
-    return reset
 
 
 def _pool_options(settings: Settings) -> dict[str, Any]:
@@ -100,9 +43,7 @@ def engine_options(settings: Settings) -> dict[str, Any]:
             "isolation_level": "READ COMMITTED",
             "connect_args": {
                 "connect_timeout": settings.DB_CONNECT_TIMEOUT,
-                "read_timeout": _mysql_socket_bound(settings),
-                "write_timeout": _mysql_socket_bound(settings),
-                "init_command": mysql_session(settings),
+                **deadlines.pymysql_connect_args(settings),
             },
         }
     connect_args: dict[str, Any] = {
@@ -114,15 +55,12 @@ def engine_options(settings: Settings) -> dict[str, Any]:
         "keepalives_interval": 10,
         "keepalives_count": 3,
         "tcp_user_timeout": 10_000,
+        **deadlines.psycopg_connect_args(settings),
     }
     if settings.DB_PGBOUNCER:
-        # PgBouncer refuses startup options: set the timeouts on its database or role
-        # (ALTER ROLE ... SET statement_timeout = ...). The client deadline still holds.
+        # In transaction mode the next transaction may be on another server connection,
+        # which never saw the statement prepared on this one.
         connect_args["prepare_threshold"] = None
-    else:
-        connect_args["options"] = " ".join(
-            f"-c {name}={value}" for name, value in settings.server_timeouts().items()
-        )
     return {**_pool_options(settings), "connect_args": connect_args}
 
 
@@ -161,10 +99,15 @@ def init_app(app: Flask, settings: Settings) -> None:
             if settings.backend == "sqlite":
                 event.listen(engine, "connect", _sqlite_on_connect)
             else:
-                deadlines.watch(engine, settings.client_deadline)
-            if settings.backend == "mysql":
-                event.listen(engine, "reset", _request_deadlines(settings))
+                deadlines.install(engine, settings)
             if settings.ASYNC_DEBUG:
                 event.listen(engine, "before_cursor_execute", _refuse_sql_on_event_loop)
-        if REPLICA in db.engines:
-            app.after_request(token_after_writes(db.engines[AUTOCOMMIT]))
+
+
+def consistency_token_hook(app: Flask) -> Callable[[Response], Response] | None:
+    """The after_request hook that gives a write's response its Consistency-Token, where a
+    replica is configured (app.web.pipeline places it); None without one."""
+    with app.app_context():
+        if REPLICA not in db.engines:
+            return None
+        return token_after_writes(db.engines[AUTOCOMMIT])

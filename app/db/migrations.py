@@ -19,17 +19,22 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.config import Backend
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[2]
+# The migration scripts, inside this package (app/migrations), in alembic.ini's notation:
+# found wherever the package is imported from, a checkout or an installed wheel.
+SCRIPT_LOCATION = "app:migrations"
 _alembic_version = table("alembic_version", column("version_num"))
 # The revision Alembic recorded in the database (no row: never migrated; no table is an error).
 SCHEMA_REVISION: Select[Any] = select(_alembic_version.c.version_num)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
-    """Return the project's Alembic config, bound to a connection when one is given."""
-    ini = ROOT / "alembic.ini"
-    config = Config(str(ini)) if ini.exists() else Config()
-    config.set_main_option("script_location", str(ROOT / "alembic"))
+    """Return the project's Alembic config, bound to a connection when one is given.
+
+    Built here, not read from alembic.ini: that file is the command line's, in a checkout
+    only; what running migrations from code needs is where the scripts are.
+    """
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
     if connection is not None:
         config.attributes["connection"] = connection
     return config

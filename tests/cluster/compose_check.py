@@ -19,6 +19,7 @@ from collections.abc import Callable
 import httpx
 
 from app.config import Settings
+from app.db import deadlines
 from app.services.api_keys import ALL_SCOPES
 from tests.cluster.drive import (
     Front,
@@ -87,7 +88,7 @@ class ComposeHAProxy(RuntimeAPI):
 def role_deadlines(compose: Compose) -> dict[str, object]:
     """The API's deadlines hold through PgBouncer, which passes no startup options: the
     primary's first start set them on the role (docker/cluster/role.sh)."""
-    expected = Settings().server_timeouts()  # the API's defaults, in milliseconds
+    expected = deadlines.postgresql_settings(Settings())  # the API's defaults, in ms
     names = ", ".join(f"'{name}'" for name in expected)
     query = f"SELECT name, setting FROM pg_settings WHERE name IN ({names})"
     script = 'PGPASSWORD="$APP_PASSWORD" psql -h 127.0.0.1 -p 6432 -U app -d users -XAtc "$0"'

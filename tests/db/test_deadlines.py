@@ -16,9 +16,73 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from app.config import Settings
 from app.db import deadlines
+from app.db.engines import engine_options
 from app.db.session import db
 from tests.factories import make_api_key, make_user
 from tests.helpers import assert_problem
+
+
+def _settings(url: str = "postgresql://db/app", **fields: object) -> Settings:
+    """Settings with the deadlines given here, whatever this run's environment says."""
+    given: dict[str, object] = {
+        "DATABASE_URL": url,
+        "DB_STATEMENT_TIMEOUT": 5.0,
+        "DB_LOCK_TIMEOUT": 1.5,
+        "DB_IDLE_IN_TRANSACTION_TIMEOUT": 10.0,
+        "DB_BULK_TIMEOUT": 600.0,
+        "DB_PGBOUNCER": False,
+        **fields,
+    }
+    return Settings.model_validate(given)
+
+
+def test_bulk_work_gets_the_bulk_deadline_but_the_same_lock_wait() -> None:
+    settings = _settings()
+    assert deadlines.for_work(settings) == (5.0, 1.5, 10.0)
+    assert deadlines.for_work(settings, bulk=True) == (600.0, 1.5, 600.0)
+    assert deadlines.client_deadline(settings) == 6.0
+
+
+def test_postgresql_is_told_milliseconds_at_connect_and_per_bulk_transaction() -> None:
+    settings = _settings()
+    request = {
+        "statement_timeout": "5000",
+        "lock_timeout": "1500",
+        "idle_in_transaction_session_timeout": "10000",
+    }
+    assert deadlines.postgresql_startup(settings) == request
+    assert engine_options(settings)["connect_args"]["options"] == (
+        "-c statement_timeout=5000 -c lock_timeout=1500"
+        " -c idle_in_transaction_session_timeout=10000"
+    )
+    assert deadlines.set_local(settings, bulk=True) == (
+        "SET LOCAL statement_timeout = 600000; SET LOCAL lock_timeout = 1500; "
+        "SET LOCAL idle_in_transaction_session_timeout = 600000"
+    )
+
+
+def test_behind_pgbouncer_no_startup_setting_is_sent_and_nothing_is_prepared() -> None:
+    settings = _settings(DB_PGBOUNCER=True)
+    assert deadlines.postgresql_startup(settings) == {}
+    connect_args = engine_options(settings)["connect_args"]
+    assert "options" not in connect_args
+    assert connect_args["prepare_threshold"] is None
+    # SET LOCAL is a statement, not a startup setting: bulk work still gets its deadlines.
+    assert deadlines.set_local(settings, bulk=True).startswith("SET LOCAL statement_timeout")
+
+
+def test_mariadb_rounds_lock_and_idle_waits_up_and_bounds_every_socket_call() -> None:
+    settings = _settings("mysql://db/app", DB_STATEMENT_TIMEOUT=0.5)
+    connect_args = engine_options(settings)["connect_args"]
+    assert connect_args["init_command"] == (
+        "SET SESSION max_statement_time = 0.5, innodb_lock_wait_timeout = 2,"
+        " lock_wait_timeout = 2, idle_transaction_timeout = 10, time_zone = '+00:00'"
+    )
+    # The watchdog's deadline (0.5 s + 1 s) first, then PyMySQL's own, a second later.
+    assert connect_args["read_timeout"] == connect_args["write_timeout"] == 2.5
+    assert deadlines.mysql_session(settings, bulk=True).startswith(
+        "SET SESSION max_statement_time = 600, innodb_lock_wait_timeout = 2,"
+    )
 
 
 class FreezableProxy:

@@ -24,9 +24,9 @@ from sqlalchemy import Column, Connection, MetaData, String, create_engine, insp
 from sqlalchemy.engine import make_url
 
 from app.db.base import NAMING_CONVENTION, Base
-from app.db.migrations import ROOT, alembic_config, head_revision
+from app.db.migrations import alembic_config, head_revision
 from app.models import User
-from tests.helpers import with_empty_database
+from tests.helpers import ROOT, with_empty_database
 
 ALEMBIC_BIN = Path(sys.executable).with_name("alembic")
 CLI_TIMEOUT = 120
@@ -192,7 +192,7 @@ def test_check_fails_when_model_gains_column(
     for table in Base.metadata.sorted_tables:
         table.to_metadata(drifted)
     drifted.tables[User.__tablename__].append_column(Column("nickname", String(40)))
-    # alembic/env.py reads Base.metadata each time it runs.
+    # app/migrations/env.py reads Base.metadata each time it runs.
     monkeypatch.setattr(Base, "metadata", drifted)
 
     # Exactly the new column: the copy is otherwise the schema, expression indexes included.
@@ -248,14 +248,14 @@ def test_check_fails_when_database_indexes_drift(
     assert _check_diffs(url) == expected
 
 
-def _run_cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+def _run_cli(*args: str, database_url: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     if not ALEMBIC_BIN.exists():
         pytest.fail(f"no alembic executable beside the interpreter: {ALEMBIC_BIN}")
     # Any warning fails the command, as it fails the in-process tests.
     env = {**os.environ, "DATABASE_URL": database_url, "PYTHONWARNINGS": "error"}
     result = subprocess.run(
         [ALEMBIC_BIN, *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -281,3 +281,17 @@ def test_cli_upgrade_and_check_succeed_with_database_url(
 
     assert "No new upgrade operations detected." in check.stdout
     assert _current_revision(empty_database_url[1]) == head_revision()
+
+
+@with_empty_database
+def test_cli_finds_the_migrations_from_any_folder(
+    empty_database_url: tuple[str, str], tmp_path: Path
+) -> None:
+    _, url = empty_database_url
+    config = str(ROOT / "alembic.ini")
+
+    _run_cli("-c", config, "upgrade", "head", database_url=url, cwd=tmp_path)
+    current = _run_cli("-c", config, "current", database_url=url, cwd=tmp_path)
+
+    assert f"{head_revision()} (head)" in current.stdout.splitlines()
+    assert _table_names(url) == _model_tables() | {"alembic_version"}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from app.db.migrations import ROOT
+from tests.helpers import ROOT
 
 BIN = Path(sys.executable).parent
 

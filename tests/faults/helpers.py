@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from app.config import Settings
+from app.db import deadlines
 from tests.faults.cluster import PrivateCluster
 from tests.helpers import free_port, server_env, wait_until_serving
 
@@ -38,8 +39,9 @@ def deadline() -> float:
         {k: v for k, v in FAULT_SETTINGS.items()}  # noqa: C416 - typed from strings
     )
     # Connect (new connection) or pool wait, then the client-side deadline, and a tick.
-    waits = settings.DB_CONNECT_TIMEOUT + settings.client_deadline
-    return max(waits, settings.DB_POOL_TIMEOUT + settings.client_deadline) + 0.5
+    client = deadlines.client_deadline(settings)
+    waits = settings.DB_CONNECT_TIMEOUT + client
+    return max(waits, settings.DB_POOL_TIMEOUT + client) + 0.5
 
 
 @dataclass
