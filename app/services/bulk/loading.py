@@ -4,8 +4,9 @@ postgres_target streams rows by COPY through asyncpg; sqlalchemy_target inserts 
 executemany on the app's engine (SQLite, MariaDB).
 """
 
+from abc import ABC, abstractmethod
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
 from sqlalchemy import or_, select
 from sqlalchemy.sql import Executable
@@ -16,14 +17,25 @@ from app.models import User
 from app.services.bulk.judging import Row, verdict, verdict_problems
 
 
-class Target(Protocol):
+class Target(ABC):
     """Where an import's rows go, in a transaction of its own, for one ``with`` block.
 
     The calls come in this order: ``load`` each chunk of rows; ``end_load``; then, if
     ``created_directly`` is not None, ``commit`` at once; else the judging statements and the
     move (``execute``, ``fetch``, ``execute_unless_taken``), then ``commit``. Any call out of
     this order raises RuntimeError. Leaving the block rolls back whatever was not committed.
+
+    This class keeps the block itself: entering calls ``_open``, and ``_release`` if that
+    fails; leaving calls ``_roll_back``, then ``_release`` whatever came of it.
     """
+
+    def __init__(self, direct: bool) -> None:
+        """Make a target for one block; ``direct``: load straight into user_account if it can."""
+        self._want_direct = direct
+        # True from a successful __enter__ until __exit__: what "in a block already" means.
+        self._in_block = False
+        self._loading = False
+        self._created_directly: int | None = None
 
     def __enter__(self) -> Self:
         """Acquire the connections, begin their transactions and create the staging table.
@@ -31,7 +43,17 @@ class Target(Protocol):
         Called once, by ``with`` (RuntimeError if the target is in a block already). Raises
         the database's error if any of it fails, after giving back what it had acquired.
         """
-        ...
+        if self._in_block:
+            msg = "a target is entered once"
+            raise RuntimeError(msg)
+        try:
+            self._open()
+        except BaseException:
+            self._release()
+            raise
+        self._in_block = True
+        self._loading = True
+        return self
 
     def __exit__(
         self,
@@ -47,8 +69,38 @@ class Target(Protocol):
         ended again. Suppresses nothing; a failure of the rollback itself (a lost
         connection) is raised once the connections are given back.
         """
-        ...
+        self._loading = False
+        try:
+            self._roll_back()
+        finally:
+            self._in_block = False
+            self._release()
 
+    @abstractmethod
+    def _open(self) -> None:
+        """Do the work of ``__enter__``: acquire, begin, create the staging table, ready the load.
+
+        Keeps what it acquires on the target as it goes, so that ``_release``, called by
+        ``__enter__`` if this raises, gives all of it back.
+        """
+
+    @abstractmethod
+    def _roll_back(self) -> None:
+        """Do the rollback of ``__exit__``: abandon an unfinished load, end what is not committed.
+
+        Leaves alone what ``commit`` already ended. Its error, if any, is raised by
+        ``__exit__`` after ``_release``.
+        """
+
+    @abstractmethod
+    def _release(self) -> None:
+        """Give back every connection and scratch file the target holds, and forget them.
+
+        Called after ``_roll_back`` on leaving the block, and on entering it if ``_open``
+        failed, whatever it got to; with nothing held, it does nothing.
+        """
+
+    @abstractmethod
     def load(self, rows: list[Row]) -> None:
         """Send one chunk of validated rows, in file order; an empty chunk is allowed.
 
@@ -61,6 +113,7 @@ class Target(Protocol):
         """
         ...
 
+    @abstractmethod
     def end_load(self) -> None:
         """Wait until every row sent is stored; stage them all if a direct load failed.
 
@@ -79,8 +132,10 @@ class Target(Protocol):
         statement is needed. None means the staging table holds every loaded row, to judge
         and move by statements.
         """
-        ...
+        check_loading(self._loading, expected=False)
+        return self._created_directly
 
+    @abstractmethod
     def execute(self, statement: Executable) -> int:
         """Run a statement in the import's transaction; return the number of rows it wrote.
 
@@ -91,6 +146,7 @@ class Target(Protocol):
         """
         ...
 
+    @abstractmethod
     def execute_unless_taken(self, statement: Executable) -> int | None:
         """Run a statement in a savepoint; return None, undone, if a unique index refuses a row.
 
@@ -100,6 +156,7 @@ class Target(Protocol):
         """
         ...
 
+    @abstractmethod
     def fetch(self, statement: Executable) -> list[tuple[Any, ...]]:
         """Run a query in the import's transaction; return all its rows as tuples.
 
@@ -108,6 +165,7 @@ class Target(Protocol):
         """
         ...
 
+    @abstractmethod
     def commit(self) -> None:
         """Commit the import: the direct load's transaction if it held, else the staging one.
 

@@ -1,8 +1,7 @@
 """Loading on PostgreSQL: rows streamed by COPY through asyncpg (see loading.Target)."""
 
 import tempfile
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
 
 import asyncpg
 from asyncpg.transaction import Transaction
@@ -37,7 +36,7 @@ def copy_text(rows: list[Row], *, line: bool) -> bytes:
     return text.encode()
 
 
-class PostgresTarget:
+class PostgresTarget(loading.Target):
     """Pooled asyncpg connections, each in one transaction; rows arrive by streamed COPY.
 
     Rows are copied into the staging table. With ``direct`` (error mode) and a second
@@ -50,7 +49,7 @@ class PostgresTarget:
     """
 
     def __init__(self, direct: bool) -> None:
-        self._want_direct = direct
+        super().__init__(direct)
         self._pool = pg.current_pool()
         settings = self._pool.settings
         # Every call of the import may take as long as the bulk deadline, not a request's.
@@ -63,53 +62,32 @@ class PostgresTarget:
         self._staged: CopyIn | None = None
         self._direct: CopyIn | None = None
         self._spool: IO[bytes] | None = None
-        self._loading = False
         self._copied = 0
-        self._created_directly: int | None = None
 
-    def __enter__(self) -> Self:
-        if self._conn is not None:
-            msg = "a target is entered once"
-            raise RuntimeError(msg)
+    def _open(self) -> None:
         self._conn = pg.run_blocking(self._pool.acquire())
-        try:
-            self._tx = self._begin(self._conn)
-            pg.run_blocking(
-                self._conn.execute(str(CreateTable(staging).compile(dialect=pg.DIALECT)))
-            )
-            if self._want_direct:
-                self._direct_conn = pg.run_blocking(self._pool.acquire_spare())
-            if self._direct_conn is not None:
-                self._direct_tx = self._begin(self._direct_conn)
-        except BaseException:
-            self._release()
-            raise
+        self._tx = self._begin(self._conn)
+        pg.run_blocking(self._conn.execute(str(CreateTable(staging).compile(dialect=pg.DIALECT))))
+        if self._want_direct:
+            self._direct_conn = pg.run_blocking(self._pool.acquire_spare())
         if self._direct_conn is None:
             self._staged = self._staging_copy(self._conn)
         else:
+            self._direct_tx = self._begin(self._direct_conn)
+            # Open until _release, which leaving the block or a failed _open calls.
+            self._spool = tempfile.SpooledTemporaryFile(max_size=loading.SPOOL_MEMORY)  # noqa: SIM115
             self._direct = CopyIn(
                 self._direct_conn, User.__tablename__, list(FIELDS), self._timeout
             )
-            self._spool = tempfile.SpooledTemporaryFile(max_size=loading.SPOOL_MEMORY)
-        self._loading = True
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def _roll_back(self) -> None:
         try:
-            try:
-                self._end_copies(abort=True)
-            finally:
-                self._end_direct(commit=False)
-                tx, self._tx = self._tx, None
-                if tx is not None:
-                    pg.run_blocking(tx.rollback())
+            self._end_copies(abort=True)
         finally:
-            self._release()
+            self._end_direct(commit=False)
+            tx, self._tx = self._tx, None
+            if tx is not None:
+                pg.run_blocking(tx.rollback())
 
     def _begin(self, conn: "pg.Connection") -> Transaction:
         tx = conn.transaction()
@@ -149,11 +127,6 @@ class PostgresTarget:
             spool, self._spool = self._spool, None
             self._stage_spooled(conn, spool)
         self._created_directly = self._copied if self._direct_conn is not None else None
-
-    @property
-    def created_directly(self) -> int | None:
-        loading.check_loading(self._loading, expected=False)
-        return self._created_directly
 
     def _end_copies(self, *, abort: bool = False) -> None:
         self._loading = False

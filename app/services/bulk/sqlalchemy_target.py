@@ -2,8 +2,7 @@
 
 import json
 import tempfile
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
 
 from sqlalchemy import Connection, NestedTransaction, RootTransaction, insert
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +17,7 @@ from app.services.bulk import loading
 from app.services.bulk.judging import Row, staging, verdict
 
 
-class SqlAlchemyTarget:
+class SqlAlchemyTarget(loading.Target):
     """A connection of the app's engine in one transaction; rows arrive by executemany.
 
     With ``direct`` (error mode) rows go straight into user_account, in a savepoint, and are
@@ -31,58 +30,40 @@ class SqlAlchemyTarget:
     """
 
     def __init__(self, direct: bool = False) -> None:
-        self._want_direct = direct
+        super().__init__(direct)
+        self._inserted = 0
         self._conn: Connection | None = None
         self._tx: RootTransaction | None = None
         self._direct: NestedTransaction | None = None
         self._spool: IO[str] | None = None
-        self._loading = False
-        self._inserted = 0
-        self._created_directly: int | None = None
 
-    def __enter__(self) -> Self:
-        if self._conn is not None:
-            msg = "a target is entered once"
-            raise RuntimeError(msg)
+    def _open(self) -> None:
         conn = self._conn = db.engine.connect()
-        try:
-            self._tx = conn.begin()
-            bulk_deadlines(conn, current_settings())
-            self._drop_scratch(conn)
-            conn.execute(CreateTable(staging))
-            if self._want_direct:
-                self._direct = conn.begin_nested()
-                self._spool = tempfile.SpooledTemporaryFile(
-                    max_size=loading.SPOOL_MEMORY, mode="w+"
-                )
-        except BaseException:
-            self._conn, self._tx, self._direct = None, None, None
-            conn.close()
-            raise
-        self._loading = True
-        return self
+        self._tx = conn.begin()
+        bulk_deadlines(conn, current_settings())
+        self._drop_scratch(conn)
+        conn.execute(CreateTable(staging))
+        if self._want_direct:
+            self._direct = conn.begin_nested()
+            # Open until _release, which leaving the block or a failed _open calls.
+            self._spool = tempfile.SpooledTemporaryFile(max_size=loading.SPOOL_MEMORY, mode="w+")  # noqa: SIM115
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def _roll_back(self) -> None:
         conn, tx, direct = self._conn, self._tx, self._direct
-        self._conn, self._tx, self._direct = None, None, None
-        self._loading = False
-        try:
-            if conn is not None and tx is not None:
-                self._drop_scratch(conn)
-                if direct is not None:
-                    direct.rollback()
-                tx.rollback()
-        finally:
-            if self._spool is not None:
-                self._spool.close()
-                self._spool = None
-            if conn is not None:
-                conn.close()
+        self._tx, self._direct = None, None
+        if conn is not None and tx is not None:
+            self._drop_scratch(conn)
+            if direct is not None:
+                direct.rollback()
+            tx.rollback()
+
+    def _release(self) -> None:
+        conn, self._conn, self._tx, self._direct = self._conn, None, None, None
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        if conn is not None:
+            conn.close()
 
     def _drop_scratch(self, conn: Connection) -> None:
         # SQLite's temporary tables live as long as the connection, which the pool keeps.
@@ -150,11 +131,6 @@ class SqlAlchemyTarget:
         if self._loading:
             self._loading = False
             self._created_directly = self._inserted if self._direct is not None else None
-
-    @property
-    def created_directly(self) -> int | None:
-        loading.check_loading(self._loading, expected=False)
-        return self._created_directly
 
     def commit(self) -> None:
         conn, tx, direct = self._conn, self._tx, self._direct
