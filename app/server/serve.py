@@ -11,10 +11,12 @@ on 2 cores, loopback):
 """
 
 import atexit
+import ctypes
 import importlib.util
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -26,8 +28,14 @@ from app.telemetry.logs import AccessJsonFormatter, configure_logging, granian_l
 log = logging.getLogger(__name__)
 
 
+# The master's pid, for its workers: a worker whose master is gone must not serve on.
+MASTER_PID_VARIABLE = "APP_SERVER_MASTER_PID"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
 def asgi_app() -> WSGIBridge:
     """Build the app in this worker process (after granian forked it) behind the bridge."""
+    _bind_to_master()  # first: importing the app alone takes about a second
     from app import create_app  # noqa: PLC0415 - built per worker, not at import
 
     settings = Settings()
@@ -39,6 +47,26 @@ def asgi_app() -> WSGIBridge:
         log.critical("this worker could not build the app", exc_info=True)
         raise SystemExit(1) from None
     return bridged(app, settings)
+
+
+def _bind_to_master() -> None:
+    # A forked worker inherits the master's signal handlers, which only set a flag on the
+    # master's object: a SIGTERM while this worker was still building the app was swallowed,
+    # the worker went on to serve, and outlived the master (an orphan answering on the port
+    # an hour later, three times in one afternoon). Until granian installs the worker's own
+    # handlers (after this factory returns), a SIGTERM or SIGINT ends it as it would any
+    # process.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    master = os.environ.get(MASTER_PID_VARIABLE)
+    if master is None or not sys.platform.startswith("linux"):
+        return
+    # And whatever ends the master (a SIGKILL, a crash), the kernel ends its workers: a
+    # worker without its master has nobody to stop it. Workers are forked by the master's
+    # main thread, whose end is what the kernel watches.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(master):  # the master was gone before the line above
+        os._exit(1)
 
 
 def bridged(app: WSGIApp, settings: Settings) -> WSGIBridge:
@@ -77,6 +105,7 @@ def main(factory: str = "app.server.serve:asgi_app") -> None:
 
     settings = Settings()
     _fresh_metrics_folder()
+    os.environ[MASTER_PID_VARIABLE] = str(os.getpid())
     # The workers fork from here with this root handler; granian's own loggers use it in JSON.
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     Granian(
