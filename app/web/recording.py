@@ -7,8 +7,13 @@ from flask import Response, g, request
 from app.telemetry.metrics import IN_FLIGHT, LATENCY, REQUESTS
 from app.telemetry.request_ids import REQUEST_ID_HEADER, current_request_id
 
-# A request matching no route is one label value, not one per path a scanner tries.
+# Every label value comes from a fixed set, whatever a client sends: a request matching no
+# route is one value, not one per path a scanner tries, and a method outside RFC 9110's
+# (and PATCH) is OTHER. 10,000 invented methods once grew /metrics from 13.6 KB to 15.9 MB
+# and a scrape from 11 ms to 3.6 s, until a restart.
 UNMATCHED = "<unmatched>"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+OTHER_METHOD = "OTHER"
 
 
 def start_timing() -> None:
@@ -23,9 +28,10 @@ def record_answer(response: Response) -> Response:
     if started is not None:
         IN_FLIGHT.dec()
         rule = request.url_rule
+        method = request.method
         labels = (
             rule.rule if rule is not None else UNMATCHED,
-            request.method,
+            method if method in METHODS else OTHER_METHOD,
             response.status_code,
         )
         REQUESTS.labels(*labels).inc()

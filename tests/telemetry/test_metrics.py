@@ -150,3 +150,27 @@ def test_metrics_add_up_every_worker_process(
     assert len(writers) >= 2, f"only {writers} wrote metrics:\n{server.log()}"
     for scraped in (first, second):
         assert _requests(scraped, "/users/<id:user_id>", "GET", 404) == sent
+
+
+def test_invented_methods_leave_metrics_unchanged_in_size(client: FlaskClient) -> None:
+    # Unauthenticated, every one refused: the series must not multiply with what clients
+    # send. Warm every series the flood will touch first (a count's digits may grow; the
+    # number of lines may not).
+    for path in ("/users", "/users/1"):
+        client.open(path, method="XWARM")
+    client.get("/metrics")
+    before = client.get("/metrics").get_data().splitlines()
+    methods = [f"M{n:05d}{'ABCDEFGH'[n % 8]}" for n in range(10_000)]
+    statuses = {
+        client.open(f"/users/{n % 50 + 1}", method=m).status_code for n, m in enumerate(methods)
+    }
+    after = client.get("/metrics").get_data()
+    assert statuses <= {405, 429}
+    assert len(after.splitlines()) == len(before)
+    seen = {
+        dict(labels).get("method")
+        for name, labels in _samples(after.decode())
+        if name == "http_requests_total"
+    }
+    assert "OTHER" in seen
+    assert not any(m in seen for m in methods)
