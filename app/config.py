@@ -127,9 +127,21 @@ class Settings(BaseSettings):
     WEB_THREADS: int = Field(default=4, ge=1)
     # Seconds a stopping server lets requests in flight finish (SIGTERM, docker stop).
     GRACEFUL_TIMEOUT: int = Field(default=20, ge=1)
-    # Seconds a client gets for its headers, and may stay silent in the middle of a body.
+    # Seconds a client gets for its headers (from its first byte: HTTP/1 only, so a silent
+    # connection is closed too), and may stay silent in the middle of a body.
     HEADER_READ_TIMEOUT: int = Field(default=10, ge=1, le=60)
     BODY_IDLE_TIMEOUT: float = Field(default=10.0, gt=0)
+    # After its first BODY_IDLE_TIMEOUT seconds a body must keep arriving at this many bytes
+    # a second on average: a gap bound alone let an 8-byte body drip for 56 s.
+    BODY_MIN_RATE: int = Field(default=1024, ge=1)
+    # Connections one server process holds at once (granian's backpressure): beyond them it
+    # stops accepting. Idle and slow ones are closed by the timers above; the room is for
+    # everybody else (1,100 slow header senders once filled the default of 256 a process
+    # and took /healthz down for the whole header timeout).
+    MAX_CONNECTIONS: int = Field(default=4096, ge=16)
+    # Requests one client address may have in flight in one process (its body being read,
+    # or the app working on it); past it a 429 at once, the connection closed.
+    CLIENT_MAX_REQUESTS: int = Field(default=64, ge=1)
     # The largest body the server receives (imports; spooled to disk past 1 MiB).
     MAX_UPLOAD_BYTES: int = Field(default=1 << 30, ge=1 << 20)
     # Seconds with every app thread busy and none finishing before /healthz says "stuck".

@@ -4,14 +4,16 @@ server processes and other checkouts of the project.
 Fixtures live in the conftest.py files; typed factories in tests/factories.py.
 """
 
+import asyncio
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,8 @@ from app import create_app
 from app.config import SETTINGS, Settings
 from app.db.session import db
 from app.models import User
+from app.server.bridge import WSGIBridge
+from app.server.types import Message
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BACKENDS = ["sqlite", "postgresql", "mysql"]
@@ -242,3 +246,68 @@ def app_with(app: Flask, **overrides: Any) -> Iterator[Flask]:
         with other.app_context():
             for engine in db.engines.values():
                 engine.dispose()
+
+
+# The bridge, driven in process (tests/server).
+def asgi_scope(
+    method: str = "POST", path: str = "/users", headers: dict[str, str] | None = None
+) -> Any:
+    """An ASGI http scope from 127.0.0.1 to the bridge."""
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": b"",
+        "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+class Recorder:
+    """A WSGI app that records what it was called with."""
+
+    def __init__(self, body: Iterable[bytes] = (b"ok",), gate: threading.Event | None = None):
+        self.calls: list[bytes] = []
+        self._body = body
+        self._gate = gate
+
+    def __call__(self, environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
+        if self._gate is not None:
+            self._gate.wait(10)
+        self.calls.append(environ["wsgi.input"].read())
+        start("200 OK", [("Content-Type", "text/plain")])
+        return self._body
+
+
+async def serve_asgi(
+    bridge: WSGIBridge, scope: Any, messages: list[Message], stall: bool = False
+) -> list[Message]:
+    """Run one exchange through the bridge; return what it sent (``stall``: the client
+    then sends nothing more)."""
+    sent: list[Message] = []
+    incoming = iter(messages)
+
+    async def receive() -> Message:
+        try:
+            return next(incoming)
+        except StopIteration:
+            if stall:
+                await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await bridge(scope, receive, send)
+    return sent
+
+
+def asgi_status(sent: list[Message]) -> int:
+    """The status the bridge sent."""
+    return int(sent[0]["status"])
+
+
+def asgi_body(sent: list[Message]) -> bytes:
+    """The body the bridge sent."""
+    return b"".join(m.get("body", b"") for m in sent[1:])

@@ -16,12 +16,12 @@ slow database (30 such requests once held it 15 s).
 import asyncio
 import contextvars
 import io
-import json
 import logging
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -30,16 +30,13 @@ from urllib.parse import unquote_to_bytes
 
 from app.config import Settings
 from app.errors import RETRY_AFTER_SECONDS
+from app.server.access import Outcome, log_exchange
+from app.server.answers import send_problem, send_whole, whole_headers
+from app.server.types import Receive, Scope, Send, WSGIApp
 from app.telemetry.request_ids import request_id_from
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("app.access")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 SPOOL_IN_MEMORY = 1 << 20  # a body past this goes to a temporary file
 FIRST_CHUNKS = 64 << 10  # sent from the app's one thread hop; the rest is streamed
@@ -55,16 +52,6 @@ class _Response:
     headers: list[tuple[str, str]]
     chunks: list[bytes]
     stream: "_Stream | None"
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """What the access log says of one exchange."""
-
-    status: int
-    sent: int
-    request_id: str
-    key: str = "-"
 
 
 class _BodyError(Exception):
@@ -105,6 +92,9 @@ class WSGIBridge:
         self._threads = ThreadPoolExecutor(settings.WEB_THREADS, thread_name_prefix="wsgi")
         self._thread_count = settings.WEB_THREADS
         self._idle = settings.BODY_IDLE_TIMEOUT
+        self._min_rate = settings.BODY_MIN_RATE
+        self._client_max = settings.CLIENT_MAX_REQUESTS
+        self._in_flight: Counter[str] = Counter()  # by client address, in this process
         self._max_body = settings.MAX_UPLOAD_BYTES
         self._port = str(settings.PORT)
         self._started = 0  # app calls begun and ended: /healthz tells a stuck pool
@@ -132,18 +122,47 @@ class WSGIBridge:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _headers(scope)
         request_id = request_id_from(headers.get("x-request-id", ""))
         if scope["path"] == "/healthz" and scope["method"] in {"GET", "HEAD"}:
             status, sent = await self._health(send, request_id)
-            self._log(scope, started, _Outcome(status, sent, request_id))
+            log_exchange(scope, started, Outcome(status, sent, request_id))
             return
+        client = str((scope.get("client") or ("-",))[0])
+        if self._in_flight[client] >= self._client_max:
+            # Before its body: one address's slow or stalled requests cannot take every
+            # connection of the process (1,100 bodies dripping a byte every 6 s once did).
+            status = HTTPStatus.TOO_MANY_REQUESTS
+            detail = (
+                f"Too many requests in flight from this address (CLIENT_MAX_REQUESTS, "
+                f"{self._client_max}); try again in {RETRY_AFTER_SECONDS} s."
+            )
+            sent = await send_problem(send, status, detail, request_id, RETRY_AFTER_SECONDS)
+            log_exchange(scope, started, Outcome(status, sent, request_id))
+            return
+        self._in_flight[client] += 1
+        try:
+            await self._serve(scope, receive, send, headers, (started, request_id))
+        finally:
+            self._in_flight[client] -= 1
+            if not self._in_flight[client]:
+                del self._in_flight[client]
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        begun: tuple[float, str],
+    ) -> None:
+        started, request_id = begun
         try:
             body, length = await self._body(headers, receive)
         except _BodyError as problem:
             log.warning("request %s not served: %s", request_id, problem.detail)
-            sent = await _send_problem(send, problem.status, problem.detail, request_id)
-            self._log(scope, started, _Outcome(problem.status, sent, request_id))
+            sent = await send_problem(send, problem.status, problem.detail, request_id)
+            log_exchange(scope, started, Outcome(problem.status, sent, request_id))
             return
         environ = self._environ(scope, headers, body, length, request_id)
         context = contextvars.copy_context()
@@ -160,7 +179,7 @@ class WSGIBridge:
         sent = await self._respond(send, response, loop)
         request_id = _header(response.headers, request_id)
         key = str(environ.get("app.api_key", "-"))
-        self._log(scope, started, _Outcome(response.status, sent, request_id, key))
+        log_exchange(scope, started, Outcome(response.status, sent, request_id, key))
 
     async def _health(self, send: Send, request_id: str) -> tuple[int, int]:
         # Stuck: every thread is busy and none has finished for long (a deadlock, a hang);
@@ -169,10 +188,10 @@ class WSGIBridge:
         stuck = saturated and time.monotonic() - self._last_end > self._stuck_after
         status = HTTPStatus.SERVICE_UNAVAILABLE if stuck else HTTPStatus.OK
         payload = b'{"status":"stuck"}' if stuck else b'{"status":"ok"}'
-        headers = _whole_headers(payload, "application/json", request_id)
+        headers = whole_headers(payload, "application/json", request_id)
         if stuck:
             headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
-        await _send_whole(send, status, payload, headers)
+        await send_whole(send, status, payload, headers)
         return int(status), len(payload)
 
     async def _body(self, headers: dict[str, str], receive: Receive) -> tuple[IO[bytes], int]:
@@ -186,16 +205,17 @@ class WSGIBridge:
             body.close()
             raise _BodyError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _TOO_LARGE)
         received = 0
+        # Past its first BODY_IDLE_TIMEOUT seconds, a body must keep up BODY_MIN_RATE: a
+        # byte every few seconds never trips the gap timer alone.
+        due = time.monotonic() + self._idle
         try:
             while True:
+                now = time.monotonic()
+                wait = min(self._idle, max(0.0, due + received / self._min_rate - now))
                 try:
-                    message = await asyncio.wait_for(receive(), self._idle)
+                    message = await asyncio.wait_for(receive(), wait)
                 except TimeoutError:
-                    raise _BodyError(
-                        HTTPStatus.REQUEST_TIMEOUT,
-                        f"The body stalled: nothing arrived for {self._idle:g} s "
-                        f"after {received:,} bytes; nothing of it was kept.",
-                    ) from None
+                    raise self._too_slow(received, wait < self._idle) from None
                 if message["type"] == "http.disconnect":
                     raise _BodyError(
                         HTTPStatus.BAD_REQUEST,
@@ -220,6 +240,16 @@ class WSGIBridge:
             )
         body.seek(0)
         return body, received
+
+    def _too_slow(self, received: int, below_rate: bool) -> _BodyError:
+        if below_rate:
+            how = f"it arrived slower than {self._min_rate:,} bytes/s (BODY_MIN_RATE)"
+        else:
+            how = f"nothing arrived for {self._idle:g} s"
+        return _BodyError(
+            HTTPStatus.REQUEST_TIMEOUT,
+            f"The body stalled: {how} after {received:,} bytes; nothing of it was kept.",
+        )
 
     def _environ(
         self,
@@ -321,21 +351,6 @@ class WSGIBridge:
             await loop.run_in_executor(self._threads, stream.context.run, stream.close)
         return sent
 
-    def _log(self, scope: Scope, started: float, outcome: _Outcome) -> None:
-        client = scope.get("client") or ("-", 0)
-        entry = {
-            "request_id": outcome.request_id,
-            "api_key": outcome.key,
-            "remote": client[0],
-            "method": scope["method"],
-            "path": scope["path"],
-            "query": scope["query_string"].decode("latin-1"),
-            "status": outcome.status,
-            "bytes": outcome.sent,
-            "duration_us": int((time.monotonic() - started) * 1_000_000),
-        }
-        access_log.info(json.dumps(entry))
-
 
 def _wsgi_path(scope: Scope) -> str:
     # WSGI wants the path's bytes as latin-1 text (PEP 3333); ASGI's "path" is decoded
@@ -364,35 +379,18 @@ def _no_write(_data: bytes) -> None:
     raise NotImplementedError(msg)
 
 
+def _headers(scope: Scope) -> dict[str, str]:
+    # A header sent twice is one field whose values are joined (RFC 9110 5.3), as every
+    # WSGI server does, not the last one alone: the app can then see and refuse two
+    # Authorization headers that a proxy checking the first would read differently.
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if name in headers:
+            value = f"{headers[name]}{'; ' if name == 'cookie' else ', '}{value}"
+        headers[name] = value
+    return headers
+
+
 def _header(headers: list[tuple[str, str]], default: str) -> str:
     return next((v for k, v in headers if k.lower() == "x-request-id"), default)
-
-
-async def _send_problem(send: Send, status: int, detail: str, request_id: str) -> int:
-    # The app's problem+json shape (app.errors.problem), for what never reaches the app.
-    payload = json.dumps(
-        {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
-         "detail": detail}
-    ).encode()  # fmt: skip
-    headers = _whole_headers(payload, "application/problem+json", request_id, close=True)
-    await _send_whole(send, status, payload, headers)
-    return len(payload)
-
-
-def _whole_headers(
-    payload: bytes, content_type: str, request_id: str, *, close: bool = False
-) -> list[tuple[bytes, bytes]]:
-    headers = [
-        (b"content-type", content_type.encode()),
-        (b"content-length", str(len(payload)).encode()),
-        (b"x-request-id", request_id.encode()),
-    ]
-    # A body left unread makes the connection unusable for another request.
-    return [*headers, (b"connection", b"close")] if close else headers
-
-
-async def _send_whole(
-    send: Send, status: int, payload: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})

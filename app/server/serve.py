@@ -15,6 +15,7 @@ import ctypes
 import importlib.util
 import logging
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -22,7 +23,9 @@ import tempfile
 from pathlib import Path
 
 from app.config import METRICS_DIR_VARIABLE, Settings
-from app.server.bridge import WSGIApp, WSGIBridge, access_log
+from app.server.access import access_log
+from app.server.bridge import WSGIBridge
+from app.server.types import WSGIApp
 from app.telemetry.logs import AccessJsonFormatter, configure_logging, granian_log_config
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,25 @@ def bridged(app: WSGIApp, settings: Settings) -> WSGIBridge:
     return WSGIBridge(app, settings)
 
 
+def _connections_per_process(settings: Settings) -> int:
+    # Each connection is a file descriptor: raise the soft limit to the hard one (workers
+    # inherit it), and never promise granian more connections than the processes can open.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    # Room in each process for its database connections, logs and the like.
+    room = hard // settings.WEB_CONCURRENCY - 256
+    if room < settings.MAX_CONNECTIONS:
+        log.warning(
+            "MAX_CONNECTIONS=%d a process is more than %d open files allow %d processes: %d each",
+            settings.MAX_CONNECTIONS,
+            hard,
+            settings.WEB_CONCURRENCY,
+            max(room, 16),
+        )
+    return max(16, min(settings.MAX_CONNECTIONS, room))
+
+
 def _fresh_metrics_folder() -> None:
     # Each worker writes its metrics to files here, which /metrics adds up (app.telemetry.metrics).
     # Set before any worker is forked and before prometheus_client is imported, which reads
@@ -100,7 +122,7 @@ def main(factory: str = "app.server.serve:asgi_app") -> None:
     ``factory`` builds the ASGI app in each worker; bench/ serves other WSGI apps this way.
     """
     from granian import Granian  # noqa: PLC0415 - only the server process needs it
-    from granian.constants import Interfaces, Loops  # noqa: PLC0415
+    from granian.constants import HTTPModes, Interfaces, Loops  # noqa: PLC0415
     from granian.http import HTTP1Settings  # noqa: PLC0415
 
     settings = Settings()
@@ -121,8 +143,12 @@ def main(factory: str = "app.server.serve:asgi_app") -> None:
         loop=Loops.uvloop if importlib.util.find_spec("uvloop") else Loops.asyncio,
         workers=settings.WEB_CONCURRENCY,
         backlog=1024,
+        # HTTP/1 only: with "auto" (sniffing for HTTP/2) no timer runs before a client's
+        # first byte, and 3,000 silent connections stayed open for ever.
+        http=HTTPModes.http1,
         # A client gets this long (ms) to send its request line and headers.
         http1_settings=HTTP1Settings(header_read_timeout=settings.HEADER_READ_TIMEOUT * 1000),
+        backpressure=_connections_per_process(settings),
         respawn_failed_workers=True,
         workers_kill_timeout=settings.GRACEFUL_TIMEOUT,
         log_access=False,  # ours has the request id and the key prefix
