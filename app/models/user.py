@@ -24,6 +24,8 @@ class User(Base):
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - SQLAlchemy reads a plain dict
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # In Unicode NFC, as app.schemas.users.Username writes it (migration 0007 folded older
+    # rows), so that the unique index compares one form of each name.
     username: Mapped[str] = mapped_column(FoldedString(USERNAME_MAX))
     email: Mapped[str] = mapped_column(FoldedString(EMAIL_MAX))
     created_at: Mapped[datetime] = mapped_column(server_default=utcnow())

@@ -1,9 +1,20 @@
 """Schemas shared by every resource: problems, pages, parameter models."""
 
 import copy
+import unicodedata
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
 
@@ -11,6 +22,85 @@ T = TypeVar("T")
 TRIMMED_LINE_PATTERN = (
     r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
 )
+# Characters a name may not hold anywhere: they show nothing, or move or break the text around
+# them, so two names that look alike would differ by them. Unicode's controls (Cc), format
+# characters (Cf: zero-width spaces and joiners, bidi overrides and isolates, the byte order
+# mark, tags), private-use code points (Co: no agreed glyph), the line and paragraph
+# separators (Zl, Zp), and the Hangul fillers, letters that render as nothing. Surrogates
+# (Cs) are left out: pydantic refuses them itself, and a regex cannot name them. Unassigned
+# code points (Cn) are allowed: refusing them would tie a name's validity to the Unicode
+# version of the Python that runs, and the OpenAPI pattern could not say which.
+# tests/schemas/test_usernames.py checks these ranges against this Python's Unicode data.
+INVISIBLE_RANGES = (
+    (0x0000, 0x001F), (0x007F, 0x009F), (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C),
+    (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x115F, 0x1160),
+    (0x180E, 0x180E), (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F),
+    (0x3164, 0x3164), (0xE000, 0xF8FF), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x13438), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F), (0xF0000, 0xFFFFD),
+    (0x100000, 0x10FFFD),
+)  # fmt: skip
+
+
+_BMP_LAST = 0xFFFF
+
+
+def _class_member(code: int) -> str:
+    # \uHHHH reads the same to Python's re, Rust's regex (pydantic-core) and ECMAScript (the
+    # OpenAPI document's dialect); past the BMP they share no escape, only the character.
+    return f"\\u{code:04x}" if code <= _BMP_LAST else chr(code)
+
+
+_INVISIBLE = "".join(
+    _class_member(low) if low == high else f"{_class_member(low)}-{_class_member(high)}"
+    for low, high in INVISIBLE_RANGES
+)
+# A name: one line as TRIMMED_LINE_PATTERN says, and no invisible character anywhere.
+NAME_PATTERN = rf"^[^\s{_INVISIBLE}](?:[^{_INVISIBLE}]*[^\s{_INVISIBLE}])?$"
+
+
+# What a name that NAME_PATTERN refuses is told: the pattern itself is long and holds the
+# very characters it refuses.
+NAME_RULE = (
+    "String should be one line without spaces at either end, and without invisible "
+    "characters: controls, format characters (zero-width, bidirectional), line or paragraph "
+    "separators, private-use characters"
+)
+
+
+# Names are compared as stored, so "José" typed precomposed and typed as "e" and a combining
+# accent must be stored alike: NFC, the form nearly every keyboard already sends. Not NFKC,
+# which would also rewrite what was typed (full-width letters to ASCII ones, "x²" to "x2",
+# the ligature "ﬁ" to "fi") and would still not catch look-alikes across scripts.
+def nfc(value: str) -> str:
+    """Return the string in Unicode NFC form."""
+    return value if value.isascii() else unicodedata.normalize("NFC", value)
+
+
+def nfc_name(max_length: int) -> WrapValidator:
+    """Check a name as sent (a refused one is told NAME_RULE), then return it in NFC."""
+
+    # The constraints see the value as sent, as the OpenAPI document says; NFC keeps a
+    # valid name valid (it neither adds nor drops an invisible character or an edge
+    # space), except that it may lengthen it: "\u0958" is two code points in NFC.
+    def validate(value: object, handler: ValidatorFunctionWrapHandler) -> str:
+        try:
+            name: str = nfc(handler(value))
+        except ValidationError as error:
+            if any(item["type"] == "string_pattern_mismatch" for item in error.errors()):
+                raise PydanticCustomError("string_pattern_mismatch", NAME_RULE) from None
+            raise
+        if len(name) > max_length:
+            raise PydanticCustomError(
+                "string_too_long",
+                "String should have at most {max_length} characters in Unicode NFC form",
+                {"max_length": max_length},
+            )
+        return name
+
+    return WrapValidator(validate)
+
+
 # Ids are 64-bit; larger numbers can name nothing.
 MAX_ID = 2**63 - 1
 # Free text: anything but NUL, which PostgreSQL's text type cannot hold.

@@ -4,12 +4,12 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from flask_openapi3.models import RawModel
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from app.models.user import EMAIL_MAX, USERNAME_MAX
 from app.schemas.common import (
+    NAME_PATTERN,
     TEXT_PATTERN,
-    TRIMMED_LINE_PATTERN,
     InputModel,
     LineProblem,
     OutputModel,
@@ -17,11 +17,30 @@ from app.schemas.common import (
     PageQuery,
     ParameterModel,
     PartialUpdate,
+    nfc,
+    nfc_name,
 )
 from app.schemas.email import Email
 
+# A username is stored and compared in NFC (nfc_name), and fits USERNAME_MAX both as sent and
+# in NFC. Invisible characters are refused (NAME_PATTERN). Look-alikes are allowed: full-width
+# letters, Cyrillic or Greek letters that look Latin, names mixing scripts. Real names mix
+# scripts ("Мария-Ana", kanji with kana and Latin), a sound confusable check needs Unicode's
+# confusables data (UTS #39), which Python does not ship, and NFKC folds only some of them
+# while rewriting what people typed. A username identifies an account to the API's callers;
+# it is not shown as proof of who someone is.
 Username = Annotated[
-    str, StringConstraints(min_length=1, max_length=USERNAME_MAX, pattern=TRIMMED_LINE_PATTERN)
+    str,
+    StringConstraints(min_length=1, max_length=USERNAME_MAX, pattern=NAME_PATTERN),
+    nfc_name(USERNAME_MAX),
+]
+# Filters compare with stored values, which are in NFC (email-validator composes emails); one
+# longer than a stored value can be once in NFC simply finds nothing.
+UsernameFilter = Annotated[
+    str, StringConstraints(max_length=USERNAME_MAX, pattern=TEXT_PATTERN), AfterValidator(nfc)
+]
+EmailFilter = Annotated[
+    str, StringConstraints(max_length=EMAIL_MAX, pattern=TEXT_PATTERN), AfterValidator(nfc)
 ]
 UserSort = Literal["id", "-id", "created_at", "-created_at", "username", "-username"]
 
@@ -67,16 +86,12 @@ class UserListQuery(PageQuery):
     sort: UserSort = Field(
         default="id", description="username orders ignore letter case: alice, Bob, carol."
     )
-    username: str | None = Field(
+    username: UsernameFilter | None = Field(
         default=None,
-        max_length=USERNAME_MAX,
-        pattern=TEXT_PATTERN,
         description="Exact, case-insensitive.",
     )
-    email: str | None = Field(
+    email: EmailFilter | None = Field(
         default=None,
-        max_length=EMAIL_MAX,
-        pattern=TEXT_PATTERN,
         description="Exact, case-insensitive.",
     )
 

@@ -1,9 +1,12 @@
 """Bad input of any shape is a 4xx problem, never a 500, and a cut upload writes nothing."""
 
+import csv
 import io
 import json
 import logging
 import threading
+from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,12 +17,16 @@ from werkzeug.test import TestResponse
 
 from app.db.session import db
 from app.models import User
+from app.services.bulk import reading
 from tests.factories import make_user
 from tests.helpers import assert_problem
 
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 DEEP = "[" * 5000
+# Past the 4,300 digits Python's int() converts from text: json.loads raises ValueError.
+HUGE_NUMBER = "1" * 5000
+SECRET = "secret-line-content"
 
 
 def _users(app: Flask) -> int:
@@ -246,3 +253,96 @@ def test_opposite_order_imports_are_never_an_outage(
         thread.join(timeout=120)
     assert sorted(statuses) in ([200, 409], [409, 409]), problems
     assert _users(app) in {0, 20_000}
+
+
+def _assert_no_traceback_nor(caplog: pytest.LogCaptureFixture, text: str) -> None:
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+    assert [r.getMessage() for r in caplog.records if text in r.getMessage()] == []
+
+
+@pytest.mark.parametrize("mode", ["error", "skip"])
+def test_a_number_of_5000_digits_in_an_import_line_is_400_naming_it(
+    app: Flask, client: FlaskClient, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    line = '{"username": "a", "email": ' + HUGE_NUMBER + "}\n"
+    with caplog.at_level(logging.DEBUG):
+        response = _post_import(client, NDJSON, mode, data=_file(NDJSON, 1) + line.encode())
+        as_a_body = client.post("/users", data=line, content_type="application/json")
+    problem = assert_problem(response, 400)
+    assert problem["line"] == 2
+    assert "a number too long" in str(problem["detail"])
+    assert HUGE_NUMBER[:100] not in response.get_data(as_text=True)
+    # The same number as a JSON body: the same status.
+    assert_problem(as_a_body, 400)
+    _assert_no_traceback_nor(caplog, HUGE_NUMBER[:100])
+    assert _users(app) == 0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError(SECRET),
+        RecursionError(SECRET),
+        UnicodeDecodeError("utf-8", SECRET.encode(), 0, 1, SECRET),
+        OverflowError(SECRET),
+        LookupError(SECRET),
+        TypeError(SECRET),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_whatever_the_json_parser_raises_an_import_line_is_400_naming_it(
+    app: Flask,
+    client: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    error: Exception,
+) -> None:
+    def loads(_raw: bytes) -> Any:
+        raise error
+
+    # Only the import's module sees this parser; the request's own JSON is read as ever.
+    fake = SimpleNamespace(loads=loads, JSONDecodeError=json.JSONDecodeError)
+    monkeypatch.setattr(reading, "json", fake)
+    body = _file(NDJSON, 2) + b"{" + SECRET.encode() + b"}\n"
+    with caplog.at_level(logging.DEBUG):
+        response = _post_import(client, NDJSON, "skip", data=body)
+    problem = assert_problem(response, 400)
+    assert problem["line"] == 3
+    assert SECRET not in response.get_data(as_text=True)
+    _assert_no_traceback_nor(caplog, SECRET)
+    assert _users(app) == 0
+
+
+def test_whatever_the_csv_parser_raises_an_import_line_is_400_naming_it(
+    app: Flask,
+    client: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Reader:
+        """csv.reader, failing as it reads the file's third line."""
+
+        def __init__(self, lines: Iterator[str], **options: Any) -> None:
+            self._reader = csv.reader(lines, **options)
+
+        @property
+        def line_num(self) -> int:
+            return self._reader.line_num
+
+        def __iter__(self) -> Iterator[list[str]]:
+            return self
+
+        def __next__(self) -> list[str]:
+            record = next(self._reader)
+            if self._reader.line_num == 3:
+                raise LookupError(SECRET)
+            return record
+
+    monkeypatch.setattr(reading, "csv", SimpleNamespace(reader=Reader, Error=csv.Error))
+    with caplog.at_level(logging.DEBUG):
+        response = _post_import(client, CSV, "skip", data=_file(CSV, 3))
+    problem = assert_problem(response, 400)
+    assert problem["line"] == 3
+    assert SECRET not in response.get_data(as_text=True)
+    _assert_no_traceback_nor(caplog, SECRET)
+    assert _users(app) == 0

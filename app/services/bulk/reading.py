@@ -1,7 +1,12 @@
-"""Reading an uploaded file: lines, then NDJSON or CSV records, in validated chunks."""
+"""Reading an uploaded file: lines, then NDJSON or CSV records, in validated chunks.
+
+A file the parser cannot read is a MalformedFileError naming the line, whatever the parser
+raised; the line's content is in neither the problem nor a chained traceback.
+"""
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -14,6 +19,30 @@ from app.services.bulk.report import ImportReport
 
 READ_SIZE = 1 << 20
 CHUNK_ROWS = 5_000
+
+
+# A cell a spreadsheet would run as a formula, after any quotes export put before it.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+
+
+def csv_cell(value: str) -> str:
+    """Return a value as export writes it in a CSV cell, neutralised against formulas.
+
+    A spreadsheet runs a cell that starts with =, +, -, @, a tab or a carriage return
+    (OWASP's CSV injection list) as a formula, so export puts one ' before such a value,
+    which makes the cell text. The rule: a value made of any number of quotes (none
+    included), then one of those characters, then anything, is written with one quote more
+    in front; import (csv_value) takes exactly one off a cell of that shape that starts with
+    a quote. So "=x" is written "'=x", and a name that is itself "'=x" is written "''=x": both
+    come back as they were. Any other value, one that merely starts with a quote included, is
+    written as it is. NDJSON is never changed.
+    """
+    return f"'{value}" if _FORMULA.match(value) else value
+
+
+def csv_value(cell: str) -> str:
+    """Return the value a CSV cell holds: one leading ' fewer where csv_cell would add one."""
+    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell, 1) else cell
 
 
 class MalformedFileError(BadRequestError):
@@ -50,46 +79,99 @@ def _lines(stream: ByteStream, max_line: int) -> Iterator[bytes]:
         yield pending
 
 
+def _json_problem(raw: bytes, error: Exception) -> str:
+    # The parser's own words only where they are fixed text: an exception's message or its
+    # chained traceback may quote the line, which is the user's data.
+    if isinstance(error, UnicodeDecodeError):
+        return "not UTF-8"
+    if isinstance(error, RecursionError):
+        return "not JSON (nested too deeply)"
+    if isinstance(error, json.JSONDecodeError):
+        if not raw.endswith(b"\n"):
+            return "the file ends in the middle of a row"
+        return f"not JSON ({error.msg})"
+    if isinstance(error, ValueError):
+        # json's one other ValueError: int() refusing a number of more digits than
+        # sys.get_int_max_str_digits() allows (4,300), against quadratic-time conversion.
+        return "not JSON (a number too long to read)"
+    return "not JSON"
+
+
 def _parsed_json(number: int, raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except UnicodeDecodeError as exc:
-        raise MalformedFileError(number, "not UTF-8") from exc
-    except RecursionError as exc:
-        raise MalformedFileError(number, "not JSON (nested too deeply)") from exc
-    except json.JSONDecodeError as exc:
-        if not raw.endswith(b"\n"):
-            raise MalformedFileError(number, "the file ends in the middle of a row") from exc
-        raise MalformedFileError(number, f"not JSON ({exc.msg})") from exc
+    except Exception as exc:  # any failure of the parser is the file's
+        problem = _json_problem(raw, exc)
+    raise MalformedFileError(number, problem)
 
 
 def _decoded(lines: Iterator[bytes]) -> Iterator[str]:
     for number, line in enumerate(lines, start=1):
+        text: str | None
         try:
             # Spreadsheets save "CSV UTF-8" with a byte order mark before the header.
-            yield line.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError as exc:
-            raise MalformedFileError(number, "not UTF-8") from exc
+            text = line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is None:
+            # Outside the handler: the decoder's error holds the line, the user's data.
+            raise MalformedFileError(number, "not UTF-8")
+        yield text
+
+
+class _Source:
+    """The lines csv.reader reads, remembering whether reading them raised."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self.failed = False
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._lines)
+        except StopIteration:
+            raise
+        except Exception:
+            self.failed = True
+            raise
+
+
+def _csv_records(stream: ByteStream, max_line: int) -> Iterator[tuple[int, list[str]]]:
+    source = _Source(_decoded(_lines(stream, max_line)))
+    reader = csv.reader(source, strict=True)
+    try:
+        for record in reader:
+            yield reader.line_num, record
+    except Exception as exc:
+        # What the body's reading raised (a cut connection, a line too long) is not the
+        # file's syntax: it goes on as it was.
+        if source.failed:
+            raise
+        # csv.Error's words are fixed text; anything else the parser raised may quote the line.
+        problem = f"not CSV ({exc})" if isinstance(exc, csv.Error) else "not CSV"
+    else:
+        return
+    raise MalformedFileError(reader.line_num, problem)
 
 
 def _csv_rows(stream: ByteStream, max_line: int) -> Iterator[tuple[int, Any]]:
-    reader = csv.reader(_decoded(_lines(stream, max_line)), strict=True)
-    try:
-        header = next(reader, None)
-        if header is None:
-            return
-        if sorted(header) != sorted(FIELDS):
-            raise MalformedFileError(1, f"the header must name the columns {', '.join(FIELDS)}")
-        for record in reader:
-            if not record:
-                continue
-            if len(record) != len(header):
-                raise MalformedFileError(
-                    reader.line_num, f"{len(record)} fields where the header has {len(header)}"
-                )
-            yield reader.line_num, dict(zip(header, record, strict=True))
-    except csv.Error as exc:
-        raise MalformedFileError(reader.line_num, f"not CSV ({exc})") from exc
+    records = _csv_records(stream, max_line)
+    _, header = next(records, (0, None))
+    if header is None:
+        return
+    if sorted(header) != sorted(FIELDS):
+        raise MalformedFileError(1, f"the header must name the columns {', '.join(FIELDS)}")
+    for line, record in records:
+        if not record:
+            continue
+        if len(record) != len(header):
+            raise MalformedFileError(
+                line, f"{len(record)} fields where the header has {len(header)}"
+            )
+        yield line, dict(zip(header, map(csv_value, record), strict=True))
 
 
 def _chunks(rows: Iterator[tuple[int, Any]]) -> Iterator[list[tuple[int, Any]]]:
@@ -110,6 +192,17 @@ def csv_chunks(
         yield len(chunk), validated(chunk, report)
 
 
+def _judged_again(number: int, raw: bytes, report: ImportReport) -> UserCreate | None:
+    # Look again the way every line once was (json.loads, then the model), so a bad line
+    # gets the same verdict and message whichever parser is stricter.
+    data = _parsed_json(number, raw)
+    try:
+        return UserCreate.model_validate(data)
+    except ValidationError as error:
+        reject(report, number, error)
+    return None
+
+
 def ndjson_chunks(
     stream: ByteStream, report: ImportReport, max_line: int
 ) -> Iterator[tuple[int, list[Row]]]:
@@ -122,16 +215,14 @@ def ndjson_chunks(
         if not raw.strip():
             continue
         count += 1
+        user: UserCreate | None
         try:
             user = validate_json(raw)
-        except ValidationError:
-            # Look again the way every line once was (json.loads, then the model), so a
-            # bad line gets the same verdict and message whichever parser is stricter.
-            try:
-                user = UserCreate.model_validate(_parsed_json(number, raw))
-            except ValidationError as error:
-                reject(report, number, error)
-                user = None
+        except Exception:  # a ValidationError, or whatever else the parser raised: see below
+            user = None
+        if user is None:
+            # Outside the handler, so no error of this line is chained to what follows.
+            user = _judged_again(number, raw, report)
         if user is not None:
             good.append((number, user.username, user.email))
         if count == CHUNK_ROWS:
