@@ -1,6 +1,14 @@
 # The user-management API: granian serving app.server, migrations a command of their own.
 # Builds with the classic builder. BASE_IMAGE may be any Debian-like image with python3 (3.11+)
 # and its venv module; scripts/container-check.sh makes one locally where no registry is reached.
+# Pinned by tag only, not yet by digest: no registry, and no local copy of the image, was there
+# to read the digest from, and one copied from elsewhere could not be checked. To pin it, where
+# a registry answers, take the multi-arch index's digest (not one platform's manifest):
+#   docker buildx imagetools inspect python:3.11-slim-bookworm --format '{{json .Manifest.Digest}}'
+#   (or: crane digest python:3.11-slim-bookworm; or the sha256 of
+#   skopeo inspect --raw docker://docker.io/library/python:3.11-slim-bookworm)
+# and set the default to python:3.11-slim-bookworm@sha256:<digest>. --build-arg BASE_IMAGE still
+# overrides it, as scripts/container-check.sh does with its own base.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build

@@ -10,7 +10,13 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
 from app.api.common import item_response, operation_id_for, page_response, problems
-from app.api.conditional import etag, expected_versions, not_modified
+from app.api.conditional import (
+    WriteCondition,
+    etag,
+    not_modified,
+    unit_for,
+    write_condition,
+)
 from app.api.idempotency import idempotent
 from app.db.session import autocommit, run_db, transaction
 from app.schemas.posts import (
@@ -79,7 +85,20 @@ async def get_post(path: PostPath) -> Response:
     """Get one post with its author (304 where If-None-Match names its ETag)."""
     async with autocommit():
         post = await run_db(posts.get_post, path.post_id)
-    return not_modified(_etag(post)) or _post_response(post)
+    return not_modified("post", post.version, post.author_version) or _post_response(post)
+
+
+def _current(post_id: int) -> tuple[int, int]:
+    post = posts.get_post(post_id)
+    return post.version, post.author_version
+
+
+def _update_post(post_id: int, body: PostUpdate, condition: WriteCondition) -> posts.PostRow:
+    return posts.update_post(post_id, body, condition.versions(lambda: _current(post_id)))
+
+
+def _delete_post(post_id: int, condition: WriteCondition) -> None:
+    posts.delete_post(post_id, condition.versions(lambda: _current(post_id)))
 
 
 @bp.patch(
@@ -88,9 +107,9 @@ async def get_post(path: PostPath) -> Response:
 @requires("posts:write")
 async def update_post(path: PostPath, body: PostUpdate) -> Response:
     """Change some fields of a post; omitted fields stay as they are."""
-    versions = expected_versions(2)
+    condition = write_condition(2)
     async with transaction():
-        post = await run_db(posts.update_post, path.post_id, body, versions)
+        post = await run_db(_update_post, path.post_id, body, condition)
     return _post_response(post)
 
 
@@ -98,9 +117,9 @@ async def update_post(path: PostPath, body: PostUpdate) -> Response:
 @requires("posts:write")
 async def replace_post(path: PostPath, body: PostUpdate) -> Response:
     """Change a post; like PATCH (partial), as for users."""
-    versions = expected_versions(2)
+    condition = write_condition(2)
     async with transaction():
-        post = await run_db(posts.update_post, path.post_id, body, versions)
+        post = await run_db(_update_post, path.post_id, body, condition)
     return _post_response(post)
 
 
@@ -108,7 +127,7 @@ async def replace_post(path: PostPath, body: PostUpdate) -> Response:
 @requires("posts:write")
 async def delete_post(path: PostPath) -> Response:
     """Delete a post."""
-    versions = expected_versions(2)
-    async with autocommit():
-        await run_db(posts.delete_post, path.post_id, versions)
+    condition = write_condition(2)
+    async with unit_for(condition):
+        await run_db(_delete_post, path.post_id, condition)
     return Response(status=204)

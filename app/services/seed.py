@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, func, insert, select
 
+from app.config import current_settings
+from app.db.deadlines import bulk_deadlines, extend
 from app.db.session import db
 from app.db.types import folded
 from app.models import Post, User
@@ -98,8 +100,16 @@ def seed_users(
     names = _Names(fake, rng, count)
     titles = [fake.sentence(nb_words=6).rstrip(".") for _ in range(POOL)]
     bodies = [fake.paragraph(nb_sentences=4) for _ in range(POOL)]
+    # One transaction of minutes for a large count (the CLI commits it at the end): bulk
+    # deadlines, as an import's, not a request's, which cut a seed of 100,000 users at 6 s.
+    settings = current_settings()
+    connection = db.session.connection()
+    bulk_deadlines(connection, settings)
     users = posts = 0
     while users < count:
+        # Each chunk done shows the server still answers: the client's deadline (for one
+        # that stops answering) restarts, so no count is too large for it.
+        extend(connection, settings.DB_BULK_TIMEOUT)
         rows = names.fresh(min(CHUNK_USERS, count - users))
         ids = db.session.execute(
             insert(_users).returning(_users.c.id, sort_by_parameter_order=True), rows

@@ -1,14 +1,19 @@
-"""flask --app app users seed: fake users and posts, unique in any case, with progress."""
+"""flask --app app users seed: fake users and posts, unique in any case, with progress, under
+bulk deadlines."""
+
+import time
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
+from app.config import current_settings
 from app.db.session import db
 from app.models import Post, User
 from app.schemas.users import UserCreate
+from app.services import seed
 from tests.factories import make_user
-from tests.helpers import stored_users
+from tests.helpers import app_with, stored_users
 
 
 def _post_counts(app: Flask) -> dict[int, int]:
@@ -76,3 +81,54 @@ def test_seed_takes_a_positive_count(app: Flask) -> None:
     assert result.exit_code == 2
     assert "--count" in result.stderr
     assert stored_users(app) == []
+
+
+# Request deadlines far shorter than the seed's work: a statement, an idle transaction, and the
+# client's deadline on a checked-out connection (the statement timeout and a second's grace).
+SHORT = 0.2
+CHUNKS = 3
+# Longer than a chunk of the seed below, shorter than all of it: the client's deadline of
+# bulk work restarts with each chunk done.
+BULK = 1.5
+
+
+def _slow_statement(seconds: float) -> None:
+    """A statement of the seed's own session that lasts this long, on its database server
+    (SQLite has no server and no deadlines: the time passes all the same)."""
+    backend = current_settings().backend
+    if backend == "postgresql":
+        db.session.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
+    elif backend == "mysql":
+        db.session.execute(text("SELECT SLEEP(:s)"), {"s": seconds})
+    else:
+        time.sleep(seconds)
+
+
+def test_seed_is_not_cut_by_request_deadlines(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("app.services.seed.CHUNK_USERS", 10)
+    fresh = seed._Names.fresh
+
+    def slowly(names: seed._Names, n: int) -> list[dict[str, object]]:
+        # Each chunk: a statement longer than the statement timeout, then the transaction
+        # idle longer than its timeout; all of it longer than the client's deadline.
+        _slow_statement(SHORT * 2)
+        time.sleep(SHORT * 2)
+        return fresh(names, n)
+
+    monkeypatch.setattr(seed._Names, "fresh", slowly)
+    deadlines = {
+        "DB_STATEMENT_TIMEOUT": SHORT,
+        "DB_IDLE_IN_TRANSACTION_TIMEOUT": SHORT,
+        "DB_BULK_TIMEOUT": BULK,
+    }
+    with app_with(app, **deadlines) as short:
+        started = time.monotonic()
+        result = short.test_cli_runner().invoke(
+            args=["users", "seed", "--count", str(10 * CHUNKS), "--posts-per-user", "1"]
+        )
+        took = time.monotonic() - started
+
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert took > BULK + 0.5  # longer than the client's deadlines, of request or bulk work
+    assert len(stored_users(app)) == 10 * CHUNKS
+    assert sum(_post_counts(app).values()) == 10 * CHUNKS

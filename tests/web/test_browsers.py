@@ -149,3 +149,60 @@ def test_a_compressed_bodys_etag_still_works_for_conditions(
     changed = client.patch(url, json={"title": "t"}, headers={"If-Match": tag})
     assert changed.status_code == 200
     assert client.patch(url, json={"title": "u"}, headers={"If-Match": tag}).status_code == 412
+
+
+def test_a_streamed_export_is_gzipped_for_a_client_that_takes_gzip_alone(
+    client: FlaskClient,
+) -> None:
+    body = ndjson(user_rows(500))
+    imported = client.post("/users/import", data=body, content_type="application/x-ndjson")
+    assert imported.status_code == 200
+    for mimetype in ("application/x-ndjson", "text/csv"):
+        plain = client.get("/users/export", headers={"Accept": mimetype})
+
+        packed = client.get(
+            "/users/export", headers={"Accept": mimetype, "Accept-Encoding": "gzip"}
+        )
+
+        assert "Content-Encoding" not in plain.headers
+        assert packed.headers["Content-Encoding"] == "gzip"
+        assert "Accept-Encoding" in packed.headers["Vary"]
+        assert gzip.decompress(packed.get_data()) == plain.get_data()
+        assert len(packed.get_data()) < len(plain.get_data()) / 3
+
+
+@pytest.mark.parametrize(
+    ("offered", "chosen"),
+    [
+        ("gzip, deflate", "deflate"),
+        ("br, gzip", "br"),
+        ("zstd, gzip", "zstd"),
+        ("gzip;q=1, br;q=0.5", "gzip"),
+    ],
+)
+def test_a_streamed_export_keeps_the_preferred_coding(
+    client: FlaskClient, offered: str, chosen: str
+) -> None:
+    client.post("/users/import", data=ndjson(user_rows(100)), content_type="application/x-ndjson")
+
+    packed = client.get("/users/export", headers={"Accept-Encoding": offered})
+
+    assert packed.headers["Content-Encoding"] == chosen
+
+
+def test_a_compressed_read_allowed_by_if_match_is_served(app: Flask, client: FlaskClient) -> None:
+    post = make_post(app, make_user(app), body="long " * 1000)
+    url = f"/posts/{post.id}"
+    tag = client.get(url).headers["ETag"]
+    headers = {"Accept-Encoding": "gzip"}
+
+    # The view allows it (If-Match names the version); the compressed body's tag is another
+    # spelling of it, not a reason to refuse the read.
+    allowed = client.get(url, headers={**headers, "If-Match": tag})
+    coded = client.get(url, headers={**headers, "If-Match": f'{tag[:-1]}:gzip"'})
+    stale = client.get(url, headers={**headers, "If-Match": '"v999.999"'})
+
+    assert (allowed.status_code, allowed.headers["Content-Encoding"]) == (200, "gzip")
+    assert gzip.decompress(allowed.get_data()) == client.get(url).get_data()
+    assert coded.status_code == 200
+    assert stale.status_code == 412
