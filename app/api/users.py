@@ -4,6 +4,8 @@ Every write here is one statement, so each runs under ``autocommit()``: it commi
 runs, in one round trip.
 """
 
+from collections.abc import Iterator
+
 from flask import Response, request, stream_with_context, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
@@ -15,8 +17,15 @@ from app.api.common import (
     page_response,
     problems,
 )
-from app.api.conditional import etag, expected_versions, not_modified
+from app.api.conditional import (
+    WriteCondition,
+    etag,
+    not_modified,
+    unit_for,
+    write_condition,
+)
 from app.api.idempotency import idempotent
+from app.config import current_settings
 from app.db.session import autocommit, run_db, run_db_in_worker
 from app.errors import NotAcceptableError, UnsupportedMediaTypeError
 from app.schemas.common import ImportProblem
@@ -32,8 +41,9 @@ from app.schemas.users import (
     UserUpdate,
 )
 from app.services import bulk, users
-from app.web.auth import requires
+from app.web.auth import current_key, requires
 from app.web.bodies import streamed_body, whole_body
+from app.web.slots import Slot, slots_for
 
 bp = APIBlueprint(
     "users",
@@ -113,9 +123,36 @@ async def export_users() -> Response:
     if mimetype is None:
         raise NotAcceptableError("Accept application/x-ndjson or text/csv.")
     fmt = bulk.MIMETYPES[mimetype]
+    settings = current_settings()
+    # Each export holds a connection while its reader reads: so many a process and a key,
+    # so the pools keep room for everything else (84 stalled readers of one key once took
+    # PostgreSQL past max_connections).
+    slot = slots_for("exports", settings.EXPORTS_PER_PROCESS, settings.EXPORTS_PER_KEY).take(
+        current_key().id
+    )
+    try:
+        # A connection, taken and given back here, inside the app's error handlers: a full
+        # pool or an unreachable database is a 503 problem now, not a failure in the middle
+        # of the first chunk, outside them. (The export itself cannot start here: Flask
+        # ends the request's session when the view returns, and a streamed body reads in a
+        # session of its own.)
+        async with autocommit():
+            await run_db(bulk.database_answers)
+    except BaseException:
+        slot.give_back()
+        raise
     # Read while the WSGI server writes: a server-side cursor, in the request's context.
-    rows = stream_with_context(bulk.export_users(fmt))
-    return Response(rows, mimetype=mimetype)
+    rows = stream_with_context(_giving_back(bulk.export_users(fmt), slot))
+    response = Response(rows, mimetype=mimetype)
+    response.call_on_close(slot.give_back)  # a reader gone before the end
+    return response
+
+
+def _giving_back(rows: Iterator[bytes], slot: Slot) -> Iterator[bytes]:
+    try:
+        yield from rows
+    finally:
+        slot.give_back()
 
 
 @bp.get("/<id:user_id>", responses={200: UserRead, **problems(404)})
@@ -124,16 +161,31 @@ async def get_user(path: UserPath) -> Response:
     """Get one user (304 where If-None-Match names its ETag)."""
     async with autocommit():
         user = await run_db(users.get_user, path.user_id)
-    return not_modified(etag(user.version)) or _user_response(user)
+    return not_modified("user", user.version) or _user_response(user)
+
+
+def _current(user_id: int) -> tuple[int]:
+    return (users.get_user(user_id).version,)
+
+
+def _update_user(
+    user_id: int, body: UserUpdate, condition: WriteCondition
+) -> users.VersionedUserRow:
+    versions = condition.versions(lambda: _current(user_id))
+    return users.update_user(user_id, body, versions)
+
+
+def _delete_user(user_id: int, condition: WriteCondition) -> None:
+    users.delete_user(user_id, condition.versions(lambda: _current(user_id)))
 
 
 @bp.patch("/<id:user_id>", responses={200: UserRead, **problems(400, 404, 409, 412, 413, 415, 422)})
 @requires("users:write")
 async def update_user(path: UserPath, body: UserUpdate) -> Response:
     """Change some fields of a user; omitted fields stay as they are."""
-    versions = expected_versions(1)
-    async with autocommit():
-        user = await run_db(users.update_user, path.user_id, body, versions)
+    condition = write_condition(1)
+    async with unit_for(condition):
+        user = await run_db(_update_user, path.user_id, body, condition)
     return _user_response(user)
 
 
@@ -141,9 +193,9 @@ async def update_user(path: UserPath, body: UserUpdate) -> Response:
 @requires("users:write")
 async def replace_user(path: UserPath, body: UserUpdate) -> Response:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs."""
-    versions = expected_versions(1)
-    async with autocommit():
-        user = await run_db(users.update_user, path.user_id, body, versions)
+    condition = write_condition(1)
+    async with unit_for(condition):
+        user = await run_db(_update_user, path.user_id, body, condition)
     return _user_response(user)
 
 
@@ -151,7 +203,7 @@ async def replace_user(path: UserPath, body: UserUpdate) -> Response:
 @requires("users:write")
 async def delete_user(path: UserPath) -> Response:
     """Delete a user and their posts."""
-    versions = expected_versions(1)
-    async with autocommit():
-        await run_db(users.delete_user, path.user_id, versions)
+    condition = write_condition(1)
+    async with unit_for(condition):
+        await run_db(_delete_user, path.user_id, condition)
     return Response(status=204)

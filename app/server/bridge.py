@@ -32,6 +32,7 @@ from app.config import Settings
 from app.errors import RETRY_AFTER_SECONDS
 from app.server.access import Outcome, log_exchange
 from app.server.answers import send_problem, send_whole, whole_headers
+from app.server.streaming import Stream, stream_out
 from app.server.types import Receive, Scope, Send, WSGIApp
 from app.telemetry.request_ids import request_id_from
 
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 SPOOL_IN_MEMORY = 1 << 20  # a body past this goes to a temporary file
 FIRST_CHUNKS = 64 << 10  # sent from the app's one thread hop; the rest is streamed
 _NO_BODY = b""
+_FAILED = "The server failed to complete the request."
 _TOO_LARGE = "The body is larger than this server takes (MAX_UPLOAD_BYTES)."
 
 
@@ -51,7 +53,7 @@ class _Response:
     status: int
     headers: list[tuple[str, str]]
     chunks: list[bytes]
-    stream: "_Stream | None"
+    stream: "Stream | None"
 
 
 class _BodyError(Exception):
@@ -63,27 +65,6 @@ class _BodyError(Exception):
         self.detail = detail
 
 
-class _Stream:
-    """A response body the app is still producing: one thread hop per chunk, same context."""
-
-    def __init__(self, iterator: Iterator[bytes], context: contextvars.Context) -> None:
-        # The very context the app ran in: generators that pushed Flask's context inside it
-        # reset their variables in it later, which a copy would refuse.
-        self.iterator = iterator
-        self.context = context
-
-    def next_chunk(self) -> bytes | None:
-        """Return the next non-empty chunk, or None at the end (runs in the app's context)."""
-        for chunk in self.iterator:
-            if chunk:
-                return chunk
-        return None
-
-    def close(self) -> None:
-        """Close the app's iterable (its teardown runs: the session, the transaction)."""
-        _close(self.iterator)
-
-
 class WSGIBridge:
     """An ASGI app that runs a WSGI app on a thread pool once each request's body is whole."""
 
@@ -92,6 +73,7 @@ class WSGIBridge:
         self._threads = ThreadPoolExecutor(settings.WEB_THREADS, thread_name_prefix="wsgi")
         self._thread_count = settings.WEB_THREADS
         self._idle = settings.BODY_IDLE_TIMEOUT
+        self._stream_idle = settings.STREAM_IDLE_TIMEOUT
         self._min_rate = settings.BODY_MIN_RATE
         self._client_max = settings.CLIENT_MAX_REQUESTS
         self._in_flight: Counter[str] = Counter()  # by client address, in this process
@@ -172,11 +154,26 @@ class WSGIBridge:
             response = await loop.run_in_executor(
                 self._threads, context.run, self._call, environ, context
             )
+        except Exception:
+            # Past the app's own handlers (its first chunks fail, say): still a problem+json
+            # with the request id, not the ASGI server's text/plain page and bare traceback.
+            log.exception("request %s failed before its answer began", request_id)
+            status, detail = HTTPStatus.INTERNAL_SERVER_ERROR, _FAILED
+            sent = await send_problem(send, status, detail, request_id)
+            log_exchange(scope, started, Outcome(status, sent, request_id))
+            return
         finally:
             self._ended += 1
             self._last_end = time.monotonic()
             body.close()
-        sent = await self._respond(send, response, loop)
+        try:
+            sent = await self._respond(send, receive, response)
+        except ConnectionError as cut:
+            # Raised on to granian, which drops the connection without the last chunk (a
+            # cut stream, never a complete-looking one) and logs it as well.
+            log.warning("request %s: %s", request_id, cut)
+            log_exchange(scope, started, Outcome(response.status, 0, request_id))
+            raise
         request_id = _header(response.headers, request_id)
         key = str(environ.get("app.api_key", "-"))
         log_exchange(scope, started, Outcome(response.status, sent, request_id, key))
@@ -314,7 +311,8 @@ class WSGIBridge:
                 size += len(chunk)
                 if size >= FIRST_CHUNKS:
                     # Produced while the client reads: one hop per chunk, no thread held.
-                    stream = _Stream(_rest(iterator, iterable), context)
+                    rest = _rest(iterator, iterable)
+                    stream = Stream(rest, context, self._threads)
                     return _Response(started[0], started[1], chunks, stream)
         except BaseException:
             _close(iterable)
@@ -322,9 +320,7 @@ class WSGIBridge:
         _close(iterable)
         return _Response(started[0], started[1], chunks, None)
 
-    async def _respond(
-        self, send: Send, response: _Response, loop: asyncio.AbstractEventLoop
-    ) -> int:
+    async def _respond(self, send: Send, receive: Receive, response: _Response) -> int:
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         body = b"".join(response.chunks)
@@ -332,24 +328,10 @@ class WSGIBridge:
         if stream is None:
             await send({"type": "http.response.body", "body": body})
             return len(body)
-        sent = len(body)
-        # Whatever fails here (the app mid-stream, a client gone) propagates: the server
-        # then drops the connection without the last chunk, so a client sees a cut stream,
-        # never a complete-looking one.
-        try:
-            await send({"type": "http.response.body", "body": body, "more_body": True})
-            while True:
-                chunk = await loop.run_in_executor(
-                    self._threads, stream.context.run, stream.next_chunk
-                )
-                if chunk is None:
-                    break
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                sent += len(chunk)
-            await send({"type": "http.response.body", "body": _NO_BODY})
-        finally:
-            await loop.run_in_executor(self._threads, stream.context.run, stream.close)
-        return sent
+        # Whatever fails here (the app mid-stream, a client gone, a reader stalled) ends
+        # the stream: the server then drops the connection without the last chunk, so a
+        # client sees a cut stream, never a complete-looking one.
+        return await stream_out(send, receive, body, stream, self._stream_idle)
 
 
 def _wsgi_path(scope: Scope) -> str:

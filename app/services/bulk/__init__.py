@@ -8,6 +8,7 @@ from app.services.bulk.transfer import (
     ImportConflictError,
     ImportRejectedError,
     Mode,
+    database_answers,
     export_users,
     import_users,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "ImportReport",
     "MalformedFileError",
     "Mode",
+    "database_answers",
     "export_users",
     "import_users",
 ]

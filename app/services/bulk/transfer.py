@@ -29,7 +29,7 @@ from app.models import User
 from app.services.bulk.judging import FIELDS, TAKEN_MEANWHILE, classify, duplicate_lines
 from app.services.bulk.loading import Target, move_rows
 from app.services.bulk.postgres_target import PostgresTarget
-from app.services.bulk.reading import ByteStream, csv_chunks, ndjson_chunks
+from app.services.bulk.reading import ByteStream, csv_cell, csv_chunks, ndjson_chunks
 from app.services.bulk.report import MAX_REPORTED, ImportReport
 from app.services.bulk.sqlalchemy_target import SqlAlchemyTarget
 from app.telemetry import metrics
@@ -149,10 +149,17 @@ def _import_users(
     return report
 
 
+def database_answers() -> None:
+    """Take a connection and run the simplest statement: raise as any statement would."""
+    db.session.execute(select(1))
+
+
 def export_users(fmt: Format) -> Iterator[bytes]:
     """Yield every user as NDJSON lines or CSV rows (what import takes), in id order.
 
-    A server-side cursor (yield_per) keeps memory flat however many users there are.
+    A server-side cursor (yield_per) keeps memory flat however many users there are. CSV
+    cells a spreadsheet would run as formulas are written as text (reading.csv_cell says
+    how), which import reads back as they were.
     """
     stmt = select(User.username, User.email).order_by(User.id)
     settings = current_settings()
@@ -165,7 +172,7 @@ def export_users(fmt: Format) -> Iterator[bytes]:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(FIELDS)
         for partition in result.partitions():
-            writer.writerows(partition)
+            writer.writerows((csv_cell(username), csv_cell(email)) for username, email in partition)
             yield buffer.getvalue().encode()
             buffer.seek(0)
             buffer.truncate()

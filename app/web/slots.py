@@ -1,0 +1,64 @@
+"""Bounded concurrency for long requests (exports): so many at once in a process, so many
+per key, the rest refused at once with a 503 problem and Retry-After, not queued."""
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+from flask import current_app
+
+from app.errors import ServiceUnavailableError
+
+
+@dataclass
+class Slots:
+    """Places for one kind of long request in this process."""
+
+    what: str
+    per_process: int
+    per_key: int
+    _taken: Counter[int] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, key_id: int) -> "Slot":
+        """Take a place for the key's request, or raise ServiceUnavailableError."""
+        with self._lock:
+            if self._taken[key_id] >= self.per_key:
+                raise ServiceUnavailableError(
+                    f"This key has {self.per_key} {self.what} in progress, as many as it may; "
+                    "try again when one has ended."
+                )
+            if self._taken.total() >= self.per_process:
+                raise ServiceUnavailableError(
+                    f"The server has as many {self.what} in progress as it takes; try again."
+                )
+            self._taken[key_id] += 1
+        return Slot(self, key_id)
+
+    def _give_back(self, key_id: int) -> None:
+        with self._lock:
+            self._taken[key_id] -= 1
+            if not self._taken[key_id]:
+                del self._taken[key_id]
+
+
+class Slot:
+    """One taken place; giving it back twice gives it back once."""
+
+    def __init__(self, slots: Slots, key_id: int) -> None:
+        self._slots: Slots | None = slots
+        self._key_id = key_id
+
+    def give_back(self) -> None:
+        """Free the place (the request ended, however)."""
+        slots, self._slots = self._slots, None
+        if slots is not None:
+            slots._give_back(self._key_id)
+
+
+def slots_for(what: str, per_process: int, per_key: int) -> Slots:
+    """This app's slots for ``what`` (made on first use)."""
+    found: Slots = current_app.extensions.setdefault(
+        f"slots:{what}", Slots(what, per_process, per_key)
+    )
+    return found
