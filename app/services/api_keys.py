@@ -6,6 +6,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, get_args
@@ -129,8 +130,19 @@ def looks_like_token(token: str) -> bool:
     return _TOKEN.fullmatch(token) is not None
 
 
-def authenticate(token: str) -> KeyInfo | None:
-    """Return the live key this token belongs to, or None; unknown and wrong cost the same."""
+def _always() -> bool:
+    return True
+
+
+def authenticate(token: str, may_look_up: Callable[[], bool] = _always) -> KeyInfo | None:
+    """Return the live key this token belongs to, or None; unknown and wrong cost the same.
+
+    A token this process has never verified is looked up only if ``may_look_up()`` (asked
+    then, not before: the rate limit's check of the client's address), so that a refused
+    client's keys cost no database round trip. Every such token, unknown prefix or wrong
+    secret, is then refused the same way, without a lookup or a compare; one verified
+    before is looked up again when its cache runs out, as always.
+    """
     match = _TOKEN.fullmatch(token)
     if match is None:
         return None
@@ -140,16 +152,27 @@ def authenticate(token: str) -> KeyInfo | None:
         cached = _verified.get((prefix, digest))
     if cached is not None and time.monotonic() < cached[1]:
         return cached[0] if _live(cached[0]) else None
+    if cached is None and not may_look_up():
+        return None
     row = _lookup(prefix)
     expected = row.secret_hash if row is not None else _DUMMY_HASH
     if not hmac.compare_digest(digest, expected) or row is None or row.revoked_at is not None:
+        _forget_token(prefix, digest)
         return None
     key = KeyInfo(row.id, row.prefix, row.name, tuple(row.scopes), row.expires_at)
     if not _live(key):
+        _forget_token(prefix, digest)
         return None
     with _verified_lock:
         _verified[(prefix, digest)] = (key, time.monotonic() + KEY_CACHE_SECONDS)
     return key
+
+
+def _forget_token(prefix: str, digest: str) -> None:
+    # Dead since it was verified (revoked, expired): no longer "verified before", so a
+    # spent address retrying it costs no lookup either.
+    with _verified_lock:
+        _verified.pop((prefix, digest), None)
 
 
 def forget_key(prefix: str) -> None:

@@ -7,9 +7,10 @@ from flask import current_app, g, request
 from flask_openapi3.openapi import OpenAPI
 from flask_openapi3.utils import parse_rule
 
-from app.errors import ForbiddenError, UnauthorizedError
+from app.errors import AppError, BadRequestError, ForbiddenError, UnauthorizedError
 from app.services.api_keys import KeyInfo, Scope, authenticate, looks_like_token, record_use
 from app.telemetry import metrics
+from app.web import rate_limits
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,45 +47,75 @@ def _is_public(endpoint: str, view: Any) -> bool:
     return bool(getattr(view, "public", False)) or endpoint.rpartition(".")[2] == "static"
 
 
+def _check(view: Any) -> tuple[KeyInfo | None, AppError | None, str]:
+    """The request's key (if valid), the error refusing the request (if any) and its kind
+    for the count: what authenticate_request records and may_send_body asks, side-free."""
+    values = request.headers.getlist("Authorization")
+    if len(values) > 1 or any("," in value for value in values):
+        # Two credentials: a proxy that checks the first and we the last would disagree on
+        # who is calling. A server that keeps repeated headers apart gives two values; one
+        # that joins them (RFC 9110 5.3) gives a comma, which neither a bearer token nor
+        # any token68 holds.
+        refusal = "Send one Authorization header with one credential: Authorization: Bearer <key>."
+        return None, BadRequestError(refusal), "malformed"
+    header = values[0] if values else None
+    scheme, _, token = (header or "").partition(" ")
+    bearer = scheme.lower() == "bearer"
+    # Past its address's budget, a client's unverified keys are refused unchecked.
+    key = authenticate(token.strip(), rate_limits.address_has_budget) if bearer else None
+    if key is None:
+        # Only an operator's count tells these apart; the client gets one answer for all.
+        if header is None:
+            kind = "missing"
+        elif not bearer or not looks_like_token(token.strip()):
+            kind = "malformed"
+        else:
+            kind = "rejected"
+        refused = UnauthorizedError("A valid API key is required: Authorization: Bearer <key>.")
+        return None, refused, kind
+    missing = [s for s in getattr(view, "required_scopes", ()) if s not in key.scopes]
+    if missing:
+        return key, ForbiddenError(missing), "forbidden"
+    return key, None, ""
+
+
 def authenticate_request() -> None:
     """Check the bearer key and the view's scopes; runs before any body is read.
 
     A failure is kept, not raised, until enforce_authentication: the rate limit in between
-    counts refused requests too (by address), so guessing keys is as slow as using one.
+    counts refused requests too (by address), so guessing keys is as slow as using one; and
+    once the address is spent, a key not verified before is not even looked up.
     """
     if request.routing_exception is not None or request.endpoint is None:
         return  # 404/405 whatever the credentials
     view = current_app.view_functions[request.endpoint]
     if _is_public(request.endpoint, view):
         return
-    header = request.headers.get("Authorization")
-    scheme, _, token = (header or "").partition(" ")
-    key = authenticate(token.strip()) if scheme.lower() == "bearer" else None
-    if key is None:
-        # Only an operator's count tells these apart; the client gets one answer for all.
-        if header is None:
-            kind = "missing"
-        elif scheme.lower() != "bearer" or not looks_like_token(token.strip()):
-            kind = "malformed"
-        else:
-            kind = "rejected"
+    key, error, kind = _check(view)
+    if key is not None:
+        g.api_key = key
+        request.environ["app.api_key"] = key.prefix  # for the access log
+        record_use(key)
+    if error is not None:
         metrics.auth_failed(kind)
-        g.auth_error = UnauthorizedError(
-            "A valid API key is required: Authorization: Bearer <key>."
-        )
-        return
-    g.api_key = key
-    request.environ["app.api_key"] = key.prefix  # for the access log
-    record_use(key)
-    missing = [s for s in getattr(view, "required_scopes", ()) if s not in key.scopes]
-    if missing:
-        metrics.auth_failed("forbidden")
-        g.auth_error = ForbiddenError(missing)
+        g.auth_error = error
+
+
+def may_send_body() -> bool:
+    """Whether this request's route and credentials let it send a body; counts nothing.
+
+    Asked by the server before it reads a large body (app.web.admission): a request it
+    says no to is answered without its body, by the same hooks as any other.
+    """
+    if request.routing_exception is not None or request.endpoint is None:
+        return False
+    view = current_app.view_functions[request.endpoint]
+    return _is_public(request.endpoint, view) or _check(view)[1] is None
 
 
 def enforce_authentication() -> None:
     """Refuse the request authenticate_request found no valid key (or scopes) for."""
-    error: UnauthorizedError | ForbiddenError | None = g.pop("auth_error", None)
+    error: AppError | None = g.pop("auth_error", None)
     if error is not None:
         raise error
 

@@ -22,7 +22,7 @@ from app.services import api_keys
 from app.services.api_keys import ALL_SCOPES
 from app.web.auth import _is_public
 from tests.factories import make_api_key, make_post, make_user
-from tests.helpers import listening
+from tests.helpers import assert_problem, listening
 
 TOKEN_PATTERN = re.compile(r"umk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 
@@ -169,6 +169,50 @@ def test_unknown_key_and_wrong_secret_are_indistinguishable(
             work[case] = (len(compares), len(statements))
     assert len({repr(b) for b in bodies.values()}) == 1, bodies
     assert work["unknown"] == work["wrong-secret"] == (1, 1)
+
+
+@pytest.mark.parametrize("valid", ["first", "last", "both"])
+def test_two_authorization_headers_are_a_400(
+    app: Flask, anonymous_client: FlaskClient, valid: str
+) -> None:
+    # A proxy that checks the first header and an app that reads the last would disagree
+    # on who is calling: neither is taken.
+    good = f"Bearer {make_api_key(app)}"
+    bad = "Bearer umk_000000000000_" + "A" * 43
+    first, last = {"first": (good, bad), "last": (bad, good), "both": (good, good)}[valid]
+
+    response = anonymous_client.post(
+        "/users",
+        json={"username": "twice", "email": "twice@example.com"},
+        headers=[("Authorization", first), ("Authorization", last)],
+    )
+
+    body = assert_problem(response, 400)
+    assert "one Authorization header" in str(body["detail"])
+    with app.app_context():
+        assert db.session.execute(select(User.id)).first() is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Bearer {token}, Bearer umk_000000000000_" + "A" * 43,  # what a server joining
+        "Bearer umk_000000000000_" + "A" * 43 + ", Bearer {token}",  # two headers sends
+        "Bearer {token},",
+    ],
+)
+def test_a_comma_in_the_authorization_header_is_a_400(
+    app: Flask, anonymous_client: FlaskClient, value: str
+) -> None:
+    header = value.format(token=make_api_key(app))
+
+    assert_problem(_unauthorized(anonymous_client, header), 400)
+
+
+def test_public_endpoints_ignore_repeated_authorization(anonymous_client: FlaskClient) -> None:
+    headers = [("Authorization", "Bearer a"), ("Authorization", "Bearer b")]
+
+    assert anonymous_client.get("/healthz", headers=headers).status_code == 200
 
 
 def test_secret_is_never_stored_or_logged(
