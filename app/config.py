@@ -3,11 +3,12 @@
 import math
 import os
 import sys
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePath
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Backend = Literal["sqlite", "postgresql", "mysql"]
@@ -18,6 +19,9 @@ SETTINGS = "settings"  # the app's Settings, in app.extensions
 # named here, not imported from prometheus_client, which reads it once at import: app.server
 # sets it before that import happens in any worker.
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# The rate limits' counts in the instance folder, shared by the server's processes
+# (app.web.rate_limits), unless RATE_LIMIT_STORAGE_URL names another storage.
+RATE_LIMIT_FILE = "rate_limits.db"
 
 
 def _find_package() -> tuple[str | None, str]:
@@ -83,8 +87,13 @@ class Settings(BaseSettings):
     DATABASE_URL: str | None = None
     INSTANCE_PATH: Path | None = None
     MAX_CONTENT_LENGTH: int = Field(default=1024 * 1024, ge=1024)
+    # Each SQLAlchemy pool of a process (transactions; autocommit; a replica's). Unset, they
+    # and ASYNCPG_POOL_SIZE are sized to fit DB_MAX_CONNECTIONS (_size_pools), up to these.
     DB_POOL_SIZE: int = Field(default=10, ge=1)
     DB_MAX_OVERFLOW: int = Field(default=10, ge=0)
+    # The connections the whole server (every process) may open to its database; unset: the
+    # backend's DEFAULT_MAX_CONNECTIONS (SQLite: no ceiling). Start-up refuses sizes past it.
+    DB_MAX_CONNECTIONS: int | None = Field(default=None, ge=1)
     # Seconds a request waits for a pooled connection before it is a 503.
     DB_POOL_TIMEOUT: float = Field(default=3.0, gt=0)
     DB_CONNECT_TIMEOUT: int = Field(default=3, ge=1)
@@ -123,6 +132,7 @@ class Settings(BaseSettings):
     # and 508 POST req/s, 2 x 4 1,171 and 540, 4 x 2 1,574 and 665, 4 x 4 1,281 and 715. A
     # process's threads share one GIL, so processes scale and threads mostly wait; 4 threads,
     # not 2, so that two long imports or exports do not take a whole process.
+    # Unset, also capped to the processes DB_MAX_CONNECTIONS can serve (_size_pools).
     WEB_CONCURRENCY: int = Field(default_factory=lambda: 2 * available_cpus(), ge=1)
     WEB_THREADS: int = Field(default=4, ge=1)
     # Seconds a stopping server lets requests in flight finish (SIGTERM, docker stop).
@@ -134,6 +144,14 @@ class Settings(BaseSettings):
     # After its first BODY_IDLE_TIMEOUT seconds a body must keep arriving at this many bytes
     # a second on average: a gap bound alone let an 8-byte body drip for 56 s.
     BODY_MIN_RATE: int = Field(default=1024, ge=1)
+    # Seconds a streamed response (an export) may wait for its reader to take a chunk; then
+    # it is cut and its transaction ends: a stalled reader held a connection idle in
+    # transaction for up to DB_BULK_TIMEOUT (600 s).
+    STREAM_IDLE_TIMEOUT: float = Field(default=30.0, gt=0)
+    # Exports at once in one process, and for one key (each holds a connection while its
+    # reader reads); past them a 503 with Retry-After.
+    EXPORTS_PER_PROCESS: int = Field(default=3, ge=1)
+    EXPORTS_PER_KEY: int = Field(default=2, ge=1)
     # Connections one server process holds at once (granian's backpressure): beyond them it
     # stops accepting. Idle and slow ones are closed by the timers above; the room is for
     # everybody else (1,100 slow header senders once filled the default of 256 a process
@@ -156,9 +174,11 @@ class Settings(BaseSettings):
     # Requests per API key (without a valid key: per client address), in the ``limits``
     # library's notation ("1200/minute", "20/second;1000/hour"); empty turns limiting off.
     RATE_LIMIT: str = "1200/minute"
-    # Where the counts live: this process's memory, or redis://... for one budget across
-    # every process and replica.
-    RATE_LIMIT_STORAGE_URL: str = "memory://"
+    # Where the counts live. Empty: a SQLite file in the instance folder (rate_limits.db),
+    # one budget across the processes of this server; sqlite:///<file>: another such file;
+    # redis://...: one budget across every process and replica; memory://: each process
+    # its own (RATE_LIMIT=5/minute with 4 processes let 20 through a minute).
+    RATE_LIMIT_STORAGE_URL: str = ""
 
     @field_validator("RATE_LIMIT")
     @classmethod
@@ -169,6 +189,24 @@ class Settings(BaseSettings):
 
             parse_many(value)  # a ValueError naming what it could not read
         return value.strip()
+
+    @field_validator("RATE_LIMIT_STORAGE_URL")
+    @classmethod
+    def _named_rate_limit_file(cls, value: str) -> str:
+        # "sqlite://" alone would be a database of each connection's own: no shared count.
+        value = value.strip()
+        path = value.removeprefix("sqlite:///") if value.startswith("sqlite:///") else ""
+        if value.startswith("sqlite:") and not path.strip("/"):
+            msg = "RATE_LIMIT_STORAGE_URL: sqlite:///<file> names the file the counts live in"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def rate_limit_storage_url(self) -> str:
+        """RATE_LIMIT_STORAGE_URL, or the instance folder's SQLite file when it is empty."""
+        if self.RATE_LIMIT_STORAGE_URL:
+            return self.RATE_LIMIT_STORAGE_URL
+        return f"sqlite:///{self.instance_path / RATE_LIMIT_FILE}"
 
     @property
     def cors_origins(self) -> list[str]:
@@ -208,6 +246,27 @@ class Settings(BaseSettings):
             msg = "DATABASE_REPLICA_URL must be a PostgreSQL streaming replica"
             raise ValueError(msg)
         return value
+
+    @model_validator(mode="after")
+    def _within_connection_budget(self) -> "Settings":
+        # Refused here, with the arithmetic, the server's master process stops before forking
+        # a worker: not the database refusing clients ("too many clients") under load.
+        if self.backend == "sqlite":
+            return self
+        _size_pools(self)
+        ceiling = connection_ceiling(self)
+        budget, per = ceiling.budget or 0, ceiling.per_process
+        if ceiling.total > budget:
+            of = f" (its default, of max_connections {DEFAULT_MAX_CONNECTIONS[self.backend][1]})"
+            msg = (
+                f"{ceiling} connections > DB_MAX_CONNECTIONS {budget}"
+                f"{'' if self.DB_MAX_CONNECTIONS else of}: at {per} a process, {budget // per} "
+                "fit. Lower WEB_CONCURRENCY, the pools (DB_POOL_SIZE, DB_MAX_OVERFLOW, "
+                "ASYNCPG_POOL_SIZE; unset, sized to fit, a SQLAlchemy pool never below WEB_THREADS "
+                "+ EXPORTS_PER_PROCESS) or those, or raise DB_MAX_CONNECTIONS with max_connections."
+            )
+            raise ValueError(msg)
+        return self
 
     @property
     def embedded_database(self) -> Path:
@@ -253,6 +312,82 @@ def sqlalchemy_url(url: str) -> str:
                 return named
             return named + ("&" if "?" in named else "?") + "charset=utf8mb4"
     return url
+
+
+# DB_MAX_CONNECTIONS when unset, of the server's default max_connections: PostgreSQL 80 of
+# 100, less 3 superuser_reserved_connections and 17 for the operator's psql, Alembic, flask
+# commands, pg_dump, monitoring (walsenders count apart since PostgreSQL 12); MariaDB 120 of
+# 151, less 31 for the same and each replica's binlog dump. SQLite: no ceiling.
+DEFAULT_MAX_CONNECTIONS = {"postgresql": (80, 100), "mysql": (120, 151)}
+
+
+@dataclass(frozen=True)
+class ConnectionCeiling:
+    """The most connections the server opens to its database: each process's, and in all.
+    Every connection the app opens is a pool's (an import's spare is asyncpg's), or LISTEN."""
+
+    processes: int
+    terms: tuple[tuple[str, int], ...]  # per process: (what, sized by which settings; count)
+    per_process: int
+    total: int
+    budget: int | None  # DB_MAX_CONNECTIONS or the backend's; None: no ceiling (SQLite)
+    replica: int  # per process, on DATABASE_REPLICA_URL's server (a streaming replica's own)
+
+    def __str__(self) -> str:
+        terms = " + ".join(f"{what} {count}" for what, count in self.terms)
+        return f"WEB_CONCURRENCY {self.processes} x ({terms} = {self.per_process}) = {self.total}"
+
+
+def connection_ceiling(settings: Settings) -> ConnectionCeiling:
+    """The most connections this server (per process, and in all) opens to its database."""
+    size, overflow, backend = settings.DB_POOL_SIZE, settings.DB_MAX_OVERFLOW, settings.backend
+    pool = size + overflow
+    terms = [(f"transactions pool [DB_POOL_SIZE {size} + DB_MAX_OVERFLOW {overflow}]", pool)]
+    terms.append(("autocommit pool [the same]", pool))
+    if backend == "postgresql":
+        terms += [("asyncpg pool [ASYNCPG_POOL_SIZE]", settings.ASYNCPG_POOL_SIZE), ("LISTEN", 1)]
+    if backend == "sqlite":
+        return ConnectionCeiling(settings.WEB_CONCURRENCY, (), 0, 0, None, 0)
+    per, processes = sum(count for _, count in terms), settings.WEB_CONCURRENCY
+    budget = settings.DB_MAX_CONNECTIONS or DEFAULT_MAX_CONNECTIONS[backend][0]
+    replica = pool if settings.replica_url is not None else 0
+    return ConnectionCeiling(processes, tuple(terms), per, processes * per, budget, replica)
+
+
+def _size_pools(settings: Settings) -> None:
+    # Unset sizes are derived, set ones stay. A process's least: each SQLAlchemy pool
+    # WEB_THREADS (a thread holds one connection at a time, from either pool; the offload
+    # threads run a request's calls one at a time) + EXPORTS_PER_PROCESS (an export holds one
+    # with no thread), asyncpg 2 (an import, GET /readyz beside it), LISTEN 1. Unset,
+    # WEB_CONCURRENCY is capped to what the budget holds of that (80 // 17 = 4 at 4 + 3); the
+    # share past it goes to the unset pools, up to the fields' defaults (10 + 10 each, 10).
+    given, fields = settings.model_fields_set, type(settings).model_fields
+    threads, postgresql = settings.WEB_THREADS, settings.backend == "postgresql"
+    size, overflow = settings.DB_POOL_SIZE, settings.DB_MAX_OVERFLOW
+    fixed_engine = {"DB_POOL_SIZE", "DB_MAX_OVERFLOW"} <= given
+    least_engine = size + overflow if fixed_engine else threads + settings.EXPORTS_PER_PROCESS
+    least_engine = max(least_engine, size if "DB_POOL_SIZE" in given else 0)
+    least_engine = max(least_engine, overflow + 1 if "DB_MAX_OVERFLOW" in given else 0)
+    fixed_asyncpg = not postgresql or "ASYNCPG_POOL_SIZE" in given
+    least_asyncpg = settings.ASYNCPG_POOL_SIZE if fixed_asyncpg else 2
+    least = 2 * least_engine + (least_asyncpg + 1 if postgresql else 0)
+    budget = settings.DB_MAX_CONNECTIONS or DEFAULT_MAX_CONNECTIONS[settings.backend][0]
+    if "WEB_CONCURRENCY" not in given:  # through __dict__: assigned, it would count as given
+        settings.__dict__["WEB_CONCURRENCY"] = min(settings.WEB_CONCURRENCY, budget // least or 1)
+    growing = (0 if fixed_engine else 2) + (0 if fixed_asyncpg else 1)
+    share = budget // settings.WEB_CONCURRENCY
+    more = max(0, share - least) // max(1, growing)
+    if not fixed_engine:
+        most = int(fields["DB_POOL_SIZE"].default + fields["DB_MAX_OVERFLOW"].default)
+        engine = max(least_engine, min(least_engine + more, most))
+        if "DB_POOL_SIZE" not in given:
+            kept = engine - overflow if "DB_MAX_OVERFLOW" in given else min(threads, engine)
+            settings.__dict__["DB_POOL_SIZE"] = kept
+        settings.__dict__["DB_MAX_OVERFLOW"] = engine - settings.DB_POOL_SIZE
+    if not fixed_asyncpg:  # what the SQLAlchemy pools and LISTEN leave, the division's rest too
+        left = share - 2 * (settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW) - 1
+        most = int(fields["ASYNCPG_POOL_SIZE"].default)
+        settings.__dict__["ASYNCPG_POOL_SIZE"] = max(least_asyncpg, min(left, most))
 
 
 def current_settings() -> Settings:

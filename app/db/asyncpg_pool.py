@@ -67,6 +67,8 @@ class AsyncpgPool:
                 self._pool = await asyncpg.create_pool(
                     dsn(settings.database_url),
                     min_size=0,
+                    # A term of the ceiling (app.config.connection_ceiling); acquire_spare
+                    # takes from it, never past it.
                     max_size=settings.ASYNCPG_POOL_SIZE,
                     statement_cache_size=0 if settings.DB_PGBOUNCER else 100,
                     max_inactive_connection_lifetime=300,

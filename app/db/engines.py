@@ -23,6 +23,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _pool_options(settings: Settings) -> dict[str, Any]:
+    # Every engine's pool holds at most pool_size + max_overflow: a term of the server's
+    # ceiling (app.config.connection_ceiling), which the settings sized to DB_MAX_CONNECTIONS.
     return {
         "pool_size": settings.DB_POOL_SIZE,
         "max_overflow": settings.DB_MAX_OVERFLOW,

@@ -124,6 +124,8 @@ def probe_app(
             DATABASE_URL=database_url,
             ASYNC_DEBUG=True,
             INSTANCE_PATH=tmp_path_factory.mktemp("probe"),
+            # One process: 50 requests at once need its whole share of connections.
+            WEB_CONCURRENCY=1,
         )
     )
     application.register_blueprint(_probe_blueprint())
