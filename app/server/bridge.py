@@ -17,7 +17,6 @@ import asyncio
 import contextvars
 import io
 import logging
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -26,14 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import IO, Any
-from urllib.parse import unquote_to_bytes
 
 from app.config import Settings
 from app.errors import RETRY_AFTER_SECONDS
 from app.server.access import Outcome, log_exchange
 from app.server.answers import send_problem, send_whole, whole_headers
+from app.server.environ import asgi_headers, wsgi_environ
 from app.server.streaming import Stream, stream_out
-from app.server.types import Receive, Scope, Send, WSGIApp
+from app.server.types import BodyLimit, Receive, Scope, Send, WSGIApp
 from app.telemetry.request_ids import request_id_from
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,9 @@ SPOOL_IN_MEMORY = 1 << 20  # a body past this goes to a temporary file
 FIRST_CHUNKS = 64 << 10  # sent from the app's one thread hop; the rest is streamed
 _NO_BODY = b""
 _FAILED = "The server failed to complete the request."
-_TOO_LARGE = "The body is larger than this server takes (MAX_UPLOAD_BYTES)."
+# A body up to this size is read before the app judges its request: 64 KiB in memory
+# costs nothing, and the common small JSON write keeps its one thread hop.
+SMALL_BODY = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,11 @@ class _BodyError(Exception):
 class WSGIBridge:
     """An ASGI app that runs a WSGI app on a thread pool once each request's body is whole."""
 
-    def __init__(self, app: WSGIApp, settings: Settings) -> None:
+    def __init__(self, app: WSGIApp, settings: Settings, admit: BodyLimit | None = None) -> None:
         self._app = app
+        # The app's answer to "may this request send a body, and how large?", asked before
+        # a large body is read (app.web.admission); without it, MAX_UPLOAD_BYTES for all.
+        self._admit = admit
         self._threads = ThreadPoolExecutor(settings.WEB_THREADS, thread_name_prefix="wsgi")
         self._thread_count = settings.WEB_THREADS
         self._idle = settings.BODY_IDLE_TIMEOUT
@@ -104,7 +108,7 @@ class WSGIBridge:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
-        headers = _headers(scope)
+        headers = asgi_headers(scope)
         request_id = request_id_from(headers.get("x-request-id", ""))
         if scope["path"] == "/healthz" and scope["method"] in {"GET", "HEAD"}:
             status, sent = await self._health(send, request_id)
@@ -139,15 +143,20 @@ class WSGIBridge:
         begun: tuple[float, str],
     ) -> None:
         started, request_id = begun
+        context = contextvars.copy_context()
+        limit = await self._admission(scope, headers, request_id, context)
         try:
-            body, length = await self._body(headers, receive)
+            if limit is None:
+                body: IO[bytes] = io.BytesIO()  # answered without it, the connection closed
+                length = 0
+            else:
+                body, length = await self._body(headers, receive, limit)
         except _BodyError as problem:
             log.warning("request %s not served: %s", request_id, problem.detail)
             sent = await send_problem(send, problem.status, problem.detail, request_id)
             log_exchange(scope, started, Outcome(problem.status, sent, request_id))
             return
-        environ = self._environ(scope, headers, body, length, request_id)
-        context = contextvars.copy_context()
+        environ = wsgi_environ(scope, headers, (body, length), request_id, self._port)
         loop = asyncio.get_running_loop()
         self._started += 1
         try:
@@ -167,7 +176,7 @@ class WSGIBridge:
             self._last_end = time.monotonic()
             body.close()
         try:
-            sent = await self._respond(send, receive, response)
+            sent = await self._respond(send, receive, response, close=limit is None)
         except ConnectionError as cut:
             # Raised on to granian, which drops the connection without the last chunk (a
             # cut stream, never a complete-looking one) and logs it as well.
@@ -191,16 +200,33 @@ class WSGIBridge:
         await send_whole(send, status, payload, headers)
         return int(status), len(payload)
 
-    async def _body(self, headers: dict[str, str], receive: Receive) -> tuple[IO[bytes], int]:
+    async def _admission(
+        self, scope: Scope, headers: dict[str, str], request_id: str, context: contextvars.Context
+    ) -> int | None:
+        # The bytes the body may have, or None: no body may be sent, none is read. A body
+        # that fits in SMALL_BODY is read first and judged with its request (no disk, no
+        # thread hop more); a larger or chunked one waits for the app's word.
+        declared = headers.get("content-length", "0")
+        large = not declared.isdigit() or int(declared) > SMALL_BODY
+        if self._admit is None or not (large or "transfer-encoding" in headers):
+            return self._max_body
+        probe = wsgi_environ(scope, headers, (io.BytesIO(), 0), request_id, self._port)
+        loop = asyncio.get_running_loop()
+        limit = await loop.run_in_executor(self._threads, context.run, self._admit, probe)
+        return None if limit is None else min(limit, self._max_body)
+
+    async def _body(
+        self, headers: dict[str, str], receive: Receive, limit: int
+    ) -> tuple[IO[bytes], int]:
         declared_text = headers.get("content-length")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         if declared_text is None and not chunked:
             return io.BytesIO(), 0
         body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         declared = int(declared_text) if declared_text and declared_text.isdigit() else None
-        if declared is not None and declared > self._max_body:
+        if declared is not None and declared > limit:
             body.close()
-            raise _BodyError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _TOO_LARGE)
+            raise _BodyError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _too_large(limit))
         received = 0
         # Past its first BODY_IDLE_TIMEOUT seconds, a body must keep up BODY_MIN_RATE: a
         # byte every few seconds never trips the gap timer alone.
@@ -221,8 +247,8 @@ class WSGIBridge:
                     )
                 chunk = message.get("body", _NO_BODY)
                 received += len(chunk)
-                if received > self._max_body:
-                    raise _BodyError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "The body is too large.")
+                if received > limit:
+                    raise _BodyError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _too_large(limit))
                 body.write(chunk)
                 if not message.get("more_body", False):
                     break
@@ -247,49 +273,6 @@ class WSGIBridge:
             HTTPStatus.REQUEST_TIMEOUT,
             f"The body stalled: {how} after {received:,} bytes; nothing of it was kept.",
         )
-
-    def _environ(
-        self,
-        scope: Scope,
-        headers: dict[str, str],
-        body: IO[bytes],
-        length: int,
-        request_id: str,
-    ) -> dict[str, Any]:
-        client = scope.get("client") or ("", 0)
-        server = scope.get("server") or ("127.0.0.1", self._port)
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": scope["method"],
-            "SCRIPT_NAME": scope.get("root_path", ""),
-            "PATH_INFO": _wsgi_path(scope),
-            "QUERY_STRING": scope["query_string"].decode("latin-1"),
-            "SERVER_NAME": str(server[0]),
-            "SERVER_PORT": str(server[1]),
-            "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
-            "REMOTE_ADDR": str(client[0]),
-            "REMOTE_PORT": str(client[1]),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": scope.get("scheme", "http"),
-            "wsgi.input": body,
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-            # The body is whole and its length exact: the app may read it to its end.
-            "wsgi.input_terminated": True,
-        }
-        if length or "content-length" in headers:
-            environ["CONTENT_LENGTH"] = str(length)
-        for name, value in headers.items():
-            if name in {"content-length", "transfer-encoding"}:
-                continue
-            key = name.upper().replace("-", "_")
-            if key == "CONTENT_TYPE":
-                environ[key] = value
-            else:
-                environ[f"HTTP_{key}"] = value
-        environ["HTTP_X_REQUEST_ID"] = request_id
-        return environ
 
     def _call(self, environ: dict[str, Any], context: contextvars.Context) -> _Response:
         # On a worker thread, in the request's own context (kept for the streamed chunks).
@@ -320,8 +303,13 @@ class WSGIBridge:
         _close(iterable)
         return _Response(started[0], started[1], chunks, None)
 
-    async def _respond(self, send: Send, receive: Receive, response: _Response) -> int:
+    async def _respond(
+        self, send: Send, receive: Receive, response: _Response, *, close: bool = False
+    ) -> int:
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+        if close:
+            # A body left unread makes the connection unusable for another request.
+            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         body = b"".join(response.chunks)
         stream = response.stream
@@ -332,15 +320,6 @@ class WSGIBridge:
         # the stream: the server then drops the connection without the last chunk, so a
         # client sees a cut stream, never a complete-looking one.
         return await stream_out(send, receive, body, stream, self._stream_idle)
-
-
-def _wsgi_path(scope: Scope) -> str:
-    # WSGI wants the path's bytes as latin-1 text (PEP 3333); ASGI's "path" is decoded
-    # UTF-8, which werkzeug cannot take back for bytes outside latin-1: "raw_path" is exact.
-    raw: bytes | None = scope.get("raw_path")
-    if raw is None:
-        raw = scope["path"].encode("utf-8")
-    return unquote_to_bytes(raw).decode("latin-1")
 
 
 def _rest(iterator: Iterator[bytes], iterable: Iterable[bytes]) -> Iterator[bytes]:
@@ -361,17 +340,8 @@ def _no_write(_data: bytes) -> None:
     raise NotImplementedError(msg)
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    # A header sent twice is one field whose values are joined (RFC 9110 5.3), as every
-    # WSGI server does, not the last one alone: the app can then see and refuse two
-    # Authorization headers that a proxy checking the first would read differently.
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
-        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        if name in headers:
-            value = f"{headers[name]}{'; ' if name == 'cookie' else ', '}{value}"
-        headers[name] = value
-    return headers
+def _too_large(limit: int) -> str:
+    return f"The body is larger than this endpoint takes ({limit:,} bytes); nothing was kept."
 
 
 def _header(headers: list[tuple[str, str]], default: str) -> str:

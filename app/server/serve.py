@@ -25,7 +25,7 @@ from pathlib import Path
 from app.config import METRICS_DIR_VARIABLE, Settings
 from app.server.access import access_log
 from app.server.bridge import WSGIBridge
-from app.server.types import WSGIApp
+from app.server.types import BodyLimit, WSGIApp
 from app.telemetry.logs import AccessJsonFormatter, configure_logging, granian_log_config
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,9 @@ def asgi_app() -> WSGIBridge:
         # the traceback as bare lines, and granian respawns the worker or gives up either way.
         log.critical("this worker could not build the app", exc_info=True)
         raise SystemExit(1) from None
-    return bridged(app, settings)
+    from app.web.admission import body_limit  # noqa: PLC0415 - with the app, per worker
+
+    return bridged(app, settings, body_limit(app))
 
 
 def _bind_to_master() -> None:
@@ -72,7 +74,7 @@ def _bind_to_master() -> None:
         os._exit(1)
 
 
-def bridged(app: WSGIApp, settings: Settings) -> WSGIBridge:
+def bridged(app: WSGIApp, settings: Settings, admit: BodyLimit | None = None) -> WSGIBridge:
     """Put a WSGI app behind the bridge, with the JSON access log on stderr."""
     # One JSON object a line, nothing before it: what log shippers parse.
     handler = logging.StreamHandler(sys.stderr)
@@ -82,7 +84,7 @@ def bridged(app: WSGIApp, settings: Settings) -> WSGIBridge:
     access_log.addHandler(handler)
     access_log.propagate = False
     access_log.setLevel(logging.INFO)
-    return WSGIBridge(app, settings)
+    return WSGIBridge(app, settings, admit)
 
 
 def _connections_per_process(settings: Settings) -> int:

@@ -151,13 +151,14 @@ def test_worker_that_cannot_start_logs_one_record(tmp_path: Path) -> None:
     assert "OTEL_TRACES_EXPORTER" in failed[0]["exc_info"]
 
 
-def _refused_upload(base_url: str, request_id: str) -> bytes:
-    # A declared length past MAX_UPLOAD_BYTES: the bridge refuses it (413) and logs a warning.
+def _refused_upload(base_url: str, request_id: str, token: str) -> bytes:
+    # A declared length past the route's limit, with a key that may write: admitted, then
+    # refused by the bridge before it reads a byte (413), with a warning logged.
     host, port = base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as connection:
         connection.sendall(
             f"POST /users HTTP/1.1\r\nHost: {host}\r\nX-Request-ID: {request_id}\r\n"
-            f"Content-Length: {1 << 40}\r\n\r\n".encode()
+            f"Authorization: Bearer {token}\r\nContent-Length: {1 << 40}\r\n\r\n".encode()
         )
         return connection.recv(4096)
 
@@ -196,7 +197,7 @@ def test_server_prints_only_json_lines(
             headers={**auth, "X-Request-ID": "logs-500"},
         )
         assert failed.status_code == 500, failed.text
-        assert b" 413 " in _refused_upload(srv.url, "logs-413")
+        assert b" 413 " in _refused_upload(srv.url, "logs-413", token)
 
     lines = _json_lines(srv.log_path.read_text())
     records = _records(lines)
