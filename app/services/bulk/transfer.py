@@ -18,7 +18,7 @@ from http import HTTPStatus
 from typing import Literal
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import Result, select
 from sqlalchemy.exc import IntegrityError
 
 from app.config import Backend, current_settings
@@ -167,6 +167,13 @@ def export_users(fmt: Format) -> Iterator[bytes]:
     # Between fetches the transaction idles while a client reads: bulk deadlines.
     bulk_deadlines(connection, settings)
     result = db.session.execute(stmt, execution_options={"yield_per": 2_000})
+    # Closed however the stream ends (a reader gone mid-way closes this generator): the
+    # server-side cursor goes with it, not with the garbage collector.
+    with result:
+        yield from _written(result, fmt)
+
+
+def _written(result: Result[str, str], fmt: Format) -> Iterator[bytes]:
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
