@@ -16,6 +16,7 @@ from tests.helpers import LiveServer, ndjson, serving, user_rows
 
 pytestmark = [
     pytest.mark.live,
+    pytest.mark.faults,
     pytest.mark.postgresql_only(reason="reads pg_stat_activity"),
 ]
 

@@ -16,6 +16,7 @@ from tests.helpers import free_port, server_env
 
 pytestmark = [
     pytest.mark.live,
+    pytest.mark.faults,
     pytest.mark.backends("sqlite", "postgresql", reason="the embedded default and production's"),
 ]
 
