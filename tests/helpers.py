@@ -94,6 +94,18 @@ def listening(app: Flask, identifier: str, fn: Callable[..., Any]) -> Iterator[N
             event.remove(engine, identifier, fn)
 
 
+@contextmanager
+def counting_statements(app: Flask) -> Iterator[list[str]]:
+    """Collect every SQL statement sent while the block runs."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    with listening(app, "before_cursor_execute", record):
+        yield statements
+
+
 def assert_nothing_checked_out(app: Flask) -> None:
     """Fail if any engine of the app has a connection out of its pool."""
     for engine in engines(app):

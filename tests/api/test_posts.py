@@ -1,7 +1,5 @@
 """Posts owned by users: the contract, cascades, and a constant number of queries."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -14,19 +12,7 @@ from app.models import Post, User
 from app.schemas.posts import PostListQuery, PostPage, PostRead
 from app.services import posts
 from tests.factories import make_post, make_user
-from tests.helpers import assert_problem, listening
-
-
-@contextmanager
-def counting_statements(app: Flask) -> Iterator[list[str]]:
-    """Collect every SQL statement sent while the block runs."""
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    with listening(app, "before_cursor_execute", record):
-        yield statements
+from tests.helpers import assert_problem, counting_statements
 
 
 def test_create_post_returns_201_location_and_author(app: Flask, client: FlaskClient) -> None:

@@ -21,7 +21,14 @@ from app.config import Settings
 from app.services import api_keys
 from app.web.rate_limits import SQLiteCounter
 from tests.factories import make_api_key
-from tests.helpers import IN_CI, app_with, assert_problem, free_port, listening, serving
+from tests.helpers import (
+    IN_CI,
+    app_with,
+    assert_problem,
+    counting_statements,
+    free_port,
+    serving,
+)
 
 BUDGET = 5
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -225,12 +232,7 @@ def test_the_default_storage_is_the_instance_folders_file(tmp_path: Path) -> Non
 @pytest.fixture
 def statements(limited: Flask) -> Iterator[list[str]]:
     """Every SQL statement the limited app sends while the test runs."""
-    sent: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(statement)
-
-    with listening(limited, "before_cursor_execute", record):
+    with counting_statements(limited) as sent:
         yield sent
 
 
