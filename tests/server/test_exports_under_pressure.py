@@ -4,12 +4,14 @@ are bounded per key, and a refused one is a 503 problem with Retry-After."""
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from tests.faults.helpers import FIGURES
 from tests.helpers import LiveServer, ndjson, serving, user_rows
@@ -24,9 +26,10 @@ ROWS = 100_000  # about 6 MB of NDJSON: far more than the sockets' buffers hold
 STREAM_IDLE = 2.0
 
 
-def _in_transaction(database_url: str) -> Callable[[], int]:
+@contextmanager
+def _in_transaction(database_url: str) -> Iterator[Callable[[], int]]:
     """Count the database's connections idle or active in a transaction, ours left out."""
-    engine = create_engine(database_url)
+    engine = create_engine(database_url, poolclass=NullPool)
     name = urlsplit(database_url).path.lstrip("/")
     query = text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = :name "
@@ -38,7 +41,10 @@ def _in_transaction(database_url: str) -> Callable[[], int]:
         with engine.connect() as conn:
             return int(conn.execute(query, {"name": name}).scalar_one())
 
-    return count
+    try:
+        yield count
+    finally:
+        engine.dispose()
 
 
 def _wait_for(check: Callable[[], bool], seconds: float) -> float:
@@ -68,14 +74,16 @@ def test_exports_under_pressure(
     database_url: str, api_token: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     auth = {"Authorization": f"Bearer {api_token}"}
-    in_transaction = _in_transaction(database_url)
     settings = {
         "WEB_CONCURRENCY": "1",
         "STREAM_IDLE_TIMEOUT": str(STREAM_IDLE),
         "EXPORTS_PER_KEY": "1",
         "EXPORTS_PER_PROCESS": "2",
     }
-    with serving(database_url, tmp_path_factory, **settings) as server:
+    with (
+        _in_transaction(database_url) as in_transaction,
+        serving(database_url, tmp_path_factory, **settings) as server,
+    ):
         imported = httpx.post(
             f"{server.url}/users/import",
             content=ndjson(user_rows(ROWS, "pressed")),
