@@ -7,8 +7,9 @@
 #
 # Runs where no Docker engine is reachable and no public registry either: it starts a
 # private engine (Debian's docker.io) and builds the base image itself with mmdebstrap.
-# If the engine cannot run on this machine, it prints the engine's own error as a warning
-# and exits 0, so the rest of CI still decides. Loopback only: containers use the host's
+# If the engine cannot run on this machine it says why, with the engine's own error: under
+# CI=true that fails the run (a green CI must have proved the container); elsewhere it is a
+# warning and the script exits 0. Loopback only: containers use the host's
 # network (the engine makes no bridge), so nothing is sent to any other address; the scaled
 # profile's containers talk on compose's own network, published on 127.0.0.1 only.
 set -euo pipefail
@@ -25,7 +26,14 @@ DB=app_container_check
 DB_URL="postgresql://postgres@127.0.0.1:5432/$DB"
 mkdir -p "$WORK"
 
-warn() { printf '\n::warning:: container check skipped: %s\n\n' "$*" >&2; exit 0; }
+warn() {
+    if [ "${CI:-}" = "true" ]; then
+        printf '\n::error:: container check could not run: %s\n\n' "$*" >&2
+        exit 1
+    fi
+    printf '\n::warning:: container check skipped: %s\n\n' "$*" >&2
+    exit 0
+}
 step() { printf '\n== %s\n' "$*"; }
 
 all_json() {  # every line of the file parses as one JSON object, or name the first that does not
