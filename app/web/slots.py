@@ -58,7 +58,8 @@ class Slot:
 
 def slots_for(what: str, per_process: int, per_key: int) -> Slots:
     """This app's slots for ``what`` (made on first use)."""
-    found: Slots = current_app.extensions.setdefault(
-        f"slots:{what}", Slots(what, per_process, per_key)
-    )
+    name = f"slots:{what}"
+    found: Slots | None = current_app.extensions.get(name)
+    if found is None:  # made once, not (as setdefault's argument would be) every request
+        found = current_app.extensions.setdefault(name, Slots(what, per_process, per_key))
     return found
