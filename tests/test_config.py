@@ -74,7 +74,7 @@ def test_the_instance_folder_is_flasks_for_the_package_whatever_the_current_fold
 def test_an_install_into_site_packages_keeps_its_instance_under_the_prefix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("app.config._PREFIX", "/opt/venv")
+    monkeypatch.setattr("app.config.paths._PREFIX", "/opt/venv")
     assert default_instance_path() == Path("/opt/venv/var/app-instance")
 
 

@@ -40,7 +40,7 @@ def test_importing_settings_or_models_loads_no_flask(module: str) -> None:
 
 def test_the_settings_find_the_package_as_flask_does() -> None:
     # app.config answers find_package's question itself, so as not to import Flask for it.
-    assert find_package("app") == (app.config._PREFIX, app.config._PACKAGE_HOME)
+    assert find_package("app") == (app.config.paths._PREFIX, app.config.paths._PACKAGE_HOME)
 
 
 def test_alembic_loads_settings_and_models_but_no_web_app() -> None:

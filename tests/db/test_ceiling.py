@@ -71,7 +71,7 @@ def test_the_defaults_stay_within_the_budget_on_1_to_16_cpus(
     monkeypatch: pytest.MonkeyPatch, url: str, cpus: int
 ) -> None:
     # WEB_CONCURRENCY's default is 2 x available_cpus(), looked up when Settings is made.
-    monkeypatch.setattr("app.config.available_cpus", lambda: cpus)
+    monkeypatch.setattr("app.config.paths.available_cpus", lambda: cpus)
     budget, least = DEFAULTS[url]
     settings = settings_on(url)
     # 2 x CPUs while the budget holds them (up to 2 CPUs, at least), then what it holds.
@@ -98,7 +98,7 @@ def test_the_defaults_stay_within_the_budget_on_1_to_16_cpus(
 def test_the_defaults_on_2_cpus_spend_the_budget_and_say_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("app.config.available_cpus", lambda: 2)
+    monkeypatch.setattr("app.config.paths.available_cpus", lambda: 2)
     ceiling = connection_ceiling(settings_on(POSTGRESQL, EXPORTS_PER_PROCESS=2))
     # 80 // 4 = 20 a process: the least 15 (2 x (4 + 2) + 2 + 1), 1 more to each SQLAlchemy
     # pool, and what they leave (3) to asyncpg.
@@ -205,7 +205,7 @@ def test_a_replica_is_counted_on_its_own_server() -> None:
 
 
 def test_sqlite_has_no_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("app.config.available_cpus", lambda: 16)
+    monkeypatch.setattr("app.config.paths.available_cpus", lambda: 16)
     settings = settings_on(None, DB_POOL_SIZE=50, DB_MAX_OVERFLOW=50)
     assert settings.WEB_CONCURRENCY == 32
     assert connection_ceiling(settings) == ConnectionCeiling(32, (), 0, 0, None, 0)

@@ -84,7 +84,7 @@ def test_alembic_migrates_with_the_installed_wheel_from_any_folder(
     assert Path(imported.strip()).is_relative_to(venv), imported  # not this checkout's app
     # Installed, the settings place the package (its instance folder, its .env) as Flask does.
     flask_says = "import flask.sansio.scaffold as s; print(s.find_package('app'))"
-    we_say = "import app.config as c; print((c._PREFIX, c._PACKAGE_HOME))"
+    we_say = "import app.config.paths as c; print((c._PREFIX, c._PACKAGE_HOME))"
     placed = _run([python, "-c", flask_says], cwd=elsewhere, env=env)
     assert _run([python, "-c", we_say], cwd=elsewhere, env=env) == placed
     prefix, _ = ast.literal_eval(placed)

@@ -1,19 +1,16 @@
 """Typed settings read from the environment: the one place a setting is named and defaulted."""
 
-import math
-import os
-import sys
-from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.config import paths
+from app.config.ceiling import DEFAULT_MAX_CONNECTIONS, connection_ceiling, size_pools
+
 Backend = Literal["sqlite", "postgresql", "mysql"]
-# The release (pyproject.toml reads its version here; app.__version__ is this).
-VERSION = "0.1.0"
 SETTINGS = "settings"  # the app's Settings, in app.extensions
 # Where prometheus_client's multiprocess mode keeps each worker's metrics (app.telemetry.metrics);
 # named here, not imported from prometheus_client, which reads it once at import: app.server
@@ -24,63 +21,12 @@ METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 RATE_LIMIT_FILE = "rate_limits.db"
 
 
-def _find_package() -> tuple[str | None, str]:
-    # flask.sansio.scaffold.find_package's answer for this package (a regular one, imported
-    # from a folder), without importing Flask: importing the settings, or the models and
-    # Alembic through them, loads no web framework (tests/test_imports.py compares both).
-    home = os.path.dirname(os.path.dirname(__file__))
-    prefix = os.path.abspath(sys.prefix)
-    if PurePath(home).is_relative_to(prefix):
-        return prefix, home
-    site_parent, site_folder = os.path.split(home)
-    if site_folder.lower() != "site-packages":
-        return None, home
-    parent, folder = os.path.split(site_parent)
-    if folder.lower() == "lib":  # Windows: <prefix>/Lib/site-packages
-        return parent, home
-    if os.path.basename(parent).lower() == "lib":  # <prefix>/lib/pythonX.Y/site-packages
-        return os.path.dirname(parent), home
-    return site_parent, home
-
-
-# Where this package is, found as Flask finds an app's instance folder: the folder on sys.path
-# that holds it (the project, for a checkout or an editable install), and the prefix it is
-# installed under (None unless it is in a site-packages). Never the current folder: a cron
-# job or a script started elsewhere must find the same files as the server.
-_PREFIX, _PACKAGE_HOME = _find_package()
-# .env sits next to the package (the project's folder); values in the environment win.
-ENV_FILE = Path(_PACKAGE_HOME) / ".env"
-
-
-def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
-    """The CPUs this process may use: its affinity, capped by a cgroup quota (--cpus)."""
-    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    count = (len(affinity) if affinity is not None else os.cpu_count()) or 1
-    quota = _cpu_quota(cgroup)
-    return min(count, quota) if quota else count
-
-
-def _cpu_quota(cgroup: Path) -> int | None:
-    # cgroup v2: "cpu.max" holds "<quota> <period>" or "max <period>". v1 (Docker on older
-    # hosts, this CI's engine): cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us.
-    try:
-        if (cgroup / "cpu.max").exists():
-            quota, period = (cgroup / "cpu.max").read_text().split()
-        else:
-            v1 = next(d for d in (cgroup / "cpu", cgroup / "cpu,cpuacct") if d.is_dir())
-            quota = (v1 / "cpu.cfs_quota_us").read_text().strip()
-            period = (v1 / "cpu.cfs_period_us").read_text().strip()
-        if quota in {"max", "-1"}:
-            return None
-        return max(1, math.ceil(int(quota) / int(period)))
-    except (OSError, ValueError, StopIteration):
-        return None  # no quota readable: the affinity is the limit
-
-
 class Settings(BaseSettings):
     """Service settings; every field can be set by an environment variable of the same name."""
 
-    model_config = SettingsConfigDict(env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=paths.ENV_FILE, env_file_encoding="utf-8", extra="ignore"
+    )
 
     # Unset means the embedded default: a SQLite file in the instance folder, migrated when
     # the server first starts.
@@ -88,7 +34,7 @@ class Settings(BaseSettings):
     INSTANCE_PATH: Path | None = None
     MAX_CONTENT_LENGTH: int = Field(default=1024 * 1024, ge=1024)
     # Each SQLAlchemy pool of a process (transactions; autocommit; a replica's). Unset, they
-    # and ASYNCPG_POOL_SIZE are sized to fit DB_MAX_CONNECTIONS (_size_pools), up to these.
+    # and ASYNCPG_POOL_SIZE are sized to fit DB_MAX_CONNECTIONS (size_pools), up to these.
     DB_POOL_SIZE: int = Field(default=10, ge=1)
     DB_MAX_OVERFLOW: int = Field(default=10, ge=0)
     # The connections the whole server (every process) may open to its database; unset: the
@@ -132,8 +78,8 @@ class Settings(BaseSettings):
     # and 508 POST req/s, 2 x 4 1,171 and 540, 4 x 2 1,574 and 665, 4 x 4 1,281 and 715. A
     # process's threads share one GIL, so processes scale and threads mostly wait; 4 threads,
     # not 2, so that two long imports or exports do not take a whole process.
-    # Unset, also capped to the processes DB_MAX_CONNECTIONS can serve (_size_pools).
-    WEB_CONCURRENCY: int = Field(default_factory=lambda: 2 * available_cpus(), ge=1)
+    # Unset, also capped to the processes DB_MAX_CONNECTIONS can serve (size_pools).
+    WEB_CONCURRENCY: int = Field(default_factory=lambda: 2 * paths.available_cpus(), ge=1)
     WEB_THREADS: int = Field(default=4, ge=1)
     # Seconds a stopping server lets requests in flight finish (SIGTERM, docker stop).
     GRACEFUL_TIMEOUT: int = Field(default=20, ge=1)
@@ -221,7 +167,7 @@ class Settings(BaseSettings):
     @property
     def instance_path(self) -> Path:
         """The folder of the embedded database and other local state (default_instance_path)."""
-        return (self.INSTANCE_PATH or default_instance_path()).resolve()
+        return (self.INSTANCE_PATH or paths.default_instance_path()).resolve()
 
     @cached_property
     def database_url(self) -> str:
@@ -253,7 +199,7 @@ class Settings(BaseSettings):
         # a worker: not the database refusing clients ("too many clients") under load.
         if self.backend == "sqlite":
             return self
-        _size_pools(self)
+        size_pools(self)
         ceiling = connection_ceiling(self)
         budget, per = ceiling.budget or 0, ceiling.per_process
         if ceiling.total > budget:
@@ -288,15 +234,6 @@ class Settings(BaseSettings):
         return self.embedded if self.AUTO_MIGRATE is None else self.AUTO_MIGRATE
 
 
-def default_instance_path() -> Path:
-    """Return Flask's instance folder for this package, whatever the current folder."""
-    # <project>/instance for a checkout or an editable install, as Flask's
-    # auto_find_instance_path; <prefix>/var/app-instance for an install into site-packages.
-    if _PREFIX is None:
-        return Path(_PACKAGE_HOME) / "instance"
-    return Path(_PREFIX) / "var" / "app-instance"
-
-
 def sqlalchemy_url(url: str) -> str:
     """Return the URL with our driver named where it is bare: psycopg 3 for ``postgres://``,
     PyMySQL for ``mysql://`` and ``mariadb://`` (always utf8mb4, the only full UTF-8)."""
@@ -312,82 +249,6 @@ def sqlalchemy_url(url: str) -> str:
                 return named
             return named + ("&" if "?" in named else "?") + "charset=utf8mb4"
     return url
-
-
-# DB_MAX_CONNECTIONS when unset, of the server's default max_connections: PostgreSQL 80 of
-# 100, less 3 superuser_reserved_connections and 17 for the operator's psql, Alembic, flask
-# commands, pg_dump, monitoring (walsenders count apart since PostgreSQL 12); MariaDB 120 of
-# 151, less 31 for the same and each replica's binlog dump. SQLite: no ceiling.
-DEFAULT_MAX_CONNECTIONS = {"postgresql": (80, 100), "mysql": (120, 151)}
-
-
-@dataclass(frozen=True)
-class ConnectionCeiling:
-    """The most connections the server opens to its database: each process's, and in all.
-    Every connection the app opens is a pool's (an import's spare is asyncpg's), or LISTEN."""
-
-    processes: int
-    terms: tuple[tuple[str, int], ...]  # per process: (what, sized by which settings; count)
-    per_process: int
-    total: int
-    budget: int | None  # DB_MAX_CONNECTIONS or the backend's; None: no ceiling (SQLite)
-    replica: int  # per process, on DATABASE_REPLICA_URL's server (a streaming replica's own)
-
-    def __str__(self) -> str:
-        terms = " + ".join(f"{what} {count}" for what, count in self.terms)
-        return f"WEB_CONCURRENCY {self.processes} x ({terms} = {self.per_process}) = {self.total}"
-
-
-def connection_ceiling(settings: Settings) -> ConnectionCeiling:
-    """The most connections this server (per process, and in all) opens to its database."""
-    size, overflow, backend = settings.DB_POOL_SIZE, settings.DB_MAX_OVERFLOW, settings.backend
-    pool = size + overflow
-    terms = [(f"transactions pool [DB_POOL_SIZE {size} + DB_MAX_OVERFLOW {overflow}]", pool)]
-    terms.append(("autocommit pool [the same]", pool))
-    if backend == "postgresql":
-        terms += [("asyncpg pool [ASYNCPG_POOL_SIZE]", settings.ASYNCPG_POOL_SIZE), ("LISTEN", 1)]
-    if backend == "sqlite":
-        return ConnectionCeiling(settings.WEB_CONCURRENCY, (), 0, 0, None, 0)
-    per, processes = sum(count for _, count in terms), settings.WEB_CONCURRENCY
-    budget = settings.DB_MAX_CONNECTIONS or DEFAULT_MAX_CONNECTIONS[backend][0]
-    replica = pool if settings.replica_url is not None else 0
-    return ConnectionCeiling(processes, tuple(terms), per, processes * per, budget, replica)
-
-
-def _size_pools(settings: Settings) -> None:
-    # Unset sizes are derived, set ones stay. A process's least: each SQLAlchemy pool
-    # WEB_THREADS (a thread holds one connection at a time, from either pool; the offload
-    # threads run a request's calls one at a time) + EXPORTS_PER_PROCESS (an export holds one
-    # with no thread), asyncpg 2 (an import, GET /readyz beside it), LISTEN 1. Unset,
-    # WEB_CONCURRENCY is capped to what the budget holds of that (80 // 17 = 4 at 4 + 3); the
-    # share past it goes to the unset pools, up to the fields' defaults (10 + 10 each, 10).
-    given, fields = settings.model_fields_set, type(settings).model_fields
-    threads, postgresql = settings.WEB_THREADS, settings.backend == "postgresql"
-    size, overflow = settings.DB_POOL_SIZE, settings.DB_MAX_OVERFLOW
-    fixed_engine = {"DB_POOL_SIZE", "DB_MAX_OVERFLOW"} <= given
-    least_engine = size + overflow if fixed_engine else threads + settings.EXPORTS_PER_PROCESS
-    least_engine = max(least_engine, size if "DB_POOL_SIZE" in given else 0)
-    least_engine = max(least_engine, overflow + 1 if "DB_MAX_OVERFLOW" in given else 0)
-    fixed_asyncpg = not postgresql or "ASYNCPG_POOL_SIZE" in given
-    least_asyncpg = settings.ASYNCPG_POOL_SIZE if fixed_asyncpg else 2
-    least = 2 * least_engine + (least_asyncpg + 1 if postgresql else 0)
-    budget = settings.DB_MAX_CONNECTIONS or DEFAULT_MAX_CONNECTIONS[settings.backend][0]
-    if "WEB_CONCURRENCY" not in given:  # through __dict__: assigned, it would count as given
-        settings.__dict__["WEB_CONCURRENCY"] = min(settings.WEB_CONCURRENCY, budget // least or 1)
-    growing = (0 if fixed_engine else 2) + (0 if fixed_asyncpg else 1)
-    share = budget // settings.WEB_CONCURRENCY
-    more = max(0, share - least) // max(1, growing)
-    if not fixed_engine:
-        most = int(fields["DB_POOL_SIZE"].default + fields["DB_MAX_OVERFLOW"].default)
-        engine = max(least_engine, min(least_engine + more, most))
-        if "DB_POOL_SIZE" not in given:
-            kept = engine - overflow if "DB_MAX_OVERFLOW" in given else min(threads, engine)
-            settings.__dict__["DB_POOL_SIZE"] = kept
-        settings.__dict__["DB_MAX_OVERFLOW"] = engine - settings.DB_POOL_SIZE
-    if not fixed_asyncpg:  # what the SQLAlchemy pools and LISTEN leave, the division's rest too
-        left = share - 2 * (settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW) - 1
-        most = int(fields["ASYNCPG_POOL_SIZE"].default)
-        settings.__dict__["ASYNCPG_POOL_SIZE"] = max(least_asyncpg, min(left, most))
 
 
 def current_settings() -> Settings:
