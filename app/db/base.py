@@ -16,6 +16,11 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+# Every table with an integer id ends its __table_args__ with this: on SQLite an id is then
+# never given twice (AUTOINCREMENT; migration 0008 says why). PostgreSQL's sequences and
+# MariaDB's AUTO_INCREMENT never reuse one anyway.
+IDS_NEVER_REUSED: dict[str, bool] = {"sqlite_autoincrement": True}
+
 
 class Base(DeclarativeBase):
     """Base of every model; our own class so mypy --strict sees real types."""

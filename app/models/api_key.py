@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import IDS_NEVER_REUSED, Base
 from app.db.types import BigId, utcnow
 
 PREFIX_LENGTH = 12
@@ -27,6 +27,8 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+    __table_args__ = (IDS_NEVER_REUSED,)
 
     def __repr__(self) -> str:
         return f"<ApiKey {self.prefix} {self.name!r}>"

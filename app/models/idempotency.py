@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import IDS_NEVER_REUSED, Base
 from app.db.types import BigId, utcnow
 
 KEY_MAX = 255
@@ -38,4 +38,5 @@ class IdempotencyKey(Base):
         # The only guard against two first requests: a concurrent claim loses here.
         UniqueConstraint("api_key_id", "key"),
         Index("ix_idempotency_key_expires_at", "expires_at"),
+        IDS_NEVER_REUSED,
     )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db.base import Base
+from app.db.base import IDS_NEVER_REUSED, Base
 from app.db.types import BigId, LongText, utcnow
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class Post(Base):
         # Keyset orders: a user's posts by id, all posts by id or by (created_at, id).
         Index("ix_post_author_id_id", author_id, id),
         Index("ix_post_created_at_id", created_at, id),
+        IDS_NEVER_REUSED,
     )
 
     def __repr__(self) -> str:

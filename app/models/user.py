@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Index, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db.base import Base
+from app.db.base import IDS_NEVER_REUSED, Base
 from app.db.types import BigId, FoldedString, folded, utcnow
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class User(Base):
         Index("uq_user_account_username_lower", folded(username), unique=True),
         Index("uq_user_account_email_lower", folded(email), unique=True),
         Index("ix_user_account_created_at_id", created_at, id),
+        IDS_NEVER_REUSED,
     )
 
     def __repr__(self) -> str:

@@ -121,3 +121,21 @@ def test_uniqueness_folds_the_case_of_accented_letters_not_their_accents(
     assert client.post("/users", json={"username": "x", "email": "e1@X.IO"}).status_code == 409
     found = client.get("/users", query_string={"username": "ÉMILE"}).get_json()["items"]
     assert [u["username"] for u in found] == ["Émile"]
+
+
+def test_a_deleted_users_id_and_etag_are_never_anyone_elses(client: FlaskClient) -> None:
+    # The tutorial's session: create, delete, create again. On SQLite the second user once
+    # got the first one's id, at the same version, so a cached ETag matched a new person.
+    first = client.post("/users", json={"username": "davidchen", "email": "david@example.com"})
+    old_url, old_tag = first.headers["Location"], first.headers["ETag"]
+    assert client.delete(old_url).status_code == 204
+
+    second = client.post("/users", json={"username": "maria", "email": "maria@example.com"})
+
+    assert second.headers["Location"] != old_url
+    assert second.get_json()["id"] > first.get_json()["id"]
+    assert client.get(old_url, headers={"If-None-Match": old_tag}).status_code == 404
+    posts = client.post(f"{second.headers['Location']}/posts", json={"title": "t", "body": "b"})
+    assert client.delete(f"/posts/{posts.get_json()['id']}").status_code == 204
+    again = client.post(f"{second.headers['Location']}/posts", json={"title": "t", "body": "b"})
+    assert again.get_json()["id"] > posts.get_json()["id"]

@@ -29,6 +29,8 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    delete,
+    event,
     insert,
     inspect,
     pool,
@@ -399,3 +401,54 @@ def test_0007_changes_nothing_and_names_users_whose_names_collide(
     _upgrade(url)
     assert _user_rows(url)[folds][0] == COMPOSED
     assert _current_revision(url) == head_revision()
+
+
+_post = Table(
+    "post",
+    MetaData(),
+    Column("id", BigInteger, primary_key=True),
+    Column("author_id", BigInteger),
+    Column("title", String(200)),
+    Column("body", String(200)),
+)
+
+
+def _foreign_keys_on(dbapi_connection: Any, _record: Any) -> None:
+    # As the server's engine connects (app.db.engines): dropping a parent table then cascades.
+    dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+
+@with_empty_database
+def test_0008_keeps_every_row_and_no_id_is_given_twice(
+    empty_database_url: tuple[str, str],
+) -> None:
+    backend, url = empty_database_url
+    _upgrade(url, "0007")
+    ids = _add_users(url, "ann", "bob", "cy")
+    with _begin(url) as connection:
+        posts = [{"author_id": i, "title": "t", "body": "b"} for i in ids]
+        connection.execute(insert(_post), posts)
+    engine = create_engine(url, poolclass=pool.NullPool)
+    if backend == "sqlite":
+        event.listen(engine, "connect", _foreign_keys_on)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "head")
+    finally:
+        engine.dispose()
+
+    with _begin(url) as connection:
+        assert connection.execute(select(_post.c.author_id)).scalars().all() == ids
+        # The newest user and the newest post go: a reused id would be the next one again.
+        connection.execute(delete(_post).where(_post.c.author_id == ids[-1]))
+        connection.execute(delete(_user_account).where(_user_account.c.id == ids[-1]))
+    with _begin(url) as connection:
+        user = connection.execute(insert(_user_account).values(username="dee", email="d@x.org"))
+        assert user.inserted_primary_key is not None
+        newest = int(user.inserted_primary_key[0])
+        post = connection.execute(insert(_post).values(author_id=newest, title="t", body="b"))
+        assert post.inserted_primary_key is not None
+        post_id = int(post.inserted_primary_key[0])
+    assert newest > ids[-1]
+    assert post_id > len(ids)
+    assert _user_rows(url).keys() == {*ids[:-1], newest}
