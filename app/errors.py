@@ -110,6 +110,13 @@ class ServiceUnavailableError(AppError):
     headers = (("Retry-After", str(RETRY_AFTER_SECONDS)),)
 
 
+class NotReadyError(ServiceUnavailableError):
+    """GET /readyz: the database cannot serve this release; ``reason`` says why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail, reason=reason)
+
+
 class WriteConflictError(AppError):
     """A concurrent write (deadlock, serialization failure) that retrying did not resolve."""
 

@@ -1,19 +1,27 @@
 """Operations endpoints: liveness and readiness, public and cheap."""
 
-from flask import Response
+import logging
+from dataclasses import dataclass
+
+from flask import Response, current_app
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
+from sqlalchemy import literal, select
 
-from app.api.common import json_response, operation_id_for, problems
+from app.api.common import json_response, operation_id_for
 from app.config import current_settings
 from app.db import asyncpg_pool
 from app.db.failures import DATABASE_ERRORS
 from app.db.migrations import SCHEMA_REVISION, release
 from app.db.session import autocommit, db, run_db
-from app.errors import ServiceUnavailableError
-from app.schemas.common import OutputModel
+from app.errors import NotReadyError
+from app.schemas.common import NotReadyProblem, OutputModel
 from app.telemetry import metrics
 from app.web.auth import public
+
+log = logging.getLogger(__name__)
+REACHABLE = select(literal(1))
+_NOT_MIGRATED = "The database has no schema yet. Apply the migrations: alembic upgrade head."
 
 bp = APIBlueprint(
     "ops", __name__, abp_tags=[Tag(name="operations")], operation_id_callback=operation_id_for
@@ -58,10 +66,52 @@ async def get_metrics() -> Response:
     return metrics.render()
 
 
-@bp.get("/readyz", responses={200: Status, **problems(503)})
+@dataclass(frozen=True)
+class _Readiness:
+    reason: str | None  # None: ready
+    detail: str
+
+
+# The last answer this app gave (in app.extensions), so that each change is logged once,
+# not at every probe.
+_LAST_READINESS = "last_readiness"
+
+
+def _answered(state: _Readiness, cause: str = "") -> None:
+    last: list[_Readiness] = current_app.extensions.setdefault(_LAST_READINESS, [])
+    if last and last[0] == state:
+        return
+    if state.reason is None:
+        if last:
+            log.info("ready: the database answers at this release's schema")
+    else:
+        log.warning("not ready (%s): %s%s", state.reason, state.detail, cause)
+    last[:] = [state]
+
+
+async def _reachable() -> bool:
+    try:
+        if current_settings().backend == "postgresql":
+            await asyncpg_pool.fetch(REACHABLE)
+        else:
+            async with autocommit():
+                await run_db(lambda: db.session.execute(REACHABLE))
+    except DATABASE_ERRORS:
+        return False
+    return True
+
+
+def _not_ready(reason: str, detail: str, cause: str = "") -> NotReadyError:
+    state = _Readiness(reason, detail)
+    _answered(state, cause)
+    return NotReadyError(reason, detail)
+
+
+@bp.get("/readyz", responses={200: Status, 503: NotReadyProblem})
 @public
 async def get_readiness() -> Response:
-    """Say whether the database answers and its schema is this release's (or a newer one's)."""
+    """Say whether the database answers and its schema is this release's (or a newer one's);
+    where not, ``reason`` says why: unreachable, not_migrated or behind."""
     try:
         if current_settings().backend == "postgresql":
             revision = await _schema_revision_async()
@@ -69,8 +119,17 @@ async def get_readiness() -> Response:
             async with autocommit():
                 revision = await run_db(_schema_revision)
     except DATABASE_ERRORS as exc:
-        # Whatever went wrong, this replica cannot serve: take it out of the balancer.
-        raise ServiceUnavailableError("The database is unavailable.") from exc
-    if not release().serves(revision):
-        raise ServiceUnavailableError("The database schema is behind this release's migrations.")
+        # Reading the revision failed: a database that answers SELECT 1 has no
+        # alembic_version table (never migrated); one that does not is out of reach.
+        cause = f" ({type(exc).__name__})"
+        if await _reachable():
+            raise _not_ready("not_migrated", _NOT_MIGRATED, cause) from exc
+        raise _not_ready("unreachable", "The database cannot be reached.", cause) from exc
+    this = release()
+    if revision is None:
+        raise _not_ready("not_migrated", _NOT_MIGRATED)
+    if not this.serves(revision):
+        detail = f"The database schema is at {revision}, behind this release's {this.head}."
+        raise _not_ready("behind", detail + " Apply the migrations: alembic upgrade head.")
+    _answered(_Readiness(None, "ready"))
     return json_response(Status(status="ready"))

@@ -281,6 +281,16 @@ class ImportProblem(Problem):
     errors: list[LineProblem] = Field(description="The first lines that failed, and why.")
 
 
+class NotReadyProblem(Problem):
+    """503 from GET /readyz: why this replica cannot serve (each cause is logged once)."""
+
+    status: Literal[503]
+    reason: Literal["unreachable", "not_migrated", "behind"] = Field(
+        description="unreachable: no answer from the database; not_migrated: it answers but "
+        "has no schema (run the migrations); behind: its schema is an older release's."
+    )
+
+
 # The problem each error status documents, unless an operation names its own.
 PROBLEM_OF_STATUS: dict[int, type[Problem]] = {
     400: BadRequestProblem,

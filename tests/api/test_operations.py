@@ -16,6 +16,7 @@ from app import create_app
 from app.config import Settings
 from app.db.session import db
 from app.telemetry.request_ids import REQUEST_ID_HEADER, request_id_from
+from tests.helpers import with_empty_database
 
 
 def test_healthz_is_200(client: FlaskClient) -> None:
@@ -48,6 +49,7 @@ def test_readyz_is_503_when_schema_is_behind(app: Flask, client: FlaskClient) ->
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"
     assert "behind" in response.get_json()["detail"]
+    assert response.get_json()["reason"] == "behind"
     assert response.headers["Retry-After"] == "1"
 
 
@@ -78,6 +80,28 @@ def test_unreachable_database_is_503_but_healthz_is_200(url: str, tmp_path: Path
         text_body = response.get_data(as_text=True)
         assert "127.0.0.1" not in text_body
         assert "nonexistent" not in text_body
+    assert client.get("/readyz").get_json()["reason"] == "unreachable"
+
+
+@with_empty_database
+def test_readyz_on_a_never_migrated_database_says_so_and_logs_it_once(
+    empty_database_url: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A reachable database nobody migrated once answered "The database is unavailable."
+    # and logged nothing: the operator could not tell it from an outage.
+    _, url = empty_database_url
+    app = create_app(Settings(DATABASE_URL=url, INSTANCE_PATH=tmp_path, AUTO_MIGRATE=False))
+    client = app.test_client()
+    with caplog.at_level(logging.INFO, logger="app.api.ops"):
+        answers = [client.get("/readyz") for _ in range(3)]
+
+    for response in answers:
+        assert response.status_code == 503
+        assert response.get_json()["reason"] == "not_migrated"
+        assert "alembic upgrade head" in response.get_json()["detail"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "app.api.ops"]
+    assert len(logged) == 1
+    assert logged[0].startswith("not ready (not_migrated)")
 
 
 def test_sane_request_id_is_echoed(client: FlaskClient) -> None:
