@@ -74,6 +74,13 @@ def create_app(
     asyncpg_pool.init_app(app, settings)
     # Only a server (or flask run) migrates and makes the first key: a script, another flask
     # command or alembic must never make a database where there was none, nor print a key.
+    if _under_flask_run():
+        # What python -m app.server's master says first (app.startup); here the app is built
+        # once a run (the reloader's child too), not once a worker.
+        from app.startup import report  # noqa: PLC0415 - flask run only
+
+        for line in report(settings, _address(settings)):
+            log.info("%s", line)
     serving = serving or _under_flask_run()
     if serving and settings.migrates_on_start:
         _set_up_database(app, settings)
@@ -102,6 +109,16 @@ def _under_flask_run() -> bool:
     return context is not None and context.command is run_command
 
 
+def _address(settings: Settings) -> str:
+    # Where this server answers: flask run's --host and --port, else the production server's.
+    context = click.get_current_context(silent=True)
+    if context is not None and context.command is run_command:
+        host, port = context.params.get("host", "127.0.0.1"), context.params.get("port", 5000)
+    else:
+        host, port = settings.HOST, settings.PORT
+    return f"http://{'127.0.0.1' if host in {'0.0.0.0', '::'} else host}:{port}"  # noqa: S104
+
+
 def _set_up_database(app: App, settings: Settings) -> None:
     # Several processes may start at once (the server's workers): one migrates at a time.
     with app.app_context(), migrations.file_lock(settings.instance_path / "setup.lock"):
@@ -118,7 +135,6 @@ def _set_up_database(app: App, settings: Settings) -> None:
             sys.stderr.write(
                 "\n  Created a local API key with every scope. It is shown only this once:\n\n"
                 f"    {token}\n\n"
-                f'  Try: curl -H "Authorization: Bearer {token}" http://127.0.0.1:5000/users\n'
-                "  (5000 is the port of flask run; use yours.)\n"
+                f'  Try: curl -H "Authorization: Bearer {token}" {_address(settings)}/users\n'
                 "  More keys: flask --app app api-keys create NAME --scope users:read ...\n\n"
             )

@@ -118,8 +118,12 @@ def upgrade_to_head(connection: Connection) -> None:
 def migrate(engine: Engine) -> None:
     """Bring the database to this release's head in one transaction."""
     with engine.begin() as connection:
+        migrated = inspect(connection).has_table("alembic_version")
+        before = connection.execute(SCHEMA_REVISION).scalar_one_or_none() if migrated else None
         upgrade_to_head(connection)
-    log.info("database schema at %s", release().head)
+    # Said once, by the process that migrated: the others found nothing to do.
+    if before != release().head:
+        log.info("database schema migrated from %s to %s", before or "nothing", release().head)
 
 
 @contextmanager

@@ -26,7 +26,12 @@ from app.config import METRICS_DIR_VARIABLE, Settings
 from app.server.access import access_log
 from app.server.bridge import WSGIBridge
 from app.server.types import BodyLimit, WSGIApp
-from app.telemetry.logs import AccessJsonFormatter, configure_logging, granian_log_config
+from app.telemetry.logs import (
+    AccessJsonFormatter,
+    AccessTextFormatter,
+    configure_logging,
+    granian_log_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +81,11 @@ def _bind_to_master() -> None:
 
 def bridged(app: WSGIApp, settings: Settings, admit: BodyLimit | None = None) -> WSGIBridge:
     """Put a WSGI app behind the bridge, with the JSON access log on stderr."""
-    # One JSON object a line, nothing before it: what log shippers parse.
+    # In the format of every other line: one JSON object a line, or our text line.
     handler = logging.StreamHandler(sys.stderr)
     # In JSON it gains the time, level and logger every other line has.
     json_lines = settings.LOG_FORMAT == "json"
-    handler.setFormatter(AccessJsonFormatter() if json_lines else logging.Formatter("%(message)s"))
+    handler.setFormatter(AccessJsonFormatter() if json_lines else AccessTextFormatter())
     access_log.addHandler(handler)
     access_log.propagate = False
     access_log.setLevel(logging.INFO)
@@ -130,8 +135,14 @@ def main(factory: str = "app.server.serve:asgi_app") -> None:
     settings = Settings()
     _fresh_metrics_folder()
     os.environ[MASTER_PID_VARIABLE] = str(os.getpid())
-    # The workers fork from here with this root handler; granian's own loggers use it in JSON.
+    # The workers fork from here with this root handler; granian's own loggers use it too.
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
+    # What the operator reads first, once (not once a worker): lazily, as the workers build
+    # the app, since it reads the database (app.startup says what it holds).
+    from app.startup import report  # noqa: PLC0415
+
+    for line in report(settings):
+        log.info("%s", line)
     Granian(
         factory,
         factory=True,
@@ -154,6 +165,10 @@ def main(factory: str = "app.server.serve:asgi_app") -> None:
         respawn_failed_workers=True,
         workers_kill_timeout=settings.GRACEFUL_TIMEOUT,
         log_access=False,  # ours has the request id and the key prefix
-        log_dictconfig=granian_log_config(settings.LOG_FORMAT),
+        # At the default sizing its warning of more workers than CPUs is dropped: app.startup's
+        # first line says why that sizing is meant. A WEB_CONCURRENCY set by hand keeps it.
+        log_dictconfig=granian_log_config(
+            quiet_workers_warning="WEB_CONCURRENCY" not in settings.model_fields_set
+        ),
         working_dir=Path.cwd(),
     ).serve()

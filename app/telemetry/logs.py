@@ -84,9 +84,47 @@ class AccessJsonFormatter(JsonFormatter):
         log_record.update(entry)
 
 
+class AccessTextFormatter(TextFormatter):
+    """The access log's entry (app.server.access) as a line of the text format, its request
+    id and key prefix in the brackets every other line has."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        """Rewrite the record from the entry, then format it as any other."""
+        entry = json.loads(record.getMessage())
+        query = f"?{entry['query']}" if entry.get("query") else ""
+        record.request_id = entry.get("request_id", "-")
+        record.api_key = entry.get("api_key", "-")
+        took = entry.get("duration_us", 0) / 1000
+        record.message = (
+            f"{entry.get('remote')} {entry.get('method')} {entry.get('path')}{query} "
+            f"{entry.get('status')} {entry.get('bytes')} B {took:.1f} ms"
+        )
+        return super().formatMessage(record)
+
+
 def formatter(log_format: LogFormat) -> logging.Formatter:
     """The formatter of every line in this format."""
     return JsonFormatter() if log_format == "json" else TextFormatter()
+
+
+class DropMessages(logging.Filter):
+    """Drop the records whose message starts with one of these (library noise)."""
+
+    def __init__(self, starts: list[str] | tuple[str, ...]) -> None:
+        super().__init__()
+        self.starts = tuple(starts)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep a record unless its message is one of the dropped ones."""
+        return not record.getMessage().startswith(self.starts)
+
+
+# Alembic's lines that every process repeats at each start (7 "setup plugin" lines a worker
+# were 28 of a short session's 51): what a migration does is still logged, not its set-up.
+_ALEMBIC_SET_UP = ("Context impl ", "Will assume ")
+# granian's warning when the workers outnumber the CPUs, which the default sizing (2 a CPU,
+# measured: app.config.settings WEB_CONCURRENCY) does on purpose.
+GRANIAN_WORKERS_WARNING = "Configured number of workers appears to be higher"
 
 
 def configure_logging(level: str, log_format: LogFormat = "text") -> None:
@@ -101,22 +139,27 @@ def configure_logging(level: str, log_format: LogFormat = "text") -> None:
         handler._app_handler = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     handler.setFormatter(formatter(log_format))
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    migration = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(f, DropMessages) for f in migration.filters):
+        migration.addFilter(DropMessages(_ALEMBIC_SET_UP))
     if log_format == "json":
         # Python's warnings would be bare lines on stderr: make them records too.
         logging.captureWarnings(True)
 
 
-def granian_log_config(log_format: LogFormat) -> dict[str, Any] | None:
-    """granian's log_dictconfig: in JSON, its loggers (the Rust side's are their children,
-    through pyo3-log) hand their records to the root handler instead of printing text."""
-    if log_format == "text":
-        return None  # granian's own lines, as before
+def granian_log_config(*, quiet_workers_warning: bool) -> dict[str, Any]:
+    """granian's log_dictconfig: its loggers (the Rust side's are their children, through
+    pyo3-log) hand their records to the root handler, in the one format of LOG_FORMAT, not
+    granian's own "[INFO] ..." lines beside ours."""
     # granian updates its default config with this one key by key: no handler of its own.
+    drop = [GRANIAN_WORKERS_WARNING] if quiet_workers_warning else []
     return {
+        "filters": {"noise": {"()": DropMessages, "starts": drop}},
         "formatters": {},
         "handlers": {},
         "loggers": {
-            "_granian": {"handlers": [], "propagate": True},
+            "_granian": {"handlers": [], "propagate": True, "filters": ["noise"]},
             "granian.access": {"handlers": [], "propagate": True},
         },
     }
