@@ -1,12 +1,16 @@
 """Defaults the settings compute from the machine and from where the package is."""
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
+from app import create_app
 from app.config import ENV_FILE, Settings, available_cpus, default_instance_path
+from app.db.session import db
+from app.services import api_keys
 
 AFFINITY = len(os.sched_getaffinity(0))
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,3 +87,24 @@ def test_instance_path_wins_and_reading_the_url_makes_nothing(tmp_path: Path) ->
     assert settings.instance_path == (tmp_path / "elsewhere").resolve()
     assert settings.database_url == f"sqlite:///{settings.instance_path / 'app.db'}"
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_rate_limit_is_off_on_the_embedded_default_only_when_unset(tmp_path: Path) -> None:
+    assert Settings(INSTANCE_PATH=tmp_path).RATE_LIMIT == ""
+    assert Settings(INSTANCE_PATH=tmp_path, RATE_LIMIT="5/minute").RATE_LIMIT == "5/minute"
+    production = Settings(DATABASE_URL="postgresql://postgres@127.0.0.1/test")
+    assert production.RATE_LIMIT == "1200/minute"
+
+
+def test_the_readme_loop_of_1300_gets_is_not_throttled_on_the_embedded_default(
+    tmp_path: Path,
+) -> None:
+    # A loop of 1,300 GETs with the printed local key once met a 429 at the 1,196th.
+    app = create_app(Settings(INSTANCE_PATH=tmp_path), serving=True)
+    with app.app_context():
+        _, token = api_keys.create_api_key("loop", ["users:read"])
+        db.session.commit()
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    statuses = Counter(client.get("/users", headers=headers).status_code for _ in range(1300))
+    assert statuses == {200: 1300}

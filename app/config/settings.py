@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     CORS_ORIGINS: str = ""
     # Requests per API key (without a valid key: per client address), in the ``limits``
     # library's notation ("1200/minute", "20/second;1000/hour"); empty turns limiting off.
+    # Unset on the embedded database: off. It is the development default, on loopback, and
+    # a loop of 1,300 GETs with its printed key met a 429 at the 1,196th; the image sets
+    # this default again (Dockerfile), since a container may be reached from elsewhere.
     RATE_LIMIT: str = "1200/minute"
     # Where the counts live. Empty: a SQLite file in the instance folder (rate_limits.db),
     # one budget across the processes of this server; sqlite:///<file>: another such file;
@@ -192,6 +195,12 @@ class Settings(BaseSettings):
             msg = "DATABASE_REPLICA_URL must be a PostgreSQL streaming replica"
             raise ValueError(msg)
         return value
+
+    @model_validator(mode="after")
+    def _embedded_rate_limit_off(self) -> "Settings":
+        if "RATE_LIMIT" not in self.model_fields_set and self.embedded:
+            self.__dict__["RATE_LIMIT"] = ""  # through __dict__: assigned, it would count as set
+        return self
 
     @model_validator(mode="after")
     def _within_connection_budget(self) -> "Settings":
