@@ -57,7 +57,7 @@ def create_app(
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     app = App(
         __name__,
-        info=Info(title="User management API", version="1.0.0"),
+        info=Info(title="User management API", version=VERSION),
         instance_path=str(settings.instance_path),
         validation_error_callback=raise_validation_error,
         operation_id_callback=operation_id_for,

@@ -28,12 +28,16 @@ PostSort = Literal["id", "-id", "created_at", "-created_at"]
 class PostCreate(InputModel):
     """Body of POST /users/{user_id}/posts."""
 
+    EXAMPLES = ({"title": "Hello, world", "body": "My first post."},)
+
     title: Title
     body: Body
 
 
 class PostUpdate(PartialUpdate):
     """Body of PATCH and PUT /posts/{post_id}: omitted fields stay as they are."""
+
+    EXAMPLES = ({"title": "Hello again"},)
 
     title: Title | None = None
     body: Body | None = None

@@ -48,12 +48,16 @@ UserSort = Literal["id", "-id", "created_at", "-created_at", "username", "-usern
 class UserCreate(InputModel):
     """Body of POST /users."""
 
+    EXAMPLES = ({"username": "davidchen", "email": "david@example.com"},)
+
     username: Username
     email: Email
 
 
 class UserUpdate(PartialUpdate):
     """Body of PATCH and PUT /users/{id}: omitted fields stay as they are."""
+
+    EXAMPLES = ({"email": "david.chen.updated@example.com"},)
 
     username: Username | None = None
     email: Email | None = None
