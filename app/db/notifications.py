@@ -35,6 +35,11 @@ def listen(
     asyncpg_pool.submit(_listen(asyncpg_pool.dsn(url), channel, timeout, on_message, on_gap))
 
 
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
 async def _listen(
     dsn: str,
     channel: str,
@@ -42,19 +47,32 @@ async def _listen(
     on_message: Callable[[str], None],
     on_gap: Callable[[], None],
 ) -> None:
+    # Each outage is logged once, in one line, and its end once: retried every second, a
+    # traceback a try filled the log (15 lines a second once a test's database was dropped).
+    failing = False
     while True:
         try:
             connection = await asyncpg.connect(
                 dsn, timeout=wait_seconds, server_settings={"application_name": LISTENER_NAME}
             )
-        except (OSError, TimeoutError, asyncpg.PostgresError):
-            log.warning("cannot LISTEN on %s yet; trying again", channel, exc_info=True)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+            if not failing:
+                log.warning(
+                    "cannot LISTEN on %s (%s); trying again every %s s",
+                    channel,
+                    _reason(error),
+                    RETRY_SECONDS,
+                )
+            failing = True
         else:
+            if failing:
+                log.info("LISTEN on %s again", channel)
+            failing = False
             try:
                 await _hear(connection, channel, wait_seconds, on_message, on_gap)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning(
-                    "lost the LISTEN connection on %s; reconnecting", channel, exc_info=True
+                    "lost the LISTEN connection on %s (%s); reconnecting", channel, _reason(error)
                 )
             finally:
                 connection.terminate()

@@ -2,6 +2,7 @@
 once, not when each process's 10 s cache of verified keys expires; a listener whose
 connection is killed reconnects and says so."""
 
+import logging
 import threading
 import time
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 from flask import Flask
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from app.config import SETTINGS, Settings
 from app.db import notifications
@@ -94,3 +96,24 @@ def test_a_revoked_key_stops_working_in_every_server_process_at_once(
     assert KEY_CACHE_SECONDS > 5 * WITHIN_SECONDS
     assert len(statuses) >= 10
     assert still_working == [], f"served after revocation: {still_working}\n{log}"
+
+
+def test_a_listener_that_cannot_connect_says_so_once_in_one_line(
+    app: Flask, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Retried every second, each try once logged a traceback: 15 lines a second, after the
+    # suite's summary, from a test's listener whose database had been dropped.
+    settings: Settings = app.extensions[SETTINGS]
+    gone = make_url(settings.database_url).set(database=f"no_such_db_{time.monotonic_ns()}")
+    elsewhere = settings.model_copy(
+        update={"DB_LISTEN_URL": gone.render_as_string(hide_password=False)}
+    )
+    with caplog.at_level(logging.INFO, logger=notifications.__name__):
+        notifications.listen(elsewhere, "test_nowhere", lambda _payload: None, lambda: None)
+        time.sleep(3.5 * notifications.RETRY_SECONDS)
+
+    records = [r for r in caplog.records if r.name == notifications.__name__]
+    assert len(records) == 1
+    assert records[0].exc_info is None
+    assert records[0].getMessage().startswith("cannot LISTEN on test_nowhere (")
+    assert "does not exist" in records[0].getMessage()
