@@ -185,12 +185,13 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")[-20_000:]
 
 
-def readme_block(heading: str, language: str) -> str:
-    """The first ``language`` code block in README.md's section ``heading`` (its ## line)."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+def doc_block(page: str, heading: str, language: str) -> str:
+    """The first ``language`` code block in section ``heading`` (its ## line) of ``page``,
+    a path from the repository's root (README.md, docs/...)."""
+    text = (Path(__file__).resolve().parents[1] / page).read_text()
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
     match = re.search(rf"```{language}\n(.*?)```", section, re.DOTALL)
-    assert match, f"README.md's section {heading!r} has no {language} block"
+    assert match, f"{page}'s section {heading!r} has no {language} block"
     return match.group(1)
 
 

@@ -52,17 +52,12 @@ SENSITIVE_MARKERS = ["token", "key", "secret", "password", "session", "passwd", 
 
 
 def _config(
-    headers: dict[str, str] | None = None, *, bearer: str | None = None, ids_reused: bool = False
+    headers: dict[str, str] | None = None, *, bearer: str | None = None
 ) -> SchemathesisConfig:
     checks: dict[str, Any] = {
         # Replaced by positive_data_acceptance_opaque_cursor (scripts/schemathesis_hooks.py).
         "positive_data_acceptance": {"enabled": False},
     }
-    if ids_reused:
-        # SQLite gives the next row the id of the newest row when that one was deleted
-        # (README, limitations), so a deleted post's URL may serve a new post: the check
-        # would report that, at random, about once in ten runs.
-        checks["use_after_free"] = {"enabled": False}
     # A key given as the security scheme's credentials, not as a raw header, is what the
     # ignored_auth check knows for explicit: with a raw header, the stateful phase read a
     # 2xx to an operation with header parameters of its own (If-Match: *) as "accepts
@@ -187,9 +182,7 @@ def test_stateful_phase_keeps_to_the_document(app: Flask, api_token: str, backen
     # The scheme's credentials from the config are explicit ones to the auth checks. Its WSGI
     # transport asks for compressed bodies (requests' default Accept-Encoding) but does not
     # decode them: ask for none.
-    config = _config(
-        {"Accept-Encoding": "identity"}, bearer=api_token, ids_reused=backend == "sqlite"
-    )
+    config = _config({"Accept-Encoding": "identity"}, bearer=api_token)
     stateful = schemathesis.openapi.from_wsgi("/openapi.json", app, config=config)
     machine: Any = stateful.as_state_machine()
     # The links the state machine follows (schemathesis infers them from the schemas):

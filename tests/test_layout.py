@@ -1,4 +1,5 @@
-"""The house rules of docs/architecture.md, read from the code's own imports (ast, not regex).
+"""The house rules of docs/explanation/architecture.md, read from the code's own imports (ast,
+not regex).
 
 Each room of app/ has a floor; a module may import its own room and the floors below, never
 above. Run alone: .venv/bin/pytest tests/test_layout.py -q

@@ -1,4 +1,5 @@
-"""Scripts and cron jobs: the README's script, run from unrelated folders, and app.scripts."""
+"""Scripts and cron jobs: the documented script (docs/how-to/scripts.md), run from unrelated
+folders, and app.scripts."""
 
 import re
 import subprocess
@@ -18,10 +19,10 @@ from app.db.session import db
 from app.models import ApiKey, Post, User
 from app.scripts import script
 from tests.helpers import (
+    doc_block,
     embedded_env,
     free_port,
     project_copy,
-    readme_block,
     stop,
     wait_until_serving,
     with_empty_database,
@@ -43,10 +44,11 @@ def _no_file(path: Path) -> str:
 
 
 def _readme_script(folder: Path) -> Path:
-    """The README's script, written into ``folder`` (made here: a cron job's own folder)."""
+    """The documented script (docs/how-to/scripts.md), written into ``folder`` (made here: a
+    cron job's own folder)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "prune.py"
-    path.write_text(readme_block("Scripts and cron jobs", "python"))
+    path.write_text(doc_block("docs/how-to/scripts.md", "Write the script", "python"))
     return path
 
 

@@ -54,8 +54,8 @@ async def get_health() -> Response:
     "/metrics",
     responses={
         200: {
-            "description": "Prometheus' text format (README, 'Operating it'); public: restrict "
-            "it at the proxy.",
+            "description": "Prometheus' text format (docs/how-to/operating.md, 'Metrics'); "
+            "public: restrict it at the proxy.",
             "content": {"text/plain": {"schema": {"type": "string"}}},
         }
     },

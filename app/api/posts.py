@@ -2,7 +2,7 @@
 
 A create or an update reads the post back with its author, so it is two statements: it runs
 in a ``transaction()``, committed when the block ends; reads and the one-statement delete
-run in ``autocommit()`` (docs/architecture.md, "A resource").
+run in ``autocommit()`` (docs/explanation/architecture.md, "A resource").
 """
 
 from flask import Response, url_for

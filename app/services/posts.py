@@ -1,8 +1,9 @@
 """Rules of the posts resource. Services flush, never commit.
 
-Written on the users template (docs/architecture.md, "A resource"): Core statements on the
-model's own table select the representation's columns; a post embeds its author's username,
-so its columns come with the author's in one join, and every read is one query.
+Written on the users template (docs/explanation/architecture.md, "A resource"): Core
+statements on the model's own table select the representation's columns; a post embeds its
+author's username, so its columns come with the author's in one join, and every read is one
+query.
 """
 
 from datetime import datetime

@@ -30,8 +30,8 @@ host all all all scram-sha-256
 HBA
         # Roles and the database, on a server no other container can reach yet. Passwords
         # come from the environment (\getenv), not the command line. PgBouncer's transaction
-        # mode passes no startup options, so the API's deadlines (README, "Failure
-        # behaviour") are the role's own; bulk work raises them per transaction (SET LOCAL).
+        # mode passes no startup options, so the API's deadlines
+        # (docs/explanation/failure-behaviour.md) are the role's own; bulk work raises them per transaction (SET LOCAL).
         # The slot keeps the WAL the replica has not streamed yet, up to max_slot_wal_keep_size.
         pg_ctl --pgdata="$PGDATA.init" --wait --silent -o "-c listen_addresses=''" start
         psql --quiet --no-psqlrc --username=postgres --dbname=postgres --set=ON_ERROR_STOP=1 \
