@@ -8,9 +8,12 @@ throwaway embedded SQLite folder (nothing is migrated, no key is made).
 - Python: openapi-python-client with --fail-on-warning, less the few operations listed in
   OMITTED_OPERATIONS (with why), each update body's variants folded into one model.
 - TypeScript: openapi-typescript (the version clients/typescript/package-lock.json pins,
-  installed there by `npm ci`) writes src/schema.d.ts; openapi-fetch makes the calls.
+  installed there by `npm ci`) writes src/schema.ts; openapi-fetch makes the calls. The
+  package's version (package.json and its lock) is set to the document's info.version, as
+  the Python client's is.
 tests/test_client.py and tests/test_typescript_client.py regenerate into a temporary folder
-and fail when the committed clients differ.
+and fail when the committed clients differ; tests/test_client_packages.py installs both as
+packages, outside the repository, and runs docs/how-to/clients.md's examples with them.
 """
 
 import importlib.metadata
@@ -29,8 +32,12 @@ from app.config import Settings
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT_DIR = ROOT / "clients" / "python"
 TS_DIR = ROOT / "clients" / "typescript"
-# The generated types, under TS_DIR; the rest of the package is written by hand.
-TS_SCHEMA = Path("src") / "schema.d.ts"
+# The generated types, under TS_DIR; the rest of the package is written by hand. A .ts
+# file, not .d.ts: tsc copies no .d.ts source into dist/, so the package's index.d.ts would
+# import declarations it does not ship; from a .ts it emits schema.d.ts beside index.d.ts.
+TS_SCHEMA = Path("src") / "schema.ts"
+# The files that carry the package's version: package.json and, twice, its lock.
+TS_MANIFESTS = ("package.json", "package-lock.json")
 CONFIG = ROOT / "clients" / "openapi-python-client.yaml"
 # setup.py metadata: setuptools, like the service itself, if anyone installs the client.
 META = "setup"
@@ -150,6 +157,38 @@ def generate_typescript(output: Path) -> None:
         _run([str(generator), str(document), "--output", str(output)], cwd=TS_DIR)
 
 
+def document_version(served: bytes) -> str:
+    """The API's version, as the document's info.version says it."""
+    version: str = json.loads(served)["info"]["version"]
+    return version
+
+
+def typescript_versions() -> dict[str, str]:
+    """Every version the TypeScript package states, by where it states it."""
+    package = json.loads((TS_DIR / "package.json").read_text())
+    lock = json.loads((TS_DIR / "package-lock.json").read_text())
+    return {
+        "package.json": package["version"],
+        "package-lock.json": lock["version"],
+        'package-lock.json packages[""]': lock["packages"][""]["version"],
+    }
+
+
+def set_typescript_version(version: str) -> None:
+    """Make the TypeScript package's version ``version``; files already right are left
+    untouched (a newer lock makes npm_ci install again)."""
+    for name in TS_MANIFESTS:
+        path = TS_DIR / name
+        manifest = json.loads(path.read_text())
+        manifest["version"] = version
+        if name == "package-lock.json":
+            manifest["packages"][""]["version"] = version
+        # npm's own layout (JSON.stringify with two spaces, a final newline): no diff noise.
+        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        if text != path.read_text():
+            path.write_text(text)
+
+
 def _run(command: list[str], cwd: Path) -> None:
     result = subprocess.run(  # noqa: S603 - fixed argv, no shell
         command, cwd=cwd, capture_output=True, text=True, check=False
@@ -163,6 +202,7 @@ def main() -> int:
     """Regenerate clients/python and clients/typescript."""
     generate(CLIENT_DIR)
     generate_typescript(TS_DIR / TS_SCHEMA)
+    set_typescript_version(document_version(served_document()))
     sys.stderr.write(f"Generated {CLIENT_DIR.relative_to(ROOT)} and {TS_DIR.relative_to(ROOT)}\n")
     return 0
 

@@ -3,15 +3,11 @@ and importable by name, and working end to end against the shipped server on Pos
 
 The suite imports it by name, ``user_management_client``, as its users do: pytest's
 ``pythonpath`` and mypy's ``mypy_path`` (pyproject.toml) put clients/python on the path, so
-mypy checks these calls against it. A subprocess test installs it with pip and runs the
-README's snippet from an unrelated folder.
+mypy checks these calls against it. tests/test_client_packages.py installs it with pip into
+a fresh virtualenv and runs docs/how-to/clients.md's example there.
 """
 
 import filecmp
-import os
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -55,13 +51,12 @@ from user_management_client.models import (
 )
 from user_management_client.types import Response
 
-from scripts.generate_client import CLIENT_DIR, ROOT, generate
-from tests.helpers import LiveServer, readme_block
+from scripts.generate_client import CLIENT_DIR, generate
+from tests.helpers import LiveServer
 
 M = TypeVar("M")
 
 TIMEOUT = httpx.Timeout(10.0)
-README = ROOT / "README.md"
 # Caches that tools write into any folder they run in, which also ignore themselves (each
 # holds a .gitignore of "*"), so the client's own .gitignore need not list them.
 _SELF_IGNORED = ("__pycache__/", ".ruff_cache/", ".mypy_cache/", ".pytest_cache/")
@@ -289,66 +284,3 @@ def test_typed_client_runs_users_and_posts_flow_on_postgresql(
             get_user.sync_detailed(other.id, client=stranger), HTTPStatus.UNAUTHORIZED, Problem
         )
         assert unauthorized.status == 401
-
-
-def _install_client(target: Path) -> Path:
-    """pip-install clients/python (from a copy: a build leaves build/ and .egg-info beside
-    the sources) into ``target``; return that folder for PYTHONPATH."""
-    source = target / "source"
-    shutil.copytree(CLIENT_DIR, source, ignore=shutil.ignore_patterns("__pycache__"))
-    site = target / "site"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--target",
-            str(site),
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return site
-
-
-@pytest.mark.live
-@pytest.mark.postgresql_only("the README's client snippet runs against the PostgreSQL server")
-def test_readme_client_snippet_runs_as_a_script_with_the_installed_client(
-    backend: str, api_token: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    expect = _Expect(request.getfixturevalue("live_server"))
-    with AuthenticatedClient(base_url=expect.server.url, token=api_token, timeout=TIMEOUT) as c:
-        body = UserCreate(username="ada", email="ada@example.com")
-        expect.parsed(create_user.sync_detailed(client=c, body=body), HTTPStatus.CREATED, UserRead)
-    site = _install_client(tmp_path / "install")
-    script = tmp_path / "elsewhere" / "list_users.py"
-    script.parent.mkdir()
-    script.write_text(readme_block("Typed clients", "python"))
-
-    # From an unrelated folder, with only the installed client on the path: imported by name.
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(site),
-        "API_URL": expect.server.url,
-        "API_KEY": api_token,
-    }
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=script.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr
-    assert "ada" in result.stdout
-    installed = site / "user_management_client"
-    assert {p.name for p in installed.iterdir()} >= {"__init__.py", "api", "models", "py.typed"}

@@ -1,6 +1,6 @@
 /**
  * The typed client of the user-management API: the types are generated from the served
- * OpenAPI document (src/schema.d.ts, by scripts/generate_client.py), the calls are
+ * OpenAPI document (src/schema.ts, by scripts/generate_client.py), the calls are
  * openapi-fetch's. The only code here is the key and the file upload.
  */
 import createClient, { type Client, type ClientOptions } from "openapi-fetch";

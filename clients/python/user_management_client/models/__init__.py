@@ -11,6 +11,8 @@ from .line_problem import LineProblem
 from .list_posts_sort import ListPostsSort
 from .list_user_posts_sort import ListUserPostsSort
 from .list_users_sort import ListUsersSort
+from .not_ready_problem import NotReadyProblem
+from .not_ready_problem_reason import NotReadyProblemReason
 from .post_create import PostCreate
 from .post_page import PostPage
 from .post_read import PostRead
@@ -38,6 +40,8 @@ __all__ = (
     "ListPostsSort",
     "ListUserPostsSort",
     "ListUsersSort",
+    "NotReadyProblem",
+    "NotReadyProblemReason",
     "PostCreate",
     "PostPage",
     "PostRead",

@@ -5,6 +5,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.not_ready_problem import NotReadyProblem
 from ...models.problem import Problem
 from ...models.status import Status
 from ...types import Response
@@ -20,7 +21,9 @@ def _get_kwargs() -> dict[str, Any]:
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Problem | Status | None:
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> NotReadyProblem | Problem | Status | None:
     if response.status_code == 200:
         response_200 = Status.from_dict(response.json())
 
@@ -32,7 +35,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_500
 
     if response.status_code == 503:
-        response_503 = Problem.from_dict(response.json())
+        response_503 = NotReadyProblem.from_dict(response.json())
 
         return response_503
 
@@ -42,7 +45,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Problem | Status]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[NotReadyProblem | Problem | Status]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -54,15 +59,17 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
-) -> Response[Problem | Status]:
-    """Say whether the database answers and its schema is this release's (or a newer one's).
+) -> Response[NotReadyProblem | Problem | Status]:
+    """Say whether the database answers and its schema is this release's (or a newer one's);
+
+     where not, ``reason`` says why: unreachable, not_migrated or behind.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | Status]
+        Response[NotReadyProblem | Problem | Status]
     """
 
     kwargs = _get_kwargs()
@@ -77,15 +84,17 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient | Client,
-) -> Problem | Status | None:
-    """Say whether the database answers and its schema is this release's (or a newer one's).
+) -> NotReadyProblem | Problem | Status | None:
+    """Say whether the database answers and its schema is this release's (or a newer one's);
+
+     where not, ``reason`` says why: unreachable, not_migrated or behind.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | Status
+        NotReadyProblem | Problem | Status
     """
 
     return sync_detailed(
@@ -96,15 +105,17 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
-) -> Response[Problem | Status]:
-    """Say whether the database answers and its schema is this release's (or a newer one's).
+) -> Response[NotReadyProblem | Problem | Status]:
+    """Say whether the database answers and its schema is this release's (or a newer one's);
+
+     where not, ``reason`` says why: unreachable, not_migrated or behind.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | Status]
+        Response[NotReadyProblem | Problem | Status]
     """
 
     kwargs = _get_kwargs()
@@ -117,15 +128,17 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient | Client,
-) -> Problem | Status | None:
-    """Say whether the database answers and its schema is this release's (or a newer one's).
+) -> NotReadyProblem | Problem | Status | None:
+    """Say whether the database answers and its schema is this release's (or a newer one's);
+
+     where not, ``reason`` says why: unreachable, not_migrated or behind.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | Status
+        NotReadyProblem | Problem | Status
     """
 
     return (

@@ -99,7 +99,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Say whether the database answers and its schema is this release's (or a newer one's). */
+        /**
+         * Say whether the database answers and its schema is this release's (or a newer one's);
+         * @description where not, ``reason`` says why: unreachable, not_migrated or behind.
+         */
         get: operations["getReadiness"];
         put?: never;
         post?: never;
@@ -342,6 +345,32 @@ export interface components {
             line: number;
             /** Problem */
             problem: string;
+        };
+        /**
+         * NotReadyProblem
+         * @description 503 from GET /readyz: why this replica cannot serve (each cause is logged once).
+         */
+        NotReadyProblem: {
+            /** Detail */
+            detail: string;
+            /**
+             * Reason
+             * @description unreachable: no answer from the database; not_migrated: it answers but has no schema (run the migrations); behind: its schema is an older release's.
+             * @enum {string}
+             */
+            reason: "unreachable" | "not_migrated" | "behind";
+            /**
+             * Status
+             * @constant
+             */
+            status: 503;
+            /** Title */
+            title: string;
+            /**
+             * Type
+             * @description "about:blank": the status and title say what happened.
+             */
+            type: string;
         };
         /**
          * PostCreate
@@ -671,7 +700,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Prometheus' text format (README, 'Operating it'); public: restrict it at the proxy. */
+            /** @description Prometheus' text format (docs/how-to/operating.md, 'Metrics'); public: restrict it at the proxy. */
             200: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -904,6 +933,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "title": "Hello again"
+                 *     }
+                 */
                 "application/json": components["schemas"]["PostUpdate"];
             };
         };
@@ -1149,6 +1183,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "title": "Hello again"
+                 *     }
+                 */
                 "application/json": components["schemas"]["PostUpdate"];
             };
         };
@@ -1319,7 +1358,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["NotReadyProblem"];
                 };
             };
         };
@@ -1434,6 +1473,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "david@example.com",
+                 *       "username": "davidchen"
+                 *     }
+                 */
                 "application/json": components["schemas"]["UserCreate"];
             };
         };
@@ -1889,6 +1934,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "david.chen.updated@example.com"
+                 *     }
+                 */
                 "application/json": components["schemas"]["UserUpdate"];
             };
         };
@@ -2144,6 +2194,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "david.chen.updated@example.com"
+                 *     }
+                 */
                 "application/json": components["schemas"]["UserUpdate"];
             };
         };
@@ -2405,6 +2460,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "body": "My first post.",
+                 *       "title": "Hello, world"
+                 *     }
+                 */
                 "application/json": components["schemas"]["PostCreate"];
             };
         };
