@@ -17,8 +17,10 @@ FROM ${BASE_IMAGE} AS build
 ARG EXTRA_CA_CERT=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 # Dependencies first, in a layer of their own: a source change does not reinstall them.
-# Wheels only (--only-binary): no compiler is needed here, nor shipped below.
-COPY pyproject.toml /src/pyproject.toml
+# The lock (requirements/app.txt, scripts/lock.sh writes it), not pyproject.toml's ranges: two
+# builds a week apart install the same versions, and every file must match a hash the lock
+# names. Wheels only (--only-binary): no compiler is needed here, nor shipped below.
+COPY requirements/app.txt /src/requirements/app.txt
 RUN set -eu; \
     python3 -m venv /opt/venv; \
     if [ -n "$EXTRA_CA_CERT" ]; then \
@@ -26,14 +28,15 @@ RUN set -eu; \
         printf '%s\n' "$EXTRA_CA_CERT" >> /tmp/ca.pem; \
         export PIP_CERT=/tmp/ca.pem; \
     fi; \
-    /opt/venv/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt; \
-    /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt; \
-    rm -f /tmp/ca.pem /tmp/requirements.txt
+    /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r /src/requirements/app.txt; \
+    rm -f /tmp/ca.pem
 
 FROM ${BASE_IMAGE} AS runtime
-# INSTANCE_PATH: the default for a package at /srv/app/app anyway (app/config.py), spelled
+# INSTANCE_PATH: the default for a package at /srv/app/app anyway (app/config/paths.py), spelled
 # out because it is the folder to mount for an embedded database. LOG_FORMAT: every line
-# the server, the app and migrate print is one JSON object, for a log shipper.
+# the server, the app and migrate print is one JSON object, for a log shipper. RATE_LIMIT:
+# the production budget even on the embedded database (off there by default, for a local
+# run), since a container may be reached from anywhere.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/srv/app \
     INSTANCE_PATH=/srv/app/instance \
@@ -41,7 +44,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOST=0.0.0.0 \
-    PORT=8000
+    PORT=8000 \
+    RATE_LIMIT=1200/minute
 RUN set -eu; \
     groupadd --system --gid 10001 app; \
     useradd --system --uid 10001 --gid app --home-dir /srv/app --no-create-home app

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build the image and prove it: migrate as a step of its own, serve, health, the users flow
-# through the published port, bulk import and export through the CLI, non-root, no compiler
-# or tests inside, graceful docker stop; every line migrate and the server print is JSON.
+# Build the image and prove it: the lock's versions (requirements/app.txt) and no others,
+# migrate as a step of its own, serve, health, the users flow through the published port, bulk
+# import and export through the CLI, non-root, no compiler or tests inside, graceful docker
+# stop; every line migrate and the server print is JSON.
 # Then compose.yaml's scaled profile (primary, streaming replica, PgBouncer, Redis, three API
 # replicas, HAProxy), driven through HAProxy by tests/cluster/compose_check.py (needs .venv).
 #
@@ -57,6 +58,12 @@ need() {  # install Debian packages that are missing
     step "installing ${missing[*]}"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+[ -x .venv/bin/python ] || {
+    echo "this check runs .venv/bin/python (the image against the lock, the scaled profile):" \
+        "run the README's test command first" >&2
+    exit 1
 }
 
 step "hadolint"
@@ -122,6 +129,51 @@ DOCKER_BUILDKIT=0 docker build --quiet --network host --build-arg BASE_IMAGE="$B
     --build-arg EXTRA_CA_CERT="$extra_ca" -t "$IMAGE" . >/dev/null
 size=$(docker image inspect "$IMAGE" --format '{{.Size}}')
 printf 'image %s: %s MB\n' "$IMAGE" "$((size / 1024 / 1024))"
+
+step "the image holds requirements/app.txt's versions; besides them only the venv's own pip"
+docker run --rm --entrypoint python3 "$IMAGE" -c '
+import importlib.metadata
+for distribution in importlib.metadata.distributions():
+    print(distribution.metadata["Name"], distribution.version)' >"$WORK/installed.txt"
+.venv/bin/python - requirements/app.txt "$WORK/installed.txt" <<'PY'
+import re
+import sys
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+lock, listing = sys.argv[1:]
+locked = {}
+# Continuations joined, comments and hashes dropped: one "name==version ; marker" a line.
+for line in re.sub(r"\\\n", " ", open(lock, encoding="utf-8").read()).splitlines():
+    line = re.sub(r"\s--hash=\S+", "", re.sub(r"(^|\s)#.*", "", line)).strip()
+    if not line:
+        continue
+    requirement = Requirement(line)
+    # Evaluated here: the host is CPython 3.11 on Linux x86_64, as the image is.
+    if requirement.marker is None or requirement.marker.evaluate():
+        (pin,) = requirement.specifier
+        locked[canonicalize_name(requirement.name)] = Version(pin.version)
+installed = {}
+for line in open(listing, encoding="utf-8").read().splitlines():
+    name, version = line.split()
+    installed.setdefault(canonicalize_name(name), []).append(Version(version))
+problems = [
+    f"{name}: locked {version}, installed {', '.join(map(str, installed.get(name, []))) or 'none'}"
+    for name, version in sorted(locked.items())
+    if installed.get(name) != [version]
+]
+# pip and setuptools come with the base image's venv module, not from the lock.
+unlocked = sorted(installed.keys() - locked.keys())
+problems += [
+    f"{name}: installed, not locked" for name in unlocked if name not in ("pip", "setuptools")
+]
+if problems:
+    sys.exit(f"the image is not {lock}:\n" + "\n".join(problems))
+others = ", ".join(f"{name} {installed[name][0]}" for name in unlocked)
+print(f"{len(locked)} packages, each at its locked version; besides them: {others or 'none'}")
+PY
 
 step "the image holds no compiler, no tests and no CA of the build"
 docker run --rm --entrypoint sh "$IMAGE" -c '
@@ -244,8 +296,6 @@ docker volume rm user-api-first-start >/dev/null
 echo "killed halfway, started again: the users database and its roles are there"
 
 step "${scaled[*]} up haproxy: HAProxy on 127.0.0.1:$SCALED_PORT"
-[ -x .venv/bin/python ] ||
-    { echo "the scaled check runs .venv/bin/python: run the README's test command first" >&2; exit 1; }
 "${scaled[@]}" down -v >/dev/null 2>&1 || true
 SCALED_UP=1
 started=$(date +%s)
