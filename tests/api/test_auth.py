@@ -312,7 +312,9 @@ def test_first_embedded_start_prints_a_working_key_once(
     printed = TOKEN_PATTERN.findall(banner)
     assert len(set(printed)) == 1
     token = printed[0]
-    assert f'curl -H "Authorization: Bearer {token}" http://127.0.0.1:5000/users' in banner
+    # Built as python -m app.server is (serving=True): its address, HOST and PORT.
+    port = Settings(INSTANCE_PATH=tmp_path).PORT
+    assert f'curl -H "Authorization: Bearer {token}" http://127.0.0.1:{port}/users' in banner
     response = first.test_client().get("/users", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     create_app(Settings(INSTANCE_PATH=tmp_path), serving=True)
