@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from flask import Response, current_app
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from sqlalchemy import literal, select
 
 from app.api.common import json_response, operation_id_for
 from app.config import current_settings
 from app.db import asyncpg_pool
-from app.db.failures import DATABASE_ERRORS
+from app.db.failures import DATABASE_ERRORS, database_error_kind
 from app.db.migrations import SCHEMA_REVISION, release
 from app.db.session import autocommit, db, run_db
 from app.errors import NotReadyError
@@ -20,7 +19,6 @@ from app.telemetry import metrics
 from app.web.auth import public
 
 log = logging.getLogger(__name__)
-REACHABLE = select(literal(1))
 _NOT_MIGRATED = "The database has no schema yet. Apply the migrations: alembic upgrade head."
 
 bp = APIBlueprint(
@@ -89,16 +87,12 @@ def _answered(state: _Readiness, cause: str = "") -> None:
     last[:] = [state]
 
 
-async def _reachable() -> bool:
-    try:
-        if current_settings().backend == "postgresql":
-            await asyncpg_pool.fetch(REACHABLE)
-        else:
-            async with autocommit():
-                await run_db(lambda: db.session.execute(REACHABLE))
-    except DATABASE_ERRORS:
-        return False
-    return True
+def _database_answered(error: BaseException) -> bool:
+    """Whether the database answered, with an error (no alembic_version table), rather than
+    not at all: a second call to find out would wait out the deadline again."""
+    if database_error_kind(error) == "fault":  # a SQLSTATE or error number of a statement
+        return True
+    return "no such table" in str(getattr(error, "orig", error))  # SQLite's, without a state
 
 
 def _not_ready(reason: str, detail: str, cause: str = "") -> NotReadyError:
@@ -119,10 +113,10 @@ async def get_readiness() -> Response:
             async with autocommit():
                 revision = await run_db(_schema_revision)
     except DATABASE_ERRORS as exc:
-        # Reading the revision failed: a database that answers SELECT 1 has no
-        # alembic_version table (never migrated); one that does not is out of reach.
+        # Reading the revision failed: a database that answered with an error has no
+        # alembic_version table (never migrated); one that did not answer is out of reach.
         cause = f" ({type(exc).__name__})"
-        if await _reachable():
+        if _database_answered(exc):
             raise _not_ready("not_migrated", _NOT_MIGRATED, cause) from exc
         raise _not_ready("unreachable", "The database cannot be reached.", cause) from exc
     this = release()
