@@ -4,5 +4,6 @@ from app.models.api_key import ApiKey
 from app.models.idempotency import IdempotencyKey
 from app.models.post import Post
 from app.models.user import User
+from app.models.user_session import SpentRefreshToken, UserSession
 
-__all__ = ["ApiKey", "IdempotencyKey", "Post", "User"]
+__all__ = ["ApiKey", "IdempotencyKey", "Post", "SpentRefreshToken", "User", "UserSession"]
