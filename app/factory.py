@@ -22,7 +22,7 @@ from app.config import SETTINGS, VERSION, Settings
 from app.db import asyncpg_pool, engines, migrations, notifications, session
 from app.db.session import db
 from app.server.loops import run_coroutine
-from app.services import api_keys
+from app.services import api_keys, sessions
 from app.telemetry import metrics
 from app.telemetry.logs import configure_logging
 from app.web import auth, pipeline
@@ -85,9 +85,10 @@ def create_app(
     if serving and settings.migrates_on_start:
         _set_up_database(app, settings)
     if serving and settings.backend == "postgresql":
-        # A key revoked anywhere stops working in this process at once (NOTIFY at commit).
+        # A key or session revoked anywhere stops working in this process at once (NOTIFY
+        # at commit).
         notifications.listen(
-            settings, api_keys.REVOKED_CHANNEL, api_keys.forget_key, api_keys.forget_all_keys
+            settings, api_keys.REVOKED_CHANNEL, sessions.forget_revoked, sessions.forget_everything
         )
 
     metrics.record_build(VERSION, migrations.release().head)

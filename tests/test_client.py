@@ -37,6 +37,7 @@ from user_management_client.api.users import (
 )
 from user_management_client.models import (
     ConflictProblem,
+    KeyWhoAmI,
     PostCreate,
     PostPage,
     PostRead,
@@ -47,7 +48,6 @@ from user_management_client.models import (
     UserRead,
     UserUpdate,
     ValidationProblem,
-    WhoAmI,
 )
 from user_management_client.types import Response
 
@@ -258,7 +258,7 @@ def test_typed_client_runs_users_and_posts_flow_on_postgresql(
 
     with AuthenticatedClient(base_url=url, token=api_token, timeout=TIMEOUT) as client:
         # The bearer scheme: the client sends Authorization: Bearer <key>.
-        me = expect.parsed(get_whoami.sync_detailed(client=client), HTTPStatus.OK, WhoAmI)
+        me = expect.parsed(get_whoami.sync_detailed(client=client), HTTPStatus.OK, KeyWhoAmI)
         assert set(me.scopes) == {"users:read", "users:write", "posts:read", "posts:write"}
         assert api_token.startswith(f"umk_{me.prefix}_")
 

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     IMPORT_MAX_LINE_BYTES: int = Field(default=64 * 1024, ge=1024)
     # Hours a POST's response is kept for retries that send its Idempotency-Key again.
     IDEMPOTENCY_KEY_HOURS: int = Field(default=24, ge=1)
+    # Minutes a user's access token works (sign-in, refresh); days its refresh token does.
+    ACCESS_TOKEN_TTL: int = Field(default=15, ge=1, le=24 * 60)
+    REFRESH_TOKEN_TTL: int = Field(default=30, ge=1, le=366)
     # Origins whose pages may call the API from a browser, comma-separated (empty: none).
     CORS_ORIGINS: str = ""
     # Requests per API key (without a valid key: per client address), in the ``limits``

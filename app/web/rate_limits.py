@@ -257,7 +257,10 @@ def _address() -> str:
 
 def _client() -> str:
     key = g.get("api_key")
-    return f"key:{key.prefix}" if key is not None else _address()
+    if key is not None:
+        return f"key:{key.prefix}"
+    principal = g.get("principal")  # a user's session: the user's budget, whichever session
+    return f"user:{principal.user_id}" if principal is not None else _address()
 
 
 def _limits() -> RateLimits | None:

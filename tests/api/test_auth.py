@@ -57,6 +57,16 @@ _BODIES: dict[tuple[str, str], dict[str, Any] | bytes | None] = {
     ("PATCH", "/posts/<id:post_id>"): {"title": "Patched"},
     ("PUT", "/posts/<id:post_id>"): {"body": "Put"},
     ("DELETE", "/posts/<id:post_id>"): None,
+    ("GET", "/auth/sessions"): None,
+    ("DELETE", "/auth/sessions/current"): None,
+    ("DELETE", "/auth/sessions/<id:session_id>"): None,
+}
+# A signed-in user's own: an API key with every scope gets a 403 (tests/api/test_sessions.py
+# calls them with access tokens).
+_USERS_ONLY = {
+    ("GET", "/auth/sessions"),
+    ("DELETE", "/auth/sessions/current"),
+    ("DELETE", "/auth/sessions/<id:session_id>"),
 }
 
 CASES = ["none", "malformed", "unknown", "wrong-secret", "revoked", "expired", "wrong-scope", "ok"]
@@ -99,7 +109,11 @@ def test_every_operation_answers_by_credentials(app: Flask, case: str) -> None:
             continue  # needs only a valid key: "ok" covers it
         user = make_user(app)
         post = make_post(app, user)
-        url = rule.replace("<id:user_id>", str(user.id)).replace("<id:post_id>", str(post.id))
+        url = (
+            rule.replace("<id:user_id>", str(user.id))
+            .replace("<id:post_id>", str(post.id))
+            .replace("<id:session_id>", "1")
+        )
         headers = _header_for(app, case, scopes)
         body = _BODIES[(method, rule)]
         if isinstance(body, bytes):
@@ -108,6 +122,9 @@ def test_every_operation_answers_by_credentials(app: Flask, case: str) -> None:
         else:
             response = client.open(url, method=method, json=body, headers=headers)
         label = f"{method} {rule} with {case}"
+        if case == "ok" and (method, rule) in _USERS_ONLY:
+            assert response.status_code == 403, label
+            continue
         if case == "ok":
             assert 200 <= response.status_code < 300, label
             continue
@@ -266,6 +283,7 @@ def test_whoami_describes_the_calling_key(app: Flask, anonymous_client: FlaskCli
     response = anonymous_client.get("/auth/whoami", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.get_json() == {
+        "kind": "api_key",
         "name": "reporting",
         "prefix": token.split("_")[1],
         "scopes": ["users:read"],

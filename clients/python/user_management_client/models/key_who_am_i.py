@@ -1,27 +1,31 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-T = TypeVar("T", bound="WhoAmI")
+from ..types import UNSET, Unset
+
+T = TypeVar("T", bound="KeyWhoAmI")
 
 
 @_attrs_define
-class WhoAmI:
+class KeyWhoAmI:
     """The calling API key (never its secret).
 
     Attributes:
         name (str):
         prefix (str):
         scopes (list[str]):
+        kind (Literal['api_key'] | Unset):  Default: 'api_key'.
     """
 
     name: str
     prefix: str
     scopes: list[str]
+    kind: Literal["api_key"] | Unset = "api_key"
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -30,6 +34,8 @@ class WhoAmI:
         prefix = self.prefix
 
         scopes = self.scopes
+
+        kind = self.kind
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -40,6 +46,8 @@ class WhoAmI:
                 "scopes": scopes,
             }
         )
+        if kind is not UNSET:
+            field_dict["kind"] = kind
 
         return field_dict
 
@@ -52,14 +60,19 @@ class WhoAmI:
 
         scopes = cast(list[str], d.pop("scopes"))
 
-        who_am_i = cls(
+        kind = cast(Literal["api_key"] | Unset, d.pop("kind", UNSET))
+        if kind != "api_key" and not isinstance(kind, Unset):
+            raise ValueError(f"kind must match const 'api_key', got '{kind}'")
+
+        key_who_am_i = cls(
             name=name,
             prefix=prefix,
             scopes=scopes,
+            kind=kind,
         )
 
-        who_am_i.additional_properties = d
-        return who_am_i
+        key_who_am_i.additional_properties = d
+        return key_who_am_i
 
     @property
     def additional_keys(self) -> list[str]:
