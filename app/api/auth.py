@@ -90,7 +90,7 @@ def _tokens(issued: sessions.Issued, status: int) -> Response:
     )
 
 
-@bp.post("/sessions", responses={201: Tokens, **problems(401, 413, 415, 422, 429, 503)})
+@bp.post("/sessions", responses={201: Tokens, **problems(400, 401, 413, 415, 422, 429, 503)})
 @public
 async def create_session(body: SessionCreate) -> Response:
     """Sign in with a username (or email) and password: a new session's tokens."""
@@ -106,7 +106,7 @@ async def create_session(body: SessionCreate) -> Response:
     return _tokens(issued, 201)
 
 
-@bp.post("/sessions/refresh", responses={200: Tokens, **problems(401, 413, 415, 422)})
+@bp.post("/sessions/refresh", responses={200: Tokens, **problems(400, 401, 413, 415, 422)})
 @public
 async def refresh_session(body: SessionRefresh) -> Response:
     """Trade a refresh token (once) for a new pair; a spent one revokes its session."""

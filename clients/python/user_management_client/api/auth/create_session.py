@@ -5,6 +5,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.bad_request_problem import BadRequestProblem
 from ...models.problem import Problem
 from ...models.session_create import SessionCreate
 from ...models.tokens import Tokens
@@ -33,11 +34,16 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Problem | Tokens | ValidationProblem | None:
+) -> BadRequestProblem | Problem | Tokens | ValidationProblem | None:
     if response.status_code == 201:
         response_201 = Tokens.from_dict(response.json())
 
         return response_201
+
+    if response.status_code == 400:
+        response_400 = BadRequestProblem.from_dict(response.json())
+
+        return response_400
 
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
@@ -82,7 +88,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Problem | Tokens | ValidationProblem]:
+) -> Response[BadRequestProblem | Problem | Tokens | ValidationProblem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -95,7 +101,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: SessionCreate,
-) -> Response[Problem | Tokens | ValidationProblem]:
+) -> Response[BadRequestProblem | Problem | Tokens | ValidationProblem]:
     """Sign in with a username (or email) and password: a new session's tokens.
 
     Args:
@@ -106,7 +112,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | Tokens | ValidationProblem]
+        Response[BadRequestProblem | Problem | Tokens | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -124,7 +130,7 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     body: SessionCreate,
-) -> Problem | Tokens | ValidationProblem | None:
+) -> BadRequestProblem | Problem | Tokens | ValidationProblem | None:
     """Sign in with a username (or email) and password: a new session's tokens.
 
     Args:
@@ -135,7 +141,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | Tokens | ValidationProblem
+        BadRequestProblem | Problem | Tokens | ValidationProblem
     """
 
     return sync_detailed(
@@ -148,7 +154,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: SessionCreate,
-) -> Response[Problem | Tokens | ValidationProblem]:
+) -> Response[BadRequestProblem | Problem | Tokens | ValidationProblem]:
     """Sign in with a username (or email) and password: a new session's tokens.
 
     Args:
@@ -159,7 +165,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | Tokens | ValidationProblem]
+        Response[BadRequestProblem | Problem | Tokens | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -175,7 +181,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     body: SessionCreate,
-) -> Problem | Tokens | ValidationProblem | None:
+) -> BadRequestProblem | Problem | Tokens | ValidationProblem | None:
     """Sign in with a username (or email) and password: a new session's tokens.
 
     Args:
@@ -186,7 +192,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | Tokens | ValidationProblem
+        BadRequestProblem | Problem | Tokens | ValidationProblem
     """
 
     return (

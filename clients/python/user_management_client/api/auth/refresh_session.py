@@ -5,6 +5,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.bad_request_problem import BadRequestProblem
 from ...models.problem import Problem
 from ...models.session_refresh import SessionRefresh
 from ...models.tokens import Tokens
@@ -33,11 +34,16 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Problem | Tokens | ValidationProblem | None:
+) -> BadRequestProblem | Problem | Tokens | ValidationProblem | None:
     if response.status_code == 200:
         response_200 = Tokens.from_dict(response.json())
 
         return response_200
+
+    if response.status_code == 400:
+        response_400 = BadRequestProblem.from_dict(response.json())
+
+        return response_400
 
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
@@ -72,7 +78,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Problem | Tokens | ValidationProblem]:
+) -> Response[BadRequestProblem | Problem | Tokens | ValidationProblem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -85,7 +91,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: SessionRefresh,
-) -> Response[Problem | Tokens | ValidationProblem]:
+) -> Response[BadRequestProblem | Problem | Tokens | ValidationProblem]:
     """Trade a refresh token (once) for a new pair; a spent one revokes its session.
 
     Args:
@@ -96,7 +102,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | Tokens | ValidationProblem]
+        Response[BadRequestProblem | Problem | Tokens | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -114,7 +120,7 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     body: SessionRefresh,
-) -> Problem | Tokens | ValidationProblem | None:
+) -> BadRequestProblem | Problem | Tokens | ValidationProblem | None:
     """Trade a refresh token (once) for a new pair; a spent one revokes its session.
 
     Args:
@@ -125,7 +131,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | Tokens | ValidationProblem
+        BadRequestProblem | Problem | Tokens | ValidationProblem
     """
 
     return sync_detailed(
@@ -138,7 +144,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: SessionRefresh,
-) -> Response[Problem | Tokens | ValidationProblem]:
+) -> Response[BadRequestProblem | Problem | Tokens | ValidationProblem]:
     """Trade a refresh token (once) for a new pair; a spent one revokes its session.
 
     Args:
@@ -149,7 +155,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | Tokens | ValidationProblem]
+        Response[BadRequestProblem | Problem | Tokens | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -165,7 +171,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     body: SessionRefresh,
-) -> Problem | Tokens | ValidationProblem | None:
+) -> BadRequestProblem | Problem | Tokens | ValidationProblem | None:
     """Trade a refresh token (once) for a new pair; a spent one revokes its session.
 
     Args:
@@ -176,7 +182,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | Tokens | ValidationProblem
+        BadRequestProblem | Problem | Tokens | ValidationProblem
     """
 
     return (
