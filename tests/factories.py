@@ -10,9 +10,10 @@ from sqlalchemy import update
 
 from app.db.session import db
 from app.models import User
+from app.schemas.groups import GroupCreate
 from app.schemas.posts import PostCreate
 from app.schemas.users import UserCreate
-from app.services import posts, users
+from app.services import groups, posts, users
 from app.services.api_keys import ALL_SCOPES, Scope, create_api_key
 from app.services.passwords import hash_password
 from app.services.users import VersionedUserRow
@@ -68,3 +69,13 @@ def set_password(app: Flask, user_id: int, password: str, *, active: bool = True
             .values(password_hash=hash_password(password), active=active)
         )
         db.session.commit()
+
+
+def make_group(app: Flask, scopes: Sequence[Scope] = (), **overrides: Any) -> int:
+    """Create and commit a group with a unique default name; return its id."""
+    fields: dict[str, Any] = {"name": f"group{next(_counter)}", "scopes": list(scopes)}
+    fields.update(overrides)
+    with app.app_context():
+        group = groups.create_group(GroupCreate(**fields))
+        db.session.commit()
+        return int(group.id)

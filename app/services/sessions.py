@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import Row, Table, case, func, insert, or_, select, true, update
+from sqlalchemy import Connection, Row, Table, case, event, func, insert, or_, select, true, update
 
 from app.config import current_settings
 from app.db.session import autocommit_engine, db
 from app.db.types import folded
 from app.errors import NotFoundError
-from app.models import SpentRefreshToken, User, UserSession
+from app.models import Group, GroupMember, SpentRefreshToken, User, UserSession
+from app.schemas.scopes import ALL_SCOPES
 from app.schemas.sessions import SessionListQuery
 from app.services import api_keys
 from app.services.api_keys import KEY_CACHE_SECONDS, REVOKED_CHANNEL, hash_secret
@@ -44,6 +45,8 @@ LAST_USED_INTERVAL = timedelta(minutes=1)
 _users = cast(Table, User.__table__)
 _sessions = cast(Table, UserSession.__table__)
 _spent = cast(Table, SpentRefreshToken.__table__)
+_groups = cast(Table, Group.__table__)
+_members = cast(Table, GroupMember.__table__)
 
 
 @dataclass(frozen=True)
@@ -179,10 +182,13 @@ def _revoke(where: Any, payload: str) -> int:
 
 
 def announce_revocation(payload: str) -> None:
-    """Forget the revoked credentials here now, and in every process at commit (PostgreSQL)."""
+    """Forget the revoked credentials here now and again at commit, and in every process
+    at commit (PostgreSQL). Again at commit: a request of this process between now and the
+    commit would look the token up as it still is, and cache that."""
     if current_settings().backend == "postgresql":
         db.session.execute(select(func.pg_notify(REVOKED_CHANNEL, payload)))
     forget_revoked(payload)
+    event.listen(db.session(), "after_commit", lambda _session: forget_revoked(payload), once=True)
 
 
 def revoke_session(user_id: int, session_id: int) -> None:
@@ -236,7 +242,7 @@ _touched: dict[int, float] = {}
 _touched_lock = threading.Lock()
 
 
-def _lookup(digest: str) -> Row[*tuple[Any, ...]] | None:
+def _lookup(digest: str) -> tuple[Row[*tuple[Any, ...]], tuple[str, ...]] | None:
     # A connection of its own, in autocommit, as api_keys._lookup says why.
     stmt = (
         select(
@@ -251,7 +257,21 @@ def _lookup(digest: str) -> Row[*tuple[Any, ...]] | None:
         .where(_sessions.c.access_token_hash == digest)
     )
     with autocommit_engine().connect() as connection:
-        return connection.execute(stmt).one_or_none()
+        row = connection.execute(stmt).one_or_none()
+        return None if row is None else (row, _scopes_of(connection, row.user_id))
+
+
+def _scopes_of(connection: Connection, user_id: int) -> tuple[str, ...]:
+    """The union of the user's groups' scopes, in ALL_SCOPES' order."""
+    stmt = (
+        select(_groups.c.scopes)
+        .join(_members, _members.c.group_id == _groups.c.id)
+        .where(_members.c.user_id == user_id)
+    )
+    granted: set[str] = set()
+    for scopes in connection.execute(stmt).scalars():
+        granted.update(scopes)
+    return tuple(scope for scope in ALL_SCOPES if scope in granted)
 
 
 def _always() -> bool:
@@ -270,13 +290,15 @@ def authenticate(token: str, may_look_up: Callable[[], bool] = _always) -> Sessi
         return cached[0] if cached[0].expires_at > now else None
     if cached is None and not may_look_up():
         return None
-    row = _lookup(digest)
+    found = _lookup(digest)
+    row, scopes = found if found is not None else (None, ())
     if row is None or row.revoked_at is not None or not row.active or row.access_expires_at <= now:
         with _verified_lock:
             _verified.pop(digest, None)
         return None
-    # No groups yet (issue 34, point 4): a user's token carries no scope of its own.
-    info = SessionInfo(row.id, row.user_id, row.username, (), row.access_expires_at)
+    # The union of the user's groups' scopes, as of this look-up: a change of membership or
+    # of a group's scopes forgets the cached session (services/groups.py).
+    info = SessionInfo(row.id, row.user_id, row.username, scopes, row.access_expires_at)
     with _verified_lock:
         _verified[digest] = (info, time.monotonic() + CACHE_SECONDS)
     return info

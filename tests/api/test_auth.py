@@ -17,11 +17,11 @@ from werkzeug.test import TestResponse
 from app import create_app
 from app.config import Settings
 from app.db.session import db
-from app.models import ApiKey, Post, User
+from app.models import ApiKey, Group, Post, User
 from app.services import api_keys
 from app.services.api_keys import ALL_SCOPES
 from app.web.auth import _is_public
-from tests.factories import make_api_key, make_post, make_user
+from tests.factories import make_api_key, make_group, make_post, make_user
 from tests.helpers import assert_problem, listening
 
 TOKEN_PATTERN = re.compile(r"umk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
@@ -60,6 +60,14 @@ _BODIES: dict[tuple[str, str], dict[str, Any] | bytes | None] = {
     ("GET", "/auth/sessions"): None,
     ("DELETE", "/auth/sessions/current"): None,
     ("DELETE", "/auth/sessions/<id:session_id>"): None,
+    ("POST", "/groups"): {"name": "matrix-group", "scopes": ["users:read"]},
+    ("GET", "/groups"): None,
+    ("GET", "/groups/<id:group_id>"): None,
+    ("PATCH", "/groups/<id:group_id>"): {"scopes": ["posts:read"]},
+    ("DELETE", "/groups/<id:group_id>"): None,
+    ("GET", "/groups/<id:group_id>/members"): None,
+    ("PUT", "/groups/<id:group_id>/members/<id:user_id>"): None,
+    ("DELETE", "/groups/<id:group_id>/members/<id:user_id>"): None,
 }
 # A signed-in user's own: an API key with every scope gets a 403 (tests/api/test_sessions.py
 # calls them with access tokens).
@@ -109,8 +117,10 @@ def test_every_operation_answers_by_credentials(app: Flask, case: str) -> None:
             continue  # needs only a valid key: "ok" covers it
         user = make_user(app)
         post = make_post(app, user)
+        group = make_group(app)
         url = (
             rule.replace("<id:user_id>", str(user.id))
+            .replace("<id:group_id>", str(group))
             .replace("<id:post_id>", str(post.id))
             .replace("<id:session_id>", "1")
         )
@@ -140,6 +150,7 @@ def test_every_operation_answers_by_credentials(app: Flask, case: str) -> None:
         with app.app_context():
             assert db.session.get(User, user.id) is not None, label
             assert db.session.get(Post, post.id) is not None, label
+            assert db.session.get(Group, group) is not None, label
 
 
 def _unauthorized(client: FlaskClient, header: str) -> TestResponse:

@@ -228,7 +228,7 @@ def test_an_access_token_lacks_the_api_keys_scopes(
     app: Flask, anonymous_client: FlaskClient
 ) -> None:
     tokens = _signed_in(app, anonymous_client)
-    # No groups yet: a user's token carries no scope, so every data operation is a 403.
+    # In no group, a user's token carries no scope: every data operation is a 403.
     response = anonymous_client.get("/users", headers=_bearer(tokens["access_token"]))
     assert_problem(response, 403)
 

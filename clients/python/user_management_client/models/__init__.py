@@ -4,6 +4,12 @@ from .author_read import AuthorRead
 from .bad_request_problem import BadRequestProblem
 from .conflict_problem import ConflictProblem
 from .forbidden_problem import ForbiddenProblem
+from .group_create import GroupCreate
+from .group_create_scopes_item import GroupCreateScopesItem
+from .group_page import GroupPage
+from .group_read import GroupRead
+from .group_update import GroupUpdate
+from .group_update_scopes_item import GroupUpdateScopesItem
 from .import_problem import ImportProblem
 from .import_problem_status import ImportProblemStatus
 from .import_result import ImportResult
@@ -39,6 +45,12 @@ __all__ = (
     "BadRequestProblem",
     "ConflictProblem",
     "ForbiddenProblem",
+    "GroupCreate",
+    "GroupCreateScopesItem",
+    "GroupPage",
+    "GroupRead",
+    "GroupUpdate",
+    "GroupUpdateScopesItem",
     "ImportProblem",
     "ImportProblemStatus",
     "ImportResult",
