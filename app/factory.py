@@ -137,5 +137,6 @@ def _set_up_database(app: App, settings: Settings) -> None:
                 "\n  Created a local API key with every scope. It is shown only this once:\n\n"
                 f"    {token}\n\n"
                 f'  Try: curl -H "Authorization: Bearer {token}" {_address(settings)}/users\n'
-                "  More keys: flask --app app api-keys create NAME --scope users:read ...\n\n"
+                "  More keys: flask --app app api-keys create NAME --scope users:read ...\n"
+                "  An admin who signs in: flask --app app users create-admin USERNAME EMAIL\n\n"
             )

@@ -16,14 +16,15 @@ from sqlalchemy.exc import IntegrityError
 
 from app.config import current_settings
 from app.db.session import db
-from app.db.types import insert_for, utcnow
+from app.db.types import folded, insert_for, utcnow
 from app.errors import ConflictError, NotFoundError
 from app.models import Group, GroupMember, User
 from app.schemas.groups import GroupCreate, GroupListQuery, GroupUpdate, MemberListQuery
 from app.schemas.scopes import ALL_SCOPES
-from app.services import sessions
+from app.schemas.users import UserCreate
+from app.services import sessions, users
 from app.services.pagination import SortKey, next_cursor, paginate
-from app.services.users import USER_COLUMNS, UserRow
+from app.services.users import USER_COLUMNS, UserRow, VersionedUserRow
 
 _groups = cast(Table, Group.__table__)
 _members = cast(Table, GroupMember.__table__)
@@ -156,3 +157,32 @@ def remove_member(group_id: int, user_id: int) -> None:
     if not db.session.execute(stmt).rowcount:  # type: ignore[attr-defined]
         _get(group_id)
     sessions.announce_revocation(f"user:{user_id}")
+
+
+ADMINS = "admins"
+
+
+def _admins_group() -> tuple[int, bool]:
+    found = select(_groups.c.id).where(folded(_groups.c.name) == folded(ADMINS))
+    group_id = db.session.execute(found).scalar_one_or_none()
+    if group_id is not None:
+        return int(group_id), False
+    try:
+        with db.session.begin_nested():
+            stmt = insert(_groups).values(name=ADMINS, scopes=list(ALL_SCOPES))
+            return int(db.session.execute(stmt.returning(_groups.c.id)).scalar_one()), True
+    except IntegrityError:
+        # Another writer made it meanwhile: the unique index said so.
+        return int(db.session.execute(found).scalar_one()), False
+
+
+def create_admin(data: UserCreate, password_hash: str) -> tuple[VersionedUserRow, int, bool]:
+    """Add a user with this password hash to the admins group, made (with every scope) if
+    absent; return the user, the group's id and whether it was made."""
+    user = users.create_user(data)
+    db.session.execute(
+        update(_users).where(_users.c.id == user.id).values(password_hash=password_hash)
+    )
+    group_id, made = _admins_group()
+    db.session.execute(insert(_members).values(group_id=group_id, user_id=user.id))
+    return user, group_id, made
