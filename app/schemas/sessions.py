@@ -75,3 +75,17 @@ class SessionPath(ParameterModel):
 
     location = "path"
     session_id: int = Field(ge=1)
+
+
+class PasswordChange(InputModel):
+    """Body of PUT /me/password: the password now, and the new one (the rules apply to it)."""
+
+    EXAMPLES = (
+        {
+            "current_password": "correct horse battery staple",
+            "new_password": "a new and longer passphrase",
+        },
+    )
+
+    current_password: str = Field(max_length=PASSWORD_INPUT_MAX, pattern=TEXT_PATTERN)
+    new_password: str = Field(max_length=PASSWORD_INPUT_MAX, pattern=TEXT_PATTERN)

@@ -69,6 +69,7 @@ class UserRead(OutputModel):
     id: int
     username: str
     email: str
+    active: bool = Field(description="False: deactivated by an admin; cannot sign in.")
     created_at: datetime
     updated_at: datetime
 

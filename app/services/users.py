@@ -42,17 +42,18 @@ USER_COLUMNS = (
     _users.c.id,
     _users.c.username,
     _users.c.email,
+    _users.c.active,
     _users.c.created_at,
     _users.c.updated_at,
 )
-UserRow = Row[int, str, str, datetime, datetime]
+UserRow = Row[int, str, str, bool, datetime, datetime]
 # The columns' names, which are UserRead's fields in order (the list is written from rows).
 USER_FIELDS = tuple(column.name for column in USER_COLUMNS)
 
 
 # One user with its version last: the representation, then what its ETag is made of.
 VERSIONED_COLUMNS = (*USER_COLUMNS, _users.c.version)
-VersionedUserRow = Row[int, str, str, datetime, datetime, int]
+VersionedUserRow = Row[int, str, str, bool, datetime, datetime, int]
 
 
 def user_item(row: UserRow | VersionedUserRow) -> dict[str, Any]:
@@ -171,3 +172,20 @@ def list_users(query: UserListQuery) -> tuple[list[UserRow], str | None]:
     stmt = paginate(stmt, key, query.sort, query.cursor, query.limit)
     rows = list(db.session.execute(stmt))
     return rows[: query.limit], next_cursor(rows, key, query.sort, query.limit)
+
+
+def password_hash_of(user_id: int) -> str | None:
+    """The user's stored password hash (None: no password), or raise NotFoundError."""
+    found = db.session.execute(
+        select(_users.c.password_hash).where(_users.c.id == user_id)
+    ).one_or_none()
+    if found is None:
+        raise NotFoundError(f"User {user_id} does not exist.")
+    return found.password_hash  # type: ignore[no-any-return]
+
+
+def set_password_hash(user_id: int, password_hash: str) -> None:
+    """Store a new password hash; the representation does not change (nor its version)."""
+    db.session.execute(
+        update(_users).where(_users.c.id == user_id).values(password_hash=password_hash)
+    )

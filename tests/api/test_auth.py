@@ -60,6 +60,9 @@ _BODIES: dict[tuple[str, str], dict[str, Any] | bytes | None] = {
     ("GET", "/auth/sessions"): None,
     ("DELETE", "/auth/sessions/current"): None,
     ("DELETE", "/auth/sessions/<id:session_id>"): None,
+    ("GET", "/me"): None,
+    ("PATCH", "/me"): {"email": "me@example.com"},
+    ("PUT", "/me/password"): {"current_password": "x" * 8, "new_password": "y" * 12},
     ("POST", "/groups"): {"name": "matrix-group", "scopes": ["users:read"]},
     ("GET", "/groups"): None,
     ("GET", "/groups/<id:group_id>"): None,
@@ -75,6 +78,9 @@ _USERS_ONLY = {
     ("GET", "/auth/sessions"),
     ("DELETE", "/auth/sessions/current"),
     ("DELETE", "/auth/sessions/<id:session_id>"),
+    ("GET", "/me"),
+    ("PATCH", "/me"),
+    ("PUT", "/me/password"),
 }
 
 CASES = ["none", "malformed", "unknown", "wrong-secret", "revoked", "expired", "wrong-scope", "ok"]

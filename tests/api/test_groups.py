@@ -121,7 +121,14 @@ def test_members_are_added_listed_and_removed(app: Flask, client: FlaskClient) -
         assert client.put(f"{members}/{user_id}").status_code == 204
     page = client.get(members).get_json()
     assert [u["username"] for u in page["items"]] == ["ann", "bob"]
-    assert set(page["items"][0]) == {"id", "username", "email", "created_at", "updated_at"}
+    assert set(page["items"][0]) == {
+        "id",
+        "username",
+        "email",
+        "active",
+        "created_at",
+        "updated_at",
+    }
     first = client.get(f"{members}?limit=1").get_json()
     assert [u["username"] for u in first["items"]] == ["ann"]
     rest = client.get(f"{members}?limit=1&cursor={first['next_cursor']}").get_json()

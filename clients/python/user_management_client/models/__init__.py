@@ -21,6 +21,7 @@ from .list_users_sort import ListUsersSort
 from .not_ready_problem import NotReadyProblem
 from .not_ready_problem_reason import NotReadyProblemReason
 from .page_session_read import PageSessionRead
+from .password_change import PasswordChange
 from .post_create import PostCreate
 from .post_page import PostPage
 from .post_read import PostRead
@@ -62,6 +63,7 @@ __all__ = (
     "NotReadyProblem",
     "NotReadyProblemReason",
     "PageSessionRead",
+    "PasswordChange",
     "PostCreate",
     "PostPage",
     "PostRead",
