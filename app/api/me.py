@@ -13,7 +13,7 @@ from app.api.conditional import WriteCondition, etag, not_modified, unit_for, wr
 from app.db.session import autocommit, run_db, transaction
 from app.errors import UnprocessableError
 from app.schemas.sessions import PasswordChange
-from app.schemas.users import UserRead, UserUpdate
+from app.schemas.users import MeUpdate, UserRead
 from app.services import passwords, sessions, users
 from app.web.auth import current_session, requires
 
@@ -40,14 +40,14 @@ async def get_me() -> Response:
     return not_modified("user", user.version) or _user_response(user)
 
 
-def _update_me(user_id: int, body: UserUpdate, condition: WriteCondition) -> users.VersionedUserRow:
+def _update_me(user_id: int, body: MeUpdate, condition: WriteCondition) -> users.VersionedUserRow:
     versions = condition.versions(lambda: (users.get_user(user_id).version,))
     return users.update_user(user_id, body, versions)
 
 
 @bp.patch("", responses={200: UserRead, **problems(400, 403, 409, 412, 413, 415, 422)})
 @requires()
-async def update_me(body: UserUpdate) -> Response:
+async def update_me(body: MeUpdate) -> Response:
     """Change the signed-in user's username or email; omitted fields stay as they are."""
     me = current_session()
     condition = write_condition(1)

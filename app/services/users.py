@@ -23,7 +23,7 @@ from app.db.types import folded, utcnow
 from app.errors import ConflictError, NotFoundError
 from app.models import User
 from app.schemas.common import Versions
-from app.schemas.users import UserCreate, UserListQuery, UserUpdate
+from app.schemas.users import MeUpdate, UserCreate, UserListQuery, UserUpdate
 from app.services.pagination import SortKey, next_cursor, paginate
 from app.services.versions import at_versions, missing_or_changed
 
@@ -132,7 +132,9 @@ def _at(user_id: int, versions: Versions) -> ColumnElement[bool]:
     return at_versions(_users.c.id == user_id, versions, _users.c.version)
 
 
-def update_user(user_id: int, data: UserUpdate, versions: Versions = None) -> VersionedUserRow:
+def update_user(
+    user_id: int, data: UserUpdate | MeUpdate, versions: Versions = None
+) -> VersionedUserRow:
     """Change the given fields in one statement, if the user is at one of ``versions`` (None:
     any); updated_at and the version always move."""
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)

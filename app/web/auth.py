@@ -67,6 +67,31 @@ def current_session() -> SessionInfo:
     return principal
 
 
+ADMIN_SCOPE: Scope = "users:admin"
+
+
+def restricted_to() -> int | None:
+    """The caller's user id where they may change only what is theirs (a signed-in user
+    without users:admin); None where the scopes alone decide (an API key, an admin)."""
+    principal = current_principal()
+    if isinstance(principal, SessionInfo) and ADMIN_SCOPE not in principal.scopes:
+        return principal.user_id
+    return None
+
+
+def require_owner(owner_id: int) -> None:
+    """Refuse (403) a signed-in user without users:admin acting on another user's own."""
+    restricted = restricted_to()
+    if restricted is not None and restricted != owner_id:
+        raise ForbiddenError([], "You may change only your own user and your own posts.")
+
+
+def require_admin() -> None:
+    """Refuse (403) a caller without users:admin, API key or user."""
+    if ADMIN_SCOPE not in current_principal().scopes:
+        raise ForbiddenError([ADMIN_SCOPE])
+
+
 def _authenticate(token: str) -> Principal | None:
     # Past its address's budget, a client's unverified tokens are refused unchecked.
     if sessions.is_access_token(token):

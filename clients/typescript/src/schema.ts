@@ -601,6 +601,19 @@ export interface components {
             problem: string;
         };
         /**
+         * MeUpdate
+         * @description Body of PATCH /me: omitted fields stay as they are.
+         */
+        MeUpdate: {
+            /** Format: email */
+            email?: string;
+            username: string;
+        } | {
+            /** Format: email */
+            email: string;
+            username?: string;
+        };
+        /**
          * NotReadyProblem
          * @description 503 from GET /readyz: why this replica cannot serve (each cause is logged once).
          */
@@ -868,12 +881,22 @@ export interface components {
          * @description Body of PATCH and PUT /users/{id}: omitted fields stay as they are.
          */
         UserUpdate: {
+            /** @description users:admin only. false: deactivate (sign-in refused, every session revoked at once); true: reactivate. */
+            active?: boolean;
             /** Format: email */
             email?: string;
             username: string;
         } | {
+            /** @description users:admin only. false: deactivate (sign-in refused, every session revoked at once); true: reactivate. */
+            active?: boolean;
             /** Format: email */
             email: string;
+            username?: string;
+        } | {
+            /** @description users:admin only. false: deactivate (sign-in refused, every session revoked at once); true: reactivate. */
+            active: boolean;
+            /** Format: email */
+            email?: string;
             username?: string;
         };
         /**
@@ -2458,7 +2481,7 @@ export interface operations {
                  *       "email": "david.chen.updated@example.com"
                  *     }
                  */
-                "application/json": components["schemas"]["UserUpdate"];
+                "application/json": components["schemas"]["MeUpdate"];
             };
         };
         responses: {
@@ -2996,7 +3019,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the API key lacks a scope this operation needs. */
+            /** @description Forbidden */
             403: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -3125,7 +3148,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the API key lacks a scope this operation needs. */
+            /** @description Forbidden */
             403: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -3246,7 +3269,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the API key lacks a scope this operation needs. */
+            /** @description Forbidden */
             403: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -3997,7 +4020,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the API key lacks a scope this operation needs. */
+            /** @description Forbidden */
             403: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -4136,7 +4159,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the API key lacks a scope this operation needs. */
+            /** @description Forbidden */
             403: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -4257,7 +4280,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the API key lacks a scope this operation needs. */
+            /** @description Forbidden */
             403: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -4528,7 +4551,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden: the API key lacks a scope this operation needs. */
+            /** @description Forbidden */
             403: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];

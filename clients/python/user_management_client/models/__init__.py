@@ -18,6 +18,7 @@ from .line_problem import LineProblem
 from .list_posts_sort import ListPostsSort
 from .list_user_posts_sort import ListUserPostsSort
 from .list_users_sort import ListUsersSort
+from .me_update import MeUpdate
 from .not_ready_problem import NotReadyProblem
 from .not_ready_problem_reason import NotReadyProblemReason
 from .page_session_read import PageSessionRead
@@ -60,6 +61,7 @@ __all__ = (
     "ListPostsSort",
     "ListUserPostsSort",
     "ListUsersSort",
+    "MeUpdate",
     "NotReadyProblem",
     "NotReadyProblemReason",
     "PageSessionRead",

@@ -8,16 +8,16 @@ from ...client import AuthenticatedClient, Client
 from ...models.bad_request_problem import BadRequestProblem
 from ...models.conflict_problem import ConflictProblem
 from ...models.forbidden_problem import ForbiddenProblem
+from ...models.me_update import MeUpdate
 from ...models.problem import Problem
 from ...models.user_read import UserRead
-from ...models.user_update import UserUpdate
 from ...models.validation_problem import ValidationProblem
 from ...types import Response
 
 
 def _get_kwargs(
     *,
-    body: UserUpdate,
+    body: MeUpdate,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
 
@@ -117,12 +117,12 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-    body: UserUpdate,
+    body: MeUpdate,
 ) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     """Change the signed-in user's username or email; omitted fields stay as they are.
 
     Args:
-        body (UserUpdate): Body of PATCH and PUT /users/{id}: omitted fields stay as they are.
+        body (MeUpdate): Body of PATCH /me: omitted fields stay as they are.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -146,12 +146,12 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-    body: UserUpdate,
+    body: MeUpdate,
 ) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     """Change the signed-in user's username or email; omitted fields stay as they are.
 
     Args:
-        body (UserUpdate): Body of PATCH and PUT /users/{id}: omitted fields stay as they are.
+        body (MeUpdate): Body of PATCH /me: omitted fields stay as they are.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -170,12 +170,12 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-    body: UserUpdate,
+    body: MeUpdate,
 ) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     """Change the signed-in user's username or email; omitted fields stay as they are.
 
     Args:
-        body (UserUpdate): Body of PATCH and PUT /users/{id}: omitted fields stay as they are.
+        body (MeUpdate): Body of PATCH /me: omitted fields stay as they are.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -197,12 +197,12 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-    body: UserUpdate,
+    body: MeUpdate,
 ) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     """Change the signed-in user's username or email; omitted fields stay as they are.
 
     Args:
-        body (UserUpdate): Body of PATCH and PUT /users/{id}: omitted fields stay as they are.
+        body (MeUpdate): Body of PATCH /me: omitted fields stay as they are.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
