@@ -21,6 +21,7 @@ from app.schemas.sessions import (
 )
 from app.services import passwords, sessions
 from app.services.api_keys import KeyInfo
+from app.web import rate_limits
 from app.web.auth import current_principal, current_session, public, requires
 
 bp = APIBlueprint(
@@ -94,6 +95,8 @@ def _tokens(issued: sessions.Issued, status: int) -> Response:
 @public
 async def create_session(body: SessionCreate) -> Response:
     """Sign in with a username (or email) and password: a new session's tokens."""
+    # Before any lookup or hashing: a refused attempt costs neither.
+    rate_limits.count_sign_in(body.username)
     async with autocommit():
         account = await run_db(sessions.find_account, body.username)
     stored = account.password_hash if account is not None else None

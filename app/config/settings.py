@@ -131,8 +131,14 @@ class Settings(BaseSettings):
     # redis://...: one budget across every process and replica; memory://: each process
     # its own (RATE_LIMIT=5/minute with 4 processes let 20 through a minute).
     RATE_LIMIT_STORAGE_URL: str = ""
+    # Sign-in attempts (POST /auth/sessions), counted before the password is verified, per
+    # account name given (in any letter case) and per client address, in the same storage.
+    # Empty: off. A name's budget is small (guessing one account's password); an address's
+    # is larger (several people behind one NAT), and bounds a spray over many names.
+    SIGN_IN_LIMIT: str = "10/minute;50/hour"
+    SIGN_IN_ADDRESS_LIMIT: str = "30/minute;300/hour"
 
-    @field_validator("RATE_LIMIT")
+    @field_validator("RATE_LIMIT", "SIGN_IN_LIMIT", "SIGN_IN_ADDRESS_LIMIT")
     @classmethod
     def _readable_rate_limit(cls, value: str) -> str:
         if value.strip():
