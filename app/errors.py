@@ -38,12 +38,15 @@ class UnauthorizedError(AppError):
 
 
 class ForbiddenError(AppError):
-    """The key is valid but lacks a scope the operation needs."""
+    """The credential is valid but lacks a scope the operation needs (or is of the wrong kind)."""
 
     status = HTTPStatus.FORBIDDEN
 
-    def __init__(self, missing: list[str]) -> None:
-        super().__init__(f"The API key lacks the scope: {' '.join(missing)}.", scopes=missing)
+    def __init__(self, missing: list[str], detail: str | None = None) -> None:
+        detail = detail or f"The credential lacks the scope: {' '.join(missing)}."
+        super().__init__(detail, scopes=missing)
+        if not missing:
+            return  # the wrong kind of credential, not a scope short
         scope = " ".join(missing)
         self.headers = (
             (

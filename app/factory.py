@@ -16,13 +16,13 @@ from app import (
     models,  # noqa: F401 - registers every table on the metadata
 )
 from app.api import auth as auth_api
-from app.api import docs, openapi, ops, posts, users
+from app.api import docs, groups, me, openapi, ops, posts, users
 from app.api.common import IdConverter, operation_id_for, raise_validation_error
 from app.config import SETTINGS, VERSION, Settings
 from app.db import asyncpg_pool, engines, migrations, notifications, session
 from app.db.session import db
 from app.server.loops import run_coroutine
-from app.services import api_keys
+from app.services import api_keys, sessions
 from app.telemetry import metrics
 from app.telemetry.logs import configure_logging
 from app.web import auth, pipeline
@@ -85,15 +85,16 @@ def create_app(
     if serving and settings.migrates_on_start:
         _set_up_database(app, settings)
     if serving and settings.backend == "postgresql":
-        # A key revoked anywhere stops working in this process at once (NOTIFY at commit).
+        # A key or session revoked anywhere stops working in this process at once (NOTIFY
+        # at commit).
         notifications.listen(
-            settings, api_keys.REVOKED_CHANNEL, api_keys.forget_key, api_keys.forget_all_keys
+            settings, api_keys.REVOKED_CHANNEL, sessions.forget_revoked, sessions.forget_everything
         )
 
     metrics.record_build(VERSION, migrations.release().head)
     # Every hook around the views, in its order (the list is in app/web/pipeline.py).
     pipeline.install(app, settings, tracer_provider)
-    for blueprint in (ops.bp, auth_api.bp, users.bp, posts.bp):
+    for blueprint in (ops.bp, auth_api.bp, me.bp, users.bp, posts.bp, groups.bp):
         app.register_api(blueprint)
     auth.document_security(app)
     app.register_blueprint(docs.bp)
@@ -136,5 +137,6 @@ def _set_up_database(app: App, settings: Settings) -> None:
                 "\n  Created a local API key with every scope. It is shown only this once:\n\n"
                 f"    {token}\n\n"
                 f'  Try: curl -H "Authorization: Bearer {token}" {_address(settings)}/users\n'
-                "  More keys: flask --app app api-keys create NAME --scope users:read ...\n\n"
+                "  More keys: flask --app app api-keys create NAME --scope users:read ...\n"
+                "  An admin who signs in: flask --app app users create-admin USERNAME EMAIL\n\n"
             )

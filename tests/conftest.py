@@ -129,6 +129,10 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         # The suite sends far more than a key's default budget; tests/test_limits.py sets
         # its own limits.
         RATE_LIMIT="",
+        # Tests sign the same names in again and again; tests/api/test_sign_in_limits.py
+        # sets its own.
+        SIGN_IN_LIMIT="",
+        SIGN_IN_ADDRESS_LIMIT="",
     )
     application = create_app(settings)
     application.config["TESTING"] = True

@@ -6,12 +6,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import update
 
 from app.db.session import db
+from app.models import User
+from app.schemas.groups import GroupCreate
 from app.schemas.posts import PostCreate
 from app.schemas.users import UserCreate
-from app.services import posts, users
+from app.services import groups, posts, users
 from app.services.api_keys import ALL_SCOPES, Scope, create_api_key
+from app.services.passwords import hash_password
 from app.services.users import VersionedUserRow
 
 _counter = itertools.count(1)
@@ -54,3 +58,24 @@ def make_post(app: Flask, author: VersionedUserRow, **overrides: Any) -> posts.P
         post = posts.create_post(author.id, PostCreate(**fields))
         db.session.commit()
         return post
+
+
+def set_password(app: Flask, user_id: int, password: str, *, active: bool = True) -> None:
+    """Give a user a password (hashed as sign-in checks it) and an active flag; commit."""
+    with app.app_context():
+        db.session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(password_hash=hash_password(password), active=active)
+        )
+        db.session.commit()
+
+
+def make_group(app: Flask, scopes: Sequence[Scope] = (), **overrides: Any) -> int:
+    """Create and commit a group with a unique default name; return its id."""
+    fields: dict[str, Any] = {"name": f"group{next(_counter)}", "scopes": list(scopes)}
+    fields.update(overrides)
+    with app.app_context():
+        group = groups.create_group(GroupCreate(**fields))
+        db.session.commit()
+        return int(group.id)

@@ -37,6 +37,7 @@ from user_management_client.api.users import (
 )
 from user_management_client.models import (
     ConflictProblem,
+    KeyWhoAmI,
     PostCreate,
     PostPage,
     PostRead,
@@ -47,10 +48,10 @@ from user_management_client.models import (
     UserRead,
     UserUpdate,
     ValidationProblem,
-    WhoAmI,
 )
 from user_management_client.types import Response
 
+from app.services.api_keys import ALL_SCOPES
 from scripts.generate_client import CLIENT_DIR, generate
 from tests.helpers import LiveServer
 
@@ -258,8 +259,8 @@ def test_typed_client_runs_users_and_posts_flow_on_postgresql(
 
     with AuthenticatedClient(base_url=url, token=api_token, timeout=TIMEOUT) as client:
         # The bearer scheme: the client sends Authorization: Bearer <key>.
-        me = expect.parsed(get_whoami.sync_detailed(client=client), HTTPStatus.OK, WhoAmI)
-        assert set(me.scopes) == {"users:read", "users:write", "posts:read", "posts:write"}
+        me = expect.parsed(get_whoami.sync_detailed(client=client), HTTPStatus.OK, KeyWhoAmI)
+        assert set(me.scopes) == set(ALL_SCOPES)
         assert api_token.startswith(f"umk_{me.prefix}_")
 
         user, other = _users(client, expect)

@@ -90,7 +90,13 @@ def test_next_cursor_is_the_type_the_cursor_parameter_takes(document: dict[str, 
 
 
 @pytest.mark.parametrize(
-    ("model", "members"), [("UserUpdate", {"username", "email"}), ("PostUpdate", {"title", "body"})]
+    ("model", "members"),
+    [
+        ("UserUpdate", {"username", "email", "active"}),
+        ("MeUpdate", {"username", "email"}),
+        ("GroupUpdate", {"name", "scopes"}),
+        ("PostUpdate", {"title", "body"}),
+    ],
 )
 def test_update_bodies_need_one_member(
     document: dict[str, Any], model: str, members: set[str]

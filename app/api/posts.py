@@ -19,6 +19,7 @@ from app.api.conditional import (
 )
 from app.api.idempotency import idempotent
 from app.db.session import autocommit, run_db, transaction
+from app.errors import ForbiddenError
 from app.schemas.posts import (
     PostCreate,
     PostListQuery,
@@ -30,7 +31,7 @@ from app.schemas.posts import (
 )
 from app.schemas.users import UserPath
 from app.services import posts
-from app.web.auth import requires
+from app.web.auth import require_owner, requires, restricted_to
 
 bp = APIBlueprint(
     "posts", __name__, abp_tags=[Tag(name="posts")], operation_id_callback=operation_id_for
@@ -50,12 +51,13 @@ def _post_response(
 
 @bp.post(
     "/users/<id:user_id>/posts",
-    responses={201: PostRead, **problems(400, 404, 409, 413, 415, 422)},
+    responses={201: PostRead, **problems(400, 403, 404, 409, 413, 415, 422)},
 )
 @requires("posts:write")
 @idempotent
 async def create_post(path: UserPath, body: PostCreate) -> Response:
     """Create a post by this user."""
+    require_owner(path.user_id)
     async with transaction():
         post = await run_db(posts.create_post, path.user_id, body)
     return _post_response(post, 201, {"Location": url_for("posts.get_post", post_id=post.id)})
@@ -93,41 +95,53 @@ def _current(post_id: int) -> tuple[int, int]:
     return post.version, post.author_version
 
 
-def _update_post(post_id: int, body: PostUpdate, condition: WriteCondition) -> posts.PostRow:
+def _own(post_id: int, owner: int | None) -> None:
+    # A post's author never changes, so this read cannot go stale before the write.
+    if owner is not None and posts.get_post(post_id).author_id != owner:
+        raise ForbiddenError([], "You may change only your own user and your own posts.")
+
+
+def _update_post(
+    post_id: int, body: PostUpdate, condition: WriteCondition, owner: int | None
+) -> posts.PostRow:
+    _own(post_id, owner)
     return posts.update_post(post_id, body, condition.versions(lambda: _current(post_id)))
 
 
-def _delete_post(post_id: int, condition: WriteCondition) -> None:
+def _delete_post(post_id: int, condition: WriteCondition, owner: int | None) -> None:
+    _own(post_id, owner)
     posts.delete_post(post_id, condition.versions(lambda: _current(post_id)))
 
 
 @bp.patch(
-    "/posts/<id:post_id>", responses={200: PostRead, **problems(400, 404, 412, 413, 415, 422)}
+    "/posts/<id:post_id>", responses={200: PostRead, **problems(400, 403, 404, 412, 413, 415, 422)}
 )
 @requires("posts:write")
 async def update_post(path: PostPath, body: PostUpdate) -> Response:
     """Change some fields of a post; omitted fields stay as they are."""
     condition = write_condition(2)
     async with transaction():
-        post = await run_db(_update_post, path.post_id, body, condition)
+        post = await run_db(_update_post, path.post_id, body, condition, restricted_to())
     return _post_response(post)
 
 
-@bp.put("/posts/<id:post_id>", responses={200: PostRead, **problems(400, 404, 412, 413, 415, 422)})
+@bp.put(
+    "/posts/<id:post_id>", responses={200: PostRead, **problems(400, 403, 404, 412, 413, 415, 422)}
+)
 @requires("posts:write")
 async def replace_post(path: PostPath, body: PostUpdate) -> Response:
     """Change a post; like PATCH (partial), as for users."""
     condition = write_condition(2)
     async with transaction():
-        post = await run_db(_update_post, path.post_id, body, condition)
+        post = await run_db(_update_post, path.post_id, body, condition, restricted_to())
     return _post_response(post)
 
 
-@bp.delete("/posts/<id:post_id>", responses={204: None, **problems(404, 412)})
+@bp.delete("/posts/<id:post_id>", responses={204: None, **problems(403, 404, 412)})
 @requires("posts:write")
 async def delete_post(path: PostPath) -> Response:
     """Delete a post."""
     condition = write_condition(2)
     async with unit_for(condition):
-        await run_db(_delete_post, path.post_id, condition)
+        await run_db(_delete_post, path.post_id, condition, restricted_to())
     return Response(status=204)

@@ -26,7 +26,7 @@ from app.api.conditional import (
 )
 from app.api.idempotency import idempotent
 from app.config import current_settings
-from app.db.session import autocommit, run_db, run_db_in_worker
+from app.db.session import autocommit, run_db, run_db_in_worker, transaction
 from app.errors import NotAcceptableError, UnsupportedMediaTypeError
 from app.schemas.common import ImportProblem
 from app.schemas.users import (
@@ -40,8 +40,8 @@ from app.schemas.users import (
     UserRead,
     UserUpdate,
 )
-from app.services import bulk, users
-from app.web.auth import current_key, requires
+from app.services import bulk, sessions, users
+from app.web.auth import current_key, require_admin, require_owner, requires
 from app.web.bodies import streamed_body, whole_body
 from app.web.slots import Slot, slots_for
 
@@ -172,37 +172,51 @@ def _update_user(
     user_id: int, body: UserUpdate, condition: WriteCondition
 ) -> users.VersionedUserRow:
     versions = condition.versions(lambda: _current(user_id))
-    return users.update_user(user_id, body, versions)
+    user = users.update_user(user_id, body, versions)
+    if body.active is False:
+        # In the same transaction: deactivated and signed out together, at once everywhere.
+        sessions.revoke_user_sessions(user_id)
+    return user
+
+
+async def _write_user(user_id: int, body: UserUpdate) -> users.VersionedUserRow:
+    # A user without users:admin changes only themselves; (de)activating needs users:admin.
+    require_owner(user_id)
+    if body.active is not None:
+        require_admin()
+    condition = write_condition(1)
+    unit = transaction() if body.active is False else unit_for(condition)
+    async with unit:
+        return await run_db(_update_user, user_id, body, condition)
 
 
 def _delete_user(user_id: int, condition: WriteCondition) -> None:
     users.delete_user(user_id, condition.versions(lambda: _current(user_id)))
 
 
-@bp.patch("/<id:user_id>", responses={200: UserRead, **problems(400, 404, 409, 412, 413, 415, 422)})
+@bp.patch(
+    "/<id:user_id>", responses={200: UserRead, **problems(400, 403, 404, 409, 412, 413, 415, 422)}
+)
 @requires("users:write")
 async def update_user(path: UserPath, body: UserUpdate) -> Response:
     """Change some fields of a user; omitted fields stay as they are."""
-    condition = write_condition(1)
-    async with unit_for(condition):
-        user = await run_db(_update_user, path.user_id, body, condition)
-    return _user_response(user)
+    return _user_response(await _write_user(path.user_id, body))
 
 
-@bp.put("/<id:user_id>", responses={200: UserRead, **problems(400, 404, 409, 412, 413, 415, 422)})
+@bp.put(
+    "/<id:user_id>", responses={200: UserRead, **problems(400, 403, 404, 409, 412, 413, 415, 422)}
+)
 @requires("users:write")
 async def replace_user(path: UserPath, body: UserUpdate) -> Response:
     """Change a user; like PATCH, because the tutorial's clients send partial PUTs."""
-    condition = write_condition(1)
-    async with unit_for(condition):
-        user = await run_db(_update_user, path.user_id, body, condition)
-    return _user_response(user)
+    return _user_response(await _write_user(path.user_id, body))
 
 
-@bp.delete("/<id:user_id>", responses={204: None, **problems(404, 412)})
+@bp.delete("/<id:user_id>", responses={204: None, **problems(403, 404, 412)})
 @requires("users:write")
 async def delete_user(path: UserPath) -> Response:
     """Delete a user and their posts."""
+    require_owner(path.user_id)
     condition = write_condition(1)
     async with unit_for(condition):
         await run_db(_delete_user, path.user_id, condition)

@@ -1,5 +1,5 @@
-"""``flask --app app users import|export|seed``: the ``group`` of bulk user commands, each
-with a progress bar and a summary."""
+"""``flask --app app users import|export|seed|create-admin``: the ``group`` of user commands;
+the bulk ones with a progress bar and a summary."""
 
 import os
 import stat
@@ -9,15 +9,20 @@ from typing import IO
 
 import click
 from flask.cli import AppGroup
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.cli.common import Progress, counted, needs_schema
 from app.db.session import db
+from app.errors import AppError
 from app.models import User
-from app.services import bulk, seed
+from app.schemas.users import UserCreate
+from app.services import bulk, groups, passwords, seed
 
-group = AppGroup("users", help="Import and export users in bulk, or seed fake ones.")
+group = AppGroup(
+    "users", help="Import and export users in bulk, seed fake ones, or create an admin."
+)
 
 
 def _format_of(path: Path, given: str | None) -> bulk.Format:
@@ -162,3 +167,41 @@ def seed_command(count: int, posts_per_user: int, seed_value: int | None) -> Non
         f"in {bar.elapsed:.1f} s ({bar.rate:,.0f} rows/s).",
         err=True,
     )
+
+
+@group.command("create-admin")
+@click.argument("username")
+@click.argument("email")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input's first line instead of a prompt.",
+)
+@needs_schema
+def create_admin_command(username: str, email: str, password_stdin: bool) -> None:
+    """Create a user who signs in with a password, in the admins group (every scope; made if
+    absent). The password is asked for (hidden, twice) or read from standard input, never
+    taken as an argument: argv is visible to every user of the machine."""
+    try:
+        data = UserCreate(username=username, email=email)
+    except ValidationError as error:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors())
+        raise click.ClickException(problems) from None
+    if password_stdin:
+        line: str = sys.stdin.readline()
+        password = line.removesuffix("\n").removesuffix("\r")
+    else:
+        password = str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    try:
+        password_hash = passwords.hash_password(passwords.checked_password(password))
+        user, group_id, made = groups.create_admin(data, password_hash)
+        db.session.commit()
+    except AppError as error:  # a refused password, a taken username or email
+        db.session.rollback()
+        raise click.ClickException(error.detail) from None
+    made_group = (
+        f"made group {groups.ADMINS} ({group_id}) with every scope"
+        if made
+        else f"in group {groups.ADMINS} ({group_id})"
+    )
+    click.echo(f"Created admin {user.username} ({user.id}), {made_group}.", err=True)

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     IMPORT_MAX_LINE_BYTES: int = Field(default=64 * 1024, ge=1024)
     # Hours a POST's response is kept for retries that send its Idempotency-Key again.
     IDEMPOTENCY_KEY_HOURS: int = Field(default=24, ge=1)
+    # Minutes a user's access token works (sign-in, refresh); days its refresh token does.
+    ACCESS_TOKEN_TTL: int = Field(default=15, ge=1, le=24 * 60)
+    REFRESH_TOKEN_TTL: int = Field(default=30, ge=1, le=366)
     # Origins whose pages may call the API from a browser, comma-separated (empty: none).
     CORS_ORIGINS: str = ""
     # Requests per API key (without a valid key: per client address), in the ``limits``
@@ -128,8 +131,14 @@ class Settings(BaseSettings):
     # redis://...: one budget across every process and replica; memory://: each process
     # its own (RATE_LIMIT=5/minute with 4 processes let 20 through a minute).
     RATE_LIMIT_STORAGE_URL: str = ""
+    # Sign-in attempts (POST /auth/sessions), counted before the password is verified, per
+    # account name given (in any letter case) and per client address, in the same storage.
+    # Empty: off. A name's budget is small (guessing one account's password); an address's
+    # is larger (several people behind one NAT), and bounds a spray over many names.
+    SIGN_IN_LIMIT: str = "10/minute;50/hour"
+    SIGN_IN_ADDRESS_LIMIT: str = "30/minute;300/hour"
 
-    @field_validator("RATE_LIMIT")
+    @field_validator("RATE_LIMIT", "SIGN_IN_LIMIT", "SIGN_IN_ADDRESS_LIMIT")
     @classmethod
     def _readable_rate_limit(cls, value: str) -> str:
         if value.strip():

@@ -1,8 +1,19 @@
 """All models, so one import registers every table on the metadata."""
 
 from app.models.api_key import ApiKey
+from app.models.group import Group, GroupMember
 from app.models.idempotency import IdempotencyKey
 from app.models.post import Post
 from app.models.user import User
+from app.models.user_session import SpentRefreshToken, UserSession
 
-__all__ = ["ApiKey", "IdempotencyKey", "Post", "User"]
+__all__ = [
+    "ApiKey",
+    "Group",
+    "GroupMember",
+    "IdempotencyKey",
+    "Post",
+    "SpentRefreshToken",
+    "User",
+    "UserSession",
+]

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Index, text
+from sqlalchemy import Index, String, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import IDS_NEVER_REUSED, Base
@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 USERNAME_MAX = 80
 EMAIL_MAX = 254
+# An Argon2id hash in PHC form is ~100 characters; room for stronger parameters later.
+PASSWORD_HASH_MAX = 255
 
 
 class User(Base):
@@ -32,6 +34,10 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=utcnow(), onupdate=utcnow())
     # One more on every write: the ETag, and what an If-Match write compares in its WHERE.
     version: Mapped[int] = mapped_column(server_default=text("1"))
+    # None: no password set (the user cannot sign in). Never selected for a representation.
+    password_hash: Mapped[str | None] = mapped_column(String(PASSWORD_HASH_MAX))
+    # False: deactivated by an admin; sign-in is refused and the sessions are revoked.
+    active: Mapped[bool] = mapped_column(server_default=true())
 
     # passive_deletes: the database's ON DELETE CASCADE removes posts; no SELECT of them first.
     posts: Mapped[list["Post"]] = relationship(

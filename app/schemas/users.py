@@ -61,6 +61,20 @@ class UserUpdate(PartialUpdate):
 
     username: Username | None = None
     email: Email | None = None
+    active: bool | None = Field(
+        default=None,
+        description="users:admin only. false: deactivate (sign-in refused, every session "
+        "revoked at once); true: reactivate.",
+    )
+
+
+class MeUpdate(PartialUpdate):
+    """Body of PATCH /me: omitted fields stay as they are."""
+
+    EXAMPLES = ({"email": "david.chen.updated@example.com"},)
+
+    username: Username | None = None
+    email: Email | None = None
 
 
 class UserRead(OutputModel):
@@ -69,6 +83,7 @@ class UserRead(OutputModel):
     id: int
     username: str
     email: str
+    active: bool = Field(description="False: deactivated by an admin; cannot sign in.")
     created_at: datetime
     updated_at: datetime
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, get_args
+from typing import Any
 
 from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,9 +19,9 @@ from app.db.session import autocommit_engine, db
 from app.errors import NotFoundError
 from app.models import ApiKey
 from app.models.api_key import PREFIX_LENGTH
+from app.schemas.scopes import ALL_SCOPES, Scope
 
-Scope = Literal["users:read", "users:write", "posts:read", "posts:write"]
-ALL_SCOPES: Final[tuple[Scope, ...]] = get_args(Scope)
+__all__ = ["ALL_SCOPES", "Scope"]  # re-exported: callers name scopes with the keys
 
 TOKEN_TAG = "umk"  # noqa: S105 - a public marker ("user-management key"), not a secret
 _TOKEN = re.compile(rf"{TOKEN_TAG}_([0-9a-f]{{{PREFIX_LENGTH}}})_([A-Za-z0-9_-]{{43}})")

@@ -23,7 +23,7 @@ from app.db.types import folded, utcnow
 from app.errors import ConflictError, NotFoundError
 from app.models import User
 from app.schemas.common import Versions
-from app.schemas.users import UserCreate, UserListQuery, UserUpdate
+from app.schemas.users import MeUpdate, UserCreate, UserListQuery, UserUpdate
 from app.services.pagination import SortKey, next_cursor, paginate
 from app.services.versions import at_versions, missing_or_changed
 
@@ -42,17 +42,18 @@ USER_COLUMNS = (
     _users.c.id,
     _users.c.username,
     _users.c.email,
+    _users.c.active,
     _users.c.created_at,
     _users.c.updated_at,
 )
-UserRow = Row[int, str, str, datetime, datetime]
+UserRow = Row[int, str, str, bool, datetime, datetime]
 # The columns' names, which are UserRead's fields in order (the list is written from rows).
 USER_FIELDS = tuple(column.name for column in USER_COLUMNS)
 
 
 # One user with its version last: the representation, then what its ETag is made of.
 VERSIONED_COLUMNS = (*USER_COLUMNS, _users.c.version)
-VersionedUserRow = Row[int, str, str, datetime, datetime, int]
+VersionedUserRow = Row[int, str, str, bool, datetime, datetime, int]
 
 
 def user_item(row: UserRow | VersionedUserRow) -> dict[str, Any]:
@@ -131,7 +132,9 @@ def _at(user_id: int, versions: Versions) -> ColumnElement[bool]:
     return at_versions(_users.c.id == user_id, versions, _users.c.version)
 
 
-def update_user(user_id: int, data: UserUpdate, versions: Versions = None) -> VersionedUserRow:
+def update_user(
+    user_id: int, data: UserUpdate | MeUpdate, versions: Versions = None
+) -> VersionedUserRow:
     """Change the given fields in one statement, if the user is at one of ``versions`` (None:
     any); updated_at and the version always move."""
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
@@ -171,3 +174,20 @@ def list_users(query: UserListQuery) -> tuple[list[UserRow], str | None]:
     stmt = paginate(stmt, key, query.sort, query.cursor, query.limit)
     rows = list(db.session.execute(stmt))
     return rows[: query.limit], next_cursor(rows, key, query.sort, query.limit)
+
+
+def password_hash_of(user_id: int) -> str | None:
+    """The user's stored password hash (None: no password), or raise NotFoundError."""
+    found = db.session.execute(
+        select(_users.c.password_hash).where(_users.c.id == user_id)
+    ).one_or_none()
+    if found is None:
+        raise NotFoundError(f"User {user_id} does not exist.")
+    return found.password_hash  # type: ignore[no-any-return]
+
+
+def set_password_hash(user_id: int, password_hash: str) -> None:
+    """Store a new password hash; the representation does not change (nor its version)."""
+    db.session.execute(
+        update(_users).where(_users.c.id == user_id).values(password_hash=password_hash)
+    )

@@ -1,4 +1,5 @@
-"""Bearer API keys on every endpoint that is not explicitly public."""
+"""Bearer credentials on every endpoint that is not explicitly public: an API key
+(``umk_...``) or a signed-in user's access token (``uma_...``), told apart by the prefix."""
 
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -8,7 +9,9 @@ from flask_openapi3.openapi import OpenAPI
 from flask_openapi3.utils import parse_rule
 
 from app.errors import AppError, BadRequestError, ForbiddenError, UnauthorizedError
-from app.services.api_keys import KeyInfo, Scope, authenticate, looks_like_token, record_use
+from app.services import api_keys, sessions
+from app.services.api_keys import KeyInfo, Scope
+from app.services.sessions import SessionInfo
 from app.telemetry import metrics
 from app.web import rate_limits
 
@@ -16,8 +19,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 BEARER_SCHEME = "bearerAuth"
 SECURITY_SCHEMES: dict[str, Any] = {
-    BEARER_SCHEME: {"type": "http", "scheme": "bearer", "description": "An API key: umk_..."}
+    BEARER_SCHEME: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (umk_...) or a user's access token (uma_..., from "
+        "POST /auth/sessions).",
+    }
 }
+Principal = KeyInfo | SessionInfo
 
 
 def requires(*scopes: Scope) -> Callable[[F], F]:
@@ -31,15 +40,63 @@ def requires(*scopes: Scope) -> Callable[[F], F]:
 
 
 def public(view: F) -> F:
-    """Mark a view as open to anyone (operations endpoints only)."""
+    """Mark a view as open to anyone (operations endpoints; signing in and refreshing)."""
     view.public = True  # type: ignore[attr-defined]
     return view
 
 
+def current_principal() -> Principal:
+    """Return the API key or the user's session that authenticated this request."""
+    principal: Principal = g.principal
+    return principal
+
+
 def current_key() -> KeyInfo:
-    """Return the key that authenticated this request."""
-    key: KeyInfo = g.api_key
-    return key
+    """Return the API key that authenticated this request (a user's session is refused)."""
+    principal = current_principal()
+    if not isinstance(principal, KeyInfo):
+        raise ForbiddenError([], "This operation takes an API key, not a user's access token.")
+    return principal
+
+
+def current_session() -> SessionInfo:
+    """Return the user's session that authenticated this request (an API key is refused)."""
+    principal = current_principal()
+    if not isinstance(principal, SessionInfo):
+        raise ForbiddenError([], "This operation is a signed-in user's: send an access token.")
+    return principal
+
+
+ADMIN_SCOPE: Scope = "users:admin"
+
+
+def restricted_to() -> int | None:
+    """The caller's user id where they may change only what is theirs (a signed-in user
+    without users:admin); None where the scopes alone decide (an API key, an admin)."""
+    principal = current_principal()
+    if isinstance(principal, SessionInfo) and ADMIN_SCOPE not in principal.scopes:
+        return principal.user_id
+    return None
+
+
+def require_owner(owner_id: int) -> None:
+    """Refuse (403) a signed-in user without users:admin acting on another user's own."""
+    restricted = restricted_to()
+    if restricted is not None and restricted != owner_id:
+        raise ForbiddenError([], "You may change only your own user and your own posts.")
+
+
+def require_admin() -> None:
+    """Refuse (403) a caller without users:admin, API key or user."""
+    if ADMIN_SCOPE not in current_principal().scopes:
+        raise ForbiddenError([ADMIN_SCOPE])
+
+
+def _authenticate(token: str) -> Principal | None:
+    # Past its address's budget, a client's unverified tokens are refused unchecked.
+    if sessions.is_access_token(token):
+        return sessions.authenticate(token, rate_limits.address_has_budget)
+    return api_keys.authenticate(token, rate_limits.address_has_budget)
 
 
 def _is_public(endpoint: str, view: Any) -> bool:
@@ -47,7 +104,7 @@ def _is_public(endpoint: str, view: Any) -> bool:
     return bool(getattr(view, "public", False)) or endpoint.rpartition(".")[2] == "static"
 
 
-def _check(view: Any) -> tuple[KeyInfo | None, AppError | None, str]:
+def _check(view: Any) -> tuple[Principal | None, AppError | None, str]:
     """The request's key (if valid), the error refusing the request (if any) and its kind
     for the count: what authenticate_request records and may_send_body asks, side-free."""
     values = request.headers.getlist("Authorization")
@@ -61,17 +118,20 @@ def _check(view: Any) -> tuple[KeyInfo | None, AppError | None, str]:
     header = values[0] if values else None
     scheme, _, token = (header or "").partition(" ")
     bearer = scheme.lower() == "bearer"
-    # Past its address's budget, a client's unverified keys are refused unchecked.
-    key = authenticate(token.strip(), rate_limits.address_has_budget) if bearer else None
+    key = _authenticate(token.strip()) if bearer else None
     if key is None:
         # Only an operator's count tells these apart; the client gets one answer for all.
         if header is None:
             kind = "missing"
-        elif not bearer or not looks_like_token(token.strip()):
+        elif not bearer or not (
+            api_keys.looks_like_token(token.strip()) or sessions.is_access_token(token.strip())
+        ):
             kind = "malformed"
         else:
             kind = "rejected"
-        refused = UnauthorizedError("A valid API key is required: Authorization: Bearer <key>.")
+        refused = UnauthorizedError(
+            "A valid API key or access token is required: Authorization: Bearer <token>."
+        )
         return None, refused, kind
     missing = [s for s in getattr(view, "required_scopes", ()) if s not in key.scopes]
     if missing:
@@ -92,10 +152,14 @@ def authenticate_request() -> None:
     if _is_public(request.endpoint, view):
         return
     key, error, kind = _check(view)
-    if key is not None:
-        g.api_key = key
+    if isinstance(key, KeyInfo):
+        g.principal = g.api_key = key
         request.environ["app.api_key"] = key.prefix  # for the access log
-        record_use(key)
+        api_keys.record_use(key)
+    elif key is not None:
+        g.principal = key
+        request.environ["app.api_key"] = f"session:{key.id}"  # for the access log
+        sessions.record_use(key)
     if error is not None:
         metrics.auth_failed(kind)
         g.auth_error = error

@@ -66,6 +66,12 @@ class WholeBody:
         return IncompleteBodyError(f"The body was cut short ({how}); nothing of it was kept.")
 
 
+def no_body(view: F) -> F:
+    """Mark a write that takes no body (PUT of a membership): an empty one, not JSON."""
+    view.takes_no_body = True  # type: ignore[attr-defined]
+    return view
+
+
 def whole_body() -> WholeBody:
     """Return the request's streamed body, which raises rather than ends if cut short."""
     return WholeBody(request.stream, request.content_length)
@@ -90,6 +96,10 @@ def require_json_body() -> None:
         # No size limit either: the view reads the stream in chunks. (None would mean
         # "the app's MAX_CONTENT_LENGTH" to Flask.)
         request.max_content_length = sys.maxsize
+        return
+    if getattr(view, "takes_no_body", False):
+        if request.content_length or (request.content_length is None and request.get_data()):
+            raise BadRequestError("This operation takes no body.")
         return
     if not _is_json(request.mimetype):
         raise UnsupportedMediaTypeError("The body must be JSON (Content-Type: application/json).")

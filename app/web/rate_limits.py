@@ -18,6 +18,7 @@ import os
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 # Probes of the orchestrator and the load balancer, and scrapes, are never limited.
 _UNLIMITED_ENDPOINTS = frozenset({"ops.get_health", "ops.get_readiness", "ops.get_metrics"})
 _EXTENSION = "rate_limits"  # in app.extensions
+_SIGN_IN_ACCOUNT = "sign_in_limits_account"  # in app.extensions
+_SIGN_IN_ADDRESS = "sign_in_limits_address"  # in app.extensions
 # A storage that stops answering (Redis gone, the SQLite file locked) costs a request this
 # many seconds at most; then this process counts in its own memory for the next
 # RECOVERY_SECONDS, and tries the storage again.
@@ -193,10 +196,13 @@ def counter_for(url: str) -> Counter:
 
 
 class RateLimits:
-    """The limits of RATE_LIMIT over a counter, with this process's memory as a fallback."""
+    """The limits of RATE_LIMIT (or ``limit``) over a counter, with this process's memory as
+    a fallback."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.items: list[RateLimitItem] = parse_many(settings.RATE_LIMIT)
+    def __init__(self, settings: Settings, limit: str | None = None) -> None:
+        self.items: list[RateLimitItem] = parse_many(
+            settings.RATE_LIMIT if limit is None else limit
+        )
         self.shared = counter_for(settings.rate_limit_storage_url)
         self.own: Counter | None = None
         self.own_until = 0.0
@@ -257,7 +263,10 @@ def _address() -> str:
 
 def _client() -> str:
     key = g.get("api_key")
-    return f"key:{key.prefix}" if key is not None else _address()
+    if key is not None:
+        return f"key:{key.prefix}"
+    principal = g.get("principal")  # a user's session: the user's budget, whichever session
+    return f"user:{principal.user_id}" if principal is not None else _address()
 
 
 def _limits() -> RateLimits | None:
@@ -285,6 +294,19 @@ def count_request() -> None:
         g.rate_limit = limits.count(_client())
 
 
+def count_sign_in(login: str) -> None:
+    """Count a sign-in attempt against its address and the account name it gives (any
+    letter case); raise TooManyRequestsError (429, Retry-After) past either budget."""
+    for extension, who in (
+        (_SIGN_IN_ADDRESS, _address()),
+        (_SIGN_IN_ACCOUNT, f"account:{unicodedata.normalize('NFC', login).lower()}"),
+    ):
+        limits: RateLimits | None = current_app.extensions.get(extension)
+        if limits is not None:
+            # Not g.rate_limit: the headers keep saying the request budget, unless refused.
+            limits.count(f"sign-in:{who}")
+
+
 def add_headers(response: Response) -> Response:
     """Say the budget left (IETF httpapi RateLimit header fields; reset in seconds)."""
     budget: _Budget | None = g.get("rate_limit")
@@ -296,7 +318,12 @@ def add_headers(response: Response) -> Response:
 
 
 def configure(app: Flask, settings: Settings) -> bool:
-    """Set up the limits of RATE_LIMIT (empty: no limit); whether any limit is on."""
+    """Set up the limits of RATE_LIMIT (empty: no limit), and of SIGN_IN_LIMIT and
+    SIGN_IN_ADDRESS_LIMIT; whether RATE_LIMIT is on."""
+    if settings.SIGN_IN_LIMIT:
+        app.extensions[_SIGN_IN_ACCOUNT] = RateLimits(settings, settings.SIGN_IN_LIMIT)
+    if settings.SIGN_IN_ADDRESS_LIMIT:
+        app.extensions[_SIGN_IN_ADDRESS] = RateLimits(settings, settings.SIGN_IN_ADDRESS_LIMIT)
     if not settings.RATE_LIMIT:
         return False
     app.extensions[_EXTENSION] = RateLimits(settings)

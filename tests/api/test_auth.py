@@ -17,11 +17,11 @@ from werkzeug.test import TestResponse
 from app import create_app
 from app.config import Settings
 from app.db.session import db
-from app.models import ApiKey, Post, User
+from app.models import ApiKey, Group, Post, User
 from app.services import api_keys
 from app.services.api_keys import ALL_SCOPES
 from app.web.auth import _is_public
-from tests.factories import make_api_key, make_post, make_user
+from tests.factories import make_api_key, make_group, make_post, make_user
 from tests.helpers import assert_problem, listening
 
 TOKEN_PATTERN = re.compile(r"umk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
@@ -57,6 +57,30 @@ _BODIES: dict[tuple[str, str], dict[str, Any] | bytes | None] = {
     ("PATCH", "/posts/<id:post_id>"): {"title": "Patched"},
     ("PUT", "/posts/<id:post_id>"): {"body": "Put"},
     ("DELETE", "/posts/<id:post_id>"): None,
+    ("GET", "/auth/sessions"): None,
+    ("DELETE", "/auth/sessions/current"): None,
+    ("DELETE", "/auth/sessions/<id:session_id>"): None,
+    ("GET", "/me"): None,
+    ("PATCH", "/me"): {"email": "me@example.com"},
+    ("PUT", "/me/password"): {"current_password": "x" * 8, "new_password": "y" * 12},
+    ("POST", "/groups"): {"name": "matrix-group", "scopes": ["users:read"]},
+    ("GET", "/groups"): None,
+    ("GET", "/groups/<id:group_id>"): None,
+    ("PATCH", "/groups/<id:group_id>"): {"scopes": ["posts:read"]},
+    ("DELETE", "/groups/<id:group_id>"): None,
+    ("GET", "/groups/<id:group_id>/members"): None,
+    ("PUT", "/groups/<id:group_id>/members/<id:user_id>"): None,
+    ("DELETE", "/groups/<id:group_id>/members/<id:user_id>"): None,
+}
+# A signed-in user's own: an API key with every scope gets a 403 (tests/api/test_sessions.py
+# calls them with access tokens).
+_USERS_ONLY = {
+    ("GET", "/auth/sessions"),
+    ("DELETE", "/auth/sessions/current"),
+    ("DELETE", "/auth/sessions/<id:session_id>"),
+    ("GET", "/me"),
+    ("PATCH", "/me"),
+    ("PUT", "/me/password"),
 }
 
 CASES = ["none", "malformed", "unknown", "wrong-secret", "revoked", "expired", "wrong-scope", "ok"]
@@ -99,7 +123,13 @@ def test_every_operation_answers_by_credentials(app: Flask, case: str) -> None:
             continue  # needs only a valid key: "ok" covers it
         user = make_user(app)
         post = make_post(app, user)
-        url = rule.replace("<id:user_id>", str(user.id)).replace("<id:post_id>", str(post.id))
+        group = make_group(app)
+        url = (
+            rule.replace("<id:user_id>", str(user.id))
+            .replace("<id:group_id>", str(group))
+            .replace("<id:post_id>", str(post.id))
+            .replace("<id:session_id>", "1")
+        )
         headers = _header_for(app, case, scopes)
         body = _BODIES[(method, rule)]
         if isinstance(body, bytes):
@@ -108,6 +138,9 @@ def test_every_operation_answers_by_credentials(app: Flask, case: str) -> None:
         else:
             response = client.open(url, method=method, json=body, headers=headers)
         label = f"{method} {rule} with {case}"
+        if case == "ok" and (method, rule) in _USERS_ONLY:
+            assert response.status_code == 403, label
+            continue
         if case == "ok":
             assert 200 <= response.status_code < 300, label
             continue
@@ -123,6 +156,7 @@ def test_every_operation_answers_by_credentials(app: Flask, case: str) -> None:
         with app.app_context():
             assert db.session.get(User, user.id) is not None, label
             assert db.session.get(Post, post.id) is not None, label
+            assert db.session.get(Group, group) is not None, label
 
 
 def _unauthorized(client: FlaskClient, header: str) -> TestResponse:
@@ -266,6 +300,7 @@ def test_whoami_describes_the_calling_key(app: Flask, anonymous_client: FlaskCli
     response = anonymous_client.get("/auth/whoami", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.get_json() == {
+        "kind": "api_key",
         "name": "reporting",
         "prefix": token.split("_")[1],
         "scopes": ["users:read"],

@@ -35,7 +35,7 @@ from tests.helpers import (
 pytestmark = pytest.mark.live
 
 TIMEOUT = httpx.Timeout(30.0)
-USER_KEYS = {"id", "username", "email", "created_at", "updated_at"}
+USER_KEYS = {"id", "username", "email", "active", "created_at", "updated_at"}
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 RACERS = 20

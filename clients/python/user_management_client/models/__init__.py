@@ -4,56 +4,84 @@ from .author_read import AuthorRead
 from .bad_request_problem import BadRequestProblem
 from .conflict_problem import ConflictProblem
 from .forbidden_problem import ForbiddenProblem
+from .group_create import GroupCreate
+from .group_create_scopes_item import GroupCreateScopesItem
+from .group_page import GroupPage
+from .group_read import GroupRead
+from .group_update import GroupUpdate
+from .group_update_scopes_item import GroupUpdateScopesItem
 from .import_problem import ImportProblem
 from .import_problem_status import ImportProblemStatus
 from .import_result import ImportResult
+from .key_who_am_i import KeyWhoAmI
 from .line_problem import LineProblem
 from .list_posts_sort import ListPostsSort
 from .list_user_posts_sort import ListUserPostsSort
 from .list_users_sort import ListUsersSort
+from .me_update import MeUpdate
 from .not_ready_problem import NotReadyProblem
 from .not_ready_problem_reason import NotReadyProblemReason
+from .page_session_read import PageSessionRead
+from .password_change import PasswordChange
 from .post_create import PostCreate
 from .post_page import PostPage
 from .post_read import PostRead
 from .post_update import PostUpdate
 from .problem import Problem
 from .problem_status import ProblemStatus
+from .session_create import SessionCreate
+from .session_read import SessionRead
+from .session_refresh import SessionRefresh
 from .status import Status
+from .tokens import Tokens
 from .user_create import UserCreate
 from .user_page import UserPage
 from .user_read import UserRead
 from .user_update import UserUpdate
+from .user_who_am_i import UserWhoAmI
 from .validation_error_item import ValidationErrorItem
 from .validation_problem import ValidationProblem
-from .who_am_i import WhoAmI
 
 __all__ = (
     "AuthorRead",
     "BadRequestProblem",
     "ConflictProblem",
     "ForbiddenProblem",
+    "GroupCreate",
+    "GroupCreateScopesItem",
+    "GroupPage",
+    "GroupRead",
+    "GroupUpdate",
+    "GroupUpdateScopesItem",
     "ImportProblem",
     "ImportProblemStatus",
     "ImportResult",
+    "KeyWhoAmI",
     "LineProblem",
     "ListPostsSort",
     "ListUserPostsSort",
     "ListUsersSort",
+    "MeUpdate",
     "NotReadyProblem",
     "NotReadyProblemReason",
+    "PageSessionRead",
+    "PasswordChange",
     "PostCreate",
     "PostPage",
     "PostRead",
     "PostUpdate",
     "Problem",
     "ProblemStatus",
+    "SessionCreate",
+    "SessionRead",
+    "SessionRefresh",
     "Status",
+    "Tokens",
     "UserCreate",
     "UserPage",
     "UserRead",
     "UserUpdate",
+    "UserWhoAmI",
     "ValidationErrorItem",
     "ValidationProblem",
-    "WhoAmI",
 )

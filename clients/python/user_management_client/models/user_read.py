@@ -15,6 +15,7 @@ class UserRead:
     """A user as the API returns it.
 
     Attributes:
+        active (bool): False: deactivated by an admin; cannot sign in.
         created_at (datetime.datetime):
         email (str):
         id (int):
@@ -22,6 +23,7 @@ class UserRead:
         username (str):
     """
 
+    active: bool
     created_at: datetime.datetime
     email: str
     id: int
@@ -30,6 +32,8 @@ class UserRead:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        active = self.active
+
         created_at = self.created_at.isoformat()
 
         email = self.email
@@ -44,6 +48,7 @@ class UserRead:
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
+                "active": active,
                 "created_at": created_at,
                 "email": email,
                 "id": id,
@@ -57,6 +62,8 @@ class UserRead:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
+        active = d.pop("active")
+
         created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
 
         email = d.pop("email")
@@ -68,6 +75,7 @@ class UserRead:
         username = d.pop("username")
 
         user_read = cls(
+            active=active,
             created_at=created_at,
             email=email,
             id=id,

@@ -15,14 +15,19 @@ class UserUpdate:
     """Body of PATCH and PUT /users/{id}: omitted fields stay as they are.
 
     Attributes:
+        active (bool | Unset): users:admin only. false: deactivate (sign-in refused, every session revoked at once);
+            true: reactivate.
         email (str | Unset):
         username (str | Unset):
     """
 
+    active: bool | Unset = UNSET
     email: str | Unset = UNSET
     username: str | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
+        active = self.active
+
         email = self.email
 
         username = self.username
@@ -30,6 +35,8 @@ class UserUpdate:
         field_dict: dict[str, Any] = {}
 
         field_dict.update({})
+        if active is not UNSET:
+            field_dict["active"] = active
         if email is not UNSET:
             field_dict["email"] = email
         if username is not UNSET:
@@ -40,11 +47,14 @@ class UserUpdate:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
+        active = d.pop("active", UNSET)
+
         email = d.pop("email", UNSET)
 
         username = d.pop("username", UNSET)
 
         user_update = cls(
+            active=active,
             email=email,
             username=username,
         )

@@ -6,8 +6,9 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.forbidden_problem import ForbiddenProblem
+from ...models.key_who_am_i import KeyWhoAmI
 from ...models.problem import Problem
-from ...models.who_am_i import WhoAmI
+from ...models.user_who_am_i import UserWhoAmI
 from ...types import UNSET, Response, Unset
 
 
@@ -30,9 +31,25 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> ForbiddenProblem | Problem | WhoAmI | None:
+) -> ForbiddenProblem | KeyWhoAmI | UserWhoAmI | Problem | None:
     if response.status_code == 200:
-        response_200 = WhoAmI.from_dict(response.json())
+
+        def _parse_response_200(data: object) -> KeyWhoAmI | UserWhoAmI:
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                componentsschemas_who_am_i_type_0 = KeyWhoAmI.from_dict(data)
+
+                return componentsschemas_who_am_i_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            if not isinstance(data, dict):
+                raise TypeError()
+            componentsschemas_who_am_i_type_1 = UserWhoAmI.from_dict(data)
+
+            return componentsschemas_who_am_i_type_1
+
+        response_200 = _parse_response_200(response.json())
 
         return response_200
 
@@ -69,7 +86,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[ForbiddenProblem | Problem | WhoAmI]:
+) -> Response[ForbiddenProblem | KeyWhoAmI | UserWhoAmI | Problem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -82,8 +99,8 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     consistency_token: str | Unset = UNSET,
-) -> Response[ForbiddenProblem | Problem | WhoAmI]:
-    """Describe the API key that made this request.
+) -> Response[ForbiddenProblem | KeyWhoAmI | UserWhoAmI | Problem]:
+    """Describe the API key or the signed-in user that made this request.
 
     Args:
         consistency_token (str | Unset):
@@ -93,7 +110,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ForbiddenProblem | Problem | WhoAmI]
+        Response[ForbiddenProblem | KeyWhoAmI | UserWhoAmI | Problem]
     """
 
     kwargs = _get_kwargs(
@@ -111,8 +128,8 @@ def sync(
     *,
     client: AuthenticatedClient,
     consistency_token: str | Unset = UNSET,
-) -> ForbiddenProblem | Problem | WhoAmI | None:
-    """Describe the API key that made this request.
+) -> ForbiddenProblem | KeyWhoAmI | UserWhoAmI | Problem | None:
+    """Describe the API key or the signed-in user that made this request.
 
     Args:
         consistency_token (str | Unset):
@@ -122,7 +139,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ForbiddenProblem | Problem | WhoAmI
+        ForbiddenProblem | KeyWhoAmI | UserWhoAmI | Problem
     """
 
     return sync_detailed(
@@ -135,8 +152,8 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     consistency_token: str | Unset = UNSET,
-) -> Response[ForbiddenProblem | Problem | WhoAmI]:
-    """Describe the API key that made this request.
+) -> Response[ForbiddenProblem | KeyWhoAmI | UserWhoAmI | Problem]:
+    """Describe the API key or the signed-in user that made this request.
 
     Args:
         consistency_token (str | Unset):
@@ -146,7 +163,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ForbiddenProblem | Problem | WhoAmI]
+        Response[ForbiddenProblem | KeyWhoAmI | UserWhoAmI | Problem]
     """
 
     kwargs = _get_kwargs(
@@ -162,8 +179,8 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     consistency_token: str | Unset = UNSET,
-) -> ForbiddenProblem | Problem | WhoAmI | None:
-    """Describe the API key that made this request.
+) -> ForbiddenProblem | KeyWhoAmI | UserWhoAmI | Problem | None:
+    """Describe the API key or the signed-in user that made this request.
 
     Args:
         consistency_token (str | Unset):
@@ -173,7 +190,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ForbiddenProblem | Problem | WhoAmI
+        ForbiddenProblem | KeyWhoAmI | UserWhoAmI | Problem
     """
 
     return (

@@ -1,43 +1,54 @@
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-T = TypeVar("T", bound="WhoAmI")
+T = TypeVar("T", bound="GroupRead")
 
 
 @_attrs_define
-class WhoAmI:
-    """The calling API key (never its secret).
+class GroupRead:
+    """A group as the API returns it.
 
     Attributes:
+        created_at (datetime.datetime):
+        id (int):
         name (str):
-        prefix (str):
         scopes (list[str]):
+        updated_at (datetime.datetime):
     """
 
+    created_at: datetime.datetime
+    id: int
     name: str
-    prefix: str
     scopes: list[str]
+    updated_at: datetime.datetime
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        created_at = self.created_at.isoformat()
+
+        id = self.id
+
         name = self.name
 
-        prefix = self.prefix
-
         scopes = self.scopes
+
+        updated_at = self.updated_at.isoformat()
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
+                "created_at": created_at,
+                "id": id,
                 "name": name,
-                "prefix": prefix,
                 "scopes": scopes,
+                "updated_at": updated_at,
             }
         )
 
@@ -46,20 +57,26 @@ class WhoAmI:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        name = d.pop("name")
+        created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
 
-        prefix = d.pop("prefix")
+        id = d.pop("id")
+
+        name = d.pop("name")
 
         scopes = cast(list[str], d.pop("scopes"))
 
-        who_am_i = cls(
+        updated_at = datetime.datetime.fromisoformat(d.pop("updated_at"))
+
+        group_read = cls(
+            created_at=created_at,
+            id=id,
             name=name,
-            prefix=prefix,
             scopes=scopes,
+            updated_at=updated_at,
         )
 
-        who_am_i.additional_properties = d
-        return who_am_i
+        group_read.additional_properties = d
+        return group_read
 
     @property
     def additional_keys(self) -> list[str]:
