@@ -1,18 +1,23 @@
 """What a starting server says first: where it listens, its sizing, its database (never a
-credential), the connection ceiling, and whether anyone can call it yet.
+credential), the connection ceiling, and whether anyone can call it yet (keys, admins).
 
 The server's master process (app.server.serve) logs these lines before it forks a worker, so
 an operator reads them once, not once a worker.
 """
 
-from sqlalchemy import create_engine, func, inspect, pool, select
+from sqlalchemy import Connection, create_engine, func, inspect, pool, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import DEFAULT_MAX_CONNECTIONS, Settings, available_cpus, connection_ceiling
 from app.models.api_key import ApiKey
+from app.models.group import Group, GroupMember
+from app.models.user import User
+from app.schemas.scopes import Scope
 
 _CREATE_KEY = "flask --app app api-keys create NAME --scope users:read ..."
+_ADMIN = "flask --app app users create-admin USERNAME EMAIL"
+ADMIN_SCOPE: Scope = "users:admin"
 
 
 def database_name(settings: Settings) -> str:
@@ -61,15 +66,32 @@ def keys(settings: Settings) -> str:
                 return "API keys: the database has no schema yet (alembic upgrade head)"
             active = select(func.count()).where(ApiKey.revoked_at.is_(None))
             count = connection.execute(active).scalar_one()
+            admins = _admins(connection)
     except SQLAlchemyError as error:
         return f"API keys: not known, the database did not answer ({type(error).__name__})"
     finally:
         engine.dispose()
+    people = f"; admins who sign in: {admins}" if admins else f"; no admin signs in yet: {_ADMIN}"
     if count:
-        return f"API keys: {count} not revoked"
+        return f"API keys: {count} not revoked{people}"
     if settings.embedded:
-        return "API keys: none; the first start makes a local one and prints it below"
-    return f"API keys: none, so every data endpoint answers 401; create one: {_CREATE_KEY}"
+        return f"API keys: none; the first start makes a local one and prints it below{people}"
+    return f"API keys: none, so every data endpoint answers 401 ({_CREATE_KEY}){people}"
+
+
+def _admins(connection: Connection) -> int:
+    # Active users in a group that grants users:admin. The groups are few and their scopes a
+    # JSON list, which the three backends query differently: read them here.
+    groups = connection.execute(select(Group.id, Group.scopes)).all()
+    admin_groups = [group_id for group_id, scopes in groups if ADMIN_SCOPE in scopes]
+    if not admin_groups:
+        return 0
+    members = (
+        select(func.count(func.distinct(GroupMember.user_id)))
+        .join(User, User.id == GroupMember.user_id)
+        .where(GroupMember.group_id.in_(admin_groups), User.active.is_(True))
+    )
+    return int(connection.execute(members).scalar_one())
 
 
 def report(settings: Settings, address: str | None = None) -> list[str]:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.live
 # Our text format (app.telemetry.logs.LOG_FORMAT): every line of a text-mode start is one.
 TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \[[^\]]*\] [\w.]+: ")
 # The local key's banner is written to stderr as it is, in text mode only (app.factory).
-KEY_BANNER = ("  Created a local API key", "    umk_", "  Try: curl", "  More keys: ")
+KEY_BANNER = ("  Created a local API key", "    umk_", "  Try: curl", "  More keys: ", "  An admin")
 SECRET = "s3cret-not-for-logs"
 
 
