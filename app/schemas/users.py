@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from flask_openapi3.models import RawModel
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StrictBool, StringConstraints
 
 from app.models.user import EMAIL_MAX, USERNAME_MAX
 from app.schemas.common import (
@@ -61,7 +61,8 @@ class UserUpdate(PartialUpdate):
 
     username: Username | None = None
     email: Email | None = None
-    active: bool | None = Field(
+    # Strict: the document says boolean, and lax mode took 0 and 1 (the contract fuzz sent 0).
+    active: StrictBool | None = Field(
         default=None,
         description="users:admin only. false: deactivate (sign-in refused, every session "
         "revoked at once); true: reactivate.",

@@ -3,6 +3,7 @@ user and posts; deactivation needs users:admin and signs the user out at once.""
 
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -127,3 +128,11 @@ def test_a_deactivated_user_is_signed_out_at_once_and_reactivated(
     assert client.put(f"/users/{ann}", json={"active": True}).get_json()["active"] is True
     assert _sign_in(user, "ann").status_code == 201
     assert_problem(user.get("/me", headers=headers), 401)  # revoked sessions stay revoked
+
+
+@pytest.mark.parametrize("sent", [0, 1, "false", "yes"])
+def test_active_takes_only_a_json_boolean(client: FlaskClient, sent: object) -> None:
+    # The document says boolean; lax validation took 0 as false (the contract fuzz sent it).
+    user = client.post("/users", json={"username": "strict", "email": "strict@example.com"})
+    response = client.patch(user.headers["Location"], json={"active": sent})
+    assert response.status_code == 422
