@@ -61,7 +61,7 @@ ASYNCPG_IN_USE = Gauge(
     multiprocess_mode="livesum",
 )  # fmt: skip
 IMPORT_ROWS = Counter(
-    "user_import_rows_total", "Rows of user imports (API and CLI), by outcome.", ["outcome"]
+    "user_import_rows_total", "Rows of user imports through HTTP, by outcome.", ["outcome"]
 )
 IMPORT_DURATION = Histogram(
     "user_import_duration_seconds", "Time an import took, reading to commit.",
