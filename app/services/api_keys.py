@@ -29,8 +29,28 @@ _TOKEN = re.compile(rf"{TOKEN_TAG}_([0-9a-f]{{{PREFIX_LENGTH}}})_([A-Za-z0-9_-]{
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
 LAST_USED_INTERVAL = timedelta(minutes=1)
 
-_touched: dict[str, float] = {}  # by prefix: unique across databases too
-_touched_lock = threading.Lock()
+
+class Pacer:
+    """Says, per credential, whether its last_used_at is due a write: at most once an
+    interval in this process (the UPDATE's WHERE keeps other processes to the same pace)."""
+
+    def __init__(self, interval: timedelta) -> None:
+        self._seconds = interval.total_seconds()
+        self._last: dict[object, float] = {}
+        self._lock = threading.Lock()
+
+    def due(self, credential: object) -> bool:
+        """Whether to write now; if so, the write is counted from now."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(credential)
+            if last is not None and now - last < self._seconds:
+                return False
+            self._last[credential] = now
+            return True
+
+
+_touched = Pacer(LAST_USED_INTERVAL)  # by prefix: unique across databases too
 
 
 def hash_secret(secret: str) -> str:
@@ -190,12 +210,8 @@ def forget_all_keys() -> None:
 
 def record_use(key: KeyInfo) -> None:
     """Write last_used_at at most once a minute per key, outside the request's transaction."""
-    now_monotonic = time.monotonic()
-    with _touched_lock:
-        last = _touched.get(key.prefix)
-        if last is not None and now_monotonic - last < LAST_USED_INTERVAL.total_seconds():
-            return
-        _touched[key.prefix] = now_monotonic
+    if not _touched.due(key.prefix):
+        return
     now = datetime.now(UTC)
     # The WHERE keeps other processes, with their own memory of writes, to the same pace.
     stmt = (

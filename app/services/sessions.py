@@ -32,7 +32,7 @@ from app.models import Group, GroupMember, SpentRefreshToken, User, UserSession
 from app.schemas.scopes import ALL_SCOPES
 from app.schemas.sessions import SessionListQuery
 from app.services import api_keys
-from app.services.api_keys import KEY_CACHE_SECONDS, REVOKED_CHANNEL, hash_secret
+from app.services.api_keys import KEY_CACHE_SECONDS, REVOKED_CHANNEL, Pacer, hash_secret
 from app.services.pagination import SortKey, next_cursor, paginate
 
 ACCESS_TAG: Final = "uma"
@@ -238,8 +238,7 @@ def session_item(row: Row[*tuple[Any, ...]], current: int) -> dict[str, Any]:
 # Verified access tokens by hash: a hot token costs no database round trip.
 _verified: dict[str, tuple[SessionInfo, float]] = {}
 _verified_lock = threading.Lock()
-_touched: dict[int, float] = {}
-_touched_lock = threading.Lock()
+_touched = Pacer(LAST_USED_INTERVAL)
 
 
 def _lookup(digest: str) -> tuple[Row[*tuple[Any, ...]], tuple[str, ...]] | None:
@@ -306,12 +305,8 @@ def authenticate(token: str, may_look_up: Callable[[], bool] = _always) -> Sessi
 
 def record_use(session: SessionInfo) -> None:
     """Write last_used_at at most once a minute per session, outside the request's work."""
-    now_monotonic = time.monotonic()
-    with _touched_lock:
-        last = _touched.get(session.id)
-        if last is not None and now_monotonic - last < LAST_USED_INTERVAL.total_seconds():
-            return
-        _touched[session.id] = now_monotonic
+    if not _touched.due(session.id):
+        return
     now = datetime.now(UTC)
     stmt = (
         update(_sessions)
