@@ -4,6 +4,11 @@ Each WSGI callable is called directly (no HTTP server, no network to the client)
 request at a time, on PostgreSQL; the figure is this process's CPU time per request, which
 a shared machine disturbs far less than requests/s. ``--profile`` prints where ours spends
 it. Usage: .venv/bin/python -m bench.cpu [--requests 2000] [--profile get_one]
+
+``--against REV`` measures ours at REV (a checkout in /tmp) beside ours here instead, each in
+its own process on its own database, rounds interleaved; with ``--instructions`` it counts
+instead the instructions per request under valgrind (callgrind), which another process on the
+machine does not change at all: .venv/bin/python -m bench.cpu --against a938339 --instructions
 """
 
 import argparse
@@ -14,12 +19,20 @@ import itertools
 import json
 import os
 import pstats
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
-from bench.run import UNREACHED_LIMIT, USERS, prepare_database
+# Run as a script (python bench/cpu.py --worker), this file's folder is first on sys.path and
+# ``bench`` is the PYTHONPATH's: the checkout measured, whose own prepare_database makes a
+# database its schema fits.
+from bench.run import UNREACHED_LIMIT, USERS, checkout, prepare_database
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -100,13 +113,161 @@ def load(name: str) -> WSGIApp:
     return module.app  # type: ignore[no-any-return]
 
 
+KINDS = ("get_one", "list", "post")
+HERE = Path(__file__).resolve()
+ROOT = HERE.parent.parent
+WARM_UP = 200
+# callgrind zeroes its counts where the measured requests begin (os.getppid) and writes them
+# out where they end (os.getpgrp): calls nothing else in a request makes.
+_CALLGRIND = ["--zero-before=os_getppid", "--dump-before=os_getpgrp"]
+
+
+def _worker(database: str) -> None:
+    """Serve measurements to the parent: make the database, then answer each line
+    "KIND COUNT" with the CPU microseconds per request."""
+    url, token, first_id = prepare_database(database)
+    os.environ.update(DATABASE_URL=url, LOG_LEVEL="WARNING")
+    app = load("ours")
+    print(json.dumps({"url": url, "token": token, "first_id": first_id}), flush=True)
+    for line in sys.stdin:
+        kind, count = line.split()
+        requests = _requests(kind, token, first_id, uuid.uuid4().hex[:8])
+        print(f"{cpu_per_request(app, requests, int(count)):.1f}", flush=True)
+
+
+def _counted(kind: str, count: int) -> None:
+    """Under callgrind: warm up, then make ``count`` requests between the two markers."""
+    token, first_id = os.environ["BENCH_TOKEN"], int(os.environ["BENCH_FIRST_ID"])
+    app = load("ours")
+    requests = _requests(kind, token, first_id, uuid.uuid4().hex[:8])
+    for environ in itertools.islice(requests, WARM_UP):
+        call(app, environ)
+    batch = list(itertools.islice(requests, count))  # built outside the counted part
+    os.getppid()
+    for environ in batch:
+        call(app, environ)
+    os.getpgrp()
+
+
+class Side:
+    """One revision of ours in a worker process of its own, on its own database."""
+
+    def __init__(self, name: str, tree: Path) -> None:
+        self.name, self.tree = name, tree
+        self.env = {**os.environ, "PYTHONPATH": str(tree)}
+        database = f"app_bench_cpu_{name.replace('-', '_')}"
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE), "--worker", database],
+            cwd=tree,
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        stdin, stdout = self.process.stdin, self.process.stdout
+        if stdin is None or stdout is None:
+            raise RuntimeError("the worker has no pipes")
+        self._in, self._out = stdin, stdout
+        self.database = json.loads(self._out.readline())
+
+    def cpu(self, kind: str, count: int) -> float:
+        """CPU microseconds per request of ``count`` requests of ``kind``."""
+        self._in.write(f"{kind} {count}\n")
+        self._in.flush()
+        return float(self._out.readline())
+
+    def instructions(self, kind: str, count: int) -> float:
+        """Instructions per request of ``count`` requests of ``kind``, under callgrind."""
+        with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as folder:
+            out = Path(folder) / "callgrind.out"
+            command = [
+                *("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *_CALLGRIND),
+                *(sys.executable, str(HERE), "--counted", kind, str(count)),
+            ]
+            env = {
+                **self.env,
+                "DATABASE_URL": self.database["url"],
+                "LOG_LEVEL": "WARNING",
+                "BENCH_TOKEN": self.database["token"],
+                "BENCH_FIRST_ID": str(self.database["first_id"]),
+            }
+            subprocess.run(command, cwd=self.tree, env=env, check=True, capture_output=True)
+            for dump in Path(folder).glob("callgrind.out*"):
+                text = dump.read_text()
+                if "Trigger: --dump-before=os_getpgrp" in text:
+                    summary = next(ln for ln in text.splitlines() if ln.startswith("summary:"))
+                    return int(summary.split()[1]) / count
+        raise RuntimeError("callgrind wrote no dump of the measured requests")
+
+    def close(self) -> None:
+        """End the worker."""
+        self._in.close()
+        self.process.wait(timeout=60)
+
+
+def _compare(revision: str, args: argparse.Namespace) -> None:
+    """Ours at ``revision`` against ours here, interleaved; per-round ratios and medians."""
+    kinds = args.kinds.split(",")
+    load_at_start = os.getloadavg()
+    with checkout(revision) as tree:
+        sides = [Side(revision, tree), Side("here", ROOT)]
+        try:
+            runs: dict[tuple[str, str, str], list[float]] = {}
+            for round_number in range(args.rounds):
+                for kind in kinds:
+                    for side in sides if round_number % 2 == 0 else sides[::-1]:
+                        runs.setdefault(("cpu", kind, side.name), []).append(
+                            side.cpu(kind, args.requests)
+                        )
+                        if args.instructions and round_number == 0:
+                            # Counted once: the same requests run the same instructions.
+                            runs.setdefault(("instructions", kind, side.name), []).append(
+                                side.instructions(kind, args.instructions)
+                            )
+        finally:
+            for side in sides:
+                side.close()
+    print(f"ours at {revision} against ours here; load average at start {load_at_start[0]:.2f},")
+    print(f"at end {os.getloadavg()[0]:.2f}; {args.rounds} rounds, interleaved")
+    for what in ("cpu", "instructions") if args.instructions else ("cpu",):
+        unit = "us CPU" if what == "cpu" else "instructions"
+        for kind in kinds:
+            before, after = runs[what, kind, revision], runs[what, kind, "here"]
+            ratios = [a / b for a, b in zip(after, before, strict=True)]  # round by round
+            print(
+                f"{kind:<8} {unit:>12}/request: {revision} {min(before):11,.0f}"
+                f"  here {min(after):11,.0f}  here/{revision} per round"
+                f" {', '.join(f'{r:.3f}' for r in ratios)}; median {statistics.median(ratios):.3f}x"
+            )
+
+
 def main() -> None:
     """Print CPU per request for each variant and request, and the ratios."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--profile", choices=["get_one", "list", "post"])
+    parser.add_argument("--profile", choices=KINDS)
+    parser.add_argument("--against", metavar="REV", help="ours at REV against ours here")
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --against: also count instructions over N requests under callgrind",
+    )
+    parser.add_argument("--kinds", default="get_one,post", help="with --against")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--counted", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        _worker(args.worker)
+        return
+    if args.counted:
+        _counted(args.counted[0], int(args.counted[1]))
+        return
+    if args.against:
+        _compare(args.against, args)
+        return
     url, token, first_id = prepare_database("app_bench_cpu")
     os.environ.update(DATABASE_URL=url, LOG_LEVEL="WARNING")
     apps = {name: load(name) for name in ("ours", "tutorial", "bare")}
