@@ -7,6 +7,7 @@ sharing Redis."""
 import hmac
 import multiprocessing
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from flask.testing import FlaskClient
 
 from app.config import Settings
 from app.services import api_keys
-from app.web.rate_limits import SQLiteCounter
+from app.web.rate_limits import MemoryCounter, SQLiteCounter, counter_for
 from tests.factories import make_api_key
 from tests.helpers import (
     IN_CI,
@@ -203,6 +204,30 @@ def test_a_window_of_the_file_ends_and_old_windows_are_purged(tmp_path: Path) ->
     connection = counter._connection()
     assert sorted(k for (k,) in connection.execute("SELECT key FROM hits")) == ["b", "c"]
     assert counter.hit("a", 60) == (1, now[0] + 60)
+
+
+def test_a_window_in_memory_ends_as_the_files_do_and_starts_no_thread() -> None:
+    now = [1_000_000.0]
+    counter = MemoryCounter(clock=lambda: now[0])
+    threads_before = threading.active_count()
+
+    first = [counter.hit("a", 60) for _ in range(3)]
+    now[0] += 30
+    later = counter.hit("a", 60)
+    counter.hit("b", 3600)
+    now[0] += 31
+    peeks = counter.peek("a"), counter.peek("b")
+    now[0] += 60  # past the purge interval: the next hit drops closed windows
+    after = counter.hit("c", 60)
+
+    assert first == [(1, 1_000_060.0), (2, 1_000_060.0), (3, 1_000_060.0)]
+    assert later == (4, 1_000_060.0)
+    assert peeks == (0, 1)
+    assert after == (1, now[0] + 60)
+    assert sorted(counter._windows) == ["b", "c"]
+    # limits' MemoryStorage started a timer thread to expire its keys.
+    assert threading.active_count() == threads_before
+    assert isinstance(counter_for("memory://"), MemoryCounter)
 
 
 def test_an_unusable_file_falls_back_to_this_process(app: Flask, tmp_path: Path) -> None:
