@@ -40,6 +40,19 @@ class App(OpenAPI):
     # Report coroutine steps that block the loop (ASYNC_DEBUG, set by the tests).
     loop_debug = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._synced: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Flask's, decided once per function: Flask inspects the function at every call,
+        for each hook, view and teardown of every request."""
+        try:
+            return self._synced[func]
+        except KeyError:
+            synced = self._synced[func] = super().ensure_sync(func)
+            return synced
+
     def async_to_sync(self, func: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
         """Run coroutine views (and hooks) on the calling thread's own long-lived loop."""
         return functools.partial(run_coroutine, self.loop_debug, func)
