@@ -21,7 +21,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import IO, Any
@@ -31,6 +30,7 @@ from app.errors import RETRY_AFTER_SECONDS
 from app.server.access import Outcome, log_exchange
 from app.server.answers import send_problem, send_whole, whole_headers
 from app.server.environ import asgi_headers, wsgi_environ
+from app.server.loops import AppThreads
 from app.server.streaming import Stream, stream_out
 from app.server.types import BodyLimit, Receive, Scope, Send, WSGIApp
 from app.telemetry.request_ids import request_id_from
@@ -74,7 +74,7 @@ class WSGIBridge:
         # The app's answer to "may this request send a body, and how large?", asked before
         # a large body is read (app.web.admission); without it, MAX_UPLOAD_BYTES for all.
         self._admit = admit
-        self._threads = ThreadPoolExecutor(settings.WEB_THREADS, thread_name_prefix="wsgi")
+        self._threads = AppThreads(settings.WEB_THREADS, "wsgi")
         self._thread_count = settings.WEB_THREADS
         self._idle = settings.BODY_IDLE_TIMEOUT
         self._stream_idle = settings.STREAM_IDLE_TIMEOUT
@@ -157,12 +157,9 @@ class WSGIBridge:
             log_exchange(scope, started, Outcome(problem.status, sent, request_id))
             return
         environ = wsgi_environ(scope, headers, (body, length), request_id, self._port)
-        loop = asyncio.get_running_loop()
         self._started += 1
         try:
-            response = await loop.run_in_executor(
-                self._threads, context.run, self._call, environ, context
-            )
+            response = await self._threads.run(context.run, self._call, environ, context)
         except Exception:
             # Past the app's own handlers (its first chunks fail, say): still a problem+json
             # with the request id, not the ASGI server's text/plain page and bare traceback.
@@ -211,8 +208,7 @@ class WSGIBridge:
         if self._admit is None or not (large or "transfer-encoding" in headers):
             return self._max_body
         probe = wsgi_environ(scope, headers, (io.BytesIO(), 0), request_id, self._port)
-        loop = asyncio.get_running_loop()
-        limit = await loop.run_in_executor(self._threads, context.run, self._admit, probe)
+        limit = await self._threads.run(context.run, self._admit, probe)
         return None if limit is None else min(limit, self._max_body)
 
     async def _body(

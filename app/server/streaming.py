@@ -5,8 +5,8 @@ import asyncio
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
+from app.server.loops import AppThreads
 from app.server.types import Receive, Send
 
 _END = b""
@@ -16,7 +16,7 @@ class Stream:
     """A response body the app is still producing: one thread hop per chunk, same context."""
 
     def __init__(
-        self, iterator: Iterator[bytes], context: contextvars.Context, threads: ThreadPoolExecutor
+        self, iterator: Iterator[bytes], context: contextvars.Context, threads: AppThreads
     ) -> None:
         # The very context the app ran in: generators that pushed Flask's context inside it
         # reset their variables in it later, which a copy would refuse.
@@ -57,7 +57,6 @@ async def stream_out(
     (closed in its context: the app's transaction ends with it) when the app is done, when
     the client goes away, or when a chunk cannot be handed over for ``idle`` seconds (a
     reader that stopped reading holds no connection and no transaction beyond that)."""
-    loop = asyncio.get_running_loop()
     watcher = asyncio.ensure_future(_gone(receive))
     sent = 0
     try:
@@ -75,13 +74,11 @@ async def stream_out(
                 raise ConnectionError(f"the stream was cut after {sent:,} bytes: the client {why}")
             handing.result()
             sent += len(chunk)
-            chunk = await loop.run_in_executor(
-                stream.threads, stream.context.run, stream.next_chunk
-            )
+            chunk = await stream.threads.run(stream.context.run, stream.next_chunk)
         await send({"type": "http.response.body", "body": _END})
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-        await loop.run_in_executor(stream.threads, stream.context.run, stream.close)
+        await stream.threads.run(stream.context.run, stream.close)
     return sent
