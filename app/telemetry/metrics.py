@@ -87,19 +87,21 @@ def watch_pool(engine: Engine, name: str) -> None:
     # Increments, not values: every pool of a process (and every process) adds its own.
     POOL_SIZE.labels(name).inc(pool.size())
     reported = {"overflow": 0}
+    # The pool's children, looked up once: labels() locks and checks its values each call.
+    overflow, in_use = POOL_OVERFLOW.labels(name), POOL_CHECKED_OUT.labels(name)
 
     def overflowed() -> None:
         now = max(pool.overflow(), 0)
         if now != reported["overflow"]:  # mostly it is not: no write (~2 us each)
-            POOL_OVERFLOW.labels(name).inc(now - reported["overflow"])
+            overflow.inc(now - reported["overflow"])
             reported["overflow"] = now
 
     def checked_out(*_: Any) -> None:
-        POOL_CHECKED_OUT.labels(name).inc()
+        in_use.inc()
         overflowed()
 
     def checked_in(*_: Any) -> None:
-        POOL_CHECKED_OUT.labels(name).dec()
+        in_use.dec()
         overflowed()
 
     event.listen(engine, "checkout", checked_out)
