@@ -71,6 +71,13 @@ class JsonFormatter(_JsonFormatter):
         return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
 
 
+def _entry(record: logging.LogRecord) -> dict[str, Any]:
+    # The access log's entry: the record's message as logged (app.server.access), or the
+    # JSON of one from elsewhere.
+    message = record.msg
+    return message if isinstance(message, dict) else dict(json.loads(record.getMessage()))
+
+
 class AccessJsonFormatter(JsonFormatter):
     """The access log's own JSON object (app.bridge) as the fields of a JsonFormatter line."""
 
@@ -78,8 +85,8 @@ class AccessJsonFormatter(JsonFormatter):
         self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
         """Merge the access entry in, with a short message instead of the entry as a string."""
-        super().add_fields(log_record, record, message_dict)
-        entry = json.loads(record.getMessage())
+        super().add_fields(log_record, record, message_dict)  # the entry's fields, if a dict
+        entry = _entry(record)
         log_record["message"] = f"{entry.get('method')} {entry.get('path')} {entry.get('status')}"
         log_record.update(entry)
 
@@ -88,9 +95,15 @@ class AccessTextFormatter(TextFormatter):
     """The access log's entry (app.server.access) as a line of the text format, its request
     id and key prefix in the brackets every other line has."""
 
+    def format(self, record: logging.LogRecord) -> str:
+        """Rewrite the record from the entry, then format it as any other (without making
+        the entry a string first, as logging.Formatter.format would)."""
+        record.asctime = self.formatTime(record, self.datefmt)
+        return self.formatMessage(record)
+
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         """Rewrite the record from the entry, then format it as any other."""
-        entry = json.loads(record.getMessage())
+        entry = _entry(record)
         query = f"?{entry['query']}" if entry.get("query") else ""
         record.request_id = entry.get("request_id", "-")
         record.api_key = entry.get("api_key", "-")

@@ -349,9 +349,14 @@ def add_headers(response: Response) -> Response:
     """Say the budget left (IETF httpapi RateLimit header fields; reset in seconds)."""
     budget: _Budget | None = g.get("rate_limit")
     if budget is not None:
-        response.headers["RateLimit-Limit"] = str(budget.limit)
-        response.headers["RateLimit-Remaining"] = str(budget.remaining)
-        response.headers["RateLimit-Reset"] = str(budget.reset_in)
+        # Added, not set: no one else writes these, and each set() scans every header.
+        response.headers.extend(
+            (
+                ("RateLimit-Limit", str(budget.limit)),
+                ("RateLimit-Remaining", str(budget.remaining)),
+                ("RateLimit-Reset", str(budget.reset_in)),
+            )
+        )
     return response
 
 

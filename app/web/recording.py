@@ -54,5 +54,5 @@ def record_unanswered(_error: BaseException | None) -> None:
 
 def echo_request_id(response: Response) -> Response:
     """Echo the client's sane X-Request-ID, or the one assigned, on every response."""
-    response.headers[REQUEST_ID_HEADER] = current_request_id()
+    response.headers.add(REQUEST_ID_HEADER, current_request_id())  # only ours writes it
     return response
