@@ -63,6 +63,12 @@ def engine_options(settings: Settings) -> dict[str, Any]:
         # In transaction mode the next transaction may be on another server connection,
         # which never saw the statement prepared on this one.
         connect_args["prepare_threshold"] = None
+    else:
+        # Sessions in UTC by name: psycopg then returns datetimes in datetime.UTC itself,
+        # which UTCDateTime passes through as they are (Etc/UTC, a server's usual default,
+        # came back as a ZoneInfo that each value was converted from).
+        options = connect_args.get("options", "")
+        connect_args["options"] = f"{options} -c TimeZone=UTC".strip()
     return {**_pool_options(settings), "connect_args": connect_args}
 
 

@@ -53,7 +53,7 @@ def test_postgresql_is_told_milliseconds_at_connect_and_per_bulk_transaction() -
     assert deadlines.postgresql_startup(settings) == request
     assert engine_options(settings)["connect_args"]["options"] == (
         "-c statement_timeout=5000 -c lock_timeout=1500"
-        " -c idle_in_transaction_session_timeout=10000"
+        " -c idle_in_transaction_session_timeout=10000 -c TimeZone=UTC"
     )
     assert deadlines.set_local(settings, bulk=True) == (
         "SET LOCAL statement_timeout = 600000; SET LOCAL lock_timeout = 1500; "

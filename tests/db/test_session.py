@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from datetime import UTC
 from typing import Any, TypeVar
 
 import pytest
@@ -13,6 +14,7 @@ from app.db.session import autocommit, db, run_db, transaction
 from app.models import User
 from app.schemas.users import UserCreate
 from app.services import users
+from tests.factories import make_user
 
 T = TypeVar("T")
 
@@ -135,3 +137,15 @@ def test_a_conflict_after_earlier_work_of_the_transaction_is_not_tried_again(
         _in_request(app, view)
     assert work.calls == 1
     assert _stored(app) == 0
+
+
+def test_timestamps_read_back_in_utc_itself_on_every_backend(app: Flask, backend: str) -> None:
+    # PostgreSQL sessions start in TimeZone=UTC, so psycopg hands back datetime.UTC, which
+    # UTCDateTime passes through; elsewhere it attaches or converts to the same object.
+    created = make_user(app)
+    with app.app_context():
+        user = db.session.execute(select(User).where(User.id == created.id)).scalar_one()
+        assert user.created_at.tzinfo is UTC
+        assert user.updated_at.tzinfo is UTC
+        if backend == "postgresql":
+            assert db.session.execute(text("SHOW TimeZone")).scalar_one() == "UTC"
