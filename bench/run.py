@@ -9,6 +9,7 @@ bounded in time. Usage: .venv/bin/python -m bench.run [--duration 10] [--connect
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -516,6 +517,21 @@ def print_round_ratios(runs: Rounds) -> None:
             )
 
 
+def print_against(runs: Rounds, earlier: str) -> None:
+    """Ours here against ours at an earlier revision: server CPU per request and requests/s,
+    here over there, round by round and their medians."""
+    print(f"\nours here / {earlier}, round by round (CPU: ours here over it; below 1, less)")
+    for endpoint in (GET_ONE, POST):
+        here, there = runs[("ours [shipped]", endpoint)], runs[(earlier, endpoint)]
+        cpus = [h.server_us / t.server_us for h, t in zip(here, there, strict=True)]
+        speeds = [h.rps / t.rps for h, t in zip(here, there, strict=True)]
+        print(
+            f"  {endpoint:<20} server CPU {statistics.median(cpus):5.3f}x"
+            f" (rounds {', '.join(f'{r:.3f}' for r in cpus)})"
+            f"  requests/s {statistics.median(speeds):5.3f}x"
+        )
+
+
 def print_targets(results: list[Result], servers: list[str]) -> None:
     """Ours as served before, the async view against its sync twin, then every app under
     each of ``servers`` against the bare callable and the no-op view (ratios of medians)."""
@@ -576,6 +592,11 @@ def main() -> None:
         help="only ours, the tutorial's app and the bare callable (shipped) and the peers",
     )
     parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="with --peers: also ours at REV under the shipped server (GET by id and POST)",
+    )
+    parser.add_argument(
         "--sweep",
         help="instead: ours under the shipped server at each PROCESSESxTHREADS, e.g. 2x4,4x2",
     )
@@ -599,7 +620,18 @@ def main() -> None:
         f" load average at start {load_at_start:.2f}"
     )
     if args.peers:
-        results, runs = measure(plan_peers(), args, url, token, first_id)
+        with contextlib.ExitStack() as stack:
+            variants = plan_peers()
+            if args.against:
+                tree = stack.enter_context(checkout(args.against))
+                # The earlier code on this database (migrated by ours here): for a change
+                # whose cost is the question, its CPU per request against ours.
+                variants.append(
+                    Variant(f"ours at {args.against}", "shipped", OURS, [GET_ONE, POST], tree=tree)
+                )
+            results, runs = measure(variants, args, url, token, first_id)
+        if args.against:
+            print_against(runs, f"ours at {args.against} [shipped]")
     else:
         with checkout(FILED) as filed:
             results, runs = measure(plan(servers, filed), args, url, token, first_id)
