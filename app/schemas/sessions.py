@@ -89,3 +89,11 @@ class PasswordChange(InputModel):
 
     current_password: str = Field(max_length=PASSWORD_INPUT_MAX, pattern=TEXT_PATTERN)
     new_password: str = Field(max_length=PASSWORD_INPUT_MAX, pattern=TEXT_PATTERN)
+
+
+class PasswordSet(InputModel):
+    """Body of PUT /users/{id}/password: an admin sets a user's password (the rules apply)."""
+
+    EXAMPLES = ({"new_password": "a new and longer passphrase"},)
+
+    new_password: str = Field(max_length=PASSWORD_INPUT_MAX, pattern=TEXT_PATTERN)
