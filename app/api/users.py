@@ -42,7 +42,7 @@ from app.schemas.users import (
     UserUpdate,
 )
 from app.services import bulk, passwords, sessions, users
-from app.web.auth import current_key, require_admin, require_owner, requires
+from app.web.auth import current_caller, require_admin, require_owner, requires
 from app.web.bodies import streamed_body, whole_body
 from app.web.slots import Slot, slots_for
 
@@ -125,11 +125,11 @@ async def export_users() -> Response:
         raise NotAcceptableError("Accept application/x-ndjson or text/csv.")
     fmt = bulk.MIMETYPES[mimetype]
     settings = current_settings()
-    # Each export holds a connection while its reader reads: so many a process and a key,
+    # Each export holds a connection while its reader reads: so many a process and a caller,
     # so the pools keep room for everything else (84 stalled readers of one key once took
     # PostgreSQL past max_connections).
     slot = slots_for("exports", settings.EXPORTS_PER_PROCESS, settings.EXPORTS_PER_KEY).take(
-        current_key().id
+        current_caller()
     )
     try:
         # A connection, taken and given back here, inside the app's error handlers: a full

@@ -67,6 +67,15 @@ def current_session() -> SessionInfo:
     return principal
 
 
+def current_caller() -> str:
+    """Name who is calling for per-caller bounds: an API key, or a signed-in user whatever
+    their session (so opening more sessions buys no more)."""
+    principal = current_principal()
+    if isinstance(principal, SessionInfo):
+        return f"user:{principal.user_id}"
+    return f"key:{principal.id}"
+
+
 ADMIN_SCOPE: Scope = "users:admin"
 
 
