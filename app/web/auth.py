@@ -22,8 +22,10 @@ SECURITY_SCHEMES: dict[str, Any] = {
     BEARER_SCHEME: {
         "type": "http",
         "scheme": "bearer",
+        "bearerFormat": "umk_... (an API key) or uma_... (an access token)",
         "description": "An API key (umk_...) or a user's access token (uma_..., from "
-        "POST /auth/sessions).",
+        "POST /auth/sessions). In Swagger UI: try POST /auth/sessions out, then Authorize "
+        "with its access_token as it came (no 'Bearer ' before it).",
     }
 }
 Principal = KeyInfo | SessionInfo
