@@ -673,7 +673,10 @@ export interface components {
         PasswordChange: {
             /** Current Password */
             current_password: string;
-            /** New Password */
+            /**
+             * New Password
+             * @description 8 to 128 characters, counted after Unicode NFC; not one of the common passwords the server ships. A refused one is a 422 whose error type names the rule: password_too_short, password_too_long or password_common.
+             */
             new_password: string;
         };
         /**
@@ -681,7 +684,10 @@ export interface components {
          * @description Body of PUT /users/{id}/password: an admin sets a user's password (the rules apply).
          */
         PasswordSet: {
-            /** New Password */
+            /**
+             * New Password
+             * @description 8 to 128 characters, counted after Unicode NFC; not one of the common passwords the server ships. A refused one is a 422 whose error type names the rule: password_too_short, password_too_long or password_common.
+             */
             new_password: string;
         };
         /**

@@ -13,7 +13,9 @@ class PasswordSet:
     """Body of PUT /users/{id}/password: an admin sets a user's password (the rules apply).
 
     Attributes:
-        new_password (str):
+        new_password (str): 8 to 128 characters, counted after Unicode NFC; not one of the common passwords the server
+            ships. A refused one is a 422 whose error type names the rule: password_too_short, password_too_long or
+            password_common.
     """
 
     new_password: str
