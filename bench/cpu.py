@@ -3,7 +3,9 @@
 Each WSGI callable is called directly (no HTTP server, no network to the client), one
 request at a time, on PostgreSQL; the figure is this process's CPU time per request, which
 a shared machine disturbs far less than requests/s. ``--profile`` prints where ours spends
-it. Usage: .venv/bin/python -m bench.cpu [--requests 2000] [--profile get_one]
+it. ``--credentials`` compares, in the same rounds, ours answering GET /users/{id} with an
+API key and with a signed-in user's access token (issue 34: within 5% of CPU).
+Usage: .venv/bin/python -m bench.cpu [--requests 2000] [--profile get_one | --credentials]
 """
 
 import argparse
@@ -100,15 +102,51 @@ def load(name: str) -> WSGIApp:
     return module.app  # type: ignore[no-any-return]
 
 
+def access_token(app: Any) -> str:
+    """Sign a reader in (a user in a group with users:read): their session's access token."""
+    from app.db.session import db  # noqa: PLC0415 - imported with the app, after the URL
+    from app.schemas.groups import GroupCreate  # noqa: PLC0415
+    from app.schemas.users import UserCreate  # noqa: PLC0415
+    from app.services import groups, sessions, users  # noqa: PLC0415
+
+    with app.app_context():
+        user = users.create_user(UserCreate(username="reader", email="reader@example.com"))
+        group = groups.create_group(GroupCreate(name="readers", scopes=["users:read"]))
+        groups.add_member(group.id, user.id)
+        token = sessions.start_session(user.id, None).access_token
+        db.session.commit()
+    return token
+
+
+def compare_credentials(app: WSGIApp, key: str, token: str, first_id: int, args: Any) -> None:
+    """Print GET /users/{id}'s CPU per request with a key and with an access token."""
+    runs: dict[str, list[float]] = {"API key": [], "access token": []}
+    for _ in range(args.rounds):
+        for name, credential in (("API key", key), ("access token", token)):
+            requests = _requests("get_one", credential, first_id, "")
+            runs[name].append(cpu_per_request(app, requests, args.requests))
+    figures = {name: min(values) for name, values in runs.items()}
+    for name, figure in figures.items():
+        spread = ", ".join(f"{v:.0f}" for v in runs[name])
+        print(f"GET /users/{{id}} {name:<13} {figure:7.0f} us CPU/request  (rounds: {spread})")
+    ratio = figures["access token"] / figures["API key"]
+    print(f"access token / API key {ratio:5.3f}x  ({(ratio - 1) * 100:+.1f}%)")
+
+
 def main() -> None:
     """Print CPU per request for each variant and request, and the ratios."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", choices=["get_one", "list", "post"])
+    parser.add_argument("--credentials", action="store_true")
     args = parser.parse_args()
     url, token, first_id = prepare_database("app_bench_cpu")
     os.environ.update(DATABASE_URL=url, LOG_LEVEL="WARNING")
+    if args.credentials:
+        served = load("ours")
+        compare_credentials(served, token, access_token(served), first_id, args)
+        return
     apps = {name: load(name) for name in ("ours", "tutorial", "bare")}
     if args.profile:
         requests = _requests(args.profile, token, first_id, "p")
