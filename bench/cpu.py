@@ -9,6 +9,10 @@ it. Usage: .venv/bin/python -m bench.cpu [--requests 2000] [--profile get_one]
 its own process on its own database, rounds interleaved; with ``--instructions`` it counts
 instead the instructions per request under valgrind (callgrind), which another process on the
 machine does not change at all: .venv/bin/python -m bench.cpu --against a938339 --instructions
+
+``--credentials`` compares, in the same rounds, ours answering GET /users/{id} with an
+API key and with a signed-in user's access token (issue 34: within 5% of CPU):
+.venv/bin/python -m bench.cpu --credentials
 """
 
 import argparse
@@ -241,6 +245,37 @@ def _compare(revision: str, args: argparse.Namespace) -> None:
             )
 
 
+def access_token(app: Any) -> str:
+    """Sign a reader in (a user in a group with users:read): their session's access token."""
+    from app.db.session import db  # noqa: PLC0415 - imported with the app, after the URL
+    from app.schemas.groups import GroupCreate  # noqa: PLC0415
+    from app.schemas.users import UserCreate  # noqa: PLC0415
+    from app.services import groups, sessions, users  # noqa: PLC0415
+
+    with app.app_context():
+        user = users.create_user(UserCreate(username="reader", email="reader@example.com"))
+        group = groups.create_group(GroupCreate(name="readers", scopes=["users:read"]))
+        groups.add_member(group.id, user.id)
+        token = sessions.start_session(user.id, None).access_token
+        db.session.commit()
+    return token
+
+
+def compare_credentials(app: WSGIApp, key: str, token: str, first_id: int, args: Any) -> None:
+    """Print GET /users/{id}'s CPU per request with a key and with an access token."""
+    runs: dict[str, list[float]] = {"API key": [], "access token": []}
+    for _ in range(args.rounds):
+        for name, credential in (("API key", key), ("access token", token)):
+            requests = _requests("get_one", credential, first_id, "")
+            runs[name].append(cpu_per_request(app, requests, args.requests))
+    figures = {name: min(values) for name, values in runs.items()}
+    for name, figure in figures.items():
+        spread = ", ".join(f"{v:.0f}" for v in runs[name])
+        print(f"GET /users/{{id}} {name:<13} {figure:7.0f} us CPU/request  (rounds: {spread})")
+    ratio = figures["access token"] / figures["API key"]
+    print(f"access token / API key {ratio:5.3f}x  ({(ratio - 1) * 100:+.1f}%)")
+
+
 def main() -> None:
     """Print CPU per request for each variant and request, and the ratios."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -258,6 +293,7 @@ def main() -> None:
     parser.add_argument("--kinds", default="get_one,post", help="with --against")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--counted", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--credentials", action="store_true")
     args = parser.parse_args()
     if args.worker:
         _worker(args.worker)
@@ -270,6 +306,10 @@ def main() -> None:
         return
     url, token, first_id = prepare_database("app_bench_cpu")
     os.environ.update(DATABASE_URL=url, LOG_LEVEL="WARNING")
+    if args.credentials:
+        served = load("ours")
+        compare_credentials(served, token, access_token(served), first_id, args)
+        return
     apps = {name: load(name) for name in ("ours", "tutorial", "bare")}
     if args.profile:
         requests = _requests(args.profile, token, first_id, "p")

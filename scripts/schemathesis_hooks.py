@@ -19,8 +19,11 @@ for the CLI run (scripts/contract_cli.sh), so both generate and judge alike.
   fits its schema, yet only one the API made is valid, and the document says an altered
   one is a 400. The built-in check is replaced by one that allows exactly that 400, and
   likewise the 412 of an ``If-Match`` (any string fits its schema; only a current ETag
-  matches, and the document says a stale one is a 412) and the 422 of an
-  ``Idempotency-Key`` the fuzzer already used with another body.
+  matches, and the document says a stale one is a 412), the 422 of an
+  ``Idempotency-Key`` the fuzzer already used with another body, and the 422 of a
+  ``new_password`` refused by a password rule: the rules (lengths counted after Unicode
+  NFC, the blocklist of common passwords) are in the field's description, since no schema
+  keyword can say them, and the 422 names the rule.
 """
 
 import csv
@@ -135,13 +138,35 @@ def _is_refused_header(response: Response, case: schemathesis.Case[Any]) -> bool
     return any(error.get("type") == "idempotency_key_reused" for error in errors)
 
 
+_PASSWORD_RULES = frozenset({"password_too_short", "password_too_long", "password_common"})
+
+
+def _is_refused_password(response: Response, case: schemathesis.Case[Any]) -> bool:
+    body = case.body
+    if response.status_code != 422 or not isinstance(body, dict) or "new_password" not in body:  # noqa: PLR2004
+        return False
+    try:
+        errors = response.json().get("errors") or []
+    except ValueError:
+        return False
+    return bool(errors) and all(
+        error.get("type") in _PASSWORD_RULES and error.get("loc") == ["body", "new_password"]
+        for error in errors
+    )
+
+
 @schemathesis.check
 def positive_data_acceptance_opaque_cursor(
     ctx: CheckContext, response: Response, case: schemathesis.Case[Any]
 ) -> bool | None:
     """positive_data_acceptance, except that a made-up cursor may be refused with a 400, a
-    made-up If-Match with a 412 and a reused Idempotency-Key with a 422."""
-    if _is_refused_cursor(response, case) or _is_refused_header(response, case):
+    made-up If-Match with a 412, a reused Idempotency-Key with a 422 and a new password that
+    breaks a password rule with a 422 naming it."""
+    if (
+        _is_refused_cursor(response, case)
+        or _is_refused_header(response, case)
+        or _is_refused_password(response, case)
+    ):
         return None
     result: bool | None = positive_data_acceptance(ctx, response, case)
     return result

@@ -23,8 +23,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from scripts.generate_client import CLIENT_DIR, ROOT, TS_DIR, npm_ci
+from tests.factories import make_user, set_password
 from tests.helpers import IN_CI, LiveServer
 
 pytestmark = pytest.mark.live
@@ -34,6 +36,7 @@ TIMEOUT = 60
 # A cold npm cache fetches TypeScript (about 20 MB) and a cold pip cache mypy.
 INSTALL_TIMEOUT = 240
 UNKNOWN_KEY = "umk_unknown"
+SIGN_IN_PASSWORD = "correct horse battery staple"
 # The consumer's compiler: the major the package is built and checked with (its lock pins
 # 5.9); openapi-typescript crashes under the newest TypeScript.
 TYPESCRIPT = "typescript@5"
@@ -130,6 +133,27 @@ def check_runs(run_example: Run, server: LiveServer, key: str) -> None:
     assert refused.startswith("401 Unauthorized: "), stranger.stderr
 
 
+def check_sign_in(run_example: Run, app: Flask, server: LiveServer) -> None:
+    """The page's sign-in example as grace, with her password: signed in, /me, refreshed;
+    with a wrong one, the 401 in one line."""
+    grace = make_user(app, username="grace", email="grace@example.com")
+    set_password(app, grace.id, SIGN_IN_PASSWORD)
+    user = {"API_URL": server.url, "API_USERNAME": "grace"}
+
+    signed_in = run_example({**user, "API_PASSWORD": SIGN_IN_PASSWORD})
+    refused = run_example({**user, "API_PASSWORD": "not the password at all"})
+
+    assert signed_in.returncode == 0, f"{signed_in.stderr}\n{server.log()}"
+    assert signed_in.stdout.splitlines() == [
+        "signed in: access token for 900 s",
+        "me: grace <grace@example.com>",
+        "refreshed: access token for 900 s",
+    ]
+    assert (refused.returncode, refused.stdout) == (1, ""), refused.stderr
+    (problem,) = refused.stderr.splitlines()
+    assert problem.startswith("401 Unauthorized: "), refused.stderr
+
+
 def errors_of(output: str, pattern: str) -> list[tuple[str, ...]]:
     """The (file, line, code) of each error a type checker printed."""
     return [match.groups() for match in re.finditer(pattern, output, re.MULTILINE)]
@@ -171,7 +195,8 @@ def ts_project(npm: str, tarball: Path, tmp_path_factory: pytest.TempPathFactory
     ok(run([npm, "install", *quiet, str(tarball)], project, timeout=INSTALL_TIMEOUT))
     dev = [npm, "install", "--save-dev", *quiet, TYPESCRIPT, NODE_TYPES]
     ok(run(dev, project, timeout=INSTALL_TIMEOUT))
-    (project / "example.ts").write_text(doc_example("example.ts"))
+    for example in ("example.ts", "sign_in.ts"):
+        (project / example).write_text(doc_example(example))
     return project
 
 
@@ -221,7 +246,7 @@ def test_typescript_example_type_checks_under_strict_and_a_wrong_use_does_not(
     (ts_project / "readme.ts").write_text(snippet.group(1))
     (ts_project / "wrong.ts").write_text(WRONG_TS)
 
-    result = tsc(ts_project, "--noEmit", "example.ts", "readme.ts", "wrong.ts")
+    result = tsc(ts_project, "--noEmit", "example.ts", "sign_in.ts", "readme.ts", "wrong.ts")
 
     # Only the wrong uses fail: none in the examples, none in the package's declarations.
     found = errors_of(result.stdout, r"^(\S+)\((\d+),\d+\): error (TS\d+)")
@@ -229,20 +254,24 @@ def test_typescript_example_type_checks_under_strict_and_a_wrong_use_does_not(
 
 
 @pytest.mark.postgresql_only("the installed clients run against the PostgreSQL server")
-def test_typescript_example_runs_against_the_live_server(
-    backend: str, ts_project: Path, api_token: str, request: pytest.FixtureRequest
+def test_typescript_examples_run_against_the_live_server(
+    backend: str, app: Flask, ts_project: Path, api_token: str, request: pytest.FixtureRequest
 ) -> None:
     server: LiveServer = request.getfixturevalue("live_server")
-    ok(tsc(ts_project, "--outDir", "out", "example.ts"))
+    ok(tsc(ts_project, "--outDir", "out", "example.ts", "sign_in.ts"))
     node = shutil.which("node")
     assert node is not None
 
-    def run_example(settings: dict[str, str]) -> "subprocess.CompletedProcess[str]":
-        # Node 18 warns on stderr that fetch is experimental; the checks read stderr.
-        env = {**os.environ, "NODE_NO_WARNINGS": "1", **settings}
-        return run([node, str(Path("out") / "example.js")], ts_project, env)
+    def runner(script: str) -> Run:
+        def run_example(settings: dict[str, str]) -> "subprocess.CompletedProcess[str]":
+            # Node 18 warns on stderr that fetch is experimental; the checks read stderr.
+            env = {**os.environ, "NODE_NO_WARNINGS": "1", **settings}
+            return run([node, str(Path("out") / script)], ts_project, env)
 
-    check_runs(run_example, server, api_token)
+        return run_example
+
+    check_runs(runner("example.js"), server, api_token)
+    check_sign_in(runner("sign_in.js"), app, server)
 
 
 # Python
@@ -269,7 +298,8 @@ def py_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     packages = ["./user-management-client", f"mypy=={version('mypy')}"]
     install = [str(project / "venv" / "bin" / "pip"), "install", "-q", *packages]
     ok(run(install, project, clean_env(), timeout=INSTALL_TIMEOUT))
-    (project / "example.py").write_text(doc_example("example.py"))
+    for example in ("example.py", "sign_in.py"):
+        (project / example).write_text(doc_example(example))
     return project
 
 
@@ -293,7 +323,8 @@ def test_python_example_passes_mypy_strict_and_a_wrong_use_does_not(py_project: 
     (py_project / "wrong.py").write_text(WRONG_PY)
     mypy = str(py_project / "venv" / "bin" / "mypy")
 
-    result = run([mypy, "--strict", "example.py", "wrong.py"], py_project, clean_env(), 120)
+    checked = ["example.py", "sign_in.py", "wrong.py"]
+    result = run([mypy, "--strict", *checked], py_project, clean_env(), 120)
 
     # Only the wrong uses fail: a py.typed missing would fail every import instead.
     found = errors_of(result.stdout, r"^(\S+?):(\d+): error: .*\[([\w-]+)\]$")
@@ -301,13 +332,17 @@ def test_python_example_passes_mypy_strict_and_a_wrong_use_does_not(py_project: 
 
 
 @pytest.mark.postgresql_only("the installed clients run against the PostgreSQL server")
-def test_python_example_runs_against_the_live_server(
-    backend: str, py_project: Path, api_token: str, request: pytest.FixtureRequest
+def test_python_examples_run_against_the_live_server(
+    backend: str, app: Flask, py_project: Path, api_token: str, request: pytest.FixtureRequest
 ) -> None:
     server: LiveServer = request.getfixturevalue("live_server")
     python = str(py_project / "venv" / "bin" / "python")
 
-    def run_example(settings: dict[str, str]) -> "subprocess.CompletedProcess[str]":
-        return run([python, "example.py"], py_project, clean_env(**settings))
+    def runner(script: str) -> Run:
+        def run_example(settings: dict[str, str]) -> "subprocess.CompletedProcess[str]":
+            return run([python, script], py_project, clean_env(**settings))
 
-    check_runs(run_example, server, api_token)
+        return run_example
+
+    check_runs(runner("example.py"), server, api_token)
+    check_sign_in(runner("sign_in.py"), app, server)

@@ -13,6 +13,7 @@ Without /usr/bin/chromium the tests skip, except under CI=true where they fail.
 
 import functools
 import http.server
+import itertools
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,8 +33,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from flask import Flask
+from websockets.sync.client import ClientConnection, connect
 
-from tests.factories import make_user
+from tests.factories import make_user, set_password
 from tests.helpers import IN_CI, LiveServer, serving
 
 # One backend is enough: the page and the document do not depend on the database.
@@ -46,6 +49,7 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 LOOPBACK = "127.0.0.1"
 OUTSIDE_BUNDLE = "https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"
 ERR_PROXY_CONNECTION_FAILED = -130  # Chromium's net error: the dead proxy refused it
+SWAGGER_PASSWORD = "correct horse battery staple"
 
 Operation = tuple[str, str, str]  # (element id, method, path)
 
@@ -87,11 +91,9 @@ class Browser:
     chromium: Path
     refusing_port: int  # bound on loopback, never listening: connections are refused
 
-    def browse(self, url: str, workdir: Path, screenshot: Path | None = None) -> Browsed:
-        """Load url in a fresh profile under workdir; return its DOM and its requests."""
-        workdir.mkdir()
-        net_log = workdir / "net-log.json"
-        command = [
+    def flags(self, workdir: Path) -> list[str]:
+        """Headless, a fresh profile under workdir, and no outside host reachable."""
+        return [
             str(self.chromium),
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -101,6 +103,14 @@ class Browser:
             f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {LOOPBACK}",
             f"--proxy-server=http://{LOOPBACK}:{self.refusing_port}",
             f"--proxy-bypass-list={LOOPBACK}",
+        ]  # fmt: skip
+
+    def browse(self, url: str, workdir: Path, screenshot: Path | None = None) -> Browsed:
+        """Load url in a fresh profile under workdir; return its DOM and its requests."""
+        workdir.mkdir()
+        net_log = workdir / "net-log.json"
+        command = [
+            *self.flags(workdir),
             f"--log-net-log={net_log}",
             f"--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}",
             f"--window-size={WINDOW_SIZE}", "--hide-scrollbars",
@@ -366,3 +376,144 @@ def test_a_page_on_an_allowed_origin_calls_the_api_with_a_key(
     assert "cors-visible" in shown
     # The other origin's page gets no CORS headers: the browser refuses it the answer.
     assert _shown(kept_out).startswith("failed: TypeError"), kept_out.describe()
+
+
+class Page:
+    """One tab of headless Chromium, driven over the DevTools protocol as a user would:
+    clicks on what Swagger UI rendered, text typed as keystrokes would type it."""
+
+    def __init__(self, socket: ClientConnection) -> None:
+        self._socket = socket
+        self._numbers = itertools.count(1)
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        """Call a DevTools method and return its result (events in between are dropped)."""
+        number = next(self._numbers)
+        self._socket.send(json.dumps({"id": number, "method": method, "params": params}))
+        while True:
+            message = json.loads(self._socket.recv(timeout=CHROMIUM_TIMEOUT))
+            if message.get("id") == number:
+                assert "error" not in message, f"{method}: {message['error']}"
+                result: dict[str, Any] = message.get("result", {})
+                return result
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page."""
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        assert "exceptionDetails" not in result, f"{expression}: {result['exceptionDetails']}"
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, what: str) -> Any:
+        """Poll until the expression is truthy; return its value."""
+        deadline = time.monotonic() + CHROMIUM_TIMEOUT
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.1)
+        pytest.fail(f"Swagger UI never showed {what}")
+
+    def text(self, selector: str) -> str:
+        """The text of the first element the selector matches, once there is one."""
+        found = f"document.querySelector({json.dumps(selector)})"
+        return str(self.wait_for(f"{found} && {found}.textContent", selector))
+
+    def click(self, selector: str) -> None:
+        """Click the first element the selector matches, once there is one."""
+        found = f"document.querySelector({json.dumps(selector)})"
+        self.wait_for(f"!!{found}", selector)
+        self.evaluate(f"{found}.click()")
+
+    def type_into(self, selector: str, text: str) -> None:
+        """Replace the field's text as typing would (React ignores a value set by script)."""
+        found = f"document.querySelector({json.dumps(selector)})"
+        self.wait_for(f"!!{found}", selector)
+        self.evaluate(f"{found}.focus(), {found}.select()")
+        self.send("Input.insertText", text=text)
+
+
+@contextmanager
+def _driven(browser: Browser, workdir: Path) -> Iterator[Page]:
+    """A Chromium with a DevTools port (none reachable but loopback); yield its one tab."""
+    workdir.mkdir()
+    command = [*browser.flags(workdir), "--remote-debugging-port=0", "about:blank"]
+    with (workdir / "chromium.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        port_file = workdir / "profile" / "DevToolsActivePort"
+        deadline = time.monotonic() + CHROMIUM_TIMEOUT
+        while not (port_file.is_file() and port_file.read_text().strip()):
+            assert process.poll() is None, (workdir / "chromium.log").read_text()
+            assert time.monotonic() < deadline, "chromium opened no DevTools port"
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        targets = httpx.get(f"http://{LOOPBACK}:{port}/json/list", timeout=30).json()
+        tab = next(t for t in targets if t["type"] == "page")
+        with connect(tab["webSocketDebuggerUrl"], max_size=None) as socket:
+            yield Page(socket)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What Swagger UI showed of one "Try it out": the status, the body, the curl line."""
+
+    status: str
+    body: str
+    curl: str
+
+
+def _execute(page: Page, operation: str, body: str | None = None) -> Executed:
+    """Open the operation, try it out (with the body typed in), execute, read the answer."""
+    block = f"#{operation}"
+    if not page.evaluate(f"!!document.querySelector('{block}.is-open')"):
+        page.click(f"{block} .opblock-summary-control")
+    # Its body renders after the click: wait for the button, then press it unless pressed.
+    page.wait_for(f"!!document.querySelector('{block} .try-out__btn')", "Try it out")
+    if page.evaluate(f"!!document.querySelector('{block} .try-out__btn:not(.cancel)')"):
+        page.click(f"{block} .try-out__btn")
+    if page.evaluate(f"!!document.querySelector('{block} .btn-clear')"):
+        page.click(f"{block} .btn-clear")
+        page.wait_for(f"!document.querySelector('{block} .live-responses-table')", "no answer")
+    if body is not None:
+        page.type_into(f"{block} textarea.body-param__text", body)
+    page.click(f"{block} .execute")
+    status = page.text(f"{block} .live-responses-table tbody .response-col_status")
+    answer = page.text(f"{block} .live-responses-table .response-col_description pre")
+    return Executed(status.strip(), answer, page.text(f"{block} .curl-command"))
+
+
+def test_swagger_ui_signs_in_and_calls_me_with_the_access_token(
+    browser: Browser, app: Flask, live_server: LiveServer, tmp_path: Path
+) -> None:
+    user = make_user(app, username="swagger-ann", email="swagger-ann@example.com")
+    set_password(app, user.id, SWAGGER_PASSWORD)
+
+    with _driven(browser, tmp_path / "driven") as page:
+        page.send("Page.navigate", url=f"{live_server.url}/docs")
+        page.wait_for("!!document.querySelector('#operations-me-getMe')", "the operations")
+        anonymous = _execute(page, "operations-me-getMe")
+        sign_in = json.dumps({"username": "swagger-ann", "password": SWAGGER_PASSWORD})
+        signed_in = _execute(page, "operations-auth-createSession", sign_in)
+        found = re.search(r'"access_token":\s*"(uma_[A-Za-z0-9_-]+)"', signed_in.body)
+        assert signed_in.status == "201", signed_in
+        assert found, signed_in.body
+        token = found.group(1)
+
+        # Authorize: the bearer scheme's one field takes the access token as it came.
+        page.click(".auth-wrapper .authorize")
+        page.type_into(".modal-ux input[type=text]", token)
+        page.click(".modal-ux .auth-btn-wrapper .authorize")
+        page.click(".modal-ux .auth-btn-wrapper .btn-done")
+        me = _execute(page, "operations-me-getMe")
+
+    assert anonymous.status == "401", anonymous
+    assert me.status == "200", f"{me}\n{live_server.log()}"
+    assert json.loads(me.body)["username"] == "swagger-ann"
+    assert f"Authorization: Bearer {token}" in me.curl

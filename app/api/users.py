@@ -29,6 +29,7 @@ from app.config import current_settings
 from app.db.session import autocommit, run_db, run_db_in_worker, transaction
 from app.errors import NotAcceptableError, UnsupportedMediaTypeError
 from app.schemas.common import ImportProblem
+from app.schemas.sessions import PasswordSet
 from app.schemas.users import (
     ImportBody,
     ImportQuery,
@@ -40,8 +41,8 @@ from app.schemas.users import (
     UserRead,
     UserUpdate,
 )
-from app.services import bulk, sessions, users
-from app.web.auth import current_key, require_admin, require_owner, requires
+from app.services import bulk, passwords, sessions, users
+from app.web.auth import current_caller, require_admin, require_owner, requires
 from app.web.bodies import streamed_body, whole_body
 from app.web.slots import Slot, slots_for
 
@@ -124,11 +125,11 @@ async def export_users() -> Response:
         raise NotAcceptableError("Accept application/x-ndjson or text/csv.")
     fmt = bulk.MIMETYPES[mimetype]
     settings = current_settings()
-    # Each export holds a connection while its reader reads: so many a process and a key,
+    # Each export holds a connection while its reader reads: so many a process and a caller,
     # so the pools keep room for everything else (84 stalled readers of one key once took
     # PostgreSQL past max_connections).
     slot = slots_for("exports", settings.EXPORTS_PER_PROCESS, settings.EXPORTS_PER_KEY).take(
-        current_key().id
+        current_caller()
     )
     try:
         # A connection, taken and given back here, inside the app's error handlers: a full
@@ -220,4 +221,21 @@ async def delete_user(path: UserPath) -> Response:
     condition = write_condition(1)
     async with unit_for(condition):
         await run_db(_delete_user, path.user_id, condition)
+    return Response(status=204)
+
+
+def _set_password(user_id: int, password_hash: str) -> None:
+    users.set_password_hash(user_id, password_hash)
+    # In the same transaction: the old password's sessions end as the new one starts.
+    sessions.revoke_user_sessions(user_id)
+
+
+@bp.put("/<id:user_id>/password", responses={204: None, **problems(400, 404, 413, 415, 422, 503)})
+@requires("users:admin")
+async def set_user_password(path: UserPath, body: PasswordSet) -> Response:
+    """Set a user's password (an admin's); every session of theirs is revoked."""
+    new = passwords.checked_password(body.new_password, "new_password")
+    new_hash = await passwords.hashing.run(passwords.hash_password, new)
+    async with transaction():
+        await run_db(_set_password, path.user_id, new_hash)
     return Response(status=204)

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # it is cut and its transaction ends: a stalled reader held a connection idle in
     # transaction for up to DB_BULK_TIMEOUT (600 s).
     STREAM_IDLE_TIMEOUT: float = Field(default=30.0, gt=0)
-    # Exports at once in one process, and for one key (each holds a connection while its
+    # Exports at once in one process, and for one caller (each holds a connection while its
     # reader reads); past them a 503 with Retry-After.
     EXPORTS_PER_PROCESS: int = Field(default=3, ge=1)
     EXPORTS_PER_KEY: int = Field(default=2, ge=1)

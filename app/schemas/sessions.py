@@ -17,6 +17,13 @@ from app.schemas.common import (
 # What a sign-in takes: no rule of a new password applies (one set before a rule changed still
 # signs in), only a bound on the work a body can ask for.
 PASSWORD_INPUT_MAX = 1024
+# What a new password must be, checked by app/services/passwords.py (whose 422 names the
+# rule broken): said here for the document, since no schema keyword can say it.
+RULES_OF_A_NEW_ONE = (
+    "8 to 128 characters, counted after Unicode NFC; not one of the common passwords the "
+    "server ships. A refused one is a 422 whose error type names the rule: "
+    "password_too_short, password_too_long or password_common."
+)
 LOGIN_MAX = 254  # the longer of a username (80) and an email (254)
 
 
@@ -88,4 +95,16 @@ class PasswordChange(InputModel):
     )
 
     current_password: str = Field(max_length=PASSWORD_INPUT_MAX, pattern=TEXT_PATTERN)
-    new_password: str = Field(max_length=PASSWORD_INPUT_MAX, pattern=TEXT_PATTERN)
+    new_password: str = Field(
+        max_length=PASSWORD_INPUT_MAX, pattern=TEXT_PATTERN, description=RULES_OF_A_NEW_ONE
+    )
+
+
+class PasswordSet(InputModel):
+    """Body of PUT /users/{id}/password: an admin sets a user's password (the rules apply)."""
+
+    EXAMPLES = ({"new_password": "a new and longer passphrase"},)
+
+    new_password: str = Field(
+        max_length=PASSWORD_INPUT_MAX, pattern=TEXT_PATTERN, description=RULES_OF_A_NEW_ONE
+    )

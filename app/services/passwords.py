@@ -14,8 +14,13 @@ successful sign-in (``verify_and_update``).
 
 Hashing runs on threads of its own, never on an event loop and never on the request's
 database session: at most ``threads`` at once a process (the CPUs shared among the server's
-processes) and ``QUEUED_PER_THREAD`` waiting each; past that a 503 with Retry-After at once,
-so a flood of sign-ins is refused rather than stalling everything else.
+processes) and ``QUEUED_PER_THREAD`` waiting each, and never more sign-ins hashing or
+waiting than half the process's app threads (WEB_THREADS), since each holds one while it
+waits; past that a 503 with Retry-After at once, so a flood of sign-ins is refused rather
+than stalling everything else. (``python -m bench.sign_in --flood``, 2 processes x 4 app
+threads, 16 clients sending wrong passwords: with 9 admitted a process they took every app
+thread, and GET /users/{id}'s p99 went from 26 ms alone to 760 ms, 42 reads in 5 s; with
+2 admitted, 15 ms to 160 ms, 227 reads, the rest of the flood 503s.)
 """
 
 import asyncio
@@ -104,9 +109,11 @@ class HashingBusyError(ServiceUnavailableError):
 class Hashing:
     """This process's hashing threads, made on first use (and again after a fork)."""
 
-    def __init__(self, threads: int | None = None) -> None:
-        # None: the CPUs shared among the server's processes (threads_per_process).
+    def __init__(self, threads: int | None = None, admitted: int | None = None) -> None:
+        # None: the CPUs shared among the server's processes (threads_per_process), and
+        # what admitted_per_process allows with the app's WEB_THREADS.
         self._threads = threads
+        self._admitted_at_most = admitted
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._admitted: threading.BoundedSemaphore | None = None
@@ -115,11 +122,18 @@ class Hashing:
     def _ready(self) -> tuple[ThreadPoolExecutor, threading.BoundedSemaphore]:
         with self._lock:
             if self._executor is None or self._admitted is None or self._pid != os.getpid():
-                threads = self._threads or threads_per_process(current_settings().WEB_CONCURRENCY)
+                threads, admitted = self._sizes()
                 self._executor = ThreadPoolExecutor(threads, thread_name_prefix="hash")
-                self._admitted = threading.BoundedSemaphore(threads * (1 + QUEUED_PER_THREAD))
+                self._admitted = threading.BoundedSemaphore(admitted)
                 self._pid = os.getpid()
             return self._executor, self._admitted
+
+    def _sizes(self) -> tuple[int, int]:
+        if self._threads is not None:
+            return self._threads, self._admitted_at_most or self._threads * (1 + QUEUED_PER_THREAD)
+        settings = current_settings()
+        threads = threads_per_process(settings.WEB_CONCURRENCY)
+        return threads, admitted_per_process(threads, settings.WEB_THREADS)
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn`` on a hashing thread (it must not touch db.session); 503 when full."""
@@ -135,6 +149,12 @@ class Hashing:
         future.add_done_callback(lambda _future: admitted.release())
         # Shielded: a cancelled request leaves its hash to finish, holding its place.
         return await asyncio.shield(asyncio.wrap_future(future))
+
+
+def admitted_per_process(threads: int, app_threads: int) -> int:
+    """Sign-ins at once in a process, hashing or waiting: each holds an app thread, so at
+    most half of them (the rest serve everything else), yet one per hashing thread at least."""
+    return max(threads, min(threads * (1 + QUEUED_PER_THREAD), app_threads // 2))
 
 
 def threads_per_process(processes: int) -> int:

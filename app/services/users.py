@@ -187,7 +187,12 @@ def password_hash_of(user_id: int) -> str | None:
 
 
 def set_password_hash(user_id: int, password_hash: str) -> None:
-    """Store a new password hash; the representation does not change (nor its version)."""
-    db.session.execute(
+    """Store a new password hash, or raise NotFoundError; the representation does not
+    change (nor its version)."""
+    result = db.session.execute(
         update(_users).where(_users.c.id == user_id).values(password_hash=password_hash)
     )
+    # A new hash always differs from the stored one (a new salt), so even a backend that
+    # counts changed rows rather than matched ones counts this one.
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFoundError(f"User {user_id} does not exist.")

@@ -22,8 +22,10 @@ SECURITY_SCHEMES: dict[str, Any] = {
     BEARER_SCHEME: {
         "type": "http",
         "scheme": "bearer",
+        "bearerFormat": "umk_... (an API key) or uma_... (an access token)",
         "description": "An API key (umk_...) or a user's access token (uma_..., from "
-        "POST /auth/sessions).",
+        "POST /auth/sessions). In Swagger UI: try POST /auth/sessions out, then Authorize "
+        "with its access_token as it came (no 'Bearer ' before it).",
     }
 }
 Principal = KeyInfo | SessionInfo
@@ -65,6 +67,15 @@ def current_session() -> SessionInfo:
     if not isinstance(principal, SessionInfo):
         raise ForbiddenError([], "This operation is a signed-in user's: send an access token.")
     return principal
+
+
+def current_caller() -> str:
+    """Name who is calling for per-caller bounds: an API key, or a signed-in user whatever
+    their session (so opening more sessions buys no more)."""
+    principal = current_principal()
+    if isinstance(principal, SessionInfo):
+        return f"user:{principal.user_id}"
+    return f"key:{principal.id}"
 
 
 ADMIN_SCOPE: Scope = "users:admin"

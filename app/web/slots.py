@@ -1,5 +1,6 @@
 """Bounded concurrency for long requests (exports): so many at once in a process, so many
-per key, the rest refused at once with a 503 problem and Retry-After, not queued."""
+per caller (an API key, or a signed-in user whatever their session), the rest refused at
+once with a 503 problem and Retry-After, not queued."""
 
 import threading
 from collections import Counter
@@ -17,43 +18,43 @@ class Slots:
     what: str
     per_process: int
     per_key: int
-    _taken: Counter[int] = field(default_factory=Counter)
+    _taken: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def take(self, key_id: int) -> "Slot":
-        """Take a place for the key's request, or raise ServiceUnavailableError."""
+    def take(self, caller: str) -> "Slot":
+        """Take a place for the caller's request, or raise ServiceUnavailableError."""
         with self._lock:
-            if self._taken[key_id] >= self.per_key:
+            if self._taken[caller] >= self.per_key:
                 raise ServiceUnavailableError(
-                    f"This key has {self.per_key} {self.what} in progress, as many as it may; "
-                    "try again when one has ended."
+                    f"This credential has {self.per_key} {self.what} in progress, as many as it "
+                    "may; try again when one has ended."
                 )
             if self._taken.total() >= self.per_process:
                 raise ServiceUnavailableError(
                     f"The server has as many {self.what} in progress as it takes; try again."
                 )
-            self._taken[key_id] += 1
-        return Slot(self, key_id)
+            self._taken[caller] += 1
+        return Slot(self, caller)
 
-    def _give_back(self, key_id: int) -> None:
+    def _give_back(self, caller: str) -> None:
         with self._lock:
-            self._taken[key_id] -= 1
-            if not self._taken[key_id]:
-                del self._taken[key_id]
+            self._taken[caller] -= 1
+            if not self._taken[caller]:
+                del self._taken[caller]
 
 
 class Slot:
     """One taken place; giving it back twice gives it back once."""
 
-    def __init__(self, slots: Slots, key_id: int) -> None:
+    def __init__(self, slots: Slots, caller: str) -> None:
         self._slots: Slots | None = slots
-        self._key_id = key_id
+        self._caller = caller
 
     def give_back(self) -> None:
         """Free the place (the request ended, however)."""
         slots, self._slots = self._slots, None
         if slots is not None:
-            slots._give_back(self._key_id)
+            slots._give_back(self._caller)
 
 
 def slots_for(what: str, per_process: int, per_key: int) -> Slots:

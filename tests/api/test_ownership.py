@@ -49,6 +49,22 @@ def test_a_member_changes_only_their_own_user(app: Flask, client: FlaskClient) -
     assert user.delete(f"/users/{ann}", headers=headers).status_code == 204
 
 
+def test_another_users_id_is_a_403_whether_or_not_it_exists(
+    app: Flask, client: FlaskClient
+) -> None:
+    # A member who may not read users learns nothing of which ids exist by trying changes.
+    writers = make_group(app, ["users:write"])
+    _, headers = _member(app, client, "ann", writers)
+    bob = make_user(app, username="bob", email="bob@example.com")
+    user = app.test_client()
+
+    for target in (bob.id, bob.id + 1000):
+        patched = user.patch(f"/users/{target}", json={"email": "x@example.com"}, headers=headers)
+        assert_problem(patched, 403)
+        assert_problem(user.delete(f"/users/{target}", headers=headers), 403)
+    assert_problem(user.get(f"/users/{bob.id}", headers=headers), 403)
+
+
 def test_a_member_changes_only_their_own_posts(app: Flask, client: FlaskClient) -> None:
     writers = make_group(app, EVERYTHING_BUT_ADMIN)
     ann, headers = _member(app, client, "ann", writers)

@@ -132,3 +132,13 @@ def test_busy_hashing_is_a_503_with_retry_after() -> None:
     error = HashingBusyError()
     assert error.status == 503
     assert ("Retry-After", "1") in error.headers
+
+
+@pytest.mark.parametrize(
+    ("threads", "app_threads", "admitted"),
+    [(1, 4, 2), (2, 8, 4), (1, 1, 1), (2, 2, 2), (1, 64, 1 + passwords.QUEUED_PER_THREAD)],
+)
+def test_sign_ins_at_once_leave_half_the_app_threads_to_other_requests(
+    threads: int, app_threads: int, admitted: int
+) -> None:
+    assert passwords.admitted_per_process(threads, app_threads) == admitted

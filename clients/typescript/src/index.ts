@@ -1,7 +1,7 @@
 /**
  * The typed client of the user-management API: the types are generated from the served
  * OpenAPI document (src/schema.ts, by scripts/generate_client.py), the calls are
- * openapi-fetch's. The only code here is the key and the file upload.
+ * openapi-fetch's. The only code here is the credential and the file upload.
  */
 import createClient, { type Client, type ClientOptions } from "openapi-fetch";
 
@@ -18,16 +18,20 @@ export type UserManagementClient = Client<paths>;
 export type ImportFormat = keyof operations["importUsers"]["requestBody"]["content"];
 export type ImportQuery = NonNullable<operations["importUsers"]["parameters"]["query"]>;
 
-/** A client for the API at `baseUrl` (no trailing slash) that sends `apiKey` on every call. */
+/**
+ * A client for the API at `baseUrl` (no trailing slash) that sends `token` on every call:
+ * an API key (umk_...) or a signed-in user's access token (uma_...). Without one it sends
+ * no credential: enough to sign in (POST /auth/sessions) and to refresh.
+ */
 export function createUserManagementClient(
   baseUrl: string,
-  apiKey: string,
+  token?: string,
   options: Omit<ClientOptions, "baseUrl" | "headers"> = {},
 ): UserManagementClient {
   return createClient<paths>({
     ...options,
     baseUrl,
-    headers: { Authorization: `Bearer ${apiKey}` },
+    ...(token === undefined ? {} : { headers: { Authorization: `Bearer ${token}` } }),
   });
 }
 

@@ -1,5 +1,5 @@
 /**
- * The users and posts flow through the generated client against a live server:
+ * The users, posts and sign-in flow through the generated client against a live server:
  * API_URL and API_KEY (a key with every scope) from the environment. Exits non-zero on
  * the first failed check. Run by tests/test_typescript_client.py.
  */
@@ -111,6 +111,51 @@ if (twice.error?.status === 409 && "created" in twice.error) {
 const skipped = await importUsers(client, new Blob([file]), "application/x-ndjson", { on_conflict: "skip" });
 assert.deepEqual(skipped.data?.created, 0);
 assert.deepEqual(skipped.data?.skipped, 2);
+
+// Accounts: this key (users:admin) gives ada a password; ada signs in, reads /me with the
+// access token, refreshes once; the spent refresh token used again ends the session.
+const password = `a long passphrase ${tag}`;
+const set = await client.PUT("/users/{user_id}/password", {
+  params: { path: { user_id: ada.id } },
+  body: { new_password: password },
+});
+assert.equal(set.response.status, 204);
+const weak = await client.PUT("/users/{user_id}/password", {
+  params: { path: { user_id: ada.id } },
+  body: { new_password: "short" },
+});
+assert.equal(weak.error?.status, 422);
+const signedIn = await client.POST("/auth/sessions", {
+  body: { username: ada.username, password },
+});
+assert.equal(signedIn.response.status, 201);
+const tokens = signedIn.data!;
+assert.equal(tokens.token_type, "Bearer");
+assert.ok(tokens.access_token.startsWith("uma_"));
+const asAda = createUserManagementClient(baseUrl, tokens.access_token);
+const me = await asAda.GET("/me");
+assert.equal(me.data?.id, ada.id);
+const refreshed = await client.POST("/auth/sessions/refresh", {
+  body: { refresh_token: tokens.refresh_token },
+});
+assert.equal(refreshed.response.status, 200);
+assert.equal(refreshed.data?.session_id, tokens.session_id);
+const asAdaAgain = createUserManagementClient(baseUrl, refreshed.data!.access_token);
+assert.equal((await asAdaAgain.GET("/me")).data?.username, ada.username);
+const reused = await client.POST("/auth/sessions/refresh", {
+  body: { refresh_token: tokens.refresh_token },
+});
+assert.equal(reused.error?.status, 401);
+// The whole session ended: the fresh refresh token is refused too. (Not the fresh access
+// token: another server process may answer from its cache until the revocation reaches it.)
+const afterReuse = await client.POST("/auth/sessions/refresh", {
+  body: { refresh_token: refreshed.data!.refresh_token },
+});
+assert.equal(afterReuse.error?.status, 401);
+const wrong = await client.POST("/auth/sessions", {
+  body: { username: ada.username, password: "not the password at all" },
+});
+assert.equal(wrong.error?.status, 401);
 
 // Delete: a 204, then the user is a 404.
 const deleted = await client.DELETE("/users/{user_id}", { params: { path: { user_id: ada.id } } });

@@ -23,6 +23,7 @@ from .not_ready_problem import NotReadyProblem
 from .not_ready_problem_reason import NotReadyProblemReason
 from .page_session_read import PageSessionRead
 from .password_change import PasswordChange
+from .password_set import PasswordSet
 from .post_create import PostCreate
 from .post_page import PostPage
 from .post_read import PostRead
@@ -66,6 +67,7 @@ __all__ = (
     "NotReadyProblemReason",
     "PageSessionRead",
     "PasswordChange",
+    "PasswordSet",
     "PostCreate",
     "PostPage",
     "PostRead",

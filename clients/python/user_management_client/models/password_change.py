@@ -14,7 +14,9 @@ class PasswordChange:
 
     Attributes:
         current_password (str):
-        new_password (str):
+        new_password (str): 8 to 128 characters, counted after Unicode NFC; not one of the common passwords the server
+            ships. A refused one is a 422 whose error type names the rule: password_too_short, password_too_long or
+            password_common.
     """
 
     current_password: str
