@@ -1,0 +1,68 @@
+"""Response bodies and parameters of the audit log (GET /audit-events)."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, Field
+
+from app.schemas.common import OutputModel, Page, PageQuery, ParameterModel
+
+ActorKind = Literal["api_key", "user", "cli", "anonymous"]
+
+
+class AuditActor(OutputModel):
+    """Who made the change: an API key (its prefix and name), a user (their id, and the
+    session), or the command line (the operating system's user name)."""
+
+    kind: ActorKind
+    id: str | None
+    label: str | None
+
+
+class AuditResource(OutputModel):
+    """What was changed: a type and its id (none for an import, which changes many)."""
+
+    type: str
+    id: str | None
+
+
+class AuditEventRead(OutputModel):
+    """One change event, as recorded in the change's own transaction."""
+
+    id: int
+    occurred_at: datetime
+    type: str = Field(description="<resource>.<verb>, such as user.created.")
+    actor: AuditActor
+    resource: AuditResource
+    changes: dict[str, Any] = Field(
+        description="Each changed field as [before, after]; secrets never appear."
+    )
+    request_id: str | None
+    seq: int | None = Field(description="Place in the hash chain; null until sealed.")
+    hash: str | None = Field(description="SHA-256 over the event and its predecessor's hash.")
+
+
+class AuditEventPage(Page[AuditEventRead]):
+    """A page of change events."""
+
+
+class AuditFilters(ParameterModel):
+    """The filters of the audit log: every one given must hold."""
+
+    type: str | None = Field(default=None, max_length=40)
+    resource_type: str | None = Field(default=None, max_length=32)
+    resource_id: str | None = Field(default=None, max_length=64)
+    actor_kind: ActorKind | None = None
+    actor_id: str | None = Field(default=None, max_length=64)
+    since: AwareDatetime | None = Field(default=None, description="occurred_at at or after.")
+    until: AwareDatetime | None = Field(default=None, description="occurred_at before.")
+
+
+class AuditEventQuery(AuditFilters, PageQuery):
+    """Query string of GET /audit-events."""
+
+    sort: Literal["id", "-id"] = Field(default="-id", description="-id: newest first.")
+
+
+class AuditExportQuery(AuditFilters):
+    """Query string of GET /audit-events/export: the same filters, in id order, no paging."""
