@@ -1,0 +1,99 @@
+"""What recording change events costs: the same code with recording on and off, side by side.
+
+POST /users and PATCH /users/{id} CPU per request (each WSGI call made directly, as
+bench/cpu.py does, on PostgreSQL), and an NDJSON import's time, with
+``app.services.events.RECORDING`` on against off (off, a write's unit of work is also the
+one-statement autocommit() it was before events). Rounds interleave the variants; the
+least a variant needed in any round is its figure. Targets (issue 35): at most 15% more CPU
+a write, at most 5% slower an import.
+Usage: .venv/bin/python -m bench.events [--requests 2000] [--rounds 3] [--rows 200000]
+"""
+
+import argparse
+import itertools
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from bench.cpu import _environ, call, cpu_per_request, load
+from bench.run import USERS, prepare_database
+
+
+def _posts(token: str, tag: str) -> Iterator[dict[str, Any]]:
+    for n in itertools.count():
+        name = f"ev{tag}-{n}"
+        body = json.dumps({"username": name, "email": f"{name}@example.com"}).encode()
+        yield _environ("POST", "/users", token, body)
+
+
+def _patches(token: str, first_id: int, tag: str) -> Iterator[dict[str, Any]]:
+    for n in itertools.count():
+        body = json.dumps({"email": f"p{tag}-{n}@example.com"}).encode()
+        yield _environ("PATCH", f"/users/{first_id + n % USERS}", token, body)
+
+
+def _import_seconds(app: Any, token: str, rows: int, tag: str) -> tuple[float, float]:
+    body = "".join(
+        json.dumps({"username": f"im{tag}-{n}", "email": f"im{tag}-{n}@example.com"}) + "\n"
+        for n in range(rows)
+    ).encode()
+    environ = _environ("POST", "/users/import", token, body)
+    environ["CONTENT_TYPE"] = "application/x-ndjson"
+    wall, cpu = time.perf_counter(), time.process_time()
+    status = call(app, environ)
+    if not status.startswith("200"):
+        raise RuntimeError(f"import: {status}")
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main() -> None:
+    """Print each variant's figures and the ratios of on to off."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=200_000)
+    args = parser.parse_args()
+    url, token, first_id = prepare_database("app_bench_events")
+    os.environ.update(DATABASE_URL=url, LOG_LEVEL="WARNING")
+    app = load("ours")
+    from app.services import events  # noqa: PLC0415 - after the app is built
+
+    cpu: dict[tuple[str, bool], list[float]] = {}
+    imports: dict[bool, list[tuple[float, float]]] = {}
+    for round_number in range(args.rounds):
+        for recording in (True, False):
+            events.RECORDING = recording
+            tag = f"{int(recording)}{round_number}"
+            for kind, requests in (
+                ("post", _posts(token, tag)),
+                ("patch", _patches(token, first_id, tag)),
+            ):
+                figure = cpu_per_request(app, requests, args.requests)
+                cpu.setdefault((kind, recording), []).append(figure)
+            if args.rows:
+                imports.setdefault(recording, []).append(
+                    _import_seconds(app, token, args.rows, tag)
+                )
+    events.RECORDING = True
+    for kind in ("post", "patch"):
+        on, off = min(cpu[kind, True]), min(cpu[kind, False])
+        rounds = " / ".join(", ".join(f"{v:.0f}" for v in cpu[kind, r]) for r in (True, False))
+        print(
+            f"{kind:<6} events {on:6.0f} us CPU/request, without {off:6.0f}: "
+            f"+{(on / off - 1) * 100:4.1f}%  (rounds on / off: {rounds})"
+        )
+    if args.rows:
+        on_wall = min(w for w, _ in imports[True])
+        off_wall = min(w for w, _ in imports[False])
+        print(
+            f"import of {args.rows:,} rows: events {on_wall:.2f} s, without {off_wall:.2f} s: "
+            f"{(on_wall / off_wall - 1) * 100:+.1f}%  (rounds on: "
+            f"{', '.join(f'{w:.2f}' for w, _ in imports[True])}; off: "
+            f"{', '.join(f'{w:.2f}' for w, _ in imports[False])})"
+        )
+
+
+if __name__ == "__main__":
+    main()
