@@ -4,6 +4,7 @@ GET /audit-events and its export, and sealed into a hash chain that audit verify
 import io
 import itertools
 import json
+import threading
 from datetime import timedelta
 
 import hypothesis
@@ -382,3 +383,28 @@ def test_group_events(app: Flask, client: FlaskClient) -> None:
         "group.member_removed",
         "group.deleted",
     ]
+
+
+def test_sealers_running_at_once_never_fork_the_chain(app: Flask, client: FlaskClient) -> None:
+    for _ in range(30):
+        _create(client)
+    sealed: list[int] = []
+
+    def seal() -> None:
+        with app.app_context():
+            sealed.append(audit.seal(batch=3))
+
+    threads = [threading.Thread(target=seal) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(sealed) == _last_id(app) - _first_id(app) + 1
+    verdict = _verified(app)
+    assert verdict.problem is None
+    assert verdict.unsealed == 0
+
+
+def _first_id(app: Flask) -> int:
+    with app.app_context():
+        return int(db.session.execute(select(func.min(AuditEvent.id))).scalar_one() or 0)
