@@ -1,13 +1,16 @@
 """Response bodies and parameters of the audit log (GET /audit-events)."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, field_validator
 
 from app.schemas.common import OutputModel, Page, PageQuery, ParameterModel
 
 ActorKind = Literal["api_key", "user", "cli", "anonymous"]
+# What an event's type and resource type are made of; ids (a key's prefix, a row's id).
+_NAME = r"^[a-z_.]+$"
+_ID = r"^[A-Za-z0-9_-]+$"
 
 
 class AuditActor(OutputModel):
@@ -49,13 +52,26 @@ class AuditEventPage(Page[AuditEventRead]):
 class AuditFilters(ParameterModel):
     """The filters of the audit log: every one given must hold."""
 
-    type: str | None = Field(default=None, max_length=40)
-    resource_type: str | None = Field(default=None, max_length=32)
-    resource_id: str | None = Field(default=None, max_length=64)
+    type: str | None = Field(default=None, pattern=_NAME, max_length=40)
+    resource_type: str | None = Field(default=None, pattern=_NAME, max_length=32)
+    resource_id: str | None = Field(default=None, pattern=_ID, max_length=64)
     actor_kind: ActorKind | None = None
-    actor_id: str | None = Field(default=None, max_length=64)
+    actor_id: str | None = Field(default=None, pattern=_ID, max_length=64)
     since: AwareDatetime | None = Field(default=None, description="occurred_at at or after.")
     until: AwareDatetime | None = Field(default=None, description="occurred_at before.")
+
+    @field_validator("since", "until")
+    @classmethod
+    def _in_utc(cls, moment: datetime | None) -> datetime | None:
+        # Compared in UTC on every backend; a time whose UTC falls outside the calendar (year
+        # 1 at +23:59) is the client's mistake, not an overflow in the driver.
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            msg = "outside the years 1 to 9999 in UTC"
+            raise ValueError(msg) from None
 
 
 class AuditEventQuery(AuditFilters, PageQuery):

@@ -8,6 +8,7 @@ import threading
 from datetime import timedelta
 
 import hypothesis
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck
@@ -408,3 +409,18 @@ def test_sealers_running_at_once_never_fork_the_chain(app: Flask, client: FlaskC
 def _first_id(app: Flask) -> int:
     with app.app_context():
         return int(db.session.execute(select(func.min(AuditEvent.id))).scalar_one() or 0)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "since=0001-01-01T00:00:00%2B23:59",
+        "until=2026-01-01T00:00:00",
+        "type=a%00b",
+        "actor_id=%20",
+    ],
+)
+def test_a_filter_the_database_could_not_take_is_a_400(client: FlaskClient, query: str) -> None:
+    response = client.get(f"/audit-events?{query}")
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
