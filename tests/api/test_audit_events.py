@@ -6,6 +6,7 @@ import itertools
 import json
 import threading
 from datetime import timedelta
+from typing import Any
 
 import hypothesis
 import pytest
@@ -19,7 +20,7 @@ from app.db.session import db
 from app.models import AuditEvent
 from app.services import audit
 from tests.factories import make_api_key, make_user, set_password
-from tests.helpers import failing_statements, ndjson
+from tests.helpers import failing_statements, listening, ndjson
 
 _names = itertools.count()
 
@@ -424,3 +425,34 @@ def test_a_filter_the_database_could_not_take_is_a_400(client: FlaskClient, quer
     response = client.get(f"/audit-events?{query}")
     assert response.status_code == 400, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
+
+
+def _deadlock(backend: str) -> Exception:
+    if backend == "postgresql":
+        import psycopg  # noqa: PLC0415 - the driver of this backend only
+
+        return psycopg.errors.DeadlockDetected("forced deadlock for a test")
+    import pymysql  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    return pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+
+
+@pytest.mark.backends("postgresql", "mysql")
+def test_a_deadlock_the_server_tries_again_records_once(
+    app: Flask, client: FlaskClient, backend: str
+) -> None:
+    user = make_user(app)
+    failed: list[str] = []
+
+    def deadlock_once(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        # After the update and its event, in the same transaction: the sessions' revocation.
+        if "user_session" in statement and not failed:
+            failed.append(statement)
+            raise _deadlock(backend)
+
+    last = _last_id(app)
+    with listening(app, "do_execute", deadlock_once):
+        response = client.patch(f"/users/{user.id}", json={"active": False})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert failed
+    assert _events_after(app, last) == ["user.deactivated"]
