@@ -434,7 +434,8 @@ def _deadlock(backend: str) -> Exception:
         return psycopg.errors.DeadlockDetected("forced deadlock for a test")
     import pymysql  # type: ignore[import-untyped]  # noqa: PLC0415
 
-    return pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+    error: Exception = pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+    return error
 
 
 @pytest.mark.backends("postgresql", "mysql")
