@@ -43,7 +43,8 @@ class AuditEvent(Base):
         Index("uq_audit_event_seq", "seq", unique=True),
         Index("ix_audit_event_resource", "resource_type", "resource_id", "id"),
         Index("ix_audit_event_occurred_at", "occurred_at"),
-        IDS_NEVER_REUSED,
+        # A writer never needs its event's id back: no RETURNING on each insert.
+        {**IDS_NEVER_REUSED, "implicit_returning": False},
     )
 
     def __repr__(self) -> str:
