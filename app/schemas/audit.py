@@ -1,5 +1,6 @@
 """Response bodies and parameters of the audit log (GET /audit-events)."""
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -11,6 +12,7 @@ ActorKind = Literal["api_key", "user", "cli", "anonymous"]
 # What an event's type and resource type are made of; ids (a key's prefix, a row's id).
 _NAME = r"^[a-z_.]+$"
 _ID = r"^[A-Za-z0-9_-]+$"
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
 class AuditActor(OutputModel):
@@ -59,6 +61,15 @@ class AuditFilters(ParameterModel):
     actor_id: str | None = Field(default=None, pattern=_ID, max_length=64)
     since: AwareDatetime | None = Field(default=None, description="occurred_at at or after.")
     until: AwareDatetime | None = Field(default=None, description="occurred_at before.")
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso_8601(cls, value: object) -> object:
+        # As the document says (date-time): not a number of seconds, which pydantic would take.
+        if isinstance(value, str) and not _DATE_TIME.match(value):
+            msg = "an ISO 8601 date and time with an offset, such as 2026-12-07T05:00:00Z"
+            raise ValueError(msg)
+        return value
 
     @field_validator("since", "until")
     @classmethod

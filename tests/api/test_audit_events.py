@@ -415,6 +415,7 @@ def _first_id(app: Flask) -> int:
 @pytest.mark.parametrize(
     "query",
     [
+        "until=0.5",
         "since=0001-01-01T00:00:00%2B23:59",
         "until=2026-01-01T00:00:00",
         "type=a%00b",
