@@ -170,7 +170,9 @@ def refresh_session(refresh_token: str) -> Issued | Refused:
     ).scalar_one_or_none()
     if spent is None:
         return Refused(revoked=False)
-    _revoke(_sessions.c.id == spent, f"session:{spent}")
+    if _revoke(_sessions.c.id == spent, f"session:{spent}"):
+        # A change the refused request commits (the 401 says nothing of it): recorded too.
+        events.record("session.revoked", "session", spent, {"reason": [None, "refresh_reused"]})
     return Refused(revoked=True)
 
 

@@ -458,3 +458,18 @@ def test_a_deadlock_the_server_tries_again_records_once(
     assert response.status_code == 200, response.get_data(as_text=True)
     assert failed
     assert _events_after(app, last) == ["user.deactivated"]
+
+
+def test_signing_in_and_a_reused_refresh_token_are_recorded(app: Flask) -> None:
+    user = make_user(app)
+    set_password(app, user.id, "first password 1")
+    anonymous = app.test_client()
+    last = _last_id(app)
+    tokens = anonymous.post(
+        "/auth/sessions", json={"username": user.username, "password": "first password 1"}
+    ).get_json()
+    refresh = {"refresh_token": tokens["refresh_token"]}
+    assert anonymous.post("/auth/sessions/refresh", json=refresh).status_code == 200
+    # Reused: refused, and the session it belonged to is revoked (that change commits).
+    assert anonymous.post("/auth/sessions/refresh", json=refresh).status_code == 401
+    assert _events_after(app, last) == ["session.created", "session.revoked"]
