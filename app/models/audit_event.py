@@ -43,8 +43,7 @@ class AuditEvent(Base):
         Index("uq_audit_event_seq", "seq", unique=True),
         Index("ix_audit_event_resource", "resource_type", "resource_id", "id"),
         Index("ix_audit_event_occurred_at", "occurred_at"),
-        # A writer never needs its event's id back: no RETURNING on each insert.
-        {**IDS_NEVER_REUSED, "implicit_returning": False},
+        IDS_NEVER_REUSED,
     )
 
     def __repr__(self) -> str:

@@ -199,7 +199,7 @@ def update_user(
     # The values before, for the event, locked until the commit (PostgreSQL, MariaDB; SQLite
     # runs one writer at a time, though this read may precede the write lock).
     before = (
-        db.session.execute(_USER_FOR_UPDATE, {"user_id": user_id}).one_or_none()
+        db.session.connection().execute(_USER_FOR_UPDATE, {"user_id": user_id}).one_or_none()
         if events.RECORDING
         else None
     )
