@@ -18,6 +18,7 @@ from werkzeug.http import parse_etags
 from app.db.session import autocommit, transaction
 from app.errors import BadRequestError, PreconditionFailedError
 from app.schemas.common import Versions
+from app.services import events
 
 # Ours: "v<version>", and for a post, whose body embeds its author, "v<post>.<author>";
 # flask-compress tags a compressed body "<tag>:<coding>" (another representation, RFC 9110
@@ -140,7 +141,9 @@ def write_condition(size: int) -> WriteCondition:
 
 
 def unit_for(condition: WriteCondition) -> transaction | autocommit:
-    """The unit of work of a write under ``condition``: ``autocommit()`` for its one
-    statement; ``transaction()`` where it reads the current version first, so the read and
-    the write hold together (and the read is the primary's, never a replica's)."""
-    return transaction() if condition.reads_current else autocommit()
+    """The unit of work of a write under ``condition``: ``events.write_unit()`` for its
+    statement and its event; ``transaction()`` where it reads the current version first,
+    so the read and the write hold together (and the read is the primary's, never a
+    replica's)."""
+    # A write that records its change event is two statements: a transaction either way.
+    return transaction() if condition.reads_current else events.write_unit()

@@ -1,10 +1,8 @@
 """HTTP views of the users resource: thin, async, one DB call each.
 
-Every write here is one statement, so each runs under ``autocommit()``: it commits as it
-runs, in one round trip.
+Every write here is one statement and its change event (app/services/events.py), so each
+runs under ``events.write_unit()``: one transaction, committed when its block ends.
 """
-
-from collections.abc import Iterator
 
 from flask import Response, request, stream_with_context, url_for
 from flask_openapi3.blueprint import APIBlueprint
@@ -41,10 +39,10 @@ from app.schemas.users import (
     UserRead,
     UserUpdate,
 )
-from app.services import bulk, passwords, sessions, users
+from app.services import bulk, events, passwords, sessions, users
 from app.web.auth import current_caller, require_admin, require_owner, requires
 from app.web.bodies import streamed_body, whole_body
-from app.web.slots import Slot, slots_for
+from app.web.slots import giving_back, slots_for
 
 bp = APIBlueprint(
     "users",
@@ -68,7 +66,7 @@ def _user_response(
 @idempotent
 async def create_user(body: UserCreate) -> Response:
     """Create a user."""
-    async with autocommit():
+    async with events.write_unit():
         user = await run_db(users.create_user, body)
     return _user_response(user, 201, {"Location": url_for("users.get_user", user_id=user.id)})
 
@@ -143,17 +141,10 @@ async def export_users() -> Response:
         slot.give_back()
         raise
     # Read while the WSGI server writes: a server-side cursor, in the request's context.
-    rows = stream_with_context(_giving_back(bulk.export_users(fmt), slot))
+    rows = stream_with_context(giving_back(bulk.export_users(fmt), slot))
     response = Response(rows, mimetype=mimetype)
     response.call_on_close(slot.give_back)  # a reader gone before the end
     return response
-
-
-def _giving_back(rows: Iterator[bytes], slot: Slot) -> Iterator[bytes]:
-    try:
-        yield from rows
-    finally:
-        slot.give_back()
 
 
 @bp.get("/<id:user_id>", responses={200: UserRead, **problems(404)})

@@ -4,11 +4,12 @@ they share. ``init_app`` registers them on the app."""
 
 from flask import Flask
 
-from app.cli import api_keys, openapi, users
+from app.cli import api_keys, audit, openapi, users
 
 
 def init_app(app: Flask) -> None:
     """Register the CLI commands."""
     app.cli.add_command(api_keys.group)
+    app.cli.add_command(audit.group)
     app.cli.add_command(users.group)
     app.cli.add_command(openapi.command)

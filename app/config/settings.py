@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # reader reads); past them a 503 with Retry-After.
     EXPORTS_PER_PROCESS: int = Field(default=3, ge=1)
     EXPORTS_PER_KEY: int = Field(default=2, ge=1)
+    # Days change events are kept; `flask --app app audit prune` deletes older ones from the
+    # chain's start and records an anchor the rest verifies from. Unset: kept for ever.
+    AUDIT_RETENTION_DAYS: int | None = Field(default=None, ge=1)
     # Connections one server process holds at once (granian's backpressure): beyond them it
     # stops accepting. Idle and slow ones are closed by the timers above; the room is for
     # everybody else (1,100 slow header senders once filled the default of 256 a process

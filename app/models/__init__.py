@@ -1,6 +1,7 @@
 """All models, so one import registers every table on the metadata."""
 
 from app.models.api_key import ApiKey
+from app.models.audit_event import AuditChain, AuditEvent
 from app.models.group import Group, GroupMember
 from app.models.idempotency import IdempotencyKey
 from app.models.post import Post
@@ -9,6 +10,8 @@ from app.models.user_session import SpentRefreshToken, UserSession
 
 __all__ = [
     "ApiKey",
+    "AuditChain",
+    "AuditEvent",
     "Group",
     "GroupMember",
     "IdempotencyKey",

@@ -20,6 +20,7 @@ from app.errors import NotFoundError
 from app.models import ApiKey
 from app.models.api_key import PREFIX_LENGTH
 from app.schemas.scopes import ALL_SCOPES, Scope
+from app.services import events
 
 __all__ = ["ALL_SCOPES", "Scope"]  # re-exported: callers name scopes with the keys
 
@@ -82,6 +83,8 @@ def create_api_key(
                 db.session.add(key)
         except IntegrityError:
             continue  # a prefix collision (48 random bits): draw again
+        fields = {"prefix": prefix, "name": name, "scopes": key.scopes, "expires_at": expires_at}
+        events.record("api_key.created", "api_key", key.id, events.created(fields, list(fields)))
         return key, f"{TOKEN_TAG}_{prefix}_{secret}"
     msg = "could not draw a unique key prefix"
     raise RuntimeError(msg)
@@ -105,6 +108,8 @@ def revoke_api_key(prefix: str) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         db.session.flush()
+        revoked_at = [None, key.revoked_at.isoformat()]
+        events.record("api_key.revoked", "api_key", key.id, {"revoked_at": revoked_at})
     if current_settings().backend == "postgresql":
         # Delivered when this transaction commits, to every process's listener (factory):
         # the key stops working everywhere at once, not when each cache expires.

@@ -22,7 +22,7 @@ from app.models import Group, GroupMember, User
 from app.schemas.groups import GroupCreate, GroupListQuery, GroupUpdate, MemberListQuery
 from app.schemas.scopes import ALL_SCOPES
 from app.schemas.users import UserCreate
-from app.services import sessions, users
+from app.services import events, sessions, users
 from app.services.pagination import SortKey, next_cursor, paginate
 from app.services.users import USER_COLUMNS, UserRow, VersionedUserRow
 
@@ -38,6 +38,7 @@ GROUP_COLUMNS = (
 )
 GroupRow = Row[int, str, list[str], datetime, datetime]
 GROUP_FIELDS = tuple(column.name for column in GROUP_COLUMNS)
+_AUDITED = ("name", "scopes")
 GROUP_SORT = SortKey((Group.id,), descending=False)
 MEMBER_SORT = SortKey((User.id,), descending=False)
 
@@ -78,6 +79,7 @@ def create_group(data: GroupCreate) -> GroupRow:
         row: GroupRow = db.session.execute(stmt.returning(*GROUP_COLUMNS)).one()
     except IntegrityError as error:
         raise _name_taken(error) from None
+    events.record("group.created", "group", row.id, events.created(row._mapping, _AUDITED))
     return row
 
 
@@ -95,6 +97,10 @@ def update_group(group_id: int, data: GroupUpdate) -> GroupRow:
     if "scopes" in changes:
         changes["scopes"] = ordered(changes["scopes"])
     stmt = update(_groups).where(_groups.c.id == group_id).values(**changes, updated_at=utcnow())
+    # The values before, for the event, locked until the commit (as users.update_user).
+    before = db.session.execute(
+        select(*GROUP_COLUMNS).where(_groups.c.id == group_id).with_for_update()
+    ).one_or_none()
     try:
         matched = db.session.execute(stmt).rowcount  # type: ignore[attr-defined]
     except IntegrityError as error:
@@ -103,14 +109,21 @@ def update_group(group_id: int, data: GroupUpdate) -> GroupRow:
         raise NotFoundError(f"Group {group_id} does not exist.")
     if "scopes" in changes:
         _announce_members(group_id)
-    return _get(group_id)
+    after = _get(group_id)
+    if before is not None:
+        moved = events.diff(before._mapping, after._mapping, _AUDITED)
+        events.record("group.updated", "group", group_id, moved)
+    return after
 
 
 def delete_group(group_id: int) -> None:
     """Delete the group (its memberships cascade); its members lose its scopes at once."""
     _announce_members(group_id)
-    if not db.session.execute(delete(_groups).where(_groups.c.id == group_id)).rowcount:  # type: ignore[attr-defined]
+    stmt = delete(_groups).where(_groups.c.id == group_id).returning(*GROUP_COLUMNS)
+    gone = db.session.execute(stmt).one_or_none()
+    if gone is None:
         raise NotFoundError(f"Group {group_id} does not exist.")
+    events.record("group.deleted", "group", group_id, events.deleted(gone._mapping, _AUDITED))
 
 
 def list_groups(query: GroupListQuery) -> tuple[list[GroupRow], str | None]:
@@ -143,20 +156,27 @@ def add_member(group_id: int, user_id: int) -> None:
     backend = current_settings().backend
     stmt = insert_for(backend, _members, skip_conflicts=True)
     try:
-        db.session.execute(stmt.values(group_id=group_id, user_id=user_id))
+        # RETURNING, not the row count (SQLite's counts a skipped row): no row, no change.
+        inserted = stmt.values(group_id=group_id, user_id=user_id).returning(_members.c.user_id)
+        added = db.session.execute(inserted).first() is not None
     except IntegrityError:
         # The group or the user was deleted since it was read.
         raise NotFoundError(f"Group {group_id} or user {user_id} does not exist.") from None
     sessions.announce_revocation(f"user:{user_id}")
+    if added:  # already a member: nothing changed, nothing to record
+        events.record("group.member_added", "group", group_id, {"user_id": [None, user_id]})
 
 
 def remove_member(group_id: int, user_id: int) -> None:
     """End the membership (none: nothing changes, unless the group does not exist); the
     user's next request no longer has the group's scopes."""
     stmt = delete(_members).where(_members.c.group_id == group_id, _members.c.user_id == user_id)
-    if not db.session.execute(stmt).rowcount:  # type: ignore[attr-defined]
+    removed = db.session.execute(stmt).rowcount  # type: ignore[attr-defined]
+    if not removed:
         _get(group_id)
     sessions.announce_revocation(f"user:{user_id}")
+    if removed:
+        events.record("group.member_removed", "group", group_id, {"user_id": [user_id, None]})
 
 
 ADMINS = "admins"
@@ -170,7 +190,11 @@ def _admins_group() -> tuple[int, bool]:
     try:
         with db.session.begin_nested():
             stmt = insert(_groups).values(name=ADMINS, scopes=list(ALL_SCOPES))
-            return int(db.session.execute(stmt.returning(_groups.c.id)).scalar_one()), True
+            made = db.session.execute(stmt.returning(*GROUP_COLUMNS)).one()
+            events.record(
+                "group.created", "group", made.id, events.created(made._mapping, _AUDITED)
+            )
+            return int(made.id), True
     except IntegrityError:
         # Another writer made it meanwhile: the unique index said so.
         return int(db.session.execute(found).scalar_one()), False
@@ -185,4 +209,5 @@ def create_admin(data: UserCreate, password_hash: str) -> tuple[VersionedUserRow
     )
     group_id, made = _admins_group()
     db.session.execute(insert(_members).values(group_id=group_id, user_id=user.id))
+    events.record("group.member_added", "group", group_id, {"user_id": [None, user.id]})
     return user, group_id, made

@@ -9,7 +9,7 @@ query.
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Select, Table, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, Row, Select, Table, bindparam, delete, null, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.db.session import db
@@ -18,10 +18,13 @@ from app.errors import NotFoundError
 from app.models import Post, User
 from app.schemas.common import Versions
 from app.schemas.posts import PostCreate, PostListQuery, PostUpdate, UserPostsQuery
+from app.services import events
 from app.services.pagination import SortKey, next_cursor, paginate
 from app.services.versions import at_versions, missing_or_changed
 
 _posts = cast(Table, Post.__table__)
+# The fields a post's events record.
+_AUDITED = ("author_id", "title", "body")
 _users = cast(Table, User.__table__)
 # The representation's columns, then the two versions its ETag is made of (a post's body
 # embeds its author's username, so the author's version is part of the post's).
@@ -94,6 +97,7 @@ def create_post(user_id: int, data: PostCreate) -> PostRow:
     row = _read(post_id)
     if row is None:  # deleted with its author between the two statements
         raise NotFoundError(f"User {user_id} does not exist.")
+    events.record("post.created", "post", post_id, events.created(row._mapping, _AUDITED))
     return row
 
 
@@ -121,19 +125,41 @@ def update_post(post_id: int, data: PostUpdate, versions: Versions = None) -> Po
         .where(_at(post_id, versions))
         .values(**changes, updated_at=utcnow(), version=_posts.c.version + 1)
     )
+    # The values before, for the event, locked until the commit (as users.update_user).
+    before = (
+        db.session.execute(
+            select(_posts.c.title, _posts.c.body).where(_posts.c.id == post_id).with_for_update()
+        ).one_or_none()
+        if events.RECORDING
+        else None
+    )
     # The row count, not RETURNING, which MariaDB's UPDATE lacks; the read back is in the
     # same transaction (the view's), so it sees this write and no later one.
     row = _read(post_id) if db.session.execute(stmt).rowcount else None  # type: ignore[attr-defined]
     if row is None:
         raise missing_or_changed("post", _posts.c.id, post_id)
+    if before is not None:
+        changes = events.diff(before._mapping, row._mapping, ("title", "body"))
+        events.record("post.updated", "post", post_id, changes)
     return row
 
 
 def delete_post(post_id: int, versions: Versions = None) -> None:
     """Delete the post if it is at one of ``versions`` (None: any), or raise."""
-    result = db.session.execute(delete(_posts).where(_at(post_id, versions)))
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    returned = (_posts.c.id, *(_posts.c[f] for f in _AUDITED))
+    stmt = delete(_posts).where(_at(post_id, versions)).returning(*returned)
+    if events.in_one_statement():
+        # With its event in the same statement: autocommit() commits both in one round trip.
+        written = stmt.cte("written")
+        changes = events.pairs({f: (written.c[f], null()) for f in _AUDITED}, only_changed=False)
+        rows = events.event_rows(written, "post.deleted", ("post", written.c.id), changes)
+        if db.session.execute(events.with_events(written, rows), events.event_params()).first():
+            return
         raise missing_or_changed("post", _posts.c.id, post_id)
+    gone = db.session.execute(stmt).one_or_none()
+    if gone is None:
+        raise missing_or_changed("post", _posts.c.id, post_id)
+    events.record("post.deleted", "post", post_id, events.deleted(gone._mapping, _AUDITED))
 
 
 def _page(

@@ -31,7 +31,7 @@ from app.errors import NotFoundError
 from app.models import Group, GroupMember, SpentRefreshToken, User, UserSession
 from app.schemas.scopes import ALL_SCOPES
 from app.schemas.sessions import SessionListQuery
-from app.services import api_keys
+from app.services import api_keys, events
 from app.services.api_keys import KEY_CACHE_SECONDS, REVOKED_CHANNEL, Pacer, hash_secret
 from app.services.pagination import SortKey, next_cursor, paginate
 
@@ -117,6 +117,9 @@ def start_session(user_id: int, new_hash: str | None) -> Issued:
     values, access, refresh = _pair(datetime.now(UTC))
     stmt = insert(_sessions).values(user_id=user_id, **values).returning(_sessions.c.id)
     session_id: int = db.session.execute(stmt).scalar_one()
+    # Signing in is public: the actor is the user who just proved their password.
+    actor = ("user", str(user_id), f"session {session_id}")
+    events.record("session.created", "session", session_id, {"user_id": [None, user_id]}, actor)
     if new_hash is not None:
         # Not a change of the representation: neither version nor updated_at moves.
         db.session.execute(
@@ -167,7 +170,9 @@ def refresh_session(refresh_token: str) -> Issued | Refused:
     ).scalar_one_or_none()
     if spent is None:
         return Refused(revoked=False)
-    _revoke(_sessions.c.id == spent, f"session:{spent}")
+    if _revoke(_sessions.c.id == spent, f"session:{spent}"):
+        # A change the refused request commits (the 401 says nothing of it): recorded too.
+        events.record("session.revoked", "session", spent, {"reason": [None, "refresh_reused"]})
     return Refused(revoked=True)
 
 
@@ -196,6 +201,7 @@ def revoke_session(user_id: int, session_id: int) -> None:
     mine = (_sessions.c.id == session_id) & (_sessions.c.user_id == user_id)
     if _revoke(mine, f"session:{session_id}") == 0:
         raise NotFoundError(f"Session {session_id} does not exist.")
+    events.record("session.revoked", "session", session_id, {"user_id": [user_id, user_id]})
 
 
 def revoke_user_sessions(user_id: int, keep: int | None = None) -> int:
@@ -203,7 +209,11 @@ def revoke_user_sessions(user_id: int, keep: int | None = None) -> int:
     where = _sessions.c.user_id == user_id
     if keep is not None:
         where = where & (_sessions.c.id != keep)
-    return _revoke(where, f"user:{user_id}")
+    revoked = _revoke(where, f"user:{user_id}")
+    if revoked:
+        # One event for them all, on the user (MariaDB's UPDATE cannot return their ids).
+        events.record("session.revoked", "user", user_id, {"sessions": [revoked, 0]})
+    return revoked
 
 
 SESSION_SORT = SortKey((UserSession.id,), descending=True)

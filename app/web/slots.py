@@ -4,6 +4,7 @@ once with a 503 problem and Retry-After, not queued."""
 
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -64,3 +65,11 @@ def slots_for(what: str, per_process: int, per_key: int) -> Slots:
     if found is None:  # made once, not (as setdefault's argument would be) every request
         found = current_app.extensions.setdefault(name, Slots(what, per_process, per_key))
     return found
+
+
+def giving_back(chunks: Iterator[bytes], slot: Slot) -> Iterator[bytes]:
+    """Yield the streamed body's chunks; give the slot back however the stream ends."""
+    try:
+        yield from chunks
+    finally:
+        slot.give_back()

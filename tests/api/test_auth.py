@@ -71,6 +71,8 @@ _BODIES: dict[tuple[str, str], dict[str, Any] | bytes | None] = {
     ("DELETE", "/groups/<id:group_id>"): None,
     ("GET", "/groups/<id:group_id>/members"): None,
     ("PUT", "/groups/<id:group_id>/members/<id:user_id>"): None,
+    ("GET", "/audit-events"): None,
+    ("GET", "/audit-events/export"): None,
     ("DELETE", "/groups/<id:group_id>/members/<id:user_id>"): None,
 }
 # A signed-in user's own: an API key with every scope gets a 403 (tests/api/test_sessions.py

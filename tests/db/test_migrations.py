@@ -522,3 +522,25 @@ def test_0010_groups_are_unique_folded_and_the_old_release_still_deletes_users(
     with _begin(url) as connection:
         assert connection.execute(select(members.c.user_id)).all() == []
         assert connection.execute(select(groups.c.name)).scalars().all() == ["Admins"]
+
+
+@with_empty_database
+def test_0011_starts_the_chain_at_genesis_and_the_old_release_writes_as_before(
+    empty_database_url: tuple[str, str],
+) -> None:
+    _, url = empty_database_url
+    _upgrade(url, "0010")
+    _upgrade(url, "0011")
+    # The 0010 release records no events: its writes go on, and the sealer chains what
+    # there is whenever it was written.
+    [ann] = _add_users(url, "ann")
+    with _begin(url) as connection:
+        chain = connection.execute(text("SELECT head_seq, head_hash, anchor_seq FROM audit_chain"))
+        assert chain.all() == [(0, "0" * 64, 0)]
+        assert connection.execute(text("SELECT count(*) FROM audit_event")).scalar_one() == 0
+        assert (
+            connection.execute(
+                select(_user_account.c.username).where(_user_account.c.id == ann)
+            ).scalar_one()
+            == "ann"
+        )

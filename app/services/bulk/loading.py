@@ -5,6 +5,7 @@ executemany on the app's engine (SQLite, MariaDB).
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -166,8 +167,9 @@ class Target(ABC):
         ...
 
     @abstractmethod
-    def commit(self) -> None:
-        """Commit the import: the direct load's transaction if it held, else the staging one.
+    def commit(self, event: Mapping[str, Any] | None = None) -> None:
+        """Commit the import: the direct load's transaction if it held, else the staging one,
+        with ``event`` (the import's change event, app.services.events) in it if given.
 
         Called at most once, after ``end_load``, as the last call of the block. The staging
         table and other scratch are dropped, never kept. If it raises, whether the rows

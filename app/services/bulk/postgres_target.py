@@ -1,6 +1,8 @@
 """Loading on PostgreSQL: rows streamed by COPY through asyncpg (see loading.Target)."""
 
+import json
 import tempfile
+from collections.abc import Mapping
 from typing import IO, Any
 
 import asyncpg
@@ -12,6 +14,7 @@ from app.db import asyncpg_pool as pg
 from app.db import deadlines
 from app.db.copy_in import CopyIn
 from app.models import User
+from app.services import events
 from app.services.bulk import loading
 from app.services.bulk.judging import FIELDS, Row, staging
 
@@ -204,13 +207,19 @@ class PostgresTarget(loading.Target):
         rows = pg.run_blocking(conn.fetch(sql, *args, timeout=self._timeout))
         return [tuple(r) for r in rows]
 
-    def commit(self) -> None:
+    def commit(self, event: Mapping[str, Any] | None = None) -> None:
         tx = self._tx
         if tx is None:
             raise RuntimeError(loading.OUTSIDE_BLOCK)
         loading.check_loading(self._loading, expected=False)
         # Forgotten first: a failed commit is not rolled back on leaving the block.
         self._tx = None
+        holder = self._direct_conn if self._direct_conn is not None else self._conn
+        if event is not None and holder is not None:
+            # asyncpg takes JSON as its text: SQLAlchemy's JSON type does not bind here.
+            row = {**event, "changes": json.dumps(event["changes"])}
+            sql, args = pg.compile_query(events.INSERT_EVENT.values(row))
+            pg.run_blocking(holder.execute(sql, *args, timeout=self._timeout))
         if self._direct_conn is not None:
             # The direct copy holds the import; the staging connection's work is scratch.
             self._end_direct(commit=True)

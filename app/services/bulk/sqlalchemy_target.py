@@ -2,6 +2,7 @@
 
 import json
 import tempfile
+from collections.abc import Mapping
 from typing import IO, Any
 
 from sqlalchemy import Connection, NestedTransaction, RootTransaction, insert
@@ -13,6 +14,7 @@ from app.config import current_settings
 from app.db.deadlines import bulk_deadlines
 from app.db.session import db
 from app.models import User
+from app.services import events
 from app.services.bulk import loading
 from app.services.bulk.judging import Row, staging, verdict
 
@@ -132,7 +134,7 @@ class SqlAlchemyTarget(loading.Target):
             self._loading = False
             self._created_directly = self._inserted if self._direct is not None else None
 
-    def commit(self) -> None:
+    def commit(self, event: Mapping[str, Any] | None = None) -> None:
         conn, tx, direct = self._conn, self._tx, self._direct
         if conn is None or tx is None:
             raise RuntimeError(loading.OUTSIDE_BLOCK)
@@ -142,4 +144,6 @@ class SqlAlchemyTarget(loading.Target):
         self._drop_scratch(conn)
         if direct is not None:
             direct.commit()
+        if event is not None:
+            conn.execute(events.INSERT_EVENT, dict(event))
         tx.commit()

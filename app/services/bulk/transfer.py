@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 from sqlalchemy import Result, select
@@ -26,6 +26,7 @@ from app.db.deadlines import bulk_deadlines
 from app.db.session import db
 from app.errors import UnprocessableError
 from app.models import User
+from app.services import events
 from app.services.bulk.judging import FIELDS, TAKEN_MEANWHILE, classify, duplicate_lines
 from app.services.bulk.loading import Target, move_rows
 from app.services.bulk.postgres_target import PostgresTarget
@@ -124,7 +125,7 @@ def _import_users(
         target.end_load()
         if target.created_directly is not None:
             report.created = target.created_directly
-            target.commit()
+            target.commit(_imported(report))
             return report
         target.execute(classify())
         duplicates = target.fetch(duplicate_lines())
@@ -145,8 +146,17 @@ def _import_users(
         for line, why in sorted([*problems, *((int(n), str(w)) for n, w in duplicates)]):
             report.note(line, why)
         report.skipped = report.rows - report.created
-        target.commit()
+        target.commit(_imported(report))
     return report
+
+
+def _imported(report: ImportReport) -> dict[str, Any] | None:
+    """The import's one event, with its counts (each a [before, after] pair, from nothing)."""
+    if not events.RECORDING:
+        return None
+    skipped = report.rows - report.created
+    counts = {"rows": [None, report.rows], "created": [None, report.created]}
+    return events.values("users.imported", "user", None, {**counts, "skipped": [None, skipped]})
 
 
 def database_answers() -> None:

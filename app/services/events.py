@@ -1,0 +1,234 @@
+"""Change events: recorded in the writer's transaction, the outbox of the audit log.
+
+Every successful write calls ``record`` in its own unit of work, so the event commits or
+rolls back with the change: no event without its change, no change without its event. The
+row is the outbox the audit API reads and, later, webhooks and mail are delivered from.
+How the events are chained, read and pruned: app/services/audit.py.
+"""
+
+import getpass
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from typing import cast as typed
+
+from flask import g, has_request_context
+from sqlalchemy import (
+    CTE,
+    JSON,
+    ColumnElement,
+    Row,
+    Select,
+    String,
+    Table,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+)
+
+from app.config import current_settings
+from app.db.session import autocommit, db, transaction
+from app.models import AuditEvent
+from app.telemetry.request_ids import current_request_id
+
+_events = typed(Table, AuditEvent.__table__)
+
+# Recording on; the benchmark (bench/events.py) turns it off to measure what it costs,
+# which includes each write's unit of work (``write_unit``) going back to autocommit().
+RECORDING = True
+
+EVENT_COLUMNS = (
+    _events.c.id,
+    _events.c.occurred_at,
+    _events.c.type,
+    _events.c.actor_kind,
+    _events.c.actor_id,
+    _events.c.actor_label,
+    _events.c.resource_type,
+    _events.c.resource_id,
+    _events.c.changes,
+    _events.c.request_id,
+    _events.c.seq,
+    _events.c.hash,
+)
+EventRow = Row[*tuple[Any, ...]]
+Changes = dict[str, list[Any]]
+# A row's ._mapping or a plain dict: field name to value.
+Fields = Mapping[Any, Any]
+
+
+def in_one_statement() -> bool:
+    """Whether a write and its event go in one statement: PostgreSQL's data-modifying WITH
+    (``with_events``), which autocommit() then commits in one round trip."""
+    return current_settings().backend == "postgresql"
+
+
+def write_unit() -> transaction | autocommit:
+    """The unit of work of a write that was one statement: still one where the backend
+    writes its event in the same statement, else a transaction of two."""
+    return transaction() if RECORDING and not in_one_statement() else autocommit()
+
+
+def actor() -> tuple[str, str | None, str | None]:
+    """Who is acting: (kind, id, label) of the request's API key or user, or the CLI."""
+    if has_request_context():
+        # What app.web.auth kept: an API key (KeyInfo) or a user's session (SessionInfo),
+        # told apart by their fields (the services that define them record events too).
+        principal = g.get("principal")
+        if principal is None:
+            return "anonymous", None, None
+        user_id = getattr(principal, "user_id", None)
+        if user_id is None:
+            return "api_key", principal.prefix, principal.name
+        return "user", str(user_id), f"{principal.username} (session {principal.id})"
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        who = None
+    return "cli", None, who
+
+
+def diff(before: Fields, after: Fields, fields: Sequence[str]) -> Changes:
+    """The fields whose value moved, each as [before, after]."""
+    return {f: [_plain(before[f]), _plain(after[f])] for f in fields if before[f] != after[f]}
+
+
+def created(after: Fields, fields: Sequence[str]) -> Changes:
+    """Every field of a new resource, each as [None, value]."""
+    return {f: [None, _plain(after[f])] for f in fields}
+
+
+def deleted(before: Fields, fields: Sequence[str]) -> Changes:
+    """Every field of a deleted resource, each as [value, None]."""
+    return {f: [_plain(before[f]), None] for f in fields}
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def values(
+    event_type: str,
+    resource_type: str,
+    resource_id: object,
+    changes: Changes,
+    actor_of: tuple[str, str | None, str | None] | None = None,
+) -> dict[str, Any]:
+    """The row of one event (by this request's actor unless given)."""
+    kind, actor_id, label = actor_of or actor()
+    request_id = current_request_id()
+    return {
+        "type": event_type,
+        "actor_kind": kind,
+        "actor_id": actor_id,
+        "actor_label": label,
+        "resource_type": resource_type,
+        "resource_id": None if resource_id is None else str(resource_id),
+        "changes": changes,
+        "request_id": None if request_id == "-" else request_id,
+    }
+
+
+# Built once: every write runs it.
+INSERT_EVENT = insert(_events)
+
+
+def record(
+    event_type: str,
+    resource_type: str,
+    resource_id: object,
+    changes: Changes | None = None,
+    actor_of: tuple[str, str | None, str | None] | None = None,
+) -> None:
+    """Record one event in the request session's current unit of work (it commits with it)."""
+    if not RECORDING:
+        return
+    row = values(event_type, resource_type, resource_id, changes or {}, actor_of)
+    # On the session's connection, past the ORM's execute (~230 us of CPU a statement on
+    # SQLite, bench/events.py --backend sqlite): a Core INSERT needs none of it.
+    db.session.connection().execute(INSERT_EVENT, row)
+
+
+# One statement for a write and its events (PostgreSQL): the write is a CTE returning its
+# row, and an INSERT ... SELECT from it adds the events, which exist only if the write
+# matched. The actor and request id are bound per call (``event_params``), so each such
+# statement is built once.
+_FROM_SELECT = ("type", "actor_kind", "actor_id", "actor_label", "resource_type")
+_FROM_SELECT_ALL = (*_FROM_SELECT, "resource_id", "changes", "request_id")
+
+
+def event_rows(
+    written: CTE,
+    event_type: str | ColumnElement[str],
+    resource: tuple[str, ColumnElement[Any]],
+    changes: ColumnElement[Any],
+    where: ColumnElement[bool] | None = None,
+) -> Select[Any]:
+    """The SELECT of one event for each row of ``written`` (that ``where`` keeps), about
+    ``resource`` (its type, and its id's column)."""
+    resource_type, resource_id = resource
+    kind = literal(event_type, String) if isinstance(event_type, str) else event_type
+    stmt = select(
+        kind,
+        bindparam("ev_actor_kind", type_=String),
+        bindparam("ev_actor_id", type_=String),
+        bindparam("ev_actor_label", type_=String),
+        literal(resource_type, String),
+        cast(resource_id, String),
+        cast(changes, JSON),
+        bindparam("ev_request_id", type_=String),
+    ).select_from(written)
+    return stmt if where is None else stmt.where(where)
+
+
+def with_events(written: CTE, *rows: Select[Any]) -> Select[Any]:
+    """SELECT what the write returned, its events inserted by the same statement."""
+    source = rows[0] if len(rows) == 1 else union_all(*rows)
+    recorded = insert(_events).from_select(list(_FROM_SELECT_ALL), source).cte("recorded")
+    return select(*written.c).add_cte(recorded)
+
+
+def event_params() -> dict[str, Any]:
+    """The bound values of ``event_rows``: this request's actor and request id."""
+    kind, actor_id, label = actor()
+    request_id = current_request_id()
+    return {
+        "ev_actor_kind": kind,
+        "ev_actor_id": actor_id,
+        "ev_actor_label": label,
+        "ev_request_id": None if request_id == "-" else request_id,
+    }
+
+
+def pairs(
+    fields: Mapping[str, tuple[ColumnElement[Any], ColumnElement[Any]]], *, only_changed: bool
+) -> ColumnElement[Any]:
+    """Changes as SQL: {field: [before, after]}, only the fields that moved if asked."""
+    args: list[Any] = []
+    for name, (before, after) in fields.items():
+        pair: ColumnElement[Any] = func.jsonb_build_array(before, after)
+        if only_changed:
+            pair = case((before.is_distinct_from(after), pair))
+        args += [literal(name, String), pair]
+    built = func.jsonb_build_object(*args)
+    return func.jsonb_strip_nulls(built) if only_changed else built
+
+
+def event_item(row: EventRow) -> dict[str, Any]:
+    """The row as AuditEventRead's fields, in order."""
+    return {
+        "id": row.id,
+        "occurred_at": row.occurred_at,
+        "type": row.type,
+        "actor": {"kind": row.actor_kind, "id": row.actor_id, "label": row.actor_label},
+        "resource": {"type": row.resource_type, "id": row.resource_id},
+        "changes": row.changes,
+        "request_id": row.request_id,
+        "seq": row.seq,
+        "hash": row.hash,
+    }

@@ -1,0 +1,157 @@
+"""What recording change events costs: the same code with recording on and off, side by side.
+
+POST /users and PATCH /users/{id} CPU per request (each WSGI call made directly, as
+bench/cpu.py does; PostgreSQL unless --backend says), and an NDJSON import's time, with
+``app.services.events.RECORDING`` on against off (off, a write's unit of work is also the
+one-statement autocommit() it was before events). Rounds interleave the variants; the
+least a variant needed in any round is its figure. Targets (issue 35): at most 15% more CPU
+a write, at most 5% slower an import.
+Usage: .venv/bin/python -m bench.events [--requests 2000] [--rounds 3] [--rows 200000]
+[--backend postgresql|sqlite|mysql]
+"""
+
+import argparse
+import itertools
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from bench.cpu import _environ, call, cpu_per_request, load
+from bench.run import USERS, prepare_database
+
+
+def _posts(token: str, tag: str) -> Iterator[dict[str, Any]]:
+    for n in itertools.count():
+        name = f"ev{tag}-{n}"
+        body = json.dumps({"username": name, "email": f"{name}@example.com"}).encode()
+        yield _environ("POST", "/users", token, body)
+
+
+def _patches(token: str, first_id: int, tag: str) -> Iterator[dict[str, Any]]:
+    for n in itertools.count():
+        body = json.dumps({"email": f"p{tag}-{n}@example.com"}).encode()
+        yield _environ("PATCH", f"/users/{first_id + n % USERS}", token, body)
+
+
+def _import_seconds(app: Any, token: str, rows: int, tag: str) -> tuple[float, float]:
+    body = "".join(
+        json.dumps({"username": f"im{tag}-{n}", "email": f"im{tag}-{n}@example.com"}) + "\n"
+        for n in range(rows)
+    ).encode()
+    environ = _environ("POST", "/users/import", token, body)
+    environ["CONTENT_TYPE"] = "application/x-ndjson"
+    wall, cpu = time.perf_counter(), time.process_time()
+    status = call(app, environ)
+    if not status.startswith("200"):
+        raise RuntimeError(f"import: {status}")
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _prepare_elsewhere(backend: str) -> tuple[str, str, int]:
+    """A fresh SQLite file or MariaDB database at head with USERS users: URL, key, first id."""
+    from sqlalchemy import create_engine, insert, text  # noqa: PLC0415
+
+    from app import create_app  # noqa: PLC0415
+    from app.config import Settings  # noqa: PLC0415
+    from app.db import migrations  # noqa: PLC0415
+    from app.db.session import db  # noqa: PLC0415
+    from app.models import User  # noqa: PLC0415
+    from app.schemas.scopes import ALL_SCOPES  # noqa: PLC0415
+    from app.services.api_keys import create_api_key  # noqa: PLC0415
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='bench-events-')}/bench.db"
+    else:
+        admin = create_engine("mysql+pymysql://root@127.0.0.1:3306/", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("DROP DATABASE IF EXISTS app_bench_events"))
+            conn.execute(text("CREATE DATABASE app_bench_events"))
+        admin.dispose()
+        url = "mysql+pymysql://root@127.0.0.1:3306/app_bench_events"
+    app = create_app(Settings(DATABASE_URL=url, LOG_LEVEL="WARNING"))
+    with app.app_context():
+        migrations.migrate(db.engine)
+        rows = [{"username": f"seed{n}", "email": f"seed{n}@example.com"} for n in range(USERS)]
+        db.session.execute(insert(User), rows)
+        _, token = create_api_key("bench", list(ALL_SCOPES))
+        db.session.commit()
+        first = db.session.execute(text("SELECT min(id) FROM user_account")).scalar_one()
+        for engine in db.engines.values():
+            engine.dispose()
+    return url, token, int(first)
+
+
+def main() -> None:
+    """Print each variant's figures and the ratios of on to off."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument(
+        "--backend", choices=["postgresql", "sqlite", "mysql"], default="postgresql"
+    )
+    args = parser.parse_args()
+    url, token, first_id = (
+        prepare_database("app_bench_events")
+        if args.backend == "postgresql"
+        else _prepare_elsewhere(args.backend)
+    )
+    os.environ.update(DATABASE_URL=url, LOG_LEVEL="WARNING")
+    app = load("ours")
+    from app.services import events  # noqa: PLC0415 - after the app is built
+
+    cpu: dict[tuple[str, bool], list[float]] = {}
+    imports: dict[bool, list[tuple[float, float]]] = {}
+    for round_number in range(args.rounds):
+        for recording in (True, False):
+            events.RECORDING = recording
+            tag = f"{int(recording)}{round_number}"
+            for kind, requests in (
+                ("post", _posts(token, tag)),
+                ("patch", _patches(token, first_id, tag)),
+            ):
+                figure = cpu_per_request(app, requests, args.requests)
+                cpu.setdefault((kind, recording), []).append(figure)
+            if args.rows:
+                imports.setdefault(recording, []).append(
+                    _import_seconds(app, token, args.rows, tag)
+                )
+    events.RECORDING = True
+    # The sealer's side: every event of the run, linked into the chain in batches.
+    from app.services import audit  # noqa: PLC0415
+
+    with app.app_context():  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        sealed = audit.seal()
+        sealing = time.perf_counter() - started
+        started = time.perf_counter()
+        verdict = audit.verify()
+        verifying = time.perf_counter() - started
+    for kind in ("post", "patch"):
+        on, off = min(cpu[kind, True]), min(cpu[kind, False])
+        rounds = " / ".join(", ".join(f"{v:.0f}" for v in cpu[kind, r]) for r in (True, False))
+        print(
+            f"{kind:<6} events {on:6.0f} us CPU/request, without {off:6.0f}: "
+            f"+{(on / off - 1) * 100:4.1f}%  (rounds on / off: {rounds})"
+        )
+    if args.rows:
+        on_wall = min(w for w, _ in imports[True])
+        off_wall = min(w for w, _ in imports[False])
+        print(
+            f"import of {args.rows:,} rows: events {on_wall:.2f} s, without {off_wall:.2f} s: "
+            f"{(on_wall / off_wall - 1) * 100:+.1f}%  (rounds on: "
+            f"{', '.join(f'{w:.2f}' for w, _ in imports[True])}; off: "
+            f"{', '.join(f'{w:.2f}' for w, _ in imports[False])})"
+        )
+
+    print(
+        f"seal: {sealed:,} events in {sealing:.2f} s ({sealed / sealing:,.0f}/s); "
+        f"verify: {verdict.checked:,} in {verifying:.2f} s ({verdict.checked / verifying:,.0f}/s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
