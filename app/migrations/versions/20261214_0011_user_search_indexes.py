@@ -1,0 +1,65 @@
+"""Trigram indexes for GET /users?q= on PostgreSQL.
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-14
+
+Expand only: two indexes that a running release of 0010 does not know and is not slowed by
+beyond their upkeep on writes. PostgreSQL only: pg_trgm's GIN indexes on lower(username) and
+lower(email) serve LIKE '%text%' (and 'text%') there. MariaDB has no n-gram index (its
+FULLTEXT indexes words, not substrings) and SQLite's FTS5 trigram tables would need triggers
+on every write to the users: both scan, which docs/explanation/databases.md states with its
+figures. pg_trgm is a trusted extension (PostgreSQL 13+): the database's owner may create it.
+Where it cannot be created (a managed server without contrib, a role without CREATE), the
+migration goes on without the indexes and says so: a search then scans, as on the others.
+"""
+
+import logging
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.exc import DBAPIError
+
+from app.db.types import SEARCH_INDEXES
+
+revision: str = "0011"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+log = logging.getLogger(__name__)
+
+
+def _has_trigrams() -> bool:
+    bind = op.get_bind()
+    try:
+        with bind.begin_nested():
+            bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+    except DBAPIError as error:
+        log.warning(
+            "pg_trgm could not be created (%s): GET /users?q= will scan the users; "
+            "create the extension as a superuser and run this migration again to index it",
+            type(error.orig).__name__,
+        )
+        return False
+    return True
+
+
+def upgrade() -> None:
+    """Create the trigram indexes on PostgreSQL."""
+    if op.get_bind().dialect.name != "postgresql" or not _has_trigrams():
+        return
+    for name, column in SEARCH_INDEXES.items():
+        op.execute(
+            f"CREATE INDEX IF NOT EXISTS {name} ON user_account "
+            f"USING gin (lower({column}) gin_trgm_ops)"
+        )
+
+
+def downgrade() -> None:
+    """Drop them (the extension stays: other schemas of the database may use it)."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for name in SEARCH_INDEXES:
+        op.execute(f"DROP INDEX IF EXISTS {name}")
