@@ -173,7 +173,13 @@ def folded_match(
     either: a LIKE on the folded column, which the trigram indexes serve on PostgreSQL."""
     escaped = text.translate(_LIKE_SPECIALS)
     pattern = {"contains": f"%{escaped}%", "starts": f"{escaped}%", "ends": f"%{escaped}"}[how]
-    return folded(column).like(folded(pattern), escape="\\")
+    # Inline, not bound: PostgreSQL plans a bound pattern generically after five runs of a
+    # prepared statement, and the generic plan walks the primary key past every row instead
+    # of asking the trigram index (478 ms against 16 ms for no match in 200,000 users;
+    # .venv/bin/python -m bench.search). SQLAlchemy quotes the literal for the dialect.
+    return folded(column).like(
+        folded(literal(pattern, String(), literal_execute=True)), escape="\\"
+    )
 
 
 def insert_for(backend: Backend, table: Any, *, skip_conflicts: bool = False) -> Insert:

@@ -68,9 +68,7 @@ def test_bad_q_is_a_400_problem(app: Flask, client: FlaskClient, bad: str) -> No
 
 
 @pytest.mark.postgresql_only("the plan is read from PostgreSQL's EXPLAIN")
-def test_q_is_served_by_the_trigram_indexes_on_postgresql(
-    app: Flask, client: FlaskClient
-) -> None:
+def test_q_is_served_by_the_trigram_indexes_on_postgresql(app: Flask, client: FlaskClient) -> None:
     for n in range(5):
         make_user(app, username=f"search{n}")
     sent: list[tuple[str, Any]] = []

@@ -39,7 +39,8 @@ def _has_trigrams() -> bool:
     except DBAPIError as error:
         log.warning(
             "pg_trgm could not be created (%s): GET /users?q= will scan the users; "
-            "create the extension as a superuser and run this migration again to index it",
+            "to index it, a superuser runs CREATE EXTENSION pg_trgm, then "
+            "`alembic downgrade 0010` and `alembic upgrade head` make the indexes",
             type(error.orig).__name__,
         )
         return False
