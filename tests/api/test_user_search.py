@@ -32,8 +32,8 @@ def test_q_matches_username_or_email_anywhere_whatever_the_case(
     assert _ids(client, q="nobody") == []
 
 
-@pytest.mark.parametrize("text", ["%", "_", "\\", "a%c", "a_c"])
-def test_like_wildcards_in_q_match_only_themselves(
+@pytest.mark.parametrize("text", ["%", "_", "\\", "a%c", "a_c", "'", "\\'"])
+def test_wildcards_and_quotes_in_q_match_only_themselves(
     app: Flask, client: FlaskClient, text: str
 ) -> None:
     make_user(app, username="abc", email="abc@example.com")
