@@ -105,6 +105,12 @@ MARIADB_FOLDED_COLLATION = "utf8mb4_uca1400_nopad_as_ci"
 MYSQL_FOLDED_COLLATION = "utf8mb4_0900_as_ci"  # MySQL 8's same rule (NO PAD is its default)
 
 
+def exact_string(length: int) -> TypeEngine[str]:
+    """Text compared as written, letter case included (SCIM's caseExact externalId): MySQL's
+    default collations fold case, so there it is binary."""
+    return String(length).with_variant(mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql")
+
+
 class FoldedString(TypeDecorator[str]):
     """Text compared without letter case by folded(): a case-insensitive collation on MySQL."""
 
@@ -160,6 +166,10 @@ SEARCH_INDEXES = {
     "ix_user_account_username_trgm": "username",
     "ix_user_account_email_trgm": "email",
 }
+SEARCH_INDEX_STATEMENTS = tuple(
+    f"CREATE INDEX IF NOT EXISTS {name} ON user_account USING gin (lower({column}) gin_trgm_ops)"
+    for name, column in SEARCH_INDEXES.items()
+)
 
 Match = Literal["contains", "starts", "ends"]
 # LIKE's own characters, and the escape we give it, are matched as themselves.

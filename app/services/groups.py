@@ -53,7 +53,7 @@ def group_item(row: GroupRow) -> dict[str, Any]:
     return dict(zip(GROUP_FIELDS, row, strict=True))
 
 
-def _name_taken(error: IntegrityError) -> ConflictError:
+def name_taken(error: IntegrityError) -> ConflictError:
     # user_group's one unique index besides its primary key is the folded name.
     del error
     return ConflictError("name")
@@ -77,7 +77,7 @@ def create_group(data: GroupCreate) -> GroupRow:
     try:
         row: GroupRow = db.session.execute(stmt.returning(*GROUP_COLUMNS)).one()
     except IntegrityError as error:
-        raise _name_taken(error) from None
+        raise name_taken(error) from None
     return row
 
 
@@ -94,11 +94,15 @@ def update_group(group_id: int, data: GroupUpdate) -> GroupRow:
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
     if "scopes" in changes:
         changes["scopes"] = ordered(changes["scopes"])
-    stmt = update(_groups).where(_groups.c.id == group_id).values(**changes, updated_at=utcnow())
+    stmt = (
+        update(_groups)
+        .where(_groups.c.id == group_id)
+        .values(**changes, updated_at=utcnow(), version=_groups.c.version + 1)
+    )
     try:
         matched = db.session.execute(stmt).rowcount  # type: ignore[attr-defined]
     except IntegrityError as error:
-        raise _name_taken(error) from None
+        raise name_taken(error) from None
     if not matched:
         raise NotFoundError(f"Group {group_id} does not exist.")
     if "scopes" in changes:
@@ -135,6 +139,15 @@ def _require_user(user_id: int) -> None:
         raise NotFoundError(f"User {user_id} does not exist.")
 
 
+def _moved(group_id: int) -> None:
+    # Its members changed: SCIM's meta.version and lastModified say so.
+    db.session.execute(
+        update(_groups)
+        .where(_groups.c.id == group_id)
+        .values(updated_at=utcnow(), version=_groups.c.version + 1)
+    )
+
+
 def add_member(group_id: int, user_id: int) -> None:
     """Make the user a member (already one: nothing changes); their next request has the
     group's scopes."""
@@ -143,10 +156,12 @@ def add_member(group_id: int, user_id: int) -> None:
     backend = current_settings().backend
     stmt = insert_for(backend, _members, skip_conflicts=True)
     try:
-        db.session.execute(stmt.values(group_id=group_id, user_id=user_id))
+        added = db.session.execute(stmt.values(group_id=group_id, user_id=user_id)).rowcount  # type: ignore[attr-defined]
     except IntegrityError:
         # The group or the user was deleted since it was read.
         raise NotFoundError(f"Group {group_id} or user {user_id} does not exist.") from None
+    if added:
+        _moved(group_id)
     sessions.announce_revocation(f"user:{user_id}")
 
 
@@ -156,6 +171,8 @@ def remove_member(group_id: int, user_id: int) -> None:
     stmt = delete(_members).where(_members.c.group_id == group_id, _members.c.user_id == user_id)
     if not db.session.execute(stmt).rowcount:  # type: ignore[attr-defined]
         _get(group_id)
+    else:
+        _moved(group_id)
     sessions.announce_revocation(f"user:{user_id}")
 
 

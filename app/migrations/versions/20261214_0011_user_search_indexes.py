@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.exc import DBAPIError
 
-from app.db.types import SEARCH_INDEXES
+from app.db.types import SEARCH_INDEX_STATEMENTS, SEARCH_INDEXES
 
 revision: str = "0011"
 down_revision: str | None = "0010"
@@ -38,10 +38,10 @@ def _has_trigrams() -> bool:
             bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
     except DBAPIError as error:
         log.warning(
-            "pg_trgm could not be created (%s): GET /users?q= will scan the users; "
-            "to index it, a superuser runs CREATE EXTENSION pg_trgm, then "
-            "`alembic downgrade 0010` and `alembic upgrade head` make the indexes",
+            "pg_trgm could not be created (%s): GET /users?q= will scan the users; to index "
+            "it, a superuser runs CREATE EXTENSION pg_trgm, then the owner runs: %s",
             type(error.orig).__name__,
+            "; ".join(SEARCH_INDEX_STATEMENTS),
         )
         return False
     return True
@@ -51,11 +51,8 @@ def upgrade() -> None:
     """Create the trigram indexes on PostgreSQL."""
     if op.get_bind().dialect.name != "postgresql" or not _has_trigrams():
         return
-    for name, column in SEARCH_INDEXES.items():
-        op.execute(
-            f"CREATE INDEX IF NOT EXISTS {name} ON user_account "
-            f"USING gin (lower({column}) gin_trgm_ops)"
-        )
+    for statement in SEARCH_INDEX_STATEMENTS:
+        op.execute(statement)
 
 
 def downgrade() -> None:

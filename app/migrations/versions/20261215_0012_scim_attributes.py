@@ -1,0 +1,45 @@
+"""SCIM's attributes: a user's externalId, displayName and name; a group's externalId and
+version.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-15
+
+Expand only: nullable columns, and a version with a server default, which a running release
+of 0011 neither reads nor writes (it names its columns). Plain ALTER TABLE ADD COLUMN on
+every backend, as 0005 says why.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from app.db.types import exact_string
+
+revision: str = "0012"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_USER_COLUMNS = ("external_id", "display_name", "given_name", "family_name")
+
+
+def upgrade() -> None:
+    """Add the columns."""
+    for name in _USER_COLUMNS:
+        kind = exact_string(255) if name == "external_id" else sa.String(255)
+        op.add_column("user_account", sa.Column(name, kind, nullable=True))
+    op.add_column("user_group", sa.Column("external_id", exact_string(255), nullable=True))
+    op.add_column(
+        "user_group",
+        sa.Column("version", sa.Integer(), server_default=sa.text("1"), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    """Drop them (plain DROP COLUMN: SQLite's batch copy would lose the expression indexes)."""
+    op.drop_column("user_group", "version")
+    op.drop_column("user_group", "external_id")
+    for name in reversed(_USER_COLUMNS):
+        op.drop_column("user_account", name)

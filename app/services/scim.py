@@ -1,0 +1,428 @@
+"""The rows SCIM reads and writes: the same users and groups as /users and /groups.
+
+SCIM's filters become SQL here (FilterVisitor over scim2-models' parsed and validated tree),
+never a filter in Python over fetched rows. Services flush, never commit.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from scim2_models import InvalidFilterException, InvalidValueException
+from scim2_models.path import (
+    AttrPath,
+    CompareOperator,
+    Comparison,
+    FilterVisitor,
+    LogicalExpr,
+    LogicalOperator,
+    Not,
+    Present,
+    ValuePath,
+)
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    and_,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from app.config import current_settings
+from app.db.session import db
+from app.db.types import folded, folded_match, insert_for, utcnow
+from app.errors import NotFoundError
+from app.models import Group, GroupMember, User
+from app.schemas.common import Versions
+from app.services import groups, sessions
+from app.services.users import _unique_violations_as_conflicts
+from app.services.versions import at_versions, missing_or_changed
+
+_users = cast(Table, User.__table__)
+_groups = cast(Table, Group.__table__)
+_members = cast(Table, GroupMember.__table__)
+
+SCIM_USER_COLUMNS = (
+    _users.c.id,
+    _users.c.username,
+    _users.c.email,
+    _users.c.active,
+    _users.c.created_at,
+    _users.c.updated_at,
+    _users.c.version,
+    _users.c.external_id,
+    _users.c.display_name,
+    _users.c.given_name,
+    _users.c.family_name,
+)
+SCIM_GROUP_COLUMNS = (
+    _groups.c.id,
+    _groups.c.name,
+    _groups.c.created_at,
+    _groups.c.updated_at,
+    _groups.c.version,
+    _groups.c.external_id,
+)
+UserRow = Row[*tuple[Any, ...]]
+GroupRow = Row[*tuple[Any, ...]]
+
+# The user's one email is its work email, and primary: what identity providers filter on.
+EMAIL_TYPE = "work"
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A filterable, sortable attribute: its column, and whether it ignores letter case."""
+
+    column: ColumnElement[Any]
+    case_exact: bool = False
+    nullable: bool = True
+
+
+# (attribute, sub-attribute) as scim2-models resolves them (its snake_case field names).
+USER_ATTRIBUTES: dict[tuple[str, str | None], Attribute] = {
+    ("id", None): Attribute(_users.c.id, case_exact=True, nullable=False),
+    ("external_id", None): Attribute(_users.c.external_id, case_exact=True),
+    ("user_name", None): Attribute(_users.c.username, nullable=False),
+    ("display_name", None): Attribute(_users.c.display_name),
+    ("name", "given_name"): Attribute(_users.c.given_name),
+    ("name", "family_name"): Attribute(_users.c.family_name),
+    ("emails", "value"): Attribute(_users.c.email, nullable=False),
+    ("emails", "type"): Attribute(literal(EMAIL_TYPE), nullable=False),
+    ("emails", "primary"): Attribute(true(), nullable=False),
+    ("active", None): Attribute(_users.c.active, nullable=False),
+    ("meta", "created"): Attribute(_users.c.created_at, nullable=False),
+    ("meta", "last_modified"): Attribute(_users.c.updated_at, nullable=False),
+}
+GROUP_ATTRIBUTES: dict[tuple[str, str | None], Attribute] = {
+    ("id", None): Attribute(_groups.c.id, case_exact=True, nullable=False),
+    ("external_id", None): Attribute(_groups.c.external_id, case_exact=True),
+    ("display_name", None): Attribute(_groups.c.name, nullable=False),
+    ("meta", "created"): Attribute(_groups.c.created_at, nullable=False),
+    ("meta", "last_modified"): Attribute(_groups.c.updated_at, nullable=False),
+}
+
+Resolver = Callable[[AttrPath], tuple[str, str | None]]
+
+
+class SqlFilter(FilterVisitor[ColumnElement[bool]]):
+    """A SCIM filter as a SQL condition on the users' or the groups' table.
+
+    Every comparison is false, never NULL, where its column is NULL, so that ``not``
+    negates it as SCIM means (RFC 7644 3.4.2.2: an absent value does not equal anything).
+    """
+
+    def __init__(
+        self,
+        attributes: dict[tuple[str, str | None], Attribute],
+        resolve: Resolver,
+        members: bool = False,
+    ) -> None:
+        self.attributes = attributes
+        self.resolve = resolve
+        self.members = members  # a group filter: members[value eq "id"] is a membership
+
+    def attribute(self, path: AttrPath) -> Attribute:
+        """The column an attribute path names (filters and sortBy), or InvalidFilterException."""
+        key = self.resolve(path)
+        found = self.attributes.get(key)
+        if found is None:
+            name = path.attr + (f".{path.sub_attr}" if path.sub_attr else "")
+            raise InvalidFilterException(detail=f"The attribute {name} cannot be filtered on.")
+        return found
+
+    def visit_comparison(self, node: Comparison) -> ColumnElement[bool]:
+        """A comparison of a column with the filter's value."""
+        if self.members and self.resolve(node.attr_path)[0] == "members":
+            return self._membership(node)
+        attribute = self.attribute(node.attr_path)
+        condition = _compare(attribute, node.op, node.value)
+        if attribute.nullable and node.op != CompareOperator.ne:
+            return and_(attribute.column.is_not(None), condition)
+        return condition
+
+    def _membership(self, node: Comparison) -> ColumnElement[bool]:
+        if node.op != CompareOperator.eq:
+            raise InvalidFilterException(detail="members takes only eq.")
+        member_id = _as_id(node.value)
+        if member_id is None:
+            return false()
+        return exists().where(_members.c.group_id == _groups.c.id, _members.c.user_id == member_id)
+
+    def visit_present(self, node: Present) -> ColumnElement[bool]:
+        """A value that is there, and not an empty string."""
+        if self.members and self.resolve(node.attr_path)[0] == "members":
+            return exists().where(_members.c.group_id == _groups.c.id)
+        column = self.attribute(node.attr_path).column
+        if column.type.python_type is str:
+            return and_(column.is_not(None), column != "")
+        return column.is_not(None)
+
+    def visit_not(self, node: Not) -> ColumnElement[bool]:
+        """The negation."""
+        return not_(self.visit(node.expr))
+
+    def visit_logical_expr(self, node: LogicalExpr) -> ColumnElement[bool]:
+        """and / or over the terms."""
+        terms = [self.visit(term) for term in node.terms]
+        return and_(*terms) if node.op == LogicalOperator.and_ else or_(*terms)
+
+    def visit_value_path(self, node: ValuePath) -> ColumnElement[bool]:
+        """emails[type eq "work" and value co "@x"]: one email, so a plain condition."""
+        outer = node.attr_path.attr
+
+        def inner(path: AttrPath) -> tuple[str, str | None]:
+            return self.resolve(AttrPath(attr=outer, sub_attr=path.attr, uri=node.attr_path.uri))
+
+        return SqlFilter(self.attributes, inner, self.members).visit(node.val_filter)
+
+
+def _as_id(value: Any) -> int | None:
+    # Our ids are positive integers below 2**63; any other value names nothing.
+    text = str(value)
+    return int(text) if text.isdigit() and 0 < int(text) < 2**63 else None
+
+
+def _instant(value: Any) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise InvalidFilterException(detail=f"{value!r} is not a date and time with a zone.")
+    return parsed.astimezone(UTC)
+
+
+def _exact_match(column: ColumnElement[Any], how: str, text: str) -> ColumnElement[bool]:
+    # LIKE with LIKE's own characters escaped; case-exact where the column's collation is
+    # (binary on MySQL, as exact_string makes it; SQLite's LIKE ignores ASCII case).
+    if how == "contains":
+        return column.contains(text, autoescape=True)
+    if how == "starts":
+        return column.startswith(text, autoescape=True)
+    return column.endswith(text, autoescape=True)
+
+
+def _compare(attribute: Attribute, op: CompareOperator, value: Any) -> ColumnElement[bool]:
+    column = attribute.column
+    python_type = column.type.python_type
+    if column is _users.c.id or column is _groups.c.id:
+        wanted = _as_id(value)
+        if wanted is None:
+            return true() if op == CompareOperator.ne else false()
+        value = wanted
+    if python_type is datetime and not isinstance(value, datetime):
+        value = _instant(value)
+    if python_type is str and op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
+        how = {"co": "contains", "sw": "starts", "ew": "ends"}[op.value]
+        if attribute.case_exact:
+            return _exact_match(column, how, str(value))
+        return folded_match(column, str(value), how)  # type: ignore[arg-type]
+    if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
+        raise InvalidFilterException(detail=f"{op.value} compares only strings.")
+    left: ColumnElement[Any] = column
+    right: Any = value
+    if python_type is str and not attribute.case_exact:
+        left, right = folded(column), folded(str(value))
+    comparisons: dict[CompareOperator, Callable[[Any, Any], ColumnElement[bool]]] = {
+        CompareOperator.eq: lambda a, b: a == b,
+        CompareOperator.ne: lambda a, b: a != b,
+        CompareOperator.gt: lambda a, b: a > b,
+        CompareOperator.ge: lambda a, b: a >= b,
+        CompareOperator.lt: lambda a, b: a < b,
+        CompareOperator.le: lambda a, b: a <= b,
+    }
+    condition = comparisons[op](left, right)
+    if op == CompareOperator.ne and attribute.nullable:
+        return or_(column.is_(None), condition)
+    return condition
+
+
+Sorting = tuple[Attribute, bool] | None  # the attribute, and whether it descends
+
+
+def _ordered(stmt: Any, sort: Sorting, id_column: ColumnElement[Any]) -> Any:
+    if sort is None:
+        return stmt.order_by(id_column)
+    attribute, descending = sort
+    key = attribute.column
+    if key.type.python_type is str and not attribute.case_exact:
+        key = folded(key)
+    # NULLs sort last either way (RFC 7644 3.4.2.3), and the id breaks ties.
+    nulls = key.is_(None)
+    key = key.desc() if descending else key.asc()
+    return stmt.order_by(nulls, key, id_column)
+
+
+def search(
+    table: str, condition: ColumnElement[bool] | None, sort: Sorting, offset: int, limit: int
+) -> tuple[list[Row[Any]], int]:
+    """One page of users or groups matching ``condition``, and how many match in all."""
+    columns = SCIM_USER_COLUMNS if table == "users" else SCIM_GROUP_COLUMNS
+    id_column = _users.c.id if table == "users" else _groups.c.id
+    where = condition if condition is not None else true()
+    total = db.session.execute(select(func.count()).select_from(columns[0].table).where(where))
+    count = int(total.scalar_one())
+    if limit == 0 or offset >= count:
+        return [], count
+    stmt = _ordered(select(*columns).where(where), sort, id_column)
+    return list(db.session.execute(stmt.offset(offset).limit(limit))), count
+
+
+def get_user(user_id: int) -> UserRow:
+    """The user's SCIM columns, or NotFoundError."""
+    row = db.session.execute(select(*SCIM_USER_COLUMNS).where(_users.c.id == user_id)).one_or_none()
+    if row is None:
+        raise NotFoundError(f"User {user_id} does not exist.")
+    return row
+
+
+def create_user(fields: dict[str, Any]) -> UserRow:
+    """Insert a user with these columns; a taken username or email is a ConflictError."""
+    with _unique_violations_as_conflicts():
+        stmt = insert(_users).values(**fields).returning(*SCIM_USER_COLUMNS)
+        row: UserRow = db.session.execute(stmt).one()
+    return row
+
+
+def replace_user(user_id: int, fields: dict[str, Any], versions: Versions) -> UserRow:
+    """Set these columns if the user is at one of ``versions``; deactivating revokes the
+    user's sessions in the same transaction."""
+    stmt = (
+        update(_users)
+        .where(at_versions(_users.c.id == user_id, versions, _users.c.version))
+        .values(**fields, updated_at=utcnow(), version=_users.c.version + 1)
+    )
+    with _unique_violations_as_conflicts():
+        matched = db.session.execute(stmt).rowcount  # type: ignore[attr-defined]
+    if not matched:
+        raise missing_or_changed("user", _users.c.id, user_id)
+    if fields.get("active") is False:
+        sessions.revoke_user_sessions(user_id)
+    return get_user(user_id)
+
+
+def get_group(group_id: int) -> GroupRow:
+    """The group's SCIM columns, or NotFoundError."""
+    row = db.session.execute(
+        select(*SCIM_GROUP_COLUMNS).where(_groups.c.id == group_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"Group {group_id} does not exist.")
+    return row
+
+
+def members_of(group_ids: Iterable[int]) -> dict[int, list[tuple[int, str]]]:
+    """Each group's members as (user id, username), by user id."""
+    found: dict[int, list[tuple[int, str]]] = {group_id: [] for group_id in group_ids}
+    if not found:
+        return found
+    stmt = (
+        select(_members.c.group_id, _users.c.id, _users.c.username)
+        .join(_users, _users.c.id == _members.c.user_id)
+        .where(_members.c.group_id.in_(list(found)))
+        .order_by(_members.c.group_id, _users.c.id)
+    )
+    for group_id, user_id, username in db.session.execute(stmt):
+        found[group_id].append((user_id, username))
+    return found
+
+
+def create_group(name: str, external_id: str | None) -> GroupRow:
+    """Insert a group with no scopes (an admin grants them through /groups)."""
+    stmt = insert(_groups).values(name=name, scopes=[], external_id=external_id)
+    try:
+        group_id = db.session.execute(stmt.returning(_groups.c.id)).scalar_one()
+    except IntegrityError as error:
+        raise groups.name_taken(error) from None
+    return get_group(int(group_id))
+
+
+def touch_group(group_id: int, versions: Versions, **fields: Any) -> None:
+    """Set these columns and move the version (SCIM's meta.version) if at one of ``versions``."""
+    stmt = (
+        update(_groups)
+        .where(at_versions(_groups.c.id == group_id, versions, _groups.c.version))
+        .values(**fields, updated_at=utcnow(), version=_groups.c.version + 1)
+    )
+    try:
+        matched = db.session.execute(stmt).rowcount  # type: ignore[attr-defined]
+    except IntegrityError as error:
+        raise groups.name_taken(error) from None
+    if not matched:
+        raise missing_or_changed("group", _groups.c.id, group_id)
+
+
+def _existing_users(user_ids: Iterable[int]) -> list[int]:
+    """The ids, each checked to name a user: a member that is not one is refused, not lost."""
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return []
+    found = list(db.session.execute(select(_users.c.id).where(_users.c.id.in_(wanted))).scalars())
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        shown = ", ".join(str(user_id) for user_id in missing[:10])
+        raise InvalidValueException(detail=f"members: no user {shown}.")
+    return found
+
+
+def add_members(group_id: int, user_ids: Iterable[int]) -> None:
+    """Add these users (members already: left alone; not users: refused) without
+    reading the group's other members: a group of 10,000 costs what one of 10 does."""
+    present = _existing_users(user_ids)
+    if not present:
+        return
+    stmt = insert_for(current_settings().backend, _members, skip_conflicts=True)
+    db.session.execute(stmt, [{"group_id": group_id, "user_id": user_id} for user_id in present])
+    for user_id in present:
+        sessions.announce_revocation(f"user:{user_id}")
+
+
+def remove_members(group_id: int, user_ids: Iterable[int] | None) -> None:
+    """Remove these users (None: every member)."""
+    stmt = delete(_members).where(_members.c.group_id == group_id)
+    if user_ids is not None:
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return
+        stmt = stmt.where(_members.c.user_id.in_(wanted))
+        removed = wanted
+    else:
+        removed = list(
+            db.session.execute(
+                select(_members.c.user_id).where(_members.c.group_id == group_id)
+            ).scalars()
+        )
+    db.session.execute(stmt)
+    for user_id in removed:
+        sessions.announce_revocation(f"user:{user_id}")
+
+
+def set_members(group_id: int, user_ids: Iterable[int]) -> None:
+    """Make exactly these users the members (PUT)."""
+    wanted = set(_existing_users(user_ids))
+    now = set(
+        db.session.execute(
+            select(_members.c.user_id).where(_members.c.group_id == group_id)
+        ).scalars()
+    )
+    remove_members(group_id, now - wanted)
+    add_members(group_id, wanted - now)
+
+
+def delete_group(group_id: int, versions: Versions) -> None:
+    """Delete the group if at one of ``versions`` (its members lose its scopes at once)."""
+    touch_group(group_id, versions)  # the If-Match check, and the row locked meanwhile
+    groups.delete_group(group_id)
