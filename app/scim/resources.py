@@ -33,7 +33,7 @@ from scim2_models import (
 from sqlalchemy import Row
 
 from app.api.conditional import etag
-from app.services.scim import EMAIL_TYPE
+from app.services.scim_filters import EMAIL_TYPE
 
 MAX_RESULTS = 100  # a page of a list, as /users's limit
 

@@ -13,7 +13,6 @@ from flask import Blueprint, Response, json, request, url_for
 from scim2_models import (
     Context,
     Group,
-    GroupMember,
     InvalidFilterException,
     InvalidValueException,
     ListResponse,
@@ -27,11 +26,10 @@ from scim2_models.path import AttrPath
 
 from app.api.conditional import etag, not_modified, write_condition
 from app.db.session import autocommit, run_db, transaction
-from app.schemas.groups import GroupCreate
 from app.schemas.users import UserCreate
 from app.scim import errors, resources
 from app.scim.resources import MAX_RESULTS
-from app.services import passwords, scim, users
+from app.services import passwords, scim, scim_filters, users
 from app.web.auth import requires
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
@@ -40,19 +38,19 @@ errors.install(bp)
 _ROW = {"User": scim.get_user, "Group": scim.get_group}
 
 
-def _answer(body: dict[str, Any], status: int = 200, version: int | None = None) -> Response:
+def answer(body: dict[str, Any], status: int = 200, version: int | None = None) -> Response:
     response = Response(json.dumps(body), status=status, mimetype=errors.SCIM_MIMETYPE)
     if version is not None:
         response.headers["ETag"] = etag(version)
     return response
 
 
-def _body() -> dict[str, Any]:
+def json_body() -> dict[str, Any]:
     body: dict[str, Any] = request.get_json()  # a JSON object: bodies.require_json_body
     return body
 
 
-def _not_supported(what: str) -> InvalidValueException:
+def not_supported(what: str) -> InvalidValueException:
     return InvalidValueException(detail=f"Not supported: {what}.")
 
 
@@ -63,14 +61,14 @@ def _not_supported(what: str) -> InvalidValueException:
 @requires("scim")
 async def get_config() -> Response:
     """What this service supports."""
-    return _answer(resources.dump(resources.config(), Context.RESOURCE_QUERY_RESPONSE))
+    return answer(resources.dump(resources.config(), Context.RESOURCE_QUERY_RESPONSE))
 
 
 def _listed(items: list[Any]) -> Response:
     listing = ListResponse[Any](
         total_results=len(items), start_index=1, items_per_page=len(items), resources=items
     )
-    return _answer(resources.dump(listing, Context.SEARCH_RESPONSE))
+    return answer(resources.dump(listing, Context.SEARCH_RESPONSE))
 
 
 @bp.get("/ResourceTypes")
@@ -86,7 +84,7 @@ async def get_resource_type(type_id: str) -> Response:
     """One resource type."""
     for found in resources.resource_types():
         if found.id == type_id:
-            return _answer(resources.dump(found, Context.RESOURCE_QUERY_RESPONSE))
+            return answer(resources.dump(found, Context.RESOURCE_QUERY_RESPONSE))
     raise NotFoundException(detail=f"No resource type {type_id}.")
 
 
@@ -103,7 +101,7 @@ async def get_schema(schema_id: str) -> Response:
     """One schema."""
     for found in resources.schemas():
         if found.id == schema_id:
-            return _answer(resources.dump(found, Context.RESOURCE_QUERY_RESPONSE))
+            return answer(resources.dump(found, Context.RESOURCE_QUERY_RESPONSE))
     raise NotFoundException(detail=f"No schema {schema_id}.")
 
 
@@ -123,8 +121,8 @@ def _search(kind: str) -> Response:
             raise InvalidFilterException(detail=f"Unknown attribute {path.attr}.")
         return bound.field_name, bound.sub_field_name
 
-    attributes = scim.USER_ATTRIBUTES if kind == "User" else scim.GROUP_ATTRIBUTES
-    translate = scim.SqlFilter(attributes, resolve, members=kind == "Group")
+    attributes = scim_filters.USER_ATTRIBUTES if kind == "User" else scim_filters.GROUP_ATTRIBUTES
+    translate = scim_filters.SqlFilter(attributes, resolve, members=kind == "Group")
     condition = None if query.filter is None else translate.visit(query.filter.ast)
     sort = None
     if query.sort_by is not None:
@@ -144,7 +142,7 @@ def _search(kind: str) -> Response:
     listing = ListResponse[model](  # type: ignore[valid-type]
         total_results=total, start_index=offset + 1, items_per_page=len(found), resources=found
     )
-    return _answer(resources.dump(listing, Context.SEARCH_RESPONSE, response_parameters=query))
+    return answer(resources.dump(listing, Context.SEARCH_RESPONSE, response_parameters=query))
 
 
 def _wants_members(query: Any) -> bool:
@@ -191,7 +189,7 @@ async def _password_hash(user: User[Any]) -> str | None:
 def _user_answer(row: Any, *, created: bool = False) -> Response:
     resource = resources.user_resource(row)
     context = Context.RESOURCE_CREATION_RESPONSE if created else Context.RESOURCE_QUERY_RESPONSE
-    response = _answer(resources.dump(resource, context), 201 if created else 200, row.version)
+    response = answer(resources.dump(resource, context), 201 if created else 200, row.version)
     if created:
         response.headers["Location"] = url_for("scim.get_user", user_id=row.id, _external=True)
     return response
@@ -201,7 +199,7 @@ def _user_answer(row: Any, *, created: bool = False) -> Response:
 @requires("scim")
 async def create_user() -> Response:
     """Provision a user; a taken userName or email is a 409 (uniqueness)."""
-    user: User[Any] = User.model_validate(_body(), scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+    user: User[Any] = User.model_validate(json_body(), scim_ctx=Context.RESOURCE_CREATION_REQUEST)
     fields = _checked_user(resources.user_fields(user))
     password_hash = await _password_hash(user)
     if password_hash is not None:
@@ -228,7 +226,9 @@ def _replace_user(user_id: int, fields: dict[str, Any], versions: Any) -> Any:
 @requires("scim")
 async def replace_user(user_id: int) -> Response:
     """Replace a user's attributes (If-Match: only at that version, else 412)."""
-    user: User[Any] = User.model_validate(_body(), scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
+    user: User[Any] = User.model_validate(
+        json_body(), scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST
+    )
     fields = _checked_user(resources.user_fields(user))
     password_hash = await _password_hash(user)
     if password_hash is not None:
@@ -247,7 +247,7 @@ def _patched_user(user_id: int, patch: PatchOp[User[Any]], versions: Any) -> Any
     patch.patch(user)
     if user.password is not None:
         # Hashing runs on its own bounded threads, not inside this transaction.
-        raise _not_supported("a password by PATCH; send it with PUT")
+        raise not_supported("a password by PATCH; send it with PUT")
     fields = _checked_user(resources.user_fields(user))
     # The version read is the one the write must find: one written meanwhile is a 412.
     return scim.replace_user(user_id, fields, [(row.version,)] if versions is None else versions)
@@ -257,7 +257,7 @@ def _patched_user(user_id: int, patch: PatchOp[User[Any]], versions: Any) -> Any
 @requires("scim")
 async def patch_user(user_id: int) -> Response:
     """Apply PATCH operations (add, replace, remove; RFC 7644 3.5.2)."""
-    patch = PatchOp[User[Any]].model_validate(_body(), scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+    patch = PatchOp[User[Any]].model_validate(json_body(), scim_ctx=Context.RESOURCE_PATCH_REQUEST)
     condition = write_condition(1)
     async with transaction():
         row = await run_db(_patched_user, user_id, patch, condition.allowed)
@@ -271,205 +271,6 @@ async def delete_user(user_id: int) -> Response:
     condition = write_condition(1)
     async with autocommit():
         await run_db(users.delete_user, user_id, condition.allowed)
-    return Response(status=204)
-
-
-# Groups ------------------------------------------------------------------------------------
-
-
-def _group_answer(
-    row: Any, members: list[tuple[int, str]] | None, *, created: bool = False
-) -> Response:
-    resource = resources.group_resource(row, members)
-    context = Context.RESOURCE_CREATION_RESPONSE if created else Context.RESOURCE_QUERY_RESPONSE
-    response = _answer(resources.dump(resource, context), 201 if created else 200, row.version)
-    if created:
-        response.headers["Location"] = url_for("scim.get_group", group_id=row.id, _external=True)
-    return response
-
-
-def _checked_name(name: Any) -> str:
-    return GroupCreate(name=name, scopes=[]).name
-
-
-def _create_group(fields: dict[str, Any], ids: list[int] | None) -> tuple[Any, Any]:
-    row = scim.create_group(fields["name"], fields["external_id"])
-    if ids:
-        scim.add_members(row.id, ids)
-    return row, scim.members_of([row.id])[row.id]
-
-
-@bp.post("/Groups")
-@requires("scim")
-async def create_group() -> Response:
-    """Provision a group (no scopes: an admin grants them through /groups)."""
-    group = Group.model_validate(_body(), scim_ctx=Context.RESOURCE_CREATION_REQUEST)
-    fields, ids = resources.group_fields(group)
-    fields["name"] = _checked_name(fields["name"])
-    async with transaction():
-        row, members = await run_db(_create_group, fields, ids)
-    return _group_answer(row, members, created=True)
-
-
-def _read_group(group_id: int) -> tuple[Any, Any]:
-    row = scim.get_group(group_id)
-    return row, scim.members_of([group_id])[group_id]
-
-
-@bp.get("/Groups/<id:group_id>")
-@requires("scim")
-async def get_group(group_id: int) -> Response:
-    """One group with its members."""
-    async with autocommit():
-        row, members = await run_db(_read_group, group_id)
-    return not_modified("group", row.version) or _group_answer(row, members)
-
-
-def _replace_group(
-    group_id: int, fields: dict[str, Any], ids: list[int] | None, versions: Any
-) -> tuple[Any, Any]:
-    scim.touch_group(group_id, versions, **fields)
-    scim.set_members(group_id, ids or [])
-    return _read_group(group_id)
-
-
-@bp.put("/Groups/<id:group_id>")
-@requires("scim")
-async def replace_group(group_id: int) -> Response:
-    """Replace a group's name, externalId and members."""
-    group = Group.model_validate(_body(), scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
-    fields, ids = resources.group_fields(group)
-    fields["name"] = _checked_name(fields["name"])
-    condition = write_condition(1)
-    async with transaction():
-        row, members = await run_db(_replace_group, group_id, fields, ids, condition.allowed)
-    return _group_answer(row, members)
-
-
-def _member_filter_ids(op: Any) -> list[int] | None:
-    """The ids a remove's members[value eq "id"] path names (None: every member)."""
-    node = op.path.ast
-    val_filter = getattr(node, "val_filter", None)
-    if val_filter is None:
-        return None
-    terms = [val_filter]
-    ids = []
-    while terms:
-        term = terms.pop()
-        if hasattr(term, "terms") and str(getattr(term, "op", "")) == "or":
-            terms.extend(term.terms)
-            continue
-        attr = getattr(getattr(term, "attr_path", None), "attr", "")
-        if str(getattr(term, "op", "")) != "eq" or attr.lower() != "value":
-            raise _not_supported("member filters other than value eq (or'ed)")
-        ids.extend(resources.member_ids([GroupMember(value=str(term.value))]))
-    return ids
-
-
-class _MemberPlan:
-    """A PATCH's member operations folded into one change, in their order: the last word on
-    each member wins, and nothing reads the members that are not named."""
-
-    def __init__(self) -> None:
-        self.replace: list[int] | None = None  # replace or remove-all: the new whole list
-        self.add: dict[int, None] = {}
-        self.remove: dict[int, None] = {}
-
-    def adding(self, ids: list[int]) -> None:
-        for user_id in ids:
-            self.remove.pop(user_id, None)
-            self.add[user_id] = None
-
-    def removing(self, ids: list[int] | None) -> None:
-        if ids is None:
-            self.replacing([])
-            return
-        for user_id in ids:
-            self.add.pop(user_id, None)
-            self.remove[user_id] = None
-
-    def replacing(self, ids: list[int]) -> None:
-        self.replace, self.add, self.remove = ids, {}, {}
-
-    def apply(self, group_id: int) -> None:
-        if self.replace is not None:
-            scim.set_members(group_id, self.replace)
-        scim.remove_members(group_id, list(self.remove))
-        scim.add_members(group_id, list(self.add))
-
-
-def _ids_of(members: Any) -> list[int]:
-    return resources.member_ids(Group.model_validate({"members": members}).members or [])
-
-
-def _plan_members(plan: _MemberPlan, kind: str, op: Any, members: Any) -> None:
-    if kind == "remove":
-        plan.removing(_member_filter_ids(op) if op.path is not None else None)
-    elif kind == "replace":
-        plan.replacing(_ids_of(members))
-    else:
-        plan.adding(_ids_of(members))
-
-
-def _patch_group(group_id: int, patch: PatchOp[Group], versions: Any) -> int:
-    row = scim.get_group(group_id)
-    if versions is not None and (row.version,) not in versions:
-        versions = []  # stale: the write below finds no row, a 412
-    fields: dict[str, Any] = {}
-    plan = _MemberPlan()
-    for op in patch.operations or []:
-        kind = op.op.value
-        if op.path is None:
-            # No path (Entra ID's form): the value's attributes, as if each were named.
-            values = dict(op.value or {})
-            members = next((v for k, v in values.items() if k.lower() == "members"), None)
-            if members is not None:
-                _plan_members(plan, kind, op, members)
-            named = {k: v for k, v in values.items() if k.lower() != "members"}
-            if named:
-                fields.update(_group_attributes(row, named))
-        elif op.path.attr.lower() == "members":
-            _plan_members(plan, kind, op, op.value)
-        else:
-            value = None if kind == "remove" else op.value
-            fields.update(_group_attributes(row, {str(op.path): value}))
-    # The version read is the one the write must find: one written meanwhile is a 412.
-    scim.touch_group(group_id, [(row.version,)] if versions is None else versions, **fields)
-    plan.apply(group_id)
-    return int(scim.get_group(group_id).version)
-
-
-def _group_attributes(row: Any, values: dict[str, Any]) -> dict[str, Any]:
-    current = resources.group_resource(row, None).model_dump(
-        scim_ctx=Context.RESOURCE_QUERY_RESPONSE
-    )
-    merged = {**current, **values}
-    group = Group.model_validate(merged, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
-    fields, _ = resources.group_fields(group)
-    fields["name"] = _checked_name(fields["name"])
-    return fields
-
-
-@bp.patch("/Groups/<id:group_id>")
-@requires("scim")
-async def patch_group(group_id: int) -> Response:
-    """Apply PATCH operations; adding or removing members reads none of the others."""
-    patch = PatchOp[Group].model_validate(_body(), scim_ctx=Context.RESOURCE_PATCH_REQUEST)
-    condition = write_condition(1)
-    async with transaction():
-        version = await run_db(_patch_group, group_id, patch, condition.allowed)
-    # 204 (RFC 7644 3.5.2 allows it): the answer would carry every member, and a group of
-    # 10,000 would cost its PATCH what a read of them does.
-    return Response(status=204, headers={"ETag": etag(version)})
-
-
-@bp.delete("/Groups/<id:group_id>")
-@requires("scim")
-async def delete_group(group_id: int) -> Response:
-    """Delete a group; its members lose its scopes at once."""
-    condition = write_condition(1)
-    async with transaction():
-        await run_db(scim.delete_group, group_id, condition.allowed)
     return Response(status=204)
 
 
