@@ -18,6 +18,7 @@ EMAIL_MAX = 254
 PASSWORD_HASH_MAX = 255
 # An identity provider's identifier or a person's name, as SCIM sends them.
 SCIM_TEXT_MAX = 255
+SCIM_TYPE_MAX = 64
 
 
 class User(Base):
@@ -43,6 +44,8 @@ class User(Base):
     # What an identity provider knows the user as, and the names it sends (SCIM); none of
     # them is part of /users' representation.
     external_id: Mapped[str | None] = mapped_column(exact_string(SCIM_TEXT_MAX))
+    # The email's kind as SCIM names it (work, home, ...), when one was given.
+    email_type: Mapped[str | None] = mapped_column(String(SCIM_TYPE_MAX))
     display_name: Mapped[str | None] = mapped_column(String(SCIM_TEXT_MAX))
     given_name: Mapped[str | None] = mapped_column(String(SCIM_TEXT_MAX))
     family_name: Mapped[str | None] = mapped_column(String(SCIM_TEXT_MAX))

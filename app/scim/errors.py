@@ -1,56 +1,16 @@
-"""SCIM's error schema (RFC 7644 3.12) for everything under /scim/v2.
+"""SCIM's errors for what scim2-models and pydantic refuse in a SCIM view.
 
-The app's problem+json handler (app.web.problems) answers every error, the pipeline's
-included (401, 403, 413, 429, 503); an after-request hook of the SCIM blueprint rewrites its
-answer into SCIM's schema and content type, keeping the status and headers such as
-WWW-Authenticate and Retry-After. scim2-models' own exceptions carry their scimType.
+Every other error under /scim/v2 is answered by the app's problem handler and rewritten into
+SCIM's schema by the pipeline (app.web.problems.scim_errors), the pipeline's own 401, 404
+and 405 included; scim2-models' exceptions carry their scimType here.
 """
-
-import json
-from http import HTTPStatus
-from typing import Any
 
 from flask import Blueprint, Response
 from pydantic import ValidationError
-from scim2_models import Error, SCIMException
+from scim2_models import SCIMException
 
 from app.db.session import db
-from app.errors import PROBLEM_MIMETYPE
-
-SCIM_MIMETYPE = "application/scim+json"
-
-# The scimType of a status whose problem says no more (RFC 7644 3.12, table 9).
-_SCIM_TYPES = {409: "uniqueness"}
-
-
-def scim_error(
-    status: int, detail: str, scim_type: str | None = None, headers: Any = ()
-) -> Response:
-    """An error in SCIM's schema."""
-    body = Error(status=status, detail=detail, scim_type=scim_type).model_dump()
-    response = Response(json.dumps(body), status=status, mimetype=SCIM_MIMETYPE)
-    response.headers.extend(headers)
-    return response
-
-
-def _from_problem(response: Response) -> Response:
-    if response.mimetype != PROBLEM_MIMETYPE:
-        return response
-    problem = json.loads(response.get_data())
-    status = response.status_code
-    scim_type = _SCIM_TYPES.get(status)
-    if status in (400, 422) and problem.get("errors"):
-        scim_type = "invalidValue"
-    kept = [
-        (k, v) for k, v in response.headers if k.lower() not in {"content-type", "content-length"}
-    ]
-    # A body that failed validation is a 400 in SCIM, which has no 422.
-    return scim_error(
-        400 if status == HTTPStatus.UNPROCESSABLE_ENTITY else status,
-        str(problem.get("detail", "")),
-        scim_type,
-        kept,
-    )
+from app.web.problems import scim_error
 
 
 def _scim_exception(error: SCIMException) -> Response:
@@ -71,7 +31,6 @@ def _validation_error(error: ValidationError) -> Response:
 
 
 def install(bp: Blueprint) -> None:
-    """Make every answer of ``bp`` that is an error SCIM's kind of error."""
+    """Answer what scim2-models and pydantic refuse in ``bp``'s views as SCIM errors."""
     bp.register_error_handler(SCIMException, _scim_exception)
     bp.register_error_handler(ValidationError, _validation_error)
-    bp.after_request(_from_problem)

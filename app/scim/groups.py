@@ -9,17 +9,16 @@ from app.api.conditional import etag, not_modified, write_condition
 from app.db.session import autocommit, run_db, transaction
 from app.schemas.groups import GroupCreate
 from app.scim import resources
-from app.scim.views import answer, bp, json_body, not_supported
+from app.scim.views import answer, bp, json_body, not_supported, selected
 from app.services import scim
 from app.web.auth import requires
 
 
-def _group_answer(
-    row: Any, members: list[tuple[int, str]] | None, *, created: bool = False
-) -> Response:
+def _group_answer(row: Any, members: list[int] | None, *, created: bool = False) -> Response:
     resource = resources.group_resource(row, members)
     context = Context.RESOURCE_CREATION_RESPONSE if created else Context.RESOURCE_QUERY_RESPONSE
-    response = answer(resources.dump(resource, context), 201 if created else 200, row.version)
+    body = resources.dump(resource, context, response_parameters=selected())
+    response = answer(body, 201 if created else 200, row.version)
     if created:
         response.headers["Location"] = url_for("scim.get_group", group_id=row.id, _external=True)
     return response

@@ -24,6 +24,7 @@ from scim2_models import (
     Meta,
     Name,
     Patch,
+    Required,
     ResourceType,
     Schema,
     ServiceProviderConfig,
@@ -33,7 +34,6 @@ from scim2_models import (
 from sqlalchemy import Row
 
 from app.api.conditional import etag
-from app.services.scim_filters import EMAIL_TYPE
 
 MAX_RESULTS = 100  # a page of a list, as /users's limit
 
@@ -43,7 +43,7 @@ USER_FIELDS = frozenset(
     | {"active", "password", "groups"}
 )
 NAME_FIELDS = frozenset({"given_name", "family_name"})
-EMAIL_FIELDS = frozenset({"value", "type", "primary", "display"})
+EMAIL_FIELDS = frozenset({"value", "type", "primary"})
 GROUP_FIELDS = frozenset({"schemas", "id", "external_id", "meta", "display_name", "members"})
 MEMBER_FIELDS = frozenset({"value", "ref", "type", "display"})
 
@@ -54,8 +54,8 @@ _ADVERTISED = {
 }
 _SUB_ADVERTISED = {
     "name": {"givenName", "familyName"},
-    "emails": {"value", "type", "primary"},
-    "members": {"value", "$ref", "type", "display"},
+    "emails": {"value", "type"},
+    "members": {"value", "$ref", "type"},
 }
 
 
@@ -74,17 +74,19 @@ def user_fields(user: User[Any]) -> dict[str, Any]:
     unsupported = _unsupported(user, USER_FIELDS)
     if user.name is not None:
         unsupported += _unsupported(user.name, NAME_FIELDS, "name.")
-    for email in user.emails or []:
-        unsupported += _unsupported(email, EMAIL_FIELDS, "emails.")
+    for each in user.emails or []:
+        unsupported += _unsupported(each, EMAIL_FIELDS, "emails.")
     _refuse(sorted(set(unsupported)))
-    values = {str(email.value) for email in user.emails or [] if email.value}
-    if len(values) > 1:
+    emails = {str(each.value): each.type for each in user.emails or [] if each.value}
+    if len(emails) > 1:
         raise InvalidValueException(detail="A user has one email here; send one value.")
-    if not values:
+    if not emails:
         raise InvalidValueException(detail="emails: one email value is required here.")
+    [(address, email_type)] = emails.items()
     return {
         "username": user.user_name,
-        "email": values.pop(),
+        "email": address,
+        "email_type": None if email_type is None else str(email_type),
         "active": True if user.active is None else user.active,
         "external_id": user.external_id,
         "display_name": user.display_name,
@@ -136,12 +138,12 @@ def user_resource(row: Row[Any]) -> User[Any]:
         user_name=row.username,
         name=name,
         display_name=row.display_name,
-        emails=[Email(value=row.email, type=EMAIL_TYPE, primary=True)],
+        emails=[Email(value=row.email, type=row.email_type)],
         active=row.active,
     )
 
 
-def group_resource(row: Row[Any], members: list[tuple[int, str]] | None) -> Group:
+def group_resource(row: Row[Any], members: list[int] | None) -> Group:
     """The group row as a SCIM group, with its members when read."""
     return Group(
         id=str(row.id),
@@ -155,15 +157,25 @@ def group_resource(row: Row[Any], members: list[tuple[int, str]] | None) -> Grou
                 value=str(user_id),
                 ref=url_for("scim.get_user", user_id=user_id, _external=True),
                 type="User",
-                display=username,
             )
-            for user_id, username in members
+            for user_id in members
         ],
     )
 
 
+# Stored as NOT NULL here, so a user needs them: one email, and whether it is active (an
+# absent active is read as true on creation, as /users does).
+_REQUIRED = {"emails", "active"}
+
+
 def _narrowed(schema: Schema, kind: str) -> Schema:
     attributes = [a for a in schema.attributes or [] if a.name in _ADVERTISED[kind]]
+    for attribute in attributes:
+        if kind == "User" and attribute.name in _REQUIRED:
+            attribute.required = Required.true
+            for sub in attribute.sub_attributes or []:
+                if sub.name == "value":
+                    sub.required = Required.true
     for attribute in attributes:
         allowed = _SUB_ADVERTISED.get(str(attribute.name))
         if allowed is not None and attribute.sub_attributes:

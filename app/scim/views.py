@@ -17,7 +17,11 @@ from scim2_models import (
     InvalidValueException,
     ListResponse,
     NotFoundException,
+    NotImplementedException,
     PatchOp,
+    ResourceType,
+    ResponseParameters,
+    Schema,
     ScimFilter,
     SearchRequest,
     User,
@@ -31,15 +35,16 @@ from app.scim import errors, resources
 from app.scim.resources import MAX_RESULTS
 from app.services import passwords, scim, scim_filters, users
 from app.web.auth import requires
+from app.web.problems import SCIM_MIMETYPE, SCIM_PREFIX
 
-bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
+bp = Blueprint("scim", __name__, url_prefix=SCIM_PREFIX)
 errors.install(bp)
 
 _ROW = {"User": scim.get_user, "Group": scim.get_group}
 
 
 def answer(body: dict[str, Any], status: int = 200, version: int | None = None) -> Response:
-    response = Response(json.dumps(body), status=status, mimetype=errors.SCIM_MIMETYPE)
+    response = Response(json.dumps(body), status=status, mimetype=SCIM_MIMETYPE)
     if version is not None:
         response.headers["ETag"] = etag(version)
     return response
@@ -64,8 +69,8 @@ async def get_config() -> Response:
     return answer(resources.dump(resources.config(), Context.RESOURCE_QUERY_RESPONSE))
 
 
-def _listed(items: list[Any]) -> Response:
-    listing = ListResponse[Any](
+def _listed(kind: type[Any], items: list[Any]) -> Response:
+    listing = ListResponse[kind](  # type: ignore[valid-type]
         total_results=len(items), start_index=1, items_per_page=len(items), resources=items
     )
     return answer(resources.dump(listing, Context.SEARCH_RESPONSE))
@@ -75,7 +80,7 @@ def _listed(items: list[Any]) -> Response:
 @requires("scim")
 async def list_resource_types() -> Response:
     """User and Group."""
-    return _listed(resources.resource_types())
+    return _listed(ResourceType, resources.resource_types())
 
 
 @bp.get("/ResourceTypes/<type_id>")
@@ -92,7 +97,7 @@ async def get_resource_type(type_id: str) -> Response:
 @requires("scim")
 async def list_schemas() -> Response:
     """The User and Group schemas, as stored here."""
-    return _listed(resources.schemas())
+    return _listed(Schema, resources.schemas())
 
 
 @bp.get("/Schemas/<path:schema_id>")
@@ -108,10 +113,10 @@ async def get_schema(schema_id: str) -> Response:
 # Lists -------------------------------------------------------------------------------------
 
 
-def _search(kind: str) -> Response:
+def _search(kind: str, parameters: dict[str, Any]) -> Response:
     model = User if kind == "User" else Group
     query = SearchRequest[model].model_validate(  # type: ignore[valid-type]
-        request.args.to_dict(), scim_ctx=Context.SEARCH_REQUEST
+        parameters, scim_ctx=Context.SEARCH_REQUEST
     )
     probe = ScimFilter[model]("id pr")  # type: ignore[valid-type]
 
@@ -159,7 +164,7 @@ def _wants_members(query: Any) -> bool:
 async def list_users() -> Response:
     """Users matching the filter, sorted, a page of startIndex and count."""
     async with autocommit():
-        return await run_db(_search, "User")
+        return await run_db(_search, "User", request.args.to_dict())
 
 
 @bp.get("/Groups")
@@ -167,7 +172,40 @@ async def list_users() -> Response:
 async def list_groups() -> Response:
     """Groups matching the filter, sorted, a page of startIndex and count."""
     async with autocommit():
-        return await run_db(_search, "Group")
+        return await run_db(_search, "Group", request.args.to_dict())
+
+
+@bp.post("/Users/.search")
+@requires("scim")
+async def search_users() -> Response:
+    """The same search as GET /Users, its parameters in a SearchRequest body (RFC 7644 3.4.3),
+    which keeps a filter out of URLs and their logs."""
+    parameters = json_body()
+    async with autocommit():
+        return await run_db(_search, "User", parameters)
+
+
+@bp.post("/Groups/.search")
+@requires("scim")
+async def search_groups() -> Response:
+    """The same search as GET /Groups, its parameters in a SearchRequest body."""
+    parameters = json_body()
+    async with autocommit():
+        return await run_db(_search, "Group", parameters)
+
+
+@bp.post("/.search")
+@requires("scim")
+async def search_everything() -> Response:
+    """A search over every resource type at once (RFC 7644 3.4.3): not offered, so a 501."""
+    raise NotImplementedException(detail="Search /Users/.search or /Groups/.search.")
+
+
+def selected() -> ResponseParameters[Any]:
+    """The request's attributes and excludedAttributes, for one resource's answer."""
+    return ResponseParameters.model_validate(
+        {k: v for k, v in request.args.items() if k in {"attributes", "excludedAttributes"}}
+    )
 
 
 # Users -------------------------------------------------------------------------------------
@@ -189,7 +227,8 @@ async def _password_hash(user: User[Any]) -> str | None:
 def _user_answer(row: Any, *, created: bool = False) -> Response:
     resource = resources.user_resource(row)
     context = Context.RESOURCE_CREATION_RESPONSE if created else Context.RESOURCE_QUERY_RESPONSE
-    response = answer(resources.dump(resource, context), 201 if created else 200, row.version)
+    body = resources.dump(resource, context, response_parameters=selected())
+    response = answer(body, 201 if created else 200, row.version)
     if created:
         response.headers["Location"] = url_for("scim.get_user", user_id=row.id, _external=True)
     return response
@@ -239,16 +278,33 @@ async def replace_user(user_id: int) -> Response:
     return _user_answer(row)
 
 
-def _patched_user(user_id: int, patch: PatchOp[User[Any]], versions: Any) -> Any:
+_UNSET = object()  # a PATCH that leaves the password alone
+
+
+def _patch_password(patch: PatchOp[User[Any]]) -> Any:
+    """The password a PATCH sets (None: removed; _UNSET: not touched), its last word."""
+    found: Any = _UNSET
+    for op in patch.operations or []:
+        if op.path is None:
+            values = {k.lower(): v for k, v in dict(op.value or {}).items()}
+            if "password" in values:
+                found = values["password"]
+        elif op.path.attr.lower() == "password":
+            found = None if op.op.value == "remove" else op.value
+    return found
+
+
+def _patched_user(
+    user_id: int, patch: PatchOp[User[Any]], versions: Any, password_hash: Any
+) -> Any:
     row = scim.get_user(user_id)
     if versions is not None and (row.version,) not in versions:
         versions = []  # stale: the write below finds no row, a 412
     user = resources.user_resource(row)
     patch.patch(user)
-    if user.password is not None:
-        # Hashing runs on its own bounded threads, not inside this transaction.
-        raise not_supported("a password by PATCH; send it with PUT")
     fields = _checked_user(resources.user_fields(user))
+    if password_hash is not _UNSET:
+        fields["password_hash"] = password_hash
     # The version read is the one the write must find: one written meanwhile is a 412.
     return scim.replace_user(user_id, fields, [(row.version,)] if versions is None else versions)
 
@@ -258,9 +314,15 @@ def _patched_user(user_id: int, patch: PatchOp[User[Any]], versions: Any) -> Any
 async def patch_user(user_id: int) -> Response:
     """Apply PATCH operations (add, replace, remove; RFC 7644 3.5.2)."""
     patch = PatchOp[User[Any]].model_validate(json_body(), scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+    password = _patch_password(patch)
+    password_hash = password
+    if isinstance(password, str):
+        # Hashed first, on its own bounded threads: never inside the transaction below.
+        checked = passwords.checked_password(password)
+        password_hash = await passwords.hashing.run(passwords.hash_password, checked)
     condition = write_condition(1)
     async with transaction():
-        row = await run_db(_patched_user, user_id, patch, condition.allowed)
+        row = await run_db(_patched_user, user_id, patch, condition.allowed, password_hash)
     return _user_answer(row)
 
 
@@ -272,10 +334,3 @@ async def delete_user(user_id: int) -> Response:
     async with autocommit():
         await run_db(users.delete_user, user_id, condition.allowed)
     return Response(status=204)
-
-
-@bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-@requires("scim")
-async def not_found(rest: str) -> Response:
-    """Anything else under /scim/v2 is a SCIM 404."""
-    raise NotFoundException(detail=f"No SCIM endpoint /{rest}.")

@@ -45,6 +45,7 @@ SCIM_USER_COLUMNS = (
     _users.c.updated_at,
     _users.c.version,
     _users.c.external_id,
+    _users.c.email_type,
     _users.c.display_name,
     _users.c.given_name,
     _users.c.family_name,
@@ -134,19 +135,18 @@ def get_group(group_id: int) -> GroupRow:
     return row
 
 
-def members_of(group_ids: Iterable[int]) -> dict[int, list[tuple[int, str]]]:
-    """Each group's members as (user id, username), by user id."""
-    found: dict[int, list[tuple[int, str]]] = {group_id: [] for group_id in group_ids}
+def members_of(group_ids: Iterable[int]) -> dict[int, list[int]]:
+    """Each group's members' user ids, in order."""
+    found: dict[int, list[int]] = {group_id: [] for group_id in group_ids}
     if not found:
         return found
     stmt = (
-        select(_members.c.group_id, _users.c.id, _users.c.username)
-        .join(_users, _users.c.id == _members.c.user_id)
+        select(_members.c.group_id, _members.c.user_id)
         .where(_members.c.group_id.in_(list(found)))
-        .order_by(_members.c.group_id, _users.c.id)
+        .order_by(_members.c.group_id, _members.c.user_id)
     )
-    for group_id, user_id, username in db.session.execute(stmt):
-        found[group_id].append((user_id, username))
+    for group_id, user_id in db.session.execute(stmt):
+        found[group_id].append(user_id)
     return found
 
 

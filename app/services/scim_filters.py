@@ -19,7 +19,7 @@ from scim2_models.path import (
     Present,
     ValuePath,
 )
-from sqlalchemy import ColumnElement, Table, and_, exists, false, literal, not_, or_, true
+from sqlalchemy import ColumnElement, Table, and_, exists, false, not_, or_, true
 
 from app.db.types import folded, folded_match
 from app.models import Group, GroupMember, User
@@ -27,9 +27,6 @@ from app.models import Group, GroupMember, User
 _users = cast(Table, User.__table__)
 _groups = cast(Table, Group.__table__)
 _members = cast(Table, GroupMember.__table__)
-
-# The user's one email is its work email, and primary: what identity providers filter on.
-EMAIL_TYPE = "work"
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ USER_ATTRIBUTES: dict[tuple[str, str | None], Attribute] = {
     ("name", "given_name"): Attribute(_users.c.given_name),
     ("name", "family_name"): Attribute(_users.c.family_name),
     ("emails", "value"): Attribute(_users.c.email, nullable=False),
-    ("emails", "type"): Attribute(literal(EMAIL_TYPE), nullable=False),
+    ("emails", "type"): Attribute(_users.c.email_type),
     ("emails", "primary"): Attribute(true(), nullable=False),
     ("active", None): Attribute(_users.c.active, nullable=False),
     ("meta", "created"): Attribute(_users.c.created_at, nullable=False),

@@ -27,6 +27,9 @@ runs after_request hooks last-registered first):
 6. the Consistency-Token of a successful write (with a replica only): last, so that it
    reads the primary's WAL position after everything else is done.
 
+Before all of these, problems.scim_errors rewrites a problem+json answer under /scim/v2 into
+SCIM's error schema (before the compressor, which would otherwise compress the old body).
+
 Errors from any of these or from the view become problem+json (app.web.problems).
 """
 
@@ -37,7 +40,7 @@ from flask import Flask
 from app.config import Settings
 from app.db import engines
 from app.telemetry import tracing
-from app.web import auth, bodies, browsers, rate_limits, recording
+from app.web import auth, bodies, browsers, problems, rate_limits, recording
 from app.web.problems import register_error_handlers
 
 if TYPE_CHECKING:
@@ -76,3 +79,4 @@ def install(
     app.after_request(compress.after_request)  # 2
     if limited:
         app.after_request(rate_limits.add_headers)  # 1
+    app.after_request(problems.scim_errors)  # 0: SCIM's error schema under /scim/v2

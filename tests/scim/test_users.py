@@ -55,7 +55,7 @@ def test_create_is_the_same_row_as_users(scim_client: FlaskClient, client: Flask
     created = response.get_json()
     assert created["userName"] == "bjensen"
     assert created["name"] == {"givenName": "Babs", "familyName": "Jensen"}
-    assert created["emails"] == [{"value": "bjensen@example.com", "type": "work", "primary": True}]
+    assert created["emails"] == [{"value": "bjensen@example.com", "type": "work"}]
     assert created["externalId"] == "ext-bjensen"
     assert created["meta"]["resourceType"] == "User"
     assert created["meta"]["version"] == response.headers["ETag"]
@@ -161,7 +161,12 @@ def test_scope_and_credentials(app: Flask, client: FlaskClient) -> None:
     no_scim = app.test_client()
     no_scim.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {make_api_key(app, ['users:admin'])}"
     scim_error(no_scim.get("/scim/v2/Users"), 403)
-    scim_error(no_scim.get("/scim/v2/Nothing"), 403)
+    # As everywhere: a path that is none is a 404 and a method not taken a 405, whatever the
+    # credentials; here in SCIM's schema.
+    scim_error(anonymous.get("/scim/v2/Nothing"), 404)
+    not_allowed = anonymous.delete("/scim/v2/ServiceProviderConfig")
+    scim_error(not_allowed, 405)
+    assert "GET" in not_allowed.headers["Allow"]
 
 
 def test_unknown_endpoint_is_a_scim_404(scim_client: FlaskClient) -> None:

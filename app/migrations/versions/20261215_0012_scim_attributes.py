@@ -1,5 +1,5 @@
-"""SCIM's attributes: a user's externalId, displayName and name; a group's externalId and
-version.
+"""SCIM's attributes: a user's externalId, email type, displayName and name; a group's
+externalId and version.
 
 Revision ID: 0012
 Revises: 0011
@@ -22,13 +22,14 @@ down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_USER_COLUMNS = ("external_id", "display_name", "given_name", "family_name")
+_USER_COLUMNS = ("external_id", "email_type", "display_name", "given_name", "family_name")
 
 
 def upgrade() -> None:
     """Add the columns."""
     for name in _USER_COLUMNS:
-        kind = exact_string(255) if name == "external_id" else sa.String(255)
+        kinds = {"external_id": exact_string(255), "email_type": sa.String(64)}
+        kind = kinds.get(name, sa.String(255))
         op.add_column("user_account", sa.Column(name, kind, nullable=True))
     op.add_column("user_group", sa.Column("external_id", exact_string(255), nullable=True))
     op.add_column(
