@@ -6,6 +6,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.db.session import db
 from tests.helpers import listening
 from tests.scim.test_users import scim_client, scim_error, user_body  # noqa: F401 - fixture
 
@@ -152,3 +153,28 @@ def test_bad_filters_are_400_invalid_filter(
 ) -> None:
     response = scim_client.get("/scim/v2/Users", query_string={"filter": expression})
     scim_error(response, 400, scim_type)
+
+
+@pytest.mark.postgresql_only("the plan is read from PostgreSQL's EXPLAIN")
+@pytest.mark.parametrize("expression", ['userName sw "ali"', 'emails co "ice@exa"'])
+def test_sw_and_co_are_served_by_the_trigram_indexes(
+    app: Flask,
+    scim_client: FlaskClient,  # noqa: F811
+    people: dict[str, str],
+    expression: str,
+) -> None:
+    sent: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "FROM user_account" in statement and "count(*)" not in statement:
+            sent.append((statement, parameters))
+
+    with listening(app, "before_cursor_execute", record):
+        _names(scim_client, filter=expression)
+    [(statement, parameters)] = sent
+    with app.app_context(), db.engine.connect() as connection:
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(
+            row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+        )
+    assert "_trgm" in plan, plan

@@ -1,12 +1,17 @@
 """SCIM Users: the same rows as /users, provisioned as an identity provider does."""
 
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.factories import make_api_key, make_user
+
+if TYPE_CHECKING:
+    from tests.helpers import LiveServer
 
 SCIM = "application/scim+json"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -171,3 +176,26 @@ def test_scope_and_credentials(app: Flask, client: FlaskClient) -> None:
 
 def test_unknown_endpoint_is_a_scim_404(scim_client: FlaskClient) -> None:
     scim_error(scim_client.get("/scim/v2/Nothing"), 404)
+
+
+@pytest.mark.live
+def test_concurrent_creates_of_one_name_give_one_201_and_409s(
+    app: Flask, live_server: "LiveServer"
+) -> None:
+    token = make_api_key(app, ["scim"])
+    body = user_body("racer")
+
+    def create(n: int) -> int:
+        variant = {**body, "userName": "Racer" if n % 2 else "racer"}
+        variant["emails"] = [{"value": f"racer{n}@example.com"}]
+        response = httpx.post(
+            f"{live_server.url}/scim/v2/Users",
+            json=variant,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": SCIM},
+            timeout=30,
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        statuses = sorted(pool.map(create, range(10)))
+    assert statuses == [201] + [409] * 9
