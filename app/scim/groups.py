@@ -7,6 +7,7 @@ from scim2_models import Context, Group, GroupMember, PatchOp
 
 from app.api.conditional import etag, not_modified, write_condition
 from app.db.session import autocommit, run_db, transaction
+from app.schemas.common import Versions
 from app.schemas.groups import GroupCreate
 from app.scim import resources
 from app.scim.views import answer, bp, json_body, not_supported, selected
@@ -14,7 +15,8 @@ from app.services import scim
 from app.web.auth import requires
 
 
-def _group_answer(row: Any, members: list[int] | None, *, created: bool = False) -> Response:
+def group_answer(row: Any, members: list[int] | None, *, created: bool = False) -> Response:
+    """The group as SCIM JSON, with its ETag (and Location when created)."""
     resource = resources.group_resource(row, members)
     context = Context.RESOURCE_CREATION_RESPONSE if created else Context.RESOURCE_QUERY_RESPONSE
     body = resources.dump(resource, context, response_parameters=selected())
@@ -35,16 +37,21 @@ def _create_group(fields: dict[str, Any], ids: list[int] | None) -> tuple[Any, A
     return row, scim.members_of([row.id])[row.id]
 
 
+async def create(body: dict[str, Any]) -> tuple[Any, list[int]]:
+    """Provision a group from a SCIM body; its row and members."""
+    group = Group.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+    fields, ids = resources.group_fields(group)
+    fields["name"] = _checked_name(fields["name"])
+    async with transaction():
+        return await run_db(_create_group, fields, ids)
+
+
 @bp.post("/Groups")
 @requires("scim")
 async def create_group() -> Response:
     """Provision a group (no scopes: an admin grants them through /groups)."""
-    group = Group.model_validate(json_body(), scim_ctx=Context.RESOURCE_CREATION_REQUEST)
-    fields, ids = resources.group_fields(group)
-    fields["name"] = _checked_name(fields["name"])
-    async with transaction():
-        row, members = await run_db(_create_group, fields, ids)
-    return _group_answer(row, members, created=True)
+    row, members = await create(json_body())
+    return group_answer(row, members, created=True)
 
 
 def _read_group(group_id: int) -> tuple[Any, Any]:
@@ -58,7 +65,7 @@ async def get_group(group_id: int) -> Response:
     """One group with its members."""
     async with autocommit():
         row, members = await run_db(_read_group, group_id)
-    return not_modified("group", row.version) or _group_answer(row, members)
+    return not_modified("group", row.version) or group_answer(row, members)
 
 
 def _replace_group(
@@ -69,17 +76,21 @@ def _replace_group(
     return _read_group(group_id)
 
 
+async def replace(group_id: int, body: dict[str, Any], versions: Versions) -> tuple[Any, Any]:
+    """Replace a group's name, externalId and members; its row and members."""
+    group = Group.model_validate(body, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
+    fields, ids = resources.group_fields(group)
+    fields["name"] = _checked_name(fields["name"])
+    async with transaction():
+        return await run_db(_replace_group, group_id, fields, ids, versions)
+
+
 @bp.put("/Groups/<id:group_id>")
 @requires("scim")
 async def replace_group(group_id: int) -> Response:
     """Replace a group's name, externalId and members."""
-    group = Group.model_validate(json_body(), scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
-    fields, ids = resources.group_fields(group)
-    fields["name"] = _checked_name(fields["name"])
-    condition = write_condition(1)
-    async with transaction():
-        row, members = await run_db(_replace_group, group_id, fields, ids, condition.allowed)
-    return _group_answer(row, members)
+    row, members = await replace(group_id, json_body(), write_condition(1).allowed)
+    return group_answer(row, members)
 
 
 def _member_filter_ids(op: Any) -> list[int] | None:
@@ -186,14 +197,24 @@ def _group_attributes(row: Any, values: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+async def patch(group_id: int, body: dict[str, Any], versions: Versions) -> int:
+    """Apply PATCH operations; the group's new version."""
+    operations = PatchOp[Group].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+    async with transaction():
+        return await run_db(_patch_group, group_id, operations, versions)
+
+
+async def delete(group_id: int, versions: Versions) -> None:
+    """Delete a group; its members lose its scopes at once."""
+    async with transaction():
+        await run_db(scim.delete_group, group_id, versions)
+
+
 @bp.patch("/Groups/<id:group_id>")
 @requires("scim")
 async def patch_group(group_id: int) -> Response:
     """Apply PATCH operations; adding or removing members reads none of the others."""
-    patch = PatchOp[Group].model_validate(json_body(), scim_ctx=Context.RESOURCE_PATCH_REQUEST)
-    condition = write_condition(1)
-    async with transaction():
-        version = await run_db(_patch_group, group_id, patch, condition.allowed)
+    version = await patch(group_id, json_body(), write_condition(1).allowed)
     # 204 (RFC 7644 3.5.2 allows it): the answer would carry every member, and a group of
     # 10,000 would cost its PATCH what a read of them does.
     return Response(status=204, headers={"ETag": etag(version)})
@@ -203,7 +224,5 @@ async def patch_group(group_id: int) -> Response:
 @requires("scim")
 async def delete_group(group_id: int) -> Response:
     """Delete a group; its members lose its scopes at once."""
-    condition = write_condition(1)
-    async with transaction():
-        await run_db(scim.delete_group, group_id, condition.allowed)
+    await delete(group_id, write_condition(1).allowed)
     return Response(status=204)

@@ -9,7 +9,7 @@ document, whose schemas and error format they do not share.
 
 from typing import Any
 
-from flask import Blueprint, Response, json, request, url_for
+from flask import Blueprint, Response, json, request
 from scim2_models import (
     Context,
     Group,
@@ -18,7 +18,6 @@ from scim2_models import (
     ListResponse,
     NotFoundException,
     NotImplementedException,
-    PatchOp,
     ResourceType,
     ResponseParameters,
     Schema,
@@ -28,12 +27,11 @@ from scim2_models import (
 )
 from scim2_models.path import AttrPath
 
-from app.api.conditional import etag, not_modified, write_condition
-from app.db.session import autocommit, run_db, transaction
-from app.schemas.users import UserCreate
+from app.api.conditional import etag
+from app.db.session import autocommit, run_db
 from app.scim import errors, resources
 from app.scim.resources import MAX_RESULTS
-from app.services import passwords, scim, scim_filters, users
+from app.services import scim, scim_filters
 from app.web.auth import requires
 from app.web.problems import SCIM_MIMETYPE, SCIM_PREFIX
 
@@ -206,131 +204,3 @@ def selected() -> ResponseParameters[Any]:
     return ResponseParameters.model_validate(
         {k: v for k, v in request.args.items() if k in {"attributes", "excludedAttributes"}}
     )
-
-
-# Users -------------------------------------------------------------------------------------
-
-
-def _checked_user(fields: dict[str, Any]) -> dict[str, Any]:
-    # The same rules as POST /users: NFC, no invisible characters, a valid email.
-    checked = UserCreate(username=fields["username"], email=fields["email"])
-    return {**fields, "username": checked.username, "email": checked.email}
-
-
-async def _password_hash(user: User[Any]) -> str | None:
-    if user.password is None:
-        return None
-    checked = passwords.checked_password(user.password)
-    return await passwords.hashing.run(passwords.hash_password, checked)
-
-
-def _user_answer(row: Any, *, created: bool = False) -> Response:
-    resource = resources.user_resource(row)
-    context = Context.RESOURCE_CREATION_RESPONSE if created else Context.RESOURCE_QUERY_RESPONSE
-    body = resources.dump(resource, context, response_parameters=selected())
-    response = answer(body, 201 if created else 200, row.version)
-    if created:
-        response.headers["Location"] = url_for("scim.get_user", user_id=row.id, _external=True)
-    return response
-
-
-@bp.post("/Users")
-@requires("scim")
-async def create_user() -> Response:
-    """Provision a user; a taken userName or email is a 409 (uniqueness)."""
-    user: User[Any] = User.model_validate(json_body(), scim_ctx=Context.RESOURCE_CREATION_REQUEST)
-    fields = _checked_user(resources.user_fields(user))
-    password_hash = await _password_hash(user)
-    if password_hash is not None:
-        fields["password_hash"] = password_hash
-    async with autocommit():
-        row = await run_db(scim.create_user, fields)
-    return _user_answer(row, created=True)
-
-
-@bp.get("/Users/<id:user_id>")
-@requires("scim")
-async def get_user(user_id: int) -> Response:
-    """One user (304 where If-None-Match names its version)."""
-    async with autocommit():
-        row = await run_db(scim.get_user, user_id)
-    return not_modified("user", row.version) or _user_answer(row)
-
-
-def _replace_user(user_id: int, fields: dict[str, Any], versions: Any) -> Any:
-    return scim.replace_user(user_id, fields, versions)
-
-
-@bp.put("/Users/<id:user_id>")
-@requires("scim")
-async def replace_user(user_id: int) -> Response:
-    """Replace a user's attributes (If-Match: only at that version, else 412)."""
-    user: User[Any] = User.model_validate(
-        json_body(), scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST
-    )
-    fields = _checked_user(resources.user_fields(user))
-    password_hash = await _password_hash(user)
-    if password_hash is not None:
-        fields["password_hash"] = password_hash
-    condition = write_condition(1)
-    async with transaction():
-        row = await run_db(_replace_user, user_id, fields, condition.allowed)
-    return _user_answer(row)
-
-
-_UNSET = object()  # a PATCH that leaves the password alone
-
-
-def _patch_password(patch: PatchOp[User[Any]]) -> Any:
-    """The password a PATCH sets (None: removed; _UNSET: not touched), its last word."""
-    found: Any = _UNSET
-    for op in patch.operations or []:
-        if op.path is None:
-            values = {k.lower(): v for k, v in dict(op.value or {}).items()}
-            if "password" in values:
-                found = values["password"]
-        elif op.path.attr.lower() == "password":
-            found = None if op.op.value == "remove" else op.value
-    return found
-
-
-def _patched_user(
-    user_id: int, patch: PatchOp[User[Any]], versions: Any, password_hash: Any
-) -> Any:
-    row = scim.get_user(user_id)
-    if versions is not None and (row.version,) not in versions:
-        versions = []  # stale: the write below finds no row, a 412
-    user = resources.user_resource(row)
-    patch.patch(user)
-    fields = _checked_user(resources.user_fields(user))
-    if password_hash is not _UNSET:
-        fields["password_hash"] = password_hash
-    # The version read is the one the write must find: one written meanwhile is a 412.
-    return scim.replace_user(user_id, fields, [(row.version,)] if versions is None else versions)
-
-
-@bp.patch("/Users/<id:user_id>")
-@requires("scim")
-async def patch_user(user_id: int) -> Response:
-    """Apply PATCH operations (add, replace, remove; RFC 7644 3.5.2)."""
-    patch = PatchOp[User[Any]].model_validate(json_body(), scim_ctx=Context.RESOURCE_PATCH_REQUEST)
-    password = _patch_password(patch)
-    password_hash = password
-    if isinstance(password, str):
-        # Hashed first, on its own bounded threads: never inside the transaction below.
-        checked = passwords.checked_password(password)
-        password_hash = await passwords.hashing.run(passwords.hash_password, checked)
-    condition = write_condition(1)
-    async with transaction():
-        row = await run_db(_patched_user, user_id, patch, condition.allowed, password_hash)
-    return _user_answer(row)
-
-
-@bp.delete("/Users/<id:user_id>")
-@requires("scim")
-async def delete_user(user_id: int) -> Response:
-    """Deprovision a user (their posts, sessions and memberships go with them)."""
-    condition = write_condition(1)
-    async with autocommit():
-        await run_db(users.delete_user, user_id, condition.allowed)
-    return Response(status=204)
