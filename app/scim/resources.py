@@ -34,8 +34,10 @@ from scim2_models import (
 from sqlalchemy import Row
 
 from app.api.conditional import etag
+from app.config import current_settings
 
 MAX_RESULTS = 100  # a page of a list, as /users's limit
+MAX_BULK_OPERATIONS = 1000  # a bulk request's body is bounded by MAX_CONTENT_LENGTH too
 
 # What each resource takes, by scim2-models field name; anything else set is refused.
 USER_FIELDS = frozenset(
@@ -217,7 +219,11 @@ def config() -> ServiceProviderConfig:
     return ServiceProviderConfig(
         documentation_uri=None,
         patch=Patch(supported=True),
-        bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
+        bulk=Bulk(
+            supported=True,
+            max_operations=MAX_BULK_OPERATIONS,
+            max_payload_size=current_settings().MAX_CONTENT_LENGTH,
+        ),
         filter=Filter(supported=True, max_results=MAX_RESULTS),
         change_password=ChangePassword(supported=True),
         sort=Sort(supported=True),

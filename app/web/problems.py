@@ -50,6 +50,15 @@ SCIM_ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 _SCIM_TYPES = {HTTPStatus.CONFLICT: "uniqueness"}
 
 
+def scim_error_body(status: int, detail: str, scim_type: str | None = None) -> dict[str, Any]:
+    """SCIM's error schema (RFC 7644 3.12): also a failed bulk operation's response."""
+    body: dict[str, Any] = {"schemas": [SCIM_ERROR_SCHEMA], "status": str(status)}
+    if scim_type is not None:
+        body["scimType"] = scim_type
+    body["detail"] = detail
+    return body
+
+
 def scim_error(
     status: int,
     detail: str,
@@ -57,10 +66,7 @@ def scim_error(
     headers: Iterable[tuple[str, str]] = (),
 ) -> Response:
     """An error in SCIM's schema."""
-    body: dict[str, Any] = {"schemas": [SCIM_ERROR_SCHEMA], "status": str(status)}
-    if scim_type is not None:
-        body["scimType"] = scim_type
-    body["detail"] = detail
+    body = scim_error_body(status, detail, scim_type)
     response = Response(json.dumps(body), status=status, mimetype=SCIM_MIMETYPE)
     response.headers.extend(headers)
     return response
