@@ -28,6 +28,7 @@ from app.config import Settings
 from app.db import migrations
 from app.db.session import db
 from app.services.api_keys import create_api_key
+from bench.run import UNREACHED_LIMIT
 from bench.search import SEED, _url
 
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -38,7 +39,8 @@ PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 def _app(backend: str, folder: Path) -> tuple[Flask, FlaskClient, str]:
     url = _url(backend, folder)
-    app = create_app(Settings(DATABASE_URL=url, LOG_LEVEL="WARNING"))
+    # The shipped limits on, out of reach: their cost counts, their 429s do not.
+    app = create_app(Settings(DATABASE_URL=url, LOG_LEVEL="WARNING", RATE_LIMIT=UNREACHED_LIMIT))
     with app.app_context():
         migrations.migrate(db.engine)
         _, token = create_api_key("bench", ["scim", "users:write", "users:read"])
@@ -116,15 +118,19 @@ def filters(backend: str, client: FlaskClient, url: str, count: int, rounds: int
         "userName co": f'userName co "{middle[2:]}"',
         "emails co": f'emails co "u{count // 2}@"',
     }
+
+    def run(expression: str, repeat: int) -> None:
+        for _ in range(repeat):
+            query = {"filter": expression, "count": 10}
+            response = client.get("/scim/v2/Users", query_string=query)
+            assert response.status_code == 200, response.get_data(as_text=True)
+
+    for expression in cases.values():
+        run(expression, 2)  # statement caches and the planner's first look, out of the figures
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):
         for name, expression in cases.items():
-
-            def run(e: str = expression) -> None:
-                response = client.get("/scim/v2/Users", query_string={"filter": e, "count": 10})
-                assert response.status_code == 200, response.get_data(as_text=True)
-
-            samples[name].append(_timed(run) * 1000)
+            samples[name].append(_timed(partial(run, expression, 10)) * 100)
     base = statistics.median(samples["userName eq"])
     for name in cases:
         median = statistics.median(samples[name])
