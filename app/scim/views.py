@@ -7,12 +7,14 @@ The operations are SCIM's own, described by its discovery endpoints (/ServicePro
 document, whose schemas and error format they do not share.
 """
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, json, request
 from scim2_models import (
     Context,
     Group,
+    InvalidCursorException,
     InvalidFilterException,
     InvalidValueException,
     ListResponse,
@@ -111,6 +113,26 @@ async def get_schema(schema_id: str) -> Response:
 # Lists -------------------------------------------------------------------------------------
 
 
+# RFC 9865 cursors: the last id of the page, which the next page starts after. Keyset pages
+# neither repeat nor skip a row while others come and go, as /users's own cursors.
+CURSOR_PREFIX = "after-"
+_ID = re.compile(r"\d{1,18}")  # below 2**63, as every id
+
+
+def _after(cursor: str | None, sort: Any) -> int | None:
+    """The id a cursor says to start after (0: the first page); None: index paging."""
+    if cursor is None:
+        return None
+    if sort is not None:
+        raise InvalidValueException(detail="Cursor pages are in id order: leave out sortBy.")
+    if cursor == "":
+        return 0
+    raw = cursor.removeprefix(CURSOR_PREFIX)
+    if not cursor.startswith(CURSOR_PREFIX) or not _ID.fullmatch(raw):
+        raise InvalidCursorException(detail="This cursor was not made here; start again.")
+    return int(raw)
+
+
 def _search(kind: str, parameters: dict[str, Any]) -> Response:
     model = User if kind == "User" else Group
     query = SearchRequest[model].model_validate(  # type: ignore[valid-type]
@@ -135,15 +157,25 @@ def _search(kind: str, parameters: dict[str, Any]) -> Response:
         sort = (translate.attribute(query.sort_by.ast), descending)
     count = MAX_RESULTS if query.count is None else min(query.count, MAX_RESULTS)
     offset = query.start_index_0 or 0
+    after = _after(query.cursor, sort)
     table = "users" if kind == "User" else "groups"
-    rows, total = scim.search(table, condition, sort, offset, count)
+    rows, total = scim.search(table, condition, sort, scim.Window(offset, count, after))
+    next_cursor = None
+    if after is not None:
+        if len(rows) > count:
+            next_cursor = f"{CURSOR_PREFIX}{rows[count - 1].id}"
+        rows = rows[:count]
     if kind == "User":
         found: list[Any] = [resources.user_resource(row) for row in rows]
     else:
         members = scim.members_of(row.id for row in rows) if _wants_members(query) else {}
         found = [resources.group_resource(row, members.get(row.id)) for row in rows]
     listing = ListResponse[model](  # type: ignore[valid-type]
-        total_results=total, start_index=offset + 1, items_per_page=len(found), resources=found
+        total_results=total,
+        start_index=None if after is not None else offset + 1,
+        items_per_page=len(found),
+        next_cursor=next_cursor,
+        resources=found,
     )
     return answer(resources.dump(listing, Context.SEARCH_RESPONSE, response_parameters=query))
 

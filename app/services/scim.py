@@ -5,6 +5,7 @@ never a filter in Python over fetched rows. Services flush, never commit.
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, cast
 
 from scim2_models import InvalidValueException
@@ -77,19 +78,33 @@ def _ordered(stmt: Any, sort: Sorting, id_column: ColumnElement[Any]) -> Any:
     return stmt.order_by(nulls, key, id_column)
 
 
+@dataclass(frozen=True)
+class Window:
+    """Which rows of the matches a list answers: from an index (``offset``), or after the id
+    a cursor names (``after``, RFC 9865: keyset pages in id order), at most ``limit``."""
+
+    offset: int
+    limit: int
+    after: int | None = None
+
+
 def search(
-    table: str, condition: ColumnElement[bool] | None, sort: Sorting, offset: int, limit: int
+    table: str, condition: ColumnElement[bool] | None, sort: Sorting, window: Window
 ) -> tuple[list[Row[Any]], int]:
-    """One page of users or groups matching ``condition``, and how many match in all."""
+    """A page of users or groups matching ``condition`` (one row more than the window's
+    limit in cursor mode, which says whether another page follows) and how many match."""
     columns = SCIM_USER_COLUMNS if table == "users" else SCIM_GROUP_COLUMNS
     id_column = _users.c.id if table == "users" else _groups.c.id
     where = condition if condition is not None else true()
     total = db.session.execute(select(func.count()).select_from(columns[0].table).where(where))
     count = int(total.scalar_one())
-    if limit == 0 or offset >= count:
+    if window.limit == 0 or window.offset >= count:
         return [], count
+    if window.after is not None:
+        stmt = select(*columns).where(where, id_column > window.after).order_by(id_column)
+        return list(db.session.execute(stmt.limit(window.limit + 1))), count
     stmt = _ordered(select(*columns).where(where), sort, id_column)
-    return list(db.session.execute(stmt.offset(offset).limit(limit))), count
+    return list(db.session.execute(stmt.offset(window.offset).limit(window.limit))), count
 
 
 def get_user(user_id: int) -> UserRow:

@@ -182,3 +182,39 @@ def test_sw_and_co_are_served_by_the_trigram_indexes(
         )
     assert "Bitmap Index Scan on ix_user_account_" in plan, plan
     assert "_trgm" in plan, plan
+
+
+def test_cursor_pages_neither_repeat_nor_skip(
+    app: Flask,
+    scim_client: FlaskClient,  # noqa: F811
+    people: dict[str, str],
+) -> None:
+    seen: list[str] = []
+    cursor = ""
+    pages = 0
+    while True:
+        body = scim_client.get(
+            "/scim/v2/Users", query_string={"cursor": cursor, "count": 3}
+        ).get_json()
+        seen += [u["userName"] for u in body.get("Resources", [])]
+        if pages == 0:
+            # Rows come and go between pages: the next page is still exactly what follows.
+            scim_client.delete(f"/scim/v2/Users/{people['alice']}")
+            seen.remove("alice")
+        pages += 1
+        if "nextCursor" not in body:
+            break
+        cursor = body["nextCursor"]
+    assert seen == ["albert", "bob", "carol"]
+    assert pages == 2
+    config = scim_client.get("/scim/v2/ServiceProviderConfig").get_json()
+    assert config["pagination"]["cursor"] is True
+
+
+@pytest.mark.parametrize("cursor", ["after-x", "nonsense", "after-" + "9" * 19])
+def test_a_cursor_not_made_here_is_invalid_cursor(
+    scim_client: FlaskClient,  # noqa: F811
+    cursor: str,
+) -> None:
+    response = scim_client.get("/scim/v2/Users", query_string={"cursor": cursor})
+    scim_error(response, 400, "invalidCursor")
