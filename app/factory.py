@@ -14,6 +14,7 @@ from flask_openapi3.openapi import OpenAPI
 from app import (
     cli,
     models,  # noqa: F401 - registers every table on the metadata
+    scim,
 )
 from app.api import audit, docs, groups, me, openapi, ops, posts, users
 from app.api import auth as auth_api
@@ -111,6 +112,7 @@ def create_app(
         app.register_api(blueprint)
     auth.document_security(app)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(scim.bp)  # SCIM's own protocol: outside the OpenAPI document
     app.extensions[openapi.DOCUMENT] = openapi.finish(app.api_doc)
     cli.init_app(app)
     return app

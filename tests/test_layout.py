@@ -27,6 +27,7 @@ FLOORS: dict[str, int] = {
     "services": 6,
     "web": 7,
     "api": 8,
+    "scim": 8,
     "cli": 8,
     "factory": 9,
     "startup": 9,

@@ -9,8 +9,7 @@ from app.config import current_settings
 from app.db.session import autocommit, run_db
 from app.schemas.audit import AuditEventPage, AuditEventQuery, AuditExportQuery
 from app.services import audit, bulk, events
-from app.services.api_keys import KeyInfo
-from app.web.auth import current_principal, requires
+from app.web.auth import current_caller, requires
 from app.web.slots import giving_back, slots_for
 
 bp = APIBlueprint(
@@ -47,10 +46,8 @@ async def export_audit_events(query: AuditExportQuery) -> Response:
     settings = current_settings()
     # The users export's machinery: a slot per process and per caller, the connection
     # checked here (a 503 problem now, not mid-stream), a server-side cursor after.
-    principal = current_principal()
-    # Keys and sessions number apart: a session counts under its negated id.
-    caller = principal.id if isinstance(principal, KeyInfo) else -principal.id
-    slot = slots_for("exports", settings.EXPORTS_PER_PROCESS, settings.EXPORTS_PER_KEY).take(caller)
+    slots = slots_for("exports", settings.EXPORTS_PER_PROCESS, settings.EXPORTS_PER_KEY)
+    slot = slots.take(current_caller())
     try:
         async with autocommit():
             await run_db(bulk.database_answers)

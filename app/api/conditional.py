@@ -75,6 +75,14 @@ def _if_match(size: int) -> Versions:
     return sorted(_versions(tags.as_set(), size))
 
 
+def versions_named(tag: str) -> Versions:
+    """The versions of one row that an entity tag names (a SCIM bulk operation's
+    ``version``): none for a tag that is not ours, so a write with it finds no row (412)."""
+    if len(tag) > MAX_CONDITION_BYTES:
+        raise BadRequestError(f"A version is longer than {MAX_CONDITION_BYTES} bytes.")
+    return sorted(_versions(parse_etags(tag).as_set(), 1))
+
+
 def not_modified(what: str, *versions: int) -> Response | None:
     """Evaluate a GET's (or HEAD's) conditions on the representation at these versions: a
     412 (raised) where If-Match names none of its tags, else a 304 where If-None-Match names

@@ -2,11 +2,12 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index
+from sqlalchemy import JSON, ForeignKey, Index, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import IDS_NEVER_REUSED, Base
-from app.db.types import BigId, FoldedString, folded, utcnow
+from app.db.types import BigId, FoldedString, exact_string, folded, utcnow
+from app.models.user import SCIM_TEXT_MAX
 
 GROUP_NAME_MAX = 80
 
@@ -22,6 +23,10 @@ class Group(Base):
     # In NFC, as app.schemas.groups.GroupName writes it, so the unique index compares one form.
     name: Mapped[str] = mapped_column(FoldedString(GROUP_NAME_MAX))
     scopes: Mapped[list[str]] = mapped_column(JSON)
+    # What an identity provider knows the group as (SCIM).
+    external_id: Mapped[str | None] = mapped_column(exact_string(SCIM_TEXT_MAX))
+    # One more on every change of the group or of its members: SCIM's meta.version.
+    version: Mapped[int] = mapped_column(server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(server_default=utcnow())
     updated_at: Mapped[datetime] = mapped_column(server_default=utcnow(), onupdate=utcnow())
 

@@ -7,7 +7,7 @@ from sqlalchemy import Index, String, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import IDS_NEVER_REUSED, Base
-from app.db.types import BigId, FoldedString, folded, utcnow
+from app.db.types import BigId, FoldedString, exact_string, folded, utcnow
 
 if TYPE_CHECKING:
     from app.models.post import Post
@@ -16,6 +16,9 @@ USERNAME_MAX = 80
 EMAIL_MAX = 254
 # An Argon2id hash in PHC form is ~100 characters; room for stronger parameters later.
 PASSWORD_HASH_MAX = 255
+# An identity provider's identifier or a person's name, as SCIM sends them.
+SCIM_TEXT_MAX = 255
+SCIM_TYPE_MAX = 64
 
 
 class User(Base):
@@ -38,6 +41,14 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(PASSWORD_HASH_MAX))
     # False: deactivated by an admin; sign-in is refused and the sessions are revoked.
     active: Mapped[bool] = mapped_column(server_default=true())
+    # What an identity provider knows the user as, and the names it sends (SCIM); none of
+    # them is part of /users' representation.
+    external_id: Mapped[str | None] = mapped_column(exact_string(SCIM_TEXT_MAX))
+    # The email's kind as SCIM names it (work, home, ...), when one was given.
+    email_type: Mapped[str | None] = mapped_column(String(SCIM_TYPE_MAX))
+    display_name: Mapped[str | None] = mapped_column(String(SCIM_TEXT_MAX))
+    given_name: Mapped[str | None] = mapped_column(String(SCIM_TEXT_MAX))
+    family_name: Mapped[str | None] = mapped_column(String(SCIM_TEXT_MAX))
 
     # passive_deletes: the database's ON DELETE CASCADE removes posts; no SELECT of them first.
     posts: Mapped[list["Post"]] = relationship(

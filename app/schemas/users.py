@@ -42,6 +42,12 @@ UsernameFilter = Annotated[
 EmailFilter = Annotated[
     str, StringConstraints(max_length=EMAIL_MAX, pattern=TEXT_PATTERN), AfterValidator(nfc)
 ]
+# A search text: as long as the longest email, in NFC like the stored values.
+SearchText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=EMAIL_MAX, pattern=TEXT_PATTERN),
+    AfterValidator(nfc),
+]
 UserSort = Literal["id", "-id", "created_at", "-created_at", "username", "-username"]
 
 
@@ -113,6 +119,13 @@ class UserListQuery(PageQuery):
     email: EmailFilter | None = Field(
         default=None,
         description="Exact, case-insensitive.",
+    )
+    q: SearchText | None = Field(
+        default=None,
+        description=(
+            "Users whose username or email contains this text, whatever its letter case "
+            "(a prefix is a case of it). Combines with the other filters, sorts and cursors."
+        ),
     )
 
 

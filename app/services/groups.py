@@ -54,7 +54,7 @@ def group_item(row: GroupRow) -> dict[str, Any]:
     return dict(zip(GROUP_FIELDS, row, strict=True))
 
 
-def _name_taken(error: IntegrityError) -> ConflictError:
+def name_taken(error: IntegrityError) -> ConflictError:
     # user_group's one unique index besides its primary key is the folded name.
     del error
     return ConflictError("name")
@@ -78,7 +78,7 @@ def create_group(data: GroupCreate) -> GroupRow:
     try:
         row: GroupRow = db.session.execute(stmt.returning(*GROUP_COLUMNS)).one()
     except IntegrityError as error:
-        raise _name_taken(error) from None
+        raise name_taken(error) from None
     events.record("group.created", "group", row.id, events.created(row._mapping, _AUDITED))
     return row
 
@@ -96,7 +96,11 @@ def update_group(group_id: int, data: GroupUpdate) -> GroupRow:
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
     if "scopes" in changes:
         changes["scopes"] = ordered(changes["scopes"])
-    stmt = update(_groups).where(_groups.c.id == group_id).values(**changes, updated_at=utcnow())
+    stmt = (
+        update(_groups)
+        .where(_groups.c.id == group_id)
+        .values(**changes, updated_at=utcnow(), version=_groups.c.version + 1)
+    )
     # The values before, for the event, locked until the commit (as users.update_user).
     before = db.session.execute(
         select(*GROUP_COLUMNS).where(_groups.c.id == group_id).with_for_update()
@@ -104,7 +108,7 @@ def update_group(group_id: int, data: GroupUpdate) -> GroupRow:
     try:
         matched = db.session.execute(stmt).rowcount  # type: ignore[attr-defined]
     except IntegrityError as error:
-        raise _name_taken(error) from None
+        raise name_taken(error) from None
     if not matched:
         raise NotFoundError(f"Group {group_id} does not exist.")
     if "scopes" in changes:
@@ -148,6 +152,15 @@ def _require_user(user_id: int) -> None:
         raise NotFoundError(f"User {user_id} does not exist.")
 
 
+def _moved(group_id: int) -> None:
+    # Its members changed: SCIM's meta.version and lastModified say so.
+    db.session.execute(
+        update(_groups)
+        .where(_groups.c.id == group_id)
+        .values(updated_at=utcnow(), version=_groups.c.version + 1)
+    )
+
+
 def add_member(group_id: int, user_id: int) -> None:
     """Make the user a member (already one: nothing changes); their next request has the
     group's scopes."""
@@ -162,6 +175,8 @@ def add_member(group_id: int, user_id: int) -> None:
     except IntegrityError:
         # The group or the user was deleted since it was read.
         raise NotFoundError(f"Group {group_id} or user {user_id} does not exist.") from None
+    if added:
+        _moved(group_id)
     sessions.announce_revocation(f"user:{user_id}")
     if added:  # already a member: nothing changed, nothing to record
         events.record("group.member_added", "group", group_id, {"user_id": [None, user_id]})
@@ -174,6 +189,8 @@ def remove_member(group_id: int, user_id: int) -> None:
     removed = db.session.execute(stmt).rowcount  # type: ignore[attr-defined]
     if not removed:
         _get(group_id)
+    else:
+        _moved(group_id)
     sessions.announce_revocation(f"user:{user_id}")
     if removed:
         events.record("group.member_removed", "group", group_id, {"user_id": [user_id, None]})

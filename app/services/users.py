@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from app.db.session import db
-from app.db.types import folded, utcnow
+from app.db.types import folded, folded_match, utcnow
 from app.errors import ConflictError, NotFoundError
 from app.models import User
 from app.schemas.common import Versions
@@ -305,6 +305,10 @@ def list_users(query: UserListQuery) -> tuple[list[UserRow], str | None]:
         stmt = stmt.where(folded(User.username) == folded(query.username))
     if query.email is not None:
         stmt = stmt.where(folded(User.email) == folded(query.email))
+    if query.q is not None:
+        stmt = stmt.where(
+            or_(folded_match(User.username, query.q), folded_match(User.email, query.q))
+        )
     stmt = paginate(stmt, key, query.sort, query.cursor, query.limit)
     rows = list(db.session.execute(stmt))
     return rows[: query.limit], next_cursor(rows, key, query.sort, query.limit)

@@ -27,6 +27,9 @@ runs after_request hooks last-registered first):
 6. the Consistency-Token of a successful write (with a replica only): last, so that it
    reads the primary's WAL position after everything else is done.
 
+Before all of these, problems.scim_errors rewrites a problem+json answer under /scim/v2 into
+SCIM's error schema (before the compressor, which would otherwise compress the old body).
+
 Errors from any of these or from the view become problem+json (app.web.problems).
 
 The steps in a row of ours run in one hook each way (two without tracing or CORS, whose
@@ -44,7 +47,7 @@ from flask import Flask, Response
 from app.config import Settings
 from app.db import engines
 from app.telemetry import tracing
-from app.web import auth, bodies, browsers, rate_limits, recording
+from app.web import auth, bodies, browsers, problems, rate_limits, recording
 from app.web.problems import register_error_handlers
 
 if TYPE_CHECKING:
@@ -82,6 +85,7 @@ def install(
 
     # After the view, in the order they run; registered last-to-run first.
     ours_first: list[After] = [
+        problems.scim_errors,  # 0: SCIM's error schema under /scim/v2
         *([rate_limits.add_headers] if limited else []),  # 1
         compress.after_request,  # 2
     ]

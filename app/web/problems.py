@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Flask, Response, json, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
@@ -38,6 +38,57 @@ def problem(
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
     response.headers.extend(headers)
     return response
+
+
+# SCIM (RFC 7644 3.12) has its own error schema and content type: under its prefix, every
+# problem (the pipeline's 401, 403, 404, 405, 413, 429 and 503 included) is rewritten into it
+# with the same status, detail and headers. 422 is not SCIM's: a body that failed validation
+# is a 400 invalidValue there.
+SCIM_PREFIX = "/scim/v2"
+SCIM_MIMETYPE = "application/scim+json"
+SCIM_ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+_SCIM_TYPES = {HTTPStatus.CONFLICT: "uniqueness"}
+
+
+def scim_error_body(status: int, detail: str, scim_type: str | None = None) -> dict[str, Any]:
+    """SCIM's error schema (RFC 7644 3.12): also a failed bulk operation's response."""
+    body: dict[str, Any] = {"schemas": [SCIM_ERROR_SCHEMA], "status": str(status)}
+    if scim_type is not None:
+        body["scimType"] = scim_type
+    body["detail"] = detail
+    return body
+
+
+def scim_error(
+    status: int,
+    detail: str,
+    scim_type: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+) -> Response:
+    """An error in SCIM's schema."""
+    body = scim_error_body(status, detail, scim_type)
+    response = Response(json.dumps(body), status=status, mimetype=SCIM_MIMETYPE)
+    response.headers.extend(headers)
+    return response
+
+
+def scim_errors(response: Response) -> Response:
+    """Under SCIM's prefix, a problem+json answer as SCIM's error (an after-request hook)."""
+    if response.mimetype != PROBLEM_MIMETYPE or not request.path.startswith(SCIM_PREFIX + "/"):
+        return response
+    problem = json.loads(response.get_data())
+    status = response.status_code
+    scim_type = _SCIM_TYPES.get(HTTPStatus(status))
+    if status in {HTTPStatus.BAD_REQUEST, HTTPStatus.UNPROCESSABLE_ENTITY} and problem.get(
+        "errors"
+    ):
+        scim_type = "invalidValue"
+    kept = [(k, v) for k, v in response.headers if k.lower() not in _BODY_HEADERS]
+    status = HTTPStatus.BAD_REQUEST if status == HTTPStatus.UNPROCESSABLE_ENTITY else status
+    return scim_error(status, str(problem.get("detail", "")), scim_type, kept)
+
+
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 
 def _rollback() -> None:

@@ -21,6 +21,7 @@ from app.models import ApiKey, Group, Post, User
 from app.services import api_keys
 from app.services.api_keys import ALL_SCOPES
 from app.web.auth import _is_public
+from app.web.problems import SCIM_MIMETYPE, SCIM_PREFIX
 from tests.factories import make_api_key, make_group, make_post, make_user
 from tests.helpers import assert_problem, listening
 
@@ -37,6 +38,23 @@ def _operations(app: Flask) -> list[tuple[str, str, tuple[str, ...]]]:
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             found.append((method, rule.rule, tuple(getattr(view, "required_scopes", ()))))
     return found
+
+
+_SCIM_SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+_SCIM_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+_SCIM_BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+_SCIM_PATCH = {
+    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    "Operations": [{"op": "replace", "path": "externalId", "value": "matrix"}],
+}
+
+
+def _scim_user(name: str) -> dict[str, Any]:
+    return {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": name,
+        "emails": [{"value": f"{name}@example.com"}],
+    }
 
 
 # How to call each protected operation successfully; a new operation must be added here.
@@ -74,7 +92,30 @@ _BODIES: dict[tuple[str, str], dict[str, Any] | bytes | None] = {
     ("GET", "/audit-events"): None,
     ("GET", "/audit-events/export"): None,
     ("DELETE", "/groups/<id:group_id>/members/<id:user_id>"): None,
+    ("GET", "/scim/v2/ServiceProviderConfig"): None,
+    ("GET", "/scim/v2/ResourceTypes"): None,
+    ("GET", "/scim/v2/ResourceTypes/<type_id>"): None,
+    ("GET", "/scim/v2/Schemas"): None,
+    ("GET", "/scim/v2/Schemas/<path:schema_id>"): None,
+    ("GET", "/scim/v2/Users"): None,
+    ("GET", "/scim/v2/Groups"): None,
+    ("POST", "/scim/v2/Users/.search"): {"schemas": [_SCIM_SEARCH]},
+    ("POST", "/scim/v2/Groups/.search"): {"schemas": [_SCIM_SEARCH]},
+    ("POST", "/scim/v2/.search"): {"schemas": [_SCIM_SEARCH]},
+    ("POST", "/scim/v2/Users"): _scim_user("matrix-scim"),
+    ("GET", "/scim/v2/Users/<id:user_id>"): None,
+    ("PUT", "/scim/v2/Users/<id:user_id>"): _scim_user("matrix-put"),
+    ("PATCH", "/scim/v2/Users/<id:user_id>"): _SCIM_PATCH,
+    ("DELETE", "/scim/v2/Users/<id:user_id>"): None,
+    ("POST", "/scim/v2/Groups"): {"schemas": [_SCIM_GROUP], "displayName": "matrix-scim"},
+    ("GET", "/scim/v2/Groups/<id:group_id>"): None,
+    ("PUT", "/scim/v2/Groups/<id:group_id>"): {"schemas": [_SCIM_GROUP], "displayName": "g2"},
+    ("PATCH", "/scim/v2/Groups/<id:group_id>"): _SCIM_PATCH,
+    ("DELETE", "/scim/v2/Groups/<id:group_id>"): None,
+    ("POST", "/scim/v2/Bulk"): {"schemas": [_SCIM_BULK], "Operations": []},
 }
+# Answered, but not with a 2xx, to a key that may call them: SCIM's search over every type.
+_NOT_OFFERED = {("POST", "/scim/v2/.search"): 501}
 # A signed-in user's own: an API key with every scope gets a 403 (tests/api/test_sessions.py
 # calls them with access tokens).
 _USERS_ONLY = {
@@ -132,6 +173,8 @@ def test_every_operation_answers_by_credentials(app: Flask, case: str) -> None:
             .replace("<id:group_id>", str(group))
             .replace("<id:post_id>", str(post.id))
             .replace("<id:session_id>", "1")
+            .replace("<type_id>", "User")
+            .replace("<path:schema_id>", "urn:ietf:params:scim:schemas:core:2.0:User")
         )
         headers = _header_for(app, case, scopes)
         body = _BODIES[(method, rule)]
@@ -144,17 +187,22 @@ def test_every_operation_answers_by_credentials(app: Flask, case: str) -> None:
         if case == "ok" and (method, rule) in _USERS_ONLY:
             assert response.status_code == 403, label
             continue
+        if case == "ok" and (method, rule) in _NOT_OFFERED:
+            assert response.status_code == _NOT_OFFERED[(method, rule)], label
+            continue
         if case == "ok":
             assert 200 <= response.status_code < 300, label
             continue
         expected = 403 if case == "wrong-scope" else 401
         assert response.status_code == expected, label
-        assert response.mimetype == "application/problem+json", label
+        scim = rule.startswith(SCIM_PREFIX)
+        assert response.mimetype == (SCIM_MIMETYPE if scim else "application/problem+json"), label
         challenge = response.headers["WWW-Authenticate"]
         assert challenge.startswith("Bearer"), label
         if case == "wrong-scope":
             assert 'error="insufficient_scope"' in challenge
-            assert response.get_json()["scopes"] == list(scopes)
+            if not scim:  # SCIM's error schema has no member for them; the challenge names them
+                assert response.get_json()["scopes"] == list(scopes)
         # Nothing was done: the rows are untouched.
         with app.app_context():
             assert db.session.get(User, user.id) is not None, label
@@ -321,6 +369,8 @@ def test_openapi_declares_bearer_scheme_and_scopes(
     document = anonymous_client.get("/openapi.json").get_json()
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     for method, rule, scopes in _operations(app):
+        if rule.startswith(SCIM_PREFIX):
+            continue  # SCIM describes itself (/scim/v2/ServiceProviderConfig)
         operation = document["paths"][parse_rule(rule)][method.lower()]
         assert operation["security"] == [{"bearerAuth": list(scopes)}], (method, rule)
     assert "security" not in document["paths"]["/healthz"]["get"]

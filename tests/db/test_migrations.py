@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db.base import NAMING_CONVENTION, Base
 from app.db.migrations import alembic_config, head_revision
+from app.db.types import SEARCH_INDEX_STATEMENTS, SEARCH_INDEXES
 from app.models import User
 from tests.helpers import ROOT, with_empty_database
 
@@ -544,3 +546,40 @@ def test_0011_starts_the_chain_at_genesis_and_the_old_release_writes_as_before(
             ).scalar_one()
             == "ann"
         )
+
+
+@pytest.mark.postgresql_only("pg_trgm and its privileges are PostgreSQL's")
+def test_search_indexes_are_left_out_where_pg_trgm_cannot_be_made(
+    empty_database_url: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, url = empty_database_url
+    role = f"no_create_{uuid.uuid4().hex[:8]}"
+    with _begin(url) as connection:
+        # Owns the schema it migrates, but may not CREATE in the database: no extension.
+        connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        connection.exec_driver_sql(f"GRANT ALL ON SCHEMA public TO {role}")
+    restricted = make_url(url).set(username=role).render_as_string(hide_password=False)
+    try:
+        with caplog.at_level("WARNING"):
+            _upgrade(restricted)
+        assert "pg_trgm could not be created" in caplog.text
+        assert _current_revision(restricted) == head_revision()
+        _check(restricted)  # the missing indexes are not drift
+        with _begin(url) as connection:
+            indexes = {ix["name"] for ix in inspect(connection).get_indexes("user_account")}
+        assert not indexes & set(SEARCH_INDEXES)
+
+        # What the warning advises: the extension made by a superuser, the indexes by the owner.
+        with _begin(url) as connection:
+            connection.exec_driver_sql("CREATE EXTENSION pg_trgm")
+        with _begin(restricted) as connection:
+            for statement in SEARCH_INDEX_STATEMENTS:
+                assert statement in caplog.text
+                connection.exec_driver_sql(statement)
+        with _begin(url) as connection:
+            indexes = {ix["name"] for ix in inspect(connection).get_indexes("user_account")}
+        assert set(SEARCH_INDEXES) <= indexes
+    finally:
+        with _begin(url) as connection:
+            connection.exec_driver_sql(f"DROP OWNED BY {role}")
+            connection.exec_driver_sql(f"DROP ROLE {role}")

@@ -3451,6 +3451,8 @@ export interface operations {
                 username?: string;
                 /** @description Exact, case-insensitive. */
                 email?: string;
+                /** @description Users whose username or email contains this text, whatever its letter case (a prefix is a case of it). Combines with the other filters, sorts and cursors. */
+                q?: string;
             };
             header?: {
                 /** @description The Consistency-Token of a write of yours: the read is served by a replica only once it has replayed that write, else by the primary. Without it a read may be stale by the replica's lag. */

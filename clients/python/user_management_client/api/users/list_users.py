@@ -20,6 +20,7 @@ def _get_kwargs(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
+    q: str | Unset = UNSET,
     consistency_token: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -41,6 +42,8 @@ def _get_kwargs(
     params["username"] = username
 
     params["email"] = email
+
+    params["q"] = q
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -117,6 +120,7 @@ def sync_detailed(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
+    q: str | Unset = UNSET,
     consistency_token: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ForbiddenProblem | Problem | UserPage]:
     """List users, one keyset page at a time.
@@ -129,6 +133,8 @@ def sync_detailed(
             Default: 'id'.
         username (str | Unset): Exact, case-insensitive.
         email (str | Unset): Exact, case-insensitive.
+        q (str | Unset): Users whose username or email contains this text, whatever its letter
+            case (a prefix is a case of it). Combines with the other filters, sorts and cursors.
         consistency_token (str | Unset):
 
     Raises:
@@ -145,6 +151,7 @@ def sync_detailed(
         sort=sort,
         username=username,
         email=email,
+        q=q,
         consistency_token=consistency_token,
     )
 
@@ -163,6 +170,7 @@ def sync(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
+    q: str | Unset = UNSET,
     consistency_token: str | Unset = UNSET,
 ) -> BadRequestProblem | ForbiddenProblem | Problem | UserPage | None:
     """List users, one keyset page at a time.
@@ -175,6 +183,8 @@ def sync(
             Default: 'id'.
         username (str | Unset): Exact, case-insensitive.
         email (str | Unset): Exact, case-insensitive.
+        q (str | Unset): Users whose username or email contains this text, whatever its letter
+            case (a prefix is a case of it). Combines with the other filters, sorts and cursors.
         consistency_token (str | Unset):
 
     Raises:
@@ -192,6 +202,7 @@ def sync(
         sort=sort,
         username=username,
         email=email,
+        q=q,
         consistency_token=consistency_token,
     ).parsed
 
@@ -204,6 +215,7 @@ async def asyncio_detailed(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
+    q: str | Unset = UNSET,
     consistency_token: str | Unset = UNSET,
 ) -> Response[BadRequestProblem | ForbiddenProblem | Problem | UserPage]:
     """List users, one keyset page at a time.
@@ -216,6 +228,8 @@ async def asyncio_detailed(
             Default: 'id'.
         username (str | Unset): Exact, case-insensitive.
         email (str | Unset): Exact, case-insensitive.
+        q (str | Unset): Users whose username or email contains this text, whatever its letter
+            case (a prefix is a case of it). Combines with the other filters, sorts and cursors.
         consistency_token (str | Unset):
 
     Raises:
@@ -232,6 +246,7 @@ async def asyncio_detailed(
         sort=sort,
         username=username,
         email=email,
+        q=q,
         consistency_token=consistency_token,
     )
 
@@ -248,6 +263,7 @@ async def asyncio(
     sort: ListUsersSort | Unset = "id",
     username: str | Unset = UNSET,
     email: str | Unset = UNSET,
+    q: str | Unset = UNSET,
     consistency_token: str | Unset = UNSET,
 ) -> BadRequestProblem | ForbiddenProblem | Problem | UserPage | None:
     """List users, one keyset page at a time.
@@ -260,6 +276,8 @@ async def asyncio(
             Default: 'id'.
         username (str | Unset): Exact, case-insensitive.
         email (str | Unset): Exact, case-insensitive.
+        q (str | Unset): Users whose username or email contains this text, whatever its letter
+            case (a prefix is a case of it). Combines with the other filters, sorts and cursors.
         consistency_token (str | Unset):
 
     Raises:
@@ -278,6 +296,7 @@ async def asyncio(
             sort=sort,
             username=username,
             email=email,
+            q=q,
             consistency_token=consistency_token,
         )
     ).parsed

@@ -1,0 +1,206 @@
+"""SCIM, in process through the WSGI app (no HTTP server), side by side in one run:
+
+1. provisioning: users created one by one through POST /scim/v2/Users, in /scim/v2/Bulk
+   requests of 1,000, and through POST /users, interleaved in rounds (users/s, ratios);
+2. filters: userName sw and co, and emails co, against an exact userName eq, over --filter-users
+   users on PostgreSQL and MariaDB (milliseconds a request, ratios to eq);
+3. a group's PATCH adding one member: in a group of 10 and one of 10,000 (milliseconds).
+
+Usage: .venv/bin/python -m bench.scim [--users 2000] [--filter-users 1000000] [--rounds 3]
+                                      [--backends postgresql mysql]
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from app.config import Settings
+from app.db import migrations
+from app.db.session import db
+from app.services.api_keys import create_api_key
+from bench.run import UNREACHED_LIMIT
+from bench.search import SEED, _url
+
+BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+def _app(backend: str, folder: Path) -> tuple[Flask, FlaskClient, str]:
+    url = _url(backend, folder)
+    # The shipped limits on, out of reach: their cost counts, their 429s do not.
+    app = create_app(Settings(DATABASE_URL=url, LOG_LEVEL="WARNING", RATE_LIMIT=UNREACHED_LIMIT))
+    with app.app_context():
+        migrations.migrate(db.engine)
+        _, token = create_api_key("bench", ["scim", "users:write", "users:read"])
+        db.session.commit()
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return app, client, url
+
+
+def _user(name: str) -> dict[str, Any]:
+    return {"schemas": [USER], "userName": name, "emails": [{"value": f"{name}@example.com"}]}
+
+
+def _timed(run: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def provisioning(client: FlaskClient, count: int, rounds: int) -> None:
+    """Print users/s for each way of creating ``count`` users, and the ratios."""
+
+    def one_by_one(tag: str) -> None:
+        for n in range(count):
+            response = client.post("/scim/v2/Users", json=_user(f"s{tag}-{n}"))
+            assert response.status_code == 201, response.get_data(as_text=True)
+
+    def bulk(tag: str) -> None:
+        for start in range(0, count, 1000):
+            operations = [
+                {"method": "POST", "path": "/Users", "bulkId": str(n), "data": _user(f"b{tag}-{n}")}
+                for n in range(start, min(start + 1000, count))
+            ]
+            response = client.post(
+                "/scim/v2/Bulk", json={"schemas": [BULK], "Operations": operations}
+            )
+            statuses = {o["status"] for o in response.get_json()["Operations"]}
+            assert statuses == {"201"}, statuses
+
+    def rest(tag: str) -> None:
+        for n in range(count):
+            name = f"r{tag}-{n}"
+            response = client.post(
+                "/users", json={"username": name, "email": f"{name}@example.com"}
+            )
+            assert response.status_code == 201, response.get_data(as_text=True)
+
+    ways = {"SCIM one by one": one_by_one, "SCIM Bulk": bulk, "POST /users": rest}
+    rates: dict[str, list[float]] = {name: [] for name in ways}
+    for round_number in range(rounds):
+        for name, way in ways.items():
+            rates[name].append(count / _timed(partial(way, str(round_number))))
+    base = statistics.median(rates["POST /users"])
+    print(f"provisioning {count:,} users a round, medians of {rounds} rounds:")
+    for name, values in rates.items():
+        median = statistics.median(values)
+        print(f"  {name:<16} {median:8.0f} users/s  {median / base:5.2f}x POST /users")
+
+
+def filters(backend: str, client: FlaskClient, url: str, count: int, rounds: int) -> None:
+    """Seed ``count`` users, then time each filter against the exact lookup."""
+    seeding = create_engine(url)
+    started = time.perf_counter()
+    with seeding.begin() as conn:
+        conn.execute(text(SEED[backend].format(count=count)), {"count": count})
+    analyze = {"postgresql": "VACUUM ANALYZE", "mysql": "ANALYZE TABLE user_account"}
+    with seeding.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text(analyze[backend]))
+    seeding.dispose()
+    print(f"{backend}: {count:,} users seeded in {time.perf_counter() - started:.0f} s")
+    middle = f"user{count // 2:07d}"
+    cases = {
+        "userName eq": f'userName eq "{middle}"',
+        "userName sw": f'userName sw "{middle[:-2]}"',
+        "userName co": f'userName co "{middle[2:]}"',
+        "emails co": f'emails co "u{count // 2}@"',
+    }
+
+    def run(expression: str, repeat: int) -> None:
+        for _ in range(repeat):
+            query = {"filter": expression, "count": 10}
+            response = client.get("/scim/v2/Users", query_string=query)
+            assert response.status_code == 200, response.get_data(as_text=True)
+
+    for expression in cases.values():
+        run(expression, 2)  # statement caches and the planner's first look, out of the figures
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, expression in cases.items():
+            samples[name].append(_timed(partial(run, expression, 10)) * 100)
+    base = statistics.median(samples["userName eq"])
+    for name in cases:
+        median = statistics.median(samples[name])
+        print(f"  {name:<12} {median:9.1f} ms  {median / base:7.1f}x eq")
+
+
+def big_group(app: Flask, client: FlaskClient, rounds: int) -> None:
+    """PATCH add one member to a group of 10 and to one of 10,000."""
+    with app.app_context():
+        first = db.session.execute(text("SELECT min(id) FROM user_account")).scalar_one()
+    ids = [str(first + n) for n in range(10_011 + rounds * 2)]
+    small = client.post(
+        "/scim/v2/Groups",
+        json={
+            "schemas": [GROUP],
+            "displayName": "ten",
+            "members": [{"value": i} for i in ids[:10]],
+        },
+    )
+    large = client.post(
+        "/scim/v2/Groups",
+        json={
+            "schemas": [GROUP],
+            "displayName": "big",
+            "members": [{"value": i} for i in ids[10:10_010]],
+        },
+    )
+    times: dict[str, list[float]] = {"group of 10": [], "group of 10,000": []}
+    spare = iter(ids[10_010:])
+    for _ in range(rounds):
+        for name, made in (("group of 10", small), ("group of 10,000", large)):
+            add = {
+                "schemas": [PATCH],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": next(spare)}]}],
+            }
+            group_id = made.get_json()["id"]
+
+            def run(body: dict[str, Any] = add, gid: str = group_id) -> None:
+                response = client.patch(f"/scim/v2/Groups/{gid}", json=body)
+                assert response.status_code == 204, response.get_data(as_text=True)
+
+            times[name].append(_timed(run) * 1000)
+    small_ms = statistics.median(times["group of 10"])
+    large_ms = statistics.median(times["group of 10,000"])
+    print(
+        f"  PATCH adding one member: group of 10 {small_ms:.1f} ms, "
+        f"of 10,000 {large_ms:.1f} ms ({large_ms / small_ms:.2f}x)"
+    )
+
+
+def main() -> None:
+    """Run the three parts on each backend."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--filter-users", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backends", nargs="+", default=["postgresql", "mysql"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        for backend in args.backends:
+            app, client, url = _app(backend, Path(folder))
+            print(f"== {backend}")
+            provisioning(client, args.users, args.rounds)
+            filters(backend, client, url, args.filter_users, args.rounds)
+            big_group(app, client, args.rounds)
+            with app.app_context():
+                db.session.remove()
+                for engine in db.engines.values():
+                    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
