@@ -548,6 +548,7 @@ def test_0011_starts_the_chain_at_genesis_and_the_old_release_writes_as_before(
         )
 
 
+@with_empty_database
 @pytest.mark.postgresql_only("pg_trgm and its privileges are PostgreSQL's")
 def test_search_indexes_are_left_out_where_pg_trgm_cannot_be_made(
     empty_database_url: tuple[str, str], caplog: pytest.LogCaptureFixture

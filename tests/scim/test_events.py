@@ -46,10 +46,10 @@ def test_refused_scim_writes_record_nothing(
     scim_client: FlaskClient,  # noqa: F811
 ) -> None:
     make_user(app, username="taken", email="taken@example.com")
-    before = len(_events(app))
+    before = len(_events(app, resource_type="user"))
     assert scim_client.post("/scim/v2/Users", json=user_body("TAKEN")).status_code == 409
     assert scim_client.post("/scim/v2/Users", json=user_body("x", title="t")).status_code == 400
-    assert len(_events(app)) == before
+    assert len(_events(app, resource_type="user")) == before
 
 
 def test_group_members_moved_by_scim_are_recorded(
