@@ -33,10 +33,12 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine, text
+
 # Run as a script (python bench/cpu.py --worker), this file's folder is first on sys.path and
 # ``bench`` is the PYTHONPATH's: the checkout measured, whose own prepare_database makes a
 # database its schema fits.
-from bench.run import UNREACHED_LIMIT, USERS, checkout, prepare_database
+from bench.run import ADMIN_URL, UNREACHED_LIMIT, USERS, checkout, prepare_database
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -159,7 +161,7 @@ class Side:
     def __init__(self, name: str, tree: Path) -> None:
         self.name, self.tree = name, tree
         self.env = {**os.environ, "PYTHONPATH": str(tree)}
-        database = f"app_bench_cpu_{name.replace('-', '_')}"
+        database = self.name_of_database = f"app_bench_cpu_{name.replace('-', '_')}"
         self.process = subprocess.Popen(
             [sys.executable, str(HERE), "--worker", database],
             cwd=tree,
@@ -204,9 +206,13 @@ class Side:
         raise RuntimeError("callgrind wrote no dump of the measured requests")
 
     def close(self) -> None:
-        """End the worker."""
+        """End the worker and drop its database."""
         self._in.close()
         self.process.wait(timeout=60)
+        admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name_of_database}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def _compare(revision: str, args: argparse.Namespace) -> None:

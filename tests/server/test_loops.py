@@ -4,7 +4,7 @@ import asyncio
 import gc
 import threading
 
-from app.server.loops import run_coroutine, tasks_alive
+from app.server.loops import AppThreads, run_coroutine, tasks_alive
 
 
 async def _counts() -> list[int]:
@@ -55,3 +55,49 @@ def test_a_thread_loop_goes_with_its_thread() -> None:
         assert loops[0].is_closed()
     finally:
         gc.enable()
+
+
+def test_app_threads_hand_back_results_and_errors_and_end_on_shutdown() -> None:
+    threads = AppThreads(2, "test-app")
+    ran_on: set[str] = set()
+
+    def work(value: int) -> int:
+        ran_on.add(threading.current_thread().name)
+        if value < 0:
+            raise ValueError(value)
+        return value * 2
+
+    async def main() -> tuple[list[int], BaseException | None]:
+        results = await asyncio.gather(*(threads.run(work, n) for n in range(8)))
+        try:
+            await threads.run(work, -1)
+        except ValueError as exc:
+            return results, exc
+        return results, None
+
+    results, error = asyncio.run(main())
+    threads.shutdown()
+
+    assert results == [n * 2 for n in range(8)]
+    assert isinstance(error, ValueError)
+    assert ran_on <= {"test-app_0", "test-app_1"}
+    assert not [t for t in threading.enumerate() if t.name.startswith("test-app_")]
+
+
+def test_an_app_thread_result_for_a_cancelled_request_is_dropped() -> None:
+    # The request's task was cancelled (its client went away) while the app ran: the late
+    # result must not be set on the cancelled future, nor fail the loop.
+    threads = AppThreads(1, "test-cancel")
+    release = threading.Event()
+    errors: list[dict[str, object]] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+        pending = threads.run(release.wait)
+        pending.cancel()
+        release.set()
+        assert await threads.run(lambda: "after") == "after"
+
+    asyncio.run(main())
+    threads.shutdown()
+    assert errors == []
