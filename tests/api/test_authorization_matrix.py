@@ -121,6 +121,8 @@ RULES: dict[str, Rule] = {
     "listGroupMembers": Rule(200),
     "addGroupMember": Rule(204),
     "removeGroupMember": Rule(204),
+    "listAuditEvents": Rule(200),
+    "exportAuditEvents": Rule(200),
 }
 
 
