@@ -1,5 +1,4 @@
-"""SCIM's attributes: a user's externalId, email type, displayName and name; a group's
-externalId and version.
+"""SCIM's attributes: externalId, email type, names of users; externalId, version of groups.
 
 Revision ID: 0013
 Revises: 0012
