@@ -1,5 +1,11 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .audit_actor import AuditActor
+from .audit_actor_kind import AuditActorKind
+from .audit_event_page import AuditEventPage
+from .audit_event_read import AuditEventRead
+from .audit_event_read_changes import AuditEventReadChanges
+from .audit_resource import AuditResource
 from .author_read import AuthorRead
 from .bad_request_problem import BadRequestProblem
 from .conflict_problem import ConflictProblem
@@ -15,6 +21,8 @@ from .import_problem_status import ImportProblemStatus
 from .import_result import ImportResult
 from .key_who_am_i import KeyWhoAmI
 from .line_problem import LineProblem
+from .list_audit_events_actor_kind import ListAuditEventsActorKind
+from .list_audit_events_sort import ListAuditEventsSort
 from .list_posts_sort import ListPostsSort
 from .list_user_posts_sort import ListUserPostsSort
 from .list_users_sort import ListUsersSort
@@ -43,6 +51,12 @@ from .validation_error_item import ValidationErrorItem
 from .validation_problem import ValidationProblem
 
 __all__ = (
+    "AuditActor",
+    "AuditActorKind",
+    "AuditEventPage",
+    "AuditEventRead",
+    "AuditEventReadChanges",
+    "AuditResource",
     "AuthorRead",
     "BadRequestProblem",
     "ConflictProblem",
@@ -58,6 +72,8 @@ __all__ = (
     "ImportResult",
     "KeyWhoAmI",
     "LineProblem",
+    "ListAuditEventsActorKind",
+    "ListAuditEventsSort",
     "ListPostsSort",
     "ListUserPostsSort",
     "ListUsersSort",
