@@ -48,6 +48,7 @@ GENERATOR_VERSION = "0.29.1"
 # --fail-on-warning makes that an error. A listed operation that is gone is an error too.
 OMITTED_OPERATIONS: dict[tuple[str, str], str] = {
     ("post", "/users/import"): "streamed NDJSON or CSV upload: no raw text body in the generator",
+    ("get", "/audit-events/export"): "NDJSON stream: the generator reads no NDJSON response",
 }
 
 

@@ -20,6 +20,7 @@ from http import HTTPStatus
 from flask import Response, g, has_request_context, request
 from sqlalchemy import Engine, Select, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.dml import UpdateBase
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,15 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def is_plain_read(clause: object) -> bool:
-    """Whether the statement only reads (a SELECT without FOR UPDATE)."""
-    return isinstance(clause, Select) and clause._for_update_arg is None
+    """Whether the statement only reads (a SELECT without FOR UPDATE, and without a WITH
+    that writes: a write and its change event, app/services/events.py)."""
+    return (
+        isinstance(clause, Select)
+        and clause._for_update_arg is None
+        and not any(
+            isinstance(cte.element, UpdateBase) for cte in getattr(clause, "_independent_ctes", ())
+        )
+    )
 
 
 def replica_is_fresh(replica: Engine) -> bool:
