@@ -9,7 +9,6 @@ from .audit_resource import AuditResource
 from .author_read import AuthorRead
 from .bad_request_problem import BadRequestProblem
 from .conflict_problem import ConflictProblem
-from .export_audit_events_actor_kind import ExportAuditEventsActorKind
 from .forbidden_problem import ForbiddenProblem
 from .group_create import GroupCreate
 from .group_create_scopes_item import GroupCreateScopesItem
@@ -62,7 +61,6 @@ __all__ = (
     "AuthorRead",
     "BadRequestProblem",
     "ConflictProblem",
-    "ExportAuditEventsActorKind",
     "ForbiddenProblem",
     "GroupCreate",
     "GroupCreateScopesItem",
