@@ -15,7 +15,7 @@ from scim2_tester import Status, check_server
 from tests.factories import make_api_key
 from tests.helpers import LiveServer
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.conformance]
 
 # The checks scim2-tester reports SKIPPED, each with its reason; anything else must succeed.
 EXPECTED_SKIPS = {
