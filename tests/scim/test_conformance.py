@@ -77,9 +77,9 @@ def _users(live_server: LiveServer, token: str, **params: Any) -> list[dict[str,
 
 @pytest.mark.backends("sqlite", "postgresql", "mysql", reason="every backend")
 def test_provisioning_run(app: Flask, live_server: LiveServer, scim: SyncSCIMClient) -> None:
-    # Scaled from the 1,000 users and two groups of 500 to 200 and 100: the same
-    # operations, in the default run's time.
-    count = 200
+    # 1,000 users, two groups of 500, 100 moved, 100 deactivated, 100 deleted.
+    count = 1000
+    step = 100
     users = [
         _ok(
             scim.create(
@@ -105,7 +105,7 @@ def test_provisioning_run(app: Flask, live_server: LiveServer, scim: SyncSCIMCli
         )
     )
 
-    moved = ids[:20]
+    moved = ids[:step]
     scim.modify(
         Group,
         red.id,
@@ -124,7 +124,7 @@ def test_provisioning_run(app: Flask, live_server: LiveServer, scim: SyncSCIMCli
             ]
         ),
     )
-    for i in ids[-20:]:
+    for i in ids[-step:]:
         scim.modify(
             User,
             i,
@@ -132,13 +132,13 @@ def test_provisioning_run(app: Flask, live_server: LiveServer, scim: SyncSCIMCli
                 operations=[PatchOperation[User[Any]](op="replace", path="active", value=False)]
             ),
         )
-    for i in ids[20:40]:
+    for i in ids[step : 2 * step]:
         scim.delete(User, i)
 
     admin = make_api_key(app, ["users:read", "users:admin"])
     remaining = {u["username"]: u for u in _users(live_server, admin, q="idp-")}
-    assert len(remaining) == count - 20
-    assert sum(not u["active"] for u in remaining.values()) == 20
+    assert len(remaining) == count - step
+    assert sum(not u["active"] for u in remaining.values()) == step
     headers = {"Authorization": f"Bearer {admin}"}
 
     def members(group_id: str) -> set[str]:
@@ -159,7 +159,7 @@ def test_provisioning_run(app: Flask, live_server: LiveServer, scim: SyncSCIMCli
             got |= {str(u["id"]) for u in page["items"]}
         return got
 
-    assert members(str(red.id)) == set(ids[40:half])
+    assert members(str(red.id)) == set(ids[2 * step : half])
     assert members(str(blue.id)) == set(ids[half:]) | set(moved)
     found = _ok(scim.query(User, query_parameters=SearchRequest(filter='externalId eq "okta-7"')))
     assert [u.user_name for u in found.resources or []] == ["idp-7"]
