@@ -21,7 +21,7 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from app import create_app
 from app.config import Settings
@@ -29,7 +29,7 @@ from app.db import migrations
 from app.db.session import db
 from app.services.api_keys import create_api_key
 from bench.run import UNREACHED_LIMIT
-from bench.search import SEED, _url
+from bench.search import database_for, seed
 
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -38,7 +38,7 @@ PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 def _app(backend: str, folder: Path) -> tuple[Flask, FlaskClient, str]:
-    url = _url(backend, folder)
+    url = database_for(backend, folder)
     # The shipped limits on, out of reach: their cost counts, their 429s do not.
     app = create_app(Settings(DATABASE_URL=url, LOG_LEVEL="WARNING", RATE_LIMIT=UNREACHED_LIMIT))
     with app.app_context():
@@ -102,15 +102,7 @@ def provisioning(client: FlaskClient, count: int, rounds: int) -> None:
 
 def filters(backend: str, client: FlaskClient, url: str, count: int, rounds: int) -> None:
     """Seed ``count`` users, then time each filter against the exact lookup."""
-    seeding = create_engine(url)
-    started = time.perf_counter()
-    with seeding.begin() as conn:
-        conn.execute(text(SEED[backend].format(count=count)), {"count": count})
-    analyze = {"postgresql": "VACUUM ANALYZE", "mysql": "ANALYZE TABLE user_account"}
-    with seeding.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text(analyze[backend]))
-    seeding.dispose()
-    print(f"{backend}: {count:,} users seeded in {time.perf_counter() - started:.0f} s")
+    seed(backend, url, count)
     middle = f"user{count // 2:07d}"
     cases = {
         "userName eq": f'userName eq "{middle}"',

@@ -50,7 +50,8 @@ SEED = {
 }
 
 
-def _url(backend: str, folder: Path) -> str:
+def database_for(backend: str, folder: Path) -> str:
+    """A fresh, empty database of ``backend`` (a file in ``folder`` for SQLite); its URL."""
     if backend == "postgresql":
         return fresh_database(NAME)
     if backend == "sqlite":
@@ -70,12 +71,8 @@ def _time(run: Callable[[], object], repeat: int) -> float:
     return (time.perf_counter() - started) / repeat * 1000
 
 
-def bench(backend: str, count: int, rounds: int, folder: Path) -> None:
-    """Seed, then print each case's median milliseconds and its ratio to the exact lookup."""
-    url = _url(backend, folder)
-    app = create_app(Settings(DATABASE_URL=url, LOG_LEVEL="WARNING"))
-    with app.app_context():
-        migrations.migrate(db.engine)
+def seed(backend: str, url: str, count: int) -> None:
+    """Insert ``count`` users made by the database itself, then analyze the table."""
     # A plain engine: the app's own applies the request deadlines, which a seed outlasts.
     seeding = create_engine(url)
     started = time.perf_counter()
@@ -89,8 +86,17 @@ def bench(backend: str, count: int, rounds: int, folder: Path) -> None:
             text(analyze.get(backend, "ANALYZE"))
         )
     seeding.dispose()
+    print(f"{backend}: {count:,} users seeded in {time.perf_counter() - started:.1f} s")
+
+
+def bench(backend: str, count: int, rounds: int, folder: Path) -> None:
+    """Seed, then print each case's median milliseconds and its ratio to the exact lookup."""
+    url = database_for(backend, folder)
+    app = create_app(Settings(DATABASE_URL=url, LOG_LEVEL="WARNING"))
     with app.app_context():
-        print(f"{backend}: {count:,} users seeded in {time.perf_counter() - started:.1f} s")
+        migrations.migrate(db.engine)
+    seed(backend, url, count)
+    with app.app_context():
         middle = f"user{count // 2:07d}"
         cases = {
             "exact username": UserListQuery(username=middle),

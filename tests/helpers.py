@@ -324,3 +324,14 @@ def asgi_status(sent: list[Message]) -> int:
 def asgi_body(sent: list[Message]) -> bytes:
     """The body the bridge sent."""
     return b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def lookup_plan(app: Flask, statement: str, parameters: Any) -> str:
+    """PostgreSQL's plan for a statement a test captured, with table scans and index walks in
+    order turned off: a handful of rows is cheaper to scan or walk than to look up, so what is
+    left shows whether an index can answer the condition itself."""
+    with app.app_context(), db.engine.connect() as connection:
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        connection.exec_driver_sql("SET LOCAL enable_indexscan = off")
+        rows = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+        return "\n".join(row[0] for row in rows)

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from flask import Response, url_for
+from flask import Response
 from scim2_models import Context, Group, GroupMember, PatchOp
 
 from app.api.conditional import etag, not_modified, write_condition
@@ -10,20 +10,14 @@ from app.db.session import autocommit, run_db, transaction
 from app.schemas.common import Versions
 from app.schemas.groups import GroupCreate
 from app.scim import resources
-from app.scim.views import answer, bp, json_body, not_supported, selected
+from app.scim.views import bp, json_body, not_supported, resource_answer
 from app.services import scim
 from app.web.auth import requires
 
 
 def group_answer(row: Any, members: list[int] | None, *, created: bool = False) -> Response:
     """The group as SCIM JSON, with its ETag (and Location when created)."""
-    resource = resources.group_resource(row, members)
-    context = Context.RESOURCE_CREATION_RESPONSE if created else Context.RESOURCE_QUERY_RESPONSE
-    body = resources.dump(resource, context, response_parameters=selected())
-    response = answer(body, 201 if created else 200, row.version)
-    if created:
-        response.headers["Location"] = url_for("scim.get_group", group_id=row.id, _external=True)
-    return response
+    return resource_answer(resources.group_resource(row, members), row.version, created=created)
 
 
 def _checked_name(name: Any) -> str:

@@ -3,7 +3,7 @@ versions it may find, which the views and /Bulk both call."""
 
 from typing import Any
 
-from flask import Response, url_for
+from flask import Response
 from scim2_models import Context, PatchOp, User
 
 from app.api.conditional import not_modified, write_condition
@@ -11,7 +11,7 @@ from app.db.session import autocommit, run_db, transaction
 from app.schemas.common import Versions
 from app.schemas.users import UserCreate
 from app.scim import resources
-from app.scim.views import answer, bp, json_body, selected
+from app.scim.views import bp, json_body, resource_answer
 from app.services import events, passwords, scim, users
 from app.web.auth import requires
 
@@ -38,13 +38,7 @@ async def _fields(user: User[Any]) -> dict[str, Any]:
 
 def user_answer(row: Any, *, created: bool = False) -> Response:
     """The user as SCIM JSON, with its ETag (and Location when created)."""
-    resource = resources.user_resource(row)
-    context = Context.RESOURCE_CREATION_RESPONSE if created else Context.RESOURCE_QUERY_RESPONSE
-    body = resources.dump(resource, context, response_parameters=selected())
-    response = answer(body, 201 if created else 200, row.version)
-    if created:
-        response.headers["Location"] = url_for("scim.get_user", user_id=row.id, _external=True)
-    return response
+    return resource_answer(resources.user_resource(row), row.version, created=created)
 
 
 async def create(body: dict[str, Any]) -> Any:

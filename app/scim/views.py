@@ -50,6 +50,16 @@ def answer(body: dict[str, Any], status: int = 200, version: int | None = None) 
     return response
 
 
+def resource_answer(resource: Any, version: int, *, created: bool = False) -> Response:
+    """A user or group as SCIM JSON with its ETag; when created, a 201 with its Location."""
+    context = Context.RESOURCE_CREATION_RESPONSE if created else Context.RESOURCE_QUERY_RESPONSE
+    body = resources.dump(resource, context, response_parameters=selected())
+    response = answer(body, 201 if created else 200, version)
+    if created:
+        response.headers["Location"] = str(resource.meta.location)
+    return response
+
+
 def json_body() -> dict[str, Any]:
     body: dict[str, Any] = request.get_json()  # a JSON object: bodies.require_json_body
     return body
@@ -76,6 +86,13 @@ def _listed(kind: type[Any], items: list[Any]) -> Response:
     return answer(resources.dump(listing, Context.SEARCH_RESPONSE))
 
 
+def _one(items: list[Any], item_id: str, what: str) -> Response:
+    for found in items:
+        if found.id == item_id:
+            return answer(resources.dump(found, Context.RESOURCE_QUERY_RESPONSE))
+    raise NotFoundException(detail=f"No {what} {item_id}.")
+
+
 @bp.get("/ResourceTypes")
 @requires("scim")
 async def list_resource_types() -> Response:
@@ -87,10 +104,7 @@ async def list_resource_types() -> Response:
 @requires("scim")
 async def get_resource_type(type_id: str) -> Response:
     """One resource type."""
-    for found in resources.resource_types():
-        if found.id == type_id:
-            return answer(resources.dump(found, Context.RESOURCE_QUERY_RESPONSE))
-    raise NotFoundException(detail=f"No resource type {type_id}.")
+    return _one(resources.resource_types(), type_id, "resource type")
 
 
 @bp.get("/Schemas")
@@ -104,10 +118,7 @@ async def list_schemas() -> Response:
 @requires("scim")
 async def get_schema(schema_id: str) -> Response:
     """One schema."""
-    for found in resources.schemas():
-        if found.id == schema_id:
-            return answer(resources.dump(found, Context.RESOURCE_QUERY_RESPONSE))
-    raise NotFoundException(detail=f"No schema {schema_id}.")
+    return _one(resources.schemas(), schema_id, "schema")
 
 
 # Lists -------------------------------------------------------------------------------------

@@ -31,21 +31,20 @@ from app.schemas.common import Versions
 from app.services import events, groups, sessions
 from app.services.scim_filters import Attribute
 from app.services.users import _AUDITED as USER_AUDITED
-from app.services.users import _record_update, _unique_violations_as_conflicts
+from app.services.users import (
+    VERSIONED_COLUMNS,
+    _record_update,
+    _unique_violations_as_conflicts,
+)
 from app.services.versions import at_versions, missing_or_changed
 
 _users = cast(Table, User.__table__)
 _groups = cast(Table, Group.__table__)
 _members = cast(Table, GroupMember.__table__)
 
+# A user as /users/{id} has it, with its version, and SCIM's own attributes after.
 SCIM_USER_COLUMNS = (
-    _users.c.id,
-    _users.c.username,
-    _users.c.email,
-    _users.c.active,
-    _users.c.created_at,
-    _users.c.updated_at,
-    _users.c.version,
+    *VERSIONED_COLUMNS,
     _users.c.external_id,
     _users.c.email_type,
     _users.c.display_name,

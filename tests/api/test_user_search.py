@@ -6,10 +6,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.db.session import db
 from app.db.types import SEARCH_INDEXES
 from tests.factories import make_user
-from tests.helpers import listening
+from tests.helpers import listening, lookup_plan
 
 
 def _ids(client: FlaskClient, **params: Any) -> list[int]:
@@ -80,14 +79,6 @@ def test_q_is_served_by_the_trigram_indexes_on_postgresql(app: Flask, client: Fl
     with listening(app, "before_cursor_execute", record):
         _ids(client, q="arch3")
     [(statement, parameters)] = sent
-    with app.app_context(), db.engine.connect() as connection:
-        # Five rows are cheaper to scan than to look up: without the scan the plan shows
-        # whether the indexes can answer the condition.
-        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        # Nor a walk of the primary key in the page's order, filtering as it goes.
-        connection.exec_driver_sql("SET LOCAL enable_indexscan = off")
-        plan = "\n".join(
-            row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
-        )
+    plan = lookup_plan(app, statement, parameters)
     for name in SEARCH_INDEXES:
         assert f"Bitmap Index Scan on {name}" in plan, plan

@@ -6,8 +6,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.db.session import db
-from tests.helpers import listening
+from tests.helpers import listening, lookup_plan
 from tests.scim.test_users import scim_client, scim_error, user_body  # noqa: F401 - fixture
 
 USERS = [
@@ -172,14 +171,7 @@ def test_sw_and_co_are_served_by_the_trigram_indexes(
     with listening(app, "before_cursor_execute", record):
         _names(scim_client, filter=expression)
     [(statement, parameters)] = sent
-    with app.app_context(), db.engine.connect() as connection:
-        # Four rows are cheaper to scan, or to walk in id order, than to look up: without
-        # those two, the plan shows whether an index can answer the condition itself.
-        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        connection.exec_driver_sql("SET LOCAL enable_indexscan = off")
-        plan = "\n".join(
-            row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
-        )
+    plan = lookup_plan(app, statement, parameters)
     assert "Bitmap Index Scan on ix_user_account_" in plan, plan
     assert "_trgm" in plan, plan
 
