@@ -32,6 +32,7 @@ FLOORS: dict[str, int] = {
     "factory": 9,
     "startup": 9,
     "scripts": 10,
+    "worker": 10,
     "__init__": 10,
 }
 MAX_LINES = 400

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # The production server (python -m app.server): address, processes, app threads each.
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
+    # The worker (python -m app.worker): its /healthz and /metrics on HOST at this port, and
+    # seconds between its rounds (each seals the audit log's new events into the chain).
+    WORKER_PORT: int = Field(default=8001, ge=1, le=65535)
+    WORKER_INTERVAL: float = Field(default=5.0, gt=0, le=3600)
     # Measured on 2 CPUs (bench/run.py --sweep, 8 app threads in all): 1 x 8 served 609 GET
     # and 508 POST req/s, 2 x 4 1,171 and 540, 4 x 2 1,574 and 665, 4 x 4 1,281 and 715. A
     # process's threads share one GIL, so processes scale and threads mostly wait; 4 threads,

@@ -1,0 +1,5 @@
+"""``python -m app.worker``."""
+
+from app.worker.run import main
+
+main()
