@@ -21,6 +21,7 @@ CLUSTER_IMAGE=user-api-cluster:check
 SCALED_PORT="${CONTAINER_CHECK_SCALED_PORT:-18766}"
 BASE=user-api-base:bookworm
 PORT="${CONTAINER_CHECK_PORT:-18765}"
+WORKER_PORT="${CONTAINER_CHECK_WORKER_PORT:-18767}"
 WORK=/var/tmp/user-api-container-check
 PG_ADMIN="${TEST_POSTGRES_DSN:-postgresql://postgres@127.0.0.1:5432/test}"
 DB=app_container_check
@@ -91,7 +92,7 @@ SCALED_UP=""
 
 ENGINE_PID=""
 cleanup() {
-    docker rm -f user-api-check user-api-first-start >/dev/null 2>&1 || true
+    docker rm -f user-api-check user-api-worker user-api-first-start >/dev/null 2>&1 || true
     if [ -n "$SCALED_UP" ]; then "${scaled[@]}" down -v >/dev/null 2>&1 || true; fi
     if [ -n "$ENGINE_PID" ]; then kill "$ENGINE_PID" 2>/dev/null || true; wait "$ENGINE_PID" 2>/dev/null || true; fi
 }
@@ -266,6 +267,28 @@ printf 'in-flight POST answered %s; container stopped in %ss with exit code %s\n
 step "the server's log (docker logs): one JSON object a line"
 docker logs user-api-check >"$WORK/server.log" 2>&1
 all_json "$WORK/server.log" "docker logs"
+
+step "the worker role: it seals the flow's change events and stops on docker stop"
+# Its probes on the image's PORT, which the image's HEALTHCHECK asks.
+docker run -d --name user-api-worker --network host -e PORT="$WORKER_PORT" -e HOST=127.0.0.1 \
+    -e WORKER_INTERVAL=0.5 -e DATABASE_URL="$DB_URL" --stop-timeout 10 "$IMAGE" worker >/dev/null
+for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$WORKER_PORT/healthz" >/dev/null && break; sleep 0.5; done
+curl -fsS "http://127.0.0.1:$WORKER_PORT/healthz"; echo
+unsealed=unknown
+for _ in $(seq 1 40); do
+    unsealed=$(psql "$DB_URL" -XAtc "SELECT count(*) FROM audit_event WHERE seq IS NULL")
+    [ "$unsealed" = 0 ] && break
+    sleep 0.25
+done
+[ "$unsealed" = 0 ] || { echo "the worker left $unsealed events unsealed" >&2; docker logs user-api-worker >&2; exit 1; }
+docker run --rm --network host -e DATABASE_URL="$DB_URL" "$IMAGE" audit verify
+docker stop user-api-worker >/dev/null
+status=$(docker inspect user-api-worker --format '{{.State.ExitCode}}')
+docker logs user-api-worker >"$WORK/worker.log" 2>&1
+docker rm user-api-worker >/dev/null
+[ "$status" = 0 ] || { cat "$WORK/worker.log" >&2; exit 1; }
+all_json "$WORK/worker.log" "the worker's log"
+echo "every event sealed and verified; stopped with exit code 0"
 psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
 
 step "the scaled profile's image (Debian's PostgreSQL 15, PgBouncer, HAProxy, Redis)"
