@@ -40,8 +40,6 @@ from app.web.problems import SCIM_MIMETYPE, SCIM_PREFIX
 bp = Blueprint("scim", __name__, url_prefix=SCIM_PREFIX)
 errors.install(bp)
 
-_ROW = {"User": scim.get_user, "Group": scim.get_group}
-
 
 def answer(body: dict[str, Any], status: int = 200, version: int | None = None) -> Response:
     response = Response(json.dumps(body), status=status, mimetype=SCIM_MIMETYPE)

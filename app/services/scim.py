@@ -236,23 +236,14 @@ def add_members(group_id: int, user_ids: Iterable[int]) -> None:
         events.record("group.member_added", "group", group_id, {"user_id": [None, user_id]})
 
 
-def remove_members(group_id: int, user_ids: Iterable[int] | None) -> None:
-    """Remove these users (None: every member)."""
-    stmt = delete(_members).where(_members.c.group_id == group_id)
-    if user_ids is not None:
-        wanted = sorted(set(user_ids))
-        if not wanted:
-            return
-        stmt = stmt.where(_members.c.user_id.in_(wanted))
-        removed = wanted
-    else:
-        removed = list(
-            db.session.execute(
-                select(_members.c.user_id).where(_members.c.group_id == group_id)
-            ).scalars()
-        )
+def remove_members(group_id: int, user_ids: Iterable[int]) -> None:
+    """Remove these users from the group (those not in it: left alone)."""
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return
+    stmt = delete(_members).where(_members.c.group_id == group_id, _members.c.user_id.in_(wanted))
     gone = set(db.session.execute(stmt.returning(_members.c.user_id)).scalars())
-    for user_id in removed:
+    for user_id in wanted:
         sessions.announce_revocation(f"user:{user_id}")
         if user_id in gone:
             events.record("group.member_removed", "group", group_id, {"user_id": [user_id, None]})
