@@ -91,8 +91,11 @@ scaled=("${compose[@]}" --profile scaled)
 SCALED_UP=""
 
 ENGINE_PID=""
-cleanup() {
+remove_containers() {
     docker rm -f user-api-check user-api-worker user-api-first-start >/dev/null 2>&1 || true
+}
+cleanup() {
+    remove_containers
     if [ -n "$SCALED_UP" ]; then "${scaled[@]}" down -v >/dev/null 2>&1 || true; fi
     if [ -n "$ENGINE_PID" ]; then kill "$ENGINE_PID" 2>/dev/null || true; wait "$ENGINE_PID" 2>/dev/null || true; fi
 }
@@ -101,6 +104,14 @@ trap cleanup EXIT
 if ! docker info >/dev/null 2>&1; then
     step "starting a private Docker engine"
     export DOCKER_HOST="unix://$WORK/docker.sock"
+    # An earlier run cut short (its session ended mid-check) can leave its engine running on
+    # this data root, which a second engine refuses; that engine is ours: its pid is in our file.
+    old_engine=$(cat "$WORK/dockerd.pid" 2>/dev/null || true)
+    if [ -n "$old_engine" ] && grep -qs "$WORK/data" "/proc/$old_engine/cmdline"; then
+        echo "stopping the engine an earlier, interrupted run left (pid $old_engine)"
+        kill "$old_engine"
+        for _ in $(seq 1 60); do kill -0 "$old_engine" 2>/dev/null || break; sleep 0.5; done
+    fi
     dockerd --data-root "$WORK/data" --exec-root "$WORK/exec" --pidfile "$WORK/dockerd.pid" \
         --host "$DOCKER_HOST" --bridge=none --iptables=false --ip-masq=false \
         >"$WORK/dockerd.log" 2>&1 &
@@ -112,6 +123,11 @@ if ! docker info >/dev/null 2>&1; then
     done
     docker info >/dev/null 2>&1 || warn "dockerd did not answer: $(tail -n 5 "$WORK/dockerd.log")"
 fi
+
+# The engine's data root outlives a run (it keeps the base image), and with it whatever
+# containers an interrupted run left: CI once failed on a leftover "user-api-check" (exit 125).
+remove_containers
+"${scaled[@]}" down -v >/dev/null 2>&1 || true
 
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
     step "building the base image with mmdebstrap (Debian bookworm, python3, no compiler)"
