@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # Days change events are kept; `flask --app app audit prune` deletes older ones from the
     # chain's start and records an anchor the rest verifies from. Unset: kept for ever.
     AUDIT_RETENTION_DAYS: int | None = Field(default=None, ge=1)
+    # Comma-separated host names (as written in webhook URLs) whose addresses may be private,
+    # loopback or link-local: an in-house receiver, or a test's on 127.0.0.1. Every other
+    # webhook URL must resolve to public addresses only, at registration and at delivery.
+    WEBHOOK_ALLOWED_HOSTS: str = ""
     # Connections one server process holds at once (granian's backpressure): beyond them it
     # stops accepting. Idle and slow ones are closed by the timers above; the room is for
     # everybody else (1,100 slow header senders once filled the default of 256 a process
@@ -177,6 +181,13 @@ class Settings(BaseSettings):
     def cors_origins(self) -> list[str]:
         """CORS_ORIGINS as a list; empty when browsers on other origins are not let in."""
         return [origin.strip() for origin in self.CORS_ORIGINS.split(",") if origin.strip()]
+
+    @property
+    def webhook_allowed_hosts(self) -> frozenset[str]:
+        """WEBHOOK_ALLOWED_HOSTS as a set of lower-case host names."""
+        return frozenset(
+            host.strip().lower() for host in self.WEBHOOK_ALLOWED_HOSTS.split(",") if host.strip()
+        )
 
     @property
     def embedded(self) -> bool:

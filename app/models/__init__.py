@@ -7,6 +7,7 @@ from app.models.idempotency import IdempotencyKey
 from app.models.post import Post
 from app.models.user import User
 from app.models.user_session import SpentRefreshToken, UserSession
+from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -19,4 +20,7 @@ __all__ = [
     "SpentRefreshToken",
     "User",
     "UserSession",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
