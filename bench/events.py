@@ -14,7 +14,6 @@ import argparse
 import itertools
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -50,40 +49,6 @@ def _import_seconds(app: Any, token: str, rows: int, tag: str) -> tuple[float, f
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _prepare_elsewhere(backend: str) -> tuple[str, str, int]:
-    """A fresh SQLite file or MariaDB database at head with USERS users: URL, key, first id."""
-    from sqlalchemy import create_engine, insert, text  # noqa: PLC0415
-
-    from app import create_app  # noqa: PLC0415
-    from app.config import Settings  # noqa: PLC0415
-    from app.db import migrations  # noqa: PLC0415
-    from app.db.session import db  # noqa: PLC0415
-    from app.models import User  # noqa: PLC0415
-    from app.schemas.scopes import ALL_SCOPES  # noqa: PLC0415
-    from app.services.api_keys import create_api_key  # noqa: PLC0415
-
-    if backend == "sqlite":
-        url = f"sqlite:///{tempfile.mkdtemp(prefix='bench-events-')}/bench.db"
-    else:
-        admin = create_engine("mysql+pymysql://root@127.0.0.1:3306/", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("DROP DATABASE IF EXISTS app_bench_events"))
-            conn.execute(text("CREATE DATABASE app_bench_events"))
-        admin.dispose()
-        url = "mysql+pymysql://root@127.0.0.1:3306/app_bench_events"
-    app = create_app(Settings(DATABASE_URL=url, LOG_LEVEL="WARNING"))
-    with app.app_context():
-        migrations.migrate(db.engine)
-        rows = [{"username": f"seed{n}", "email": f"seed{n}@example.com"} for n in range(USERS)]
-        db.session.execute(insert(User), rows)
-        _, token = create_api_key("bench", list(ALL_SCOPES))
-        db.session.commit()
-        first = db.session.execute(text("SELECT min(id) FROM user_account")).scalar_one()
-        for engine in db.engines.values():
-            engine.dispose()
-    return url, token, int(first)
-
-
 def main() -> None:
     """Print each variant's figures and the ratios of on to off."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -94,11 +59,7 @@ def main() -> None:
         "--backend", choices=["postgresql", "sqlite", "mysql"], default="postgresql"
     )
     args = parser.parse_args()
-    url, token, first_id = (
-        prepare_database("app_bench_events")
-        if args.backend == "postgresql"
-        else _prepare_elsewhere(args.backend)
-    )
+    url, token, first_id = prepare_database("app_bench_events", args.backend)
     os.environ.update(DATABASE_URL=url, LOG_LEVEL="WARNING")
     app = load("ours")
     from app.services import events  # noqa: PLC0415 - after the app is built

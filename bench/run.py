@@ -41,6 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+MARIADB_ADMIN_URL = os.environ.get(
+    "BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
+)
 DB_NAME = "app_bench"
 USERS = 1000
 CHILDREN = resource.RUSAGE_CHILDREN
@@ -71,14 +74,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def fresh_database(name: str) -> str:
-    """Drop and create an empty database; return its URL."""
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+def fresh_database(name: str, backend: str = "postgresql") -> str:
+    """Drop and create an empty database (on SQLite: a file in a new temporary folder);
+    return its URL."""
+    if backend == "sqlite":
+        return f"sqlite:///{tempfile.mkdtemp(prefix=f'{name}-')}/bench.db"
+    admin_url = ADMIN_URL if backend == "postgresql" else MARIADB_ADMIN_URL
+    quote = '"' if backend == "postgresql" else "`"
+    force = " WITH (FORCE)" if backend == "postgresql" else ""
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {quote}{name}{quote}{force}"))
+        conn.execute(text(f"CREATE DATABASE {quote}{name}{quote}"))
     admin.dispose()
-    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 def create_tutorial_table(url: str) -> None:
@@ -110,10 +119,10 @@ def create_tutorial_table(url: str) -> None:
     engine.dispose()
 
 
-def prepare_database(name: str = DB_NAME) -> tuple[str, str, int]:
-    """Make a fresh database at head with 1,000 users (ours and the tutorial's); return its
-    URL, a key, the first id."""
-    url = fresh_database(name)
+def prepare_database(name: str = DB_NAME, backend: str = "postgresql") -> tuple[str, str, int]:
+    """Make a fresh database at head with USERS users (on PostgreSQL, the tutorial's too);
+    return its URL, a key, the first id."""
+    url = fresh_database(name, backend)
     app = create_app(Settings(DATABASE_URL=url, LOG_LEVEL="WARNING"))
     with app.app_context():
         migrations.migrate(db.engine)
@@ -124,7 +133,8 @@ def prepare_database(name: str = DB_NAME) -> tuple[str, str, int]:
         first = db.session.execute(text("SELECT min(id) FROM user_account")).scalar_one()
         for engine in db.engines.values():
             engine.dispose()
-    create_tutorial_table(url)
+    if backend == "postgresql":
+        create_tutorial_table(url)
     return url, token, int(first)
 
 
