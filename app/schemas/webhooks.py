@@ -23,6 +23,7 @@ Url = Annotated[
     Field(
         min_length=1,
         max_length=URL_MAX,
+        json_schema_extra={"format": "uri"},
         description="http:// or https://, no user name or password; it must resolve to public "
         "addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host.",
     ),

@@ -136,9 +136,11 @@ def _missing(webhook_id: int) -> NotFoundError:
     return NotFoundError(f"Webhook {webhook_id} does not exist.")
 
 
-def _get(webhook_id: int) -> EndpointRow:
+def _get(webhook_id: int, *, lock: bool = False) -> EndpointRow:
+    # Locked: the values before a change, for its event, held until the commit (as
+    # groups.update_group reads them).
     stmt = select(*ENDPOINT_COLUMNS).where(_endpoints.c.id == webhook_id)
-    row = db.session.execute(stmt).one_or_none()
+    row = db.session.execute(stmt.with_for_update() if lock else stmt).one_or_none()
     if row is None:
         raise _missing(webhook_id)
     return row
@@ -171,12 +173,7 @@ def update_webhook(webhook_id: int, data: WebhookUpdate) -> EndpointRow:
         changes["events"] = ordered_events(changes["events"])
     if changes.get("enabled"):
         changes |= {"disabled_reason": None, "failures_in_row": 0}
-    # The values before, for the event, locked until the commit (as groups.update_group).
-    before = db.session.execute(
-        select(*ENDPOINT_COLUMNS).where(_endpoints.c.id == webhook_id).with_for_update()
-    ).one_or_none()
-    if before is None:
-        raise _missing(webhook_id)
+    before = _get(webhook_id, lock=True)
     db.session.execute(
         update(_endpoints)
         .where(_endpoints.c.id == webhook_id)
@@ -190,17 +187,11 @@ def update_webhook(webhook_id: int, data: WebhookUpdate) -> EndpointRow:
 
 def rotate_secret(webhook_id: int) -> tuple[EndpointRow, str]:
     """Give the endpoint a new secret; the current one keeps signing beside it for
-    WEBHOOK_SECRET_OVERLAP hours (a secret older than that is dropped). Return it and the
+    WEBHOOK_SECRET_OVERLAP hours (one before it is dropped). Return the endpoint and the
     new secret."""
     secret = new_secret()
     until = now() + timedelta(hours=current_settings().WEBHOOK_SECRET_OVERLAP)
-    before = db.session.execute(
-        select(_endpoints.c.previous_secret_until)
-        .where(_endpoints.c.id == webhook_id)
-        .with_for_update()
-    ).one_or_none()
-    if before is None:
-        raise _missing(webhook_id)
+    before = _get(webhook_id, lock=True)
     # In this order: MariaDB assigns a single-table UPDATE's columns left to right, each
     # seeing those before it, so the current secret must be copied before it is replaced
     # (PostgreSQL and SQLite read every right-hand side from the row as it was).

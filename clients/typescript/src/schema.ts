@@ -2839,6 +2839,7 @@ export interface components {
             events: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
             /**
              * Url
+             * Format: uri
              * @description http:// or https://, no user name or password; it must resolve to public addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host.
              */
             url: string;
@@ -2931,28 +2932,40 @@ export interface components {
             enabled?: boolean;
             /** @description The event types sent to it, or "*" for every type; repeats ignored. */
             events?: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
-            /** @description http:// or https://, no user name or password; it must resolve to public addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host. */
+            /**
+             * Format: uri
+             * @description http:// or https://, no user name or password; it must resolve to public addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host.
+             */
             url: string;
         } | {
             description?: string;
             enabled?: boolean;
             /** @description The event types sent to it, or "*" for every type; repeats ignored. */
             events: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
-            /** @description http:// or https://, no user name or password; it must resolve to public addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host. */
+            /**
+             * Format: uri
+             * @description http:// or https://, no user name or password; it must resolve to public addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host.
+             */
             url?: string;
         } | {
             description: string;
             enabled?: boolean;
             /** @description The event types sent to it, or "*" for every type; repeats ignored. */
             events?: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
-            /** @description http:// or https://, no user name or password; it must resolve to public addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host. */
+            /**
+             * Format: uri
+             * @description http:// or https://, no user name or password; it must resolve to public addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host.
+             */
             url?: string;
         } | {
             description?: string;
             enabled: boolean;
             /** @description The event types sent to it, or "*" for every type; repeats ignored. */
             events?: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
-            /** @description http:// or https://, no user name or password; it must resolve to public addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host. */
+            /**
+             * Format: uri
+             * @description http:// or https://, no user name or password; it must resolve to public addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host.
+             */
             url?: string;
         };
         /**
