@@ -23,7 +23,11 @@ for the CLI run (scripts/contract_cli.sh), so both generate and judge alike.
   ``Idempotency-Key`` the fuzzer already used with another body, and the 422 of a
   ``new_password`` refused by a password rule: the rules (lengths counted after Unicode
   NFC, the blocklist of common passwords) are in the field's description, since no schema
-  keyword can say them, and the 422 names the rule.
+  keyword can say them, and the 422 names the rule. Likewise a webhook ``url`` refused
+  as unsafe (422 ``unsafe_url``): whether a URL resolves to public addresses is no schema's
+  to say.
+- ``format: uri`` (webhook URLs): http and https URLs to public addresses given as
+  numbers, which resolve without DNS and which POST /webhooks accepts.
 """
 
 import csv
@@ -113,6 +117,17 @@ schemathesis.openapi.media_type("text/csv", _ROWS.map(_csv))
 schemathesis.openapi.media_type("application/x-ndjson", _ROWS.map(_ndjson))
 
 
+# Public addresses (no name to resolve, so no DNS): what the webhook URL check accepts.
+_PUBLIC_HOSTS = ("93.184.215.14", "1.1.1.1", "[2606:4700:4700::1111]")
+URIS: st.SearchStrategy[str] = st.builds(
+    "{}://{}/{}".format,
+    st.sampled_from(["http", "https"]),
+    st.sampled_from(_PUBLIC_HOSTS),
+    st.text(alphabet=string.ascii_letters + string.digits + "-._~/", max_size=40),
+)
+schemathesis.openapi.format("uri", URIS)
+
+
 def _is_refused_cursor(response: Response, case: schemathesis.Case[Any]) -> bool:
     if response.status_code != 400 or "cursor" not in (case.query or {}):  # noqa: PLR2004
         return False
@@ -155,17 +170,32 @@ def _is_refused_password(response: Response, case: schemathesis.Case[Any]) -> bo
     )
 
 
+def _is_refused_url(response: Response, case: schemathesis.Case[Any]) -> bool:
+    body = case.body
+    if response.status_code != 422 or not isinstance(body, dict) or "url" not in body:  # noqa: PLR2004
+        return False
+    try:
+        errors = response.json().get("errors") or []
+    except ValueError:
+        return False
+    return bool(errors) and all(
+        error.get("type") == "unsafe_url" and error.get("loc") == ["body", "url"]
+        for error in errors
+    )
+
+
 @schemathesis.check
 def positive_data_acceptance_opaque_cursor(
     ctx: CheckContext, response: Response, case: schemathesis.Case[Any]
 ) -> bool | None:
     """positive_data_acceptance, except that a made-up cursor may be refused with a 400, a
-    made-up If-Match with a 412, a reused Idempotency-Key with a 422 and a new password that
-    breaks a password rule with a 422 naming it."""
+    made-up If-Match with a 412, a reused Idempotency-Key with a 422, a new password that
+    breaks a password rule with a 422 naming it, and an unsafe webhook URL with a 422."""
     if (
         _is_refused_cursor(response, case)
         or _is_refused_header(response, case)
         or _is_refused_password(response, case)
+        or _is_refused_url(response, case)
     ):
         return None
     result: bool | None = positive_data_acceptance(ctx, response, case)

@@ -6,14 +6,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import func, insert, select, update
 
 from app.db.session import db
-from app.models import User
+from app.models import AuditEvent, User, WebhookDelivery
 from app.schemas.groups import GroupCreate
 from app.schemas.posts import PostCreate
 from app.schemas.users import UserCreate
-from app.services import groups, posts, users
+from app.schemas.webhooks import WebhookCreate
+from app.services import groups, outbox, posts, users, webhooks
 from app.services.api_keys import ALL_SCOPES, Scope, create_api_key
 from app.services.passwords import hash_password
 from app.services.users import VersionedUserRow
@@ -79,3 +80,30 @@ def make_group(app: Flask, scopes: Sequence[Scope] = (), **overrides: Any) -> in
         group = groups.create_group(GroupCreate(**fields))
         db.session.commit()
         return int(group.id)
+
+
+# A public address (no name to resolve): registration through the API takes it without
+# WEBHOOK_ALLOWED_HOSTS, and nothing connects to it unless the worker runs.
+PUBLIC_HOOK_URL = "https://93.184.215.14/hook"
+
+
+def make_webhook(app: Flask, url: str = PUBLIC_HOOK_URL, **overrides: Any) -> int:
+    """Register and commit a webhook endpoint for every event type; return its id."""
+    fields: dict[str, Any] = {"url": url, "events": ["*"]}
+    fields.update(overrides)
+    with app.app_context():
+        row, _ = webhooks.create_webhook(WebhookCreate(**fields))
+        db.session.commit()
+        return int(row.id)
+
+
+def make_delivery(app: Flask, webhook_id: int, **values: Any) -> int:
+    """Insert and commit a delivery of the newest event to the endpoint (as the worker's
+    fan-out would); return its id."""
+    table = outbox.table_of(WebhookDelivery)
+    with app.app_context(), db.engine.begin() as conn:
+        event = conn.execute(select(func.max(AuditEvent.id))).scalar_one()
+        stmt = insert(table).values(
+            endpoint_id=webhook_id, event_id=event, resource_key=f"webhook:{webhook_id}", **values
+        )
+        return int(conn.execute(stmt.returning(table.c.id)).scalar_one())

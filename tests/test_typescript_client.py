@@ -12,7 +12,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from app.db.session import db
+from app.models import AuditEvent
+from app.services import webhooks
+from app.services.events import EVENT_COLUMNS
 from scripts.generate_client import (
     TS_DIR,
     TS_SCHEMA,
@@ -22,6 +29,7 @@ from scripts.generate_client import (
     served_document,
     typescript_versions,
 )
+from tests.factories import PUBLIC_HOOK_URL
 from tests.helpers import IN_CI, LiveServer
 
 
@@ -109,3 +117,30 @@ def test_typescript_client_runs_users_and_posts_flow(
 
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{server.log()}"
     assert "typescript client flow passed" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def built(node: str) -> str:
+    """The package and its tests compiled into build/; node's path."""
+    result = _tsc()
+    assert result.returncode == 0, result.stdout + result.stderr
+    return node
+
+
+def test_a_typed_webhook_handler_takes_a_real_payload(
+    built: str, app: Flask, client: FlaskClient
+) -> None:
+    # test/webhook.ts: a handler typed by the document's webhooks section (WebhookPayload,
+    # a union narrowed by type; an unknown type does not compile), fed what a delivery of
+    # this backend's own event carries.
+    created = client.post("/webhooks", json={"url": PUBLIC_HOOK_URL, "events": ["*"]})
+    assert created.status_code == 201
+    webhook_id = created.get_json()["id"]
+    with app.app_context():
+        newest = select(*EVENT_COLUMNS).order_by(AuditEvent.id.desc()).limit(1)
+        body = webhooks.payload(db.session.execute(newest).one()).model_dump_json()
+
+    result = _node(built, "webhook.js", {**os.environ, "PAYLOAD": body})
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [f"webhook.created webhook {webhook_id} by api_key"]

@@ -10,6 +10,8 @@ from pydantic import BaseModel
 from app.errors import PROBLEM_MIMETYPE
 from app.models.idempotency import KEY_MAX, KEY_PATTERN
 from app.schemas.common import PROBLEM_OF_STATUS, Problem
+from app.schemas.events import EVENT_TYPES
+from app.schemas.webhooks import WebhookPayload
 
 # The finished document, in app.extensions.
 DOCUMENT = "openapi_document"
@@ -239,6 +241,69 @@ def _document_consistency(method: str, operation: dict[str, Any]) -> None:
             response.setdefault("headers", {})["Consistency-Token"] = ref
 
 
+# What every delivery carries besides its body (Standard Webhooks' headers).
+_DELIVERY_HEADERS = (
+    ("webhook-id", "The event's id: the same on every attempt, so a receiver drops repeats."),
+    ("webhook-timestamp", "Seconds since the Unix epoch when this attempt was signed."),
+    (
+        "webhook-signature",
+        "Space-separated v1,<base64 HMAC-SHA256> signatures of "
+        "{webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a "
+        "rotation's overlap lasts): verify with a Standard Webhooks library.",
+    ),
+)
+_DELIVERY_RESPONSES = {
+    "2XX": {"description": "Received: the delivery is done."},
+    "410": {"description": "Gone: the endpoint is disabled; nothing more is sent to it."},
+    "default": {
+        "description": "Anything else, or no answer in time: sent again later, with "
+        "exponential backoff, for about a day."
+    },
+}
+
+
+def _document_webhooks(document: dict[str, Any], schemas: dict[str, Any]) -> None:
+    # OpenAPI 3.1's webhooks: one entry per event type, a POST whose body is the delivery
+    # payload with that type, so a receiver's generated types narrow on payload.type.
+    _add_component(schemas, WebhookPayload)
+    parameters = [
+        {
+            "name": name,
+            "in": "header",
+            "required": True,
+            "description": text,
+            "schema": {"type": "string"},
+        }
+        for name, text in _DELIVERY_HEADERS
+    ]
+    document["webhooks"] = {
+        kind: {
+            "post": {
+                "summary": f"{kind} event",
+                "description": "Sent to each enabled endpoint whose events include this type "
+                'or "*", after the change committed; at least once, in order per resource.',
+                "tags": ["webhooks"],
+                "parameters": copy.deepcopy(parameters),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "allOf": [{"$ref": _SCHEMAS + WebhookPayload.__name__}],
+                                "type": "object",
+                                "properties": {"type": {"type": "string", "const": kind}},
+                                "required": ["type"],
+                            }
+                        }
+                    },
+                },
+                "responses": copy.deepcopy(_DELIVERY_RESPONSES),
+            }
+        }
+        for kind in EVENT_TYPES
+    }
+
+
 def finish(document: dict[str, Any]) -> dict[str, Any]:
     """Return the document with problem+json errors, auth errors and tidy parameters."""
     document = copy.deepcopy(document)
@@ -253,6 +318,7 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
                 if (method, route) in _FILE_BODIES:
                     _as_file(path[method]["requestBody"])
     schemas.pop(_THEIR_422, None)
+    _document_webhooks(document, schemas)
     problems: tuple[type[BaseModel], ...] = (Problem, *PROBLEM_OF_STATUS.values())
     for model in problems:
         _add_component(schemas, model)

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # loopback or link-local: an in-house receiver, or a test's on 127.0.0.1. Every other
     # webhook URL must resolve to public addresses only, at registration and at delivery.
     WEBHOOK_ALLOWED_HOSTS: str = ""
+    # Hours a rotated-out webhook secret keeps signing beside the new one (both signatures
+    # are sent), so a receiver can switch to the new secret without missing a delivery.
+    WEBHOOK_SECRET_OVERLAP: int = Field(default=24, ge=0, le=24 * 30)
     # Connections one server process holds at once (granian's backpressure): beyond them it
     # stops accepting. Idle and slow ones are closed by the timers above; the room is for
     # everybody else (1,100 slow header senders once filled the default of 256 a process

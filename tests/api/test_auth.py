@@ -22,7 +22,15 @@ from app.services import api_keys
 from app.services.api_keys import ALL_SCOPES
 from app.web.auth import _is_public
 from app.web.problems import SCIM_MIMETYPE, SCIM_PREFIX
-from tests.factories import make_api_key, make_group, make_post, make_user
+from tests.factories import (
+    PUBLIC_HOOK_URL,
+    make_api_key,
+    make_delivery,
+    make_group,
+    make_post,
+    make_user,
+    make_webhook,
+)
 from tests.helpers import assert_problem, listening
 
 TOKEN_PATTERN = re.compile(r"umk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
@@ -92,6 +100,14 @@ _BODIES: dict[tuple[str, str], dict[str, Any] | bytes | None] = {
     ("GET", "/audit-events"): None,
     ("GET", "/audit-events/export"): None,
     ("DELETE", "/groups/<id:group_id>/members/<id:user_id>"): None,
+    ("POST", "/webhooks"): {"url": PUBLIC_HOOK_URL, "events": ["*"]},
+    ("GET", "/webhooks"): None,
+    ("GET", "/webhooks/<id:webhook_id>"): None,
+    ("PATCH", "/webhooks/<id:webhook_id>"): {"description": "patched"},
+    ("DELETE", "/webhooks/<id:webhook_id>"): None,
+    ("POST", "/webhooks/<id:webhook_id>/secret"): None,
+    ("GET", "/webhooks/<id:webhook_id>/deliveries"): None,
+    ("POST", "/webhooks/<id:webhook_id>/deliveries/<id:delivery_id>/retry"): None,
     ("GET", "/scim/v2/ServiceProviderConfig"): None,
     ("GET", "/scim/v2/ResourceTypes"): None,
     ("GET", "/scim/v2/ResourceTypes/<type_id>"): None,
@@ -168,10 +184,14 @@ def test_every_operation_answers_by_credentials(app: Flask, case: str) -> None:
         user = make_user(app)
         post = make_post(app, user)
         group = make_group(app)
+        webhook = make_webhook(app)
+        delivery = make_delivery(app, webhook)
         url = (
             rule.replace("<id:user_id>", str(user.id))
             .replace("<id:group_id>", str(group))
             .replace("<id:post_id>", str(post.id))
+            .replace("<id:webhook_id>", str(webhook))
+            .replace("<id:delivery_id>", str(delivery))
             .replace("<id:session_id>", "1")
             .replace("<type_id>", "User")
             .replace("<path:schema_id>", "urn:ietf:params:scim:schemas:core:2.0:User")

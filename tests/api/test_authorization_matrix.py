@@ -28,7 +28,7 @@ from app.schemas.users import UserCreate
 from app.services import groups, posts, sessions, users
 from app.services.api_keys import ALL_SCOPES, Scope
 from app.services.passwords import hash_password
-from tests.factories import make_api_key
+from tests.factories import PUBLIC_HOOK_URL, make_api_key, make_delivery, make_webhook
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a new and longer passphrase"
@@ -43,7 +43,8 @@ Kind = Literal["public", "scoped", "owned", "account", "own_session"]
 
 @dataclass
 class Targets:
-    """What one call acts on: a user (the "owner") with a post and a session, a group."""
+    """What one call acts on: a user (the "owner") with a post and a session, a group, a
+    webhook endpoint with a delivery."""
 
     n: int
     user_id: int
@@ -53,6 +54,8 @@ class Targets:
     session_id: int
     access_token: str
     refresh_token: str
+    webhook_id: int
+    delivery_id: int
 
 
 Body = Callable[[Targets], dict[str, Any] | bytes | None]
@@ -123,6 +126,14 @@ RULES: dict[str, Rule] = {
     "removeGroupMember": Rule(204),
     "listAuditEvents": Rule(200),
     "exportAuditEvents": Rule(200),
+    "createWebhook": Rule(201, body=_json(lambda _t: {"url": PUBLIC_HOOK_URL, "events": ["*"]})),
+    "listWebhooks": Rule(200),
+    "getWebhook": Rule(200),
+    "updateWebhook": Rule(200, body=_json(lambda t: {"description": f"matrix {t.n}"})),
+    "deleteWebhook": Rule(204),
+    "rotateWebhookSecret": Rule(200),
+    "listWebhookDeliveries": Rule(200),
+    "retryWebhookDelivery": Rule(202),
 }
 
 
@@ -236,6 +247,8 @@ class World:
             group = groups.create_group(GroupCreate(name=f"target{n}", scopes=[])).id
             token = self._caller(principal, n, owner_session)
             db.session.commit()
+        webhook = make_webhook(self.app)
+        delivery = make_delivery(self.app, webhook)
         targets = Targets(
             n,
             owner_id,
@@ -245,6 +258,8 @@ class World:
             owner_session.session_id,
             owner_session.access_token,
             owner_session.refresh_token,
+            webhook,
+            delivery,
         )
         return targets, ({"Authorization": f"Bearer {token}"} if token else {})
 
@@ -275,6 +290,8 @@ def _url(operation: Operation, targets: Targets) -> str:
         post_id=targets.post_id,
         group_id=targets.group_id,
         session_id=targets.session_id,
+        webhook_id=targets.webhook_id,
+        delivery_id=targets.delivery_id,
     )
 
 

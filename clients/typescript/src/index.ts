@@ -5,9 +5,9 @@
  */
 import createClient, { type Client, type ClientOptions } from "openapi-fetch";
 
-import type { components, operations, paths } from "./schema.js";
+import type { components, operations, paths, webhooks } from "./schema.js";
 
-export type { components, operations, paths } from "./schema.js";
+export type { components, operations, paths, webhooks } from "./schema.js";
 
 export type Schemas = components["schemas"];
 export type User = Schemas["UserRead"];
@@ -17,6 +17,15 @@ export type UserManagementClient = Client<paths>;
 /** The media types an import takes. */
 export type ImportFormat = keyof operations["importUsers"]["requestBody"]["content"];
 export type ImportQuery = NonNullable<operations["importUsers"]["parameters"]["query"]>;
+/** A change event type a webhook delivers (the document's `webhooks` section). */
+export type WebhookEventType = keyof webhooks;
+/**
+ * The body of a webhook delivery of the given types (all by default): a union that narrows
+ * on `type`. Verify the signature before trusting it (a Standard Webhooks library).
+ */
+export type WebhookPayload<T extends WebhookEventType = WebhookEventType> = {
+  [K in T]: webhooks[K]["post"]["requestBody"]["content"]["application/json"];
+}[T];
 
 /**
  * A client for the API at `baseUrl` (no trailing slash) that sends `token` on every call:

@@ -1,5 +1,6 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .attempt_read import AttemptRead
 from .audit_actor import AuditActor
 from .audit_actor_kind import AuditActorKind
 from .audit_event_page import AuditEventPage
@@ -9,6 +10,9 @@ from .audit_resource import AuditResource
 from .author_read import AuthorRead
 from .bad_request_problem import BadRequestProblem
 from .conflict_problem import ConflictProblem
+from .delivery_page import DeliveryPage
+from .delivery_read import DeliveryRead
+from .delivery_read_state import DeliveryReadState
 from .forbidden_problem import ForbiddenProblem
 from .group_create import GroupCreate
 from .group_create_scopes_item import GroupCreateScopesItem
@@ -26,6 +30,7 @@ from .list_audit_events_sort import ListAuditEventsSort
 from .list_posts_sort import ListPostsSort
 from .list_user_posts_sort import ListUserPostsSort
 from .list_users_sort import ListUsersSort
+from .list_webhook_deliveries_state import ListWebhookDeliveriesState
 from .me_update import MeUpdate
 from .not_ready_problem import NotReadyProblem
 from .not_ready_problem_reason import NotReadyProblemReason
@@ -50,8 +55,18 @@ from .user_update import UserUpdate
 from .user_who_am_i import UserWhoAmI
 from .validation_error_item import ValidationErrorItem
 from .validation_problem import ValidationProblem
+from .webhook_create import WebhookCreate
+from .webhook_create_events_item import WebhookCreateEventsItem
+from .webhook_page import WebhookPage
+from .webhook_payload import WebhookPayload
+from .webhook_payload_type import WebhookPayloadType
+from .webhook_read import WebhookRead
+from .webhook_update import WebhookUpdate
+from .webhook_update_events_item import WebhookUpdateEventsItem
+from .webhook_with_secret import WebhookWithSecret
 
 __all__ = (
+    "AttemptRead",
     "AuditActor",
     "AuditActorKind",
     "AuditEventPage",
@@ -61,6 +76,9 @@ __all__ = (
     "AuthorRead",
     "BadRequestProblem",
     "ConflictProblem",
+    "DeliveryPage",
+    "DeliveryRead",
+    "DeliveryReadState",
     "ForbiddenProblem",
     "GroupCreate",
     "GroupCreateScopesItem",
@@ -78,6 +96,7 @@ __all__ = (
     "ListPostsSort",
     "ListUserPostsSort",
     "ListUsersSort",
+    "ListWebhookDeliveriesState",
     "MeUpdate",
     "NotReadyProblem",
     "NotReadyProblemReason",
@@ -102,4 +121,13 @@ __all__ = (
     "UserWhoAmI",
     "ValidationErrorItem",
     "ValidationProblem",
+    "WebhookCreate",
+    "WebhookCreateEventsItem",
+    "WebhookPage",
+    "WebhookPayload",
+    "WebhookPayloadType",
+    "WebhookRead",
+    "WebhookUpdate",
+    "WebhookUpdateEventsItem",
+    "WebhookWithSecret",
 )

@@ -1,0 +1,61 @@
+from typing import Literal
+
+WebhookPayloadType = Literal[
+    "api_key.created",
+    "api_key.revoked",
+    "group.created",
+    "group.deleted",
+    "group.member_added",
+    "group.member_removed",
+    "group.updated",
+    "post.created",
+    "post.deleted",
+    "post.updated",
+    "session.created",
+    "session.revoked",
+    "user.created",
+    "user.deactivated",
+    "user.deleted",
+    "user.password_changed",
+    "user.reactivated",
+    "user.updated",
+    "users.imported",
+    "webhook.created",
+    "webhook.deleted",
+    "webhook.disabled",
+    "webhook.secret_rotated",
+    "webhook.updated",
+]
+
+WEBHOOK_PAYLOAD_TYPE_VALUES: set[WebhookPayloadType] = {
+    "api_key.created",
+    "api_key.revoked",
+    "group.created",
+    "group.deleted",
+    "group.member_added",
+    "group.member_removed",
+    "group.updated",
+    "post.created",
+    "post.deleted",
+    "post.updated",
+    "session.created",
+    "session.revoked",
+    "user.created",
+    "user.deactivated",
+    "user.deleted",
+    "user.password_changed",
+    "user.reactivated",
+    "user.updated",
+    "users.imported",
+    "webhook.created",
+    "webhook.deleted",
+    "webhook.disabled",
+    "webhook.secret_rotated",
+    "webhook.updated",
+}
+
+
+def check_webhook_payload_type(value: str) -> WebhookPayloadType:
+    if value in WEBHOOK_PAYLOAD_TYPE_VALUES:
+        return value
+    raise TypeError(f"Unexpected value {value!r}. Expected one of {WEBHOOK_PAYLOAD_TYPE_VALUES!r}")
