@@ -48,16 +48,26 @@ def fail_first(times: int, status: int = 500) -> Route:
     return lambda _request, before: (status if before < times else 200, {}, b"")
 
 
+def held(gate: threading.Event, seconds: float = 60) -> Route:
+    """200, once ``gate`` is set (the request is held until then, at most ``seconds``)."""
+
+    def route(_request: Received, _before: int) -> tuple[int, dict[str, str], bytes]:
+        gate.wait(seconds)
+        return 200, {}, b""
+
+    return route
+
+
 class Receiver:
     """A threaded HTTP server on 127.0.0.1 recording what it is sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.routes: dict[str, Route] = {"/ok": answer(200)}
         self.received: list[Received] = []
         self.lock = threading.Lock()
         self.release = threading.Event()  # ends every stall (at teardown)
         self.stall_seconds = 60.0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
 
@@ -107,9 +117,9 @@ class Receiver:
 
 
 @contextmanager
-def receiving() -> Iterator[Receiver]:
-    """A receiver serving until the block ends."""
-    receiver = Receiver()
+def receiving(port: int = 0) -> Iterator[Receiver]:
+    """A receiver serving (on ``port``, or any free one) until the block ends."""
+    receiver = Receiver(port)
     thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
     thread.start()
     try:
