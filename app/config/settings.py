@@ -78,6 +78,22 @@ class Settings(BaseSettings):
     # seconds between its rounds (each seals the audit log's new events into the chain).
     WORKER_PORT: int = Field(default=8001, ge=1, le=65535)
     WORKER_INTERVAL: float = Field(default=5.0, gt=0, le=3600)
+    # Webhook deliveries (app/worker/webhooks.py): requests in flight in one worker, in all
+    # and to one endpoint; seconds to connect, between bytes of the answer, and for the
+    # whole attempt (a receiver that stalls holds a slot no longer); attempts in all, and the
+    # backoff between them (its first ceiling and its cap, doubling between: 15 attempts span
+    # 14 to 28 hours, 21 on average); deliveries failed for good in a row that disable an
+    # endpoint; seconds between looks for due deliveries when there were none.
+    WEBHOOK_CONCURRENCY: int = Field(default=32, ge=1, le=1024)
+    WEBHOOK_CONCURRENCY_PER_ENDPOINT: int = Field(default=4, ge=1, le=1024)
+    WEBHOOK_CONNECT_TIMEOUT: float = Field(default=5.0, gt=0, le=60)
+    WEBHOOK_READ_TIMEOUT: float = Field(default=10.0, gt=0, le=300)
+    WEBHOOK_TIMEOUT: float = Field(default=15.0, gt=0, le=300)
+    WEBHOOK_MAX_ATTEMPTS: int = Field(default=15, ge=1, le=100)
+    WEBHOOK_RETRY_BASE: float = Field(default=60.0, gt=0)
+    WEBHOOK_RETRY_CAP: float = Field(default=4 * 3600.0, gt=0)
+    WEBHOOK_DISABLE_AFTER: int = Field(default=10, ge=1)
+    WEBHOOK_POLL_INTERVAL: float = Field(default=0.5, gt=0, le=60)
     # Measured on 2 CPUs (bench/run.py --sweep, 8 app threads in all): 1 x 8 served 609 GET
     # and 508 POST req/s, 2 x 4 1,171 and 540, 4 x 2 1,574 and 665, 4 x 4 1,281 and 715. A
     # process's threads share one GIL, so processes scale and threads mostly wait; 4 threads,

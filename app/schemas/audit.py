@@ -8,7 +8,7 @@ from pydantic import AwareDatetime, Field, field_validator
 
 from app.schemas.common import OutputModel, Page, PageQuery, ParameterModel
 
-ActorKind = Literal["api_key", "user", "cli", "anonymous"]
+ActorKind = Literal["api_key", "user", "cli", "anonymous", "system"]
 # What an event's type and resource type are made of; ids (a key's prefix, a row's id).
 _NAME = r"^[a-z_.]+$"
 _ID = r"^[A-Za-z0-9_-]+$"
@@ -17,7 +17,8 @@ _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 class AuditActor(OutputModel):
     """Who made the change: an API key (its prefix and name), a user (their id, and the
-    session), or the command line (the operating system's user name)."""
+    session), the command line (the operating system's user name), or the system itself (the
+    worker disabling a webhook endpoint its receiver gave up on)."""
 
     kind: ActorKind
     id: str | None

@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.exc import IntegrityError
 
 from app.config import current_settings
@@ -41,6 +42,7 @@ from app.db.session import db
 from app.models import AuditChain, AuditEvent
 from app.models.audit_event import GENESIS
 from app.schemas.audit import AuditEventQuery, AuditFilters
+from app.services import webhook_delivery
 from app.services.events import EVENT_COLUMNS, EventRow, Fields, event_item
 from app.services.pagination import SortKey, next_cursor, paginate
 
@@ -76,19 +78,25 @@ def _lock_chain(conn: Connection) -> Row[Any]:
     touch = update(_chain).where(_chain.c.id == _CHAIN_ID).values(head_seq=_chain.c.head_seq)
     if not conn.execute(touch).rowcount:
         # Gone (a test empties every table) or never made: start at genesis.
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    insert(_chain).values(
-                        id=_CHAIN_ID,
-                        head_seq=0,
-                        head_hash=GENESIS,
-                        anchor_seq=0,
-                        anchor_hash=GENESIS,
-                    )
-                )
-        except IntegrityError:
-            conn.execute(touch)  # another sealer made it meanwhile: wait for its lock
+        genesis = {
+            "id": _CHAIN_ID,
+            "head_seq": 0,
+            "head_hash": GENESIS,
+            "anchor_seq": 0,
+            "anchor_hash": GENESIS,
+        }
+        if conn.dialect.name == "mysql":
+            # Two sealers' plain INSERTs both take a shared lock on the winner's row (the
+            # duplicate check), then both want it exclusive: a deadlock, seen with three
+            # sealers at once. ON DUPLICATE KEY UPDATE takes it exclusive from the start.
+            upsert = mysql_insert(_chain).values(genesis)
+            conn.execute(upsert.on_duplicate_key_update(head_seq=_chain.c.head_seq))
+        else:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(_chain).values(genesis))
+            except IntegrityError:
+                conn.execute(touch)  # another sealer made it meanwhile: wait for its lock
     return conn.execute(select(_chain).where(_chain.c.id == _CHAIN_ID)).one()
 
 
@@ -100,7 +108,8 @@ _SEAL_ONE = (
 
 
 def seal(batch: int = 1_000) -> int:
-    """Link every committed, unsealed event into the chain, in id order; return how many."""
+    """Link every committed, unsealed event into the chain, in id order, and add their
+    webhook deliveries (app/services/webhook_delivery.py); return how many were sealed."""
     sealed = 0
     while True:
         with db.engine.begin() as conn:
@@ -120,6 +129,8 @@ def seal(batch: int = 1_000) -> int:
                 previous = link(previous, row, seq)
                 links.append({"event_id": row.id, "new_seq": seq, "new_hash": previous})
             conn.execute(_SEAL_ONE, links)
+            # In the seal's transaction: an event is sealed once, so it fans out once.
+            webhook_delivery.fan_out(conn, rows)
             conn.execute(
                 update(_chain)
                 .where(_chain.c.id == _CHAIN_ID)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Table, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, Update, or_, select, update
 
 from app.models.outbox import ERROR_MAX, FAILED, PENDING, SENT
 
@@ -81,16 +81,16 @@ def backoff(attempt: int, *, base: float, cap: float) -> timedelta:
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311 - not a secret
 
 
-def settle(
-    conn: Connection,
+def settled(
     table: Table,
     row_id: int,
     *,
     error: str | None = None,
     retry_in: timedelta | None = None,
-) -> None:
-    """Record an attempt's outcome: sent (no ``error``); or pending again after ``retry_in``;
-    or, with no retry, failed for good. The lease ends either way. Commits on ``conn``."""
+) -> Update:
+    """The UPDATE that records an attempt's outcome: sent (no ``error``); or pending again
+    after ``retry_in``; or, with no retry, failed for good. The lease ends either way. For a
+    caller that writes more in the same transaction (the attempt's own row, say)."""
     moment = now()
     values: dict[str, Any] = {
         "leased_until": None,
@@ -102,5 +102,17 @@ def settle(
         values |= {"state": PENDING, "next_attempt_at": moment + retry_in}
     else:
         values |= {"state": FAILED, "finished_at": moment}
+    return update(table).where(table.c.id == row_id).values(values)
+
+
+def settle(
+    conn: Connection,
+    table: Table,
+    row_id: int,
+    *,
+    error: str | None = None,
+    retry_in: timedelta | None = None,
+) -> None:
+    """Record an attempt's outcome (``settled``) on its own. Commits on ``conn``."""
     with conn.begin():
-        conn.execute(update(table).where(table.c.id == row_id).values(values))
+        conn.execute(settled(table, row_id, error=error, retry_in=retry_in))

@@ -1,104 +1,80 @@
-"""The worker's rounds, its signals, and its own /healthz and /metrics.
+"""The worker: its duties, its signals, and its own /healthz and /metrics.
 
-One thread does the rounds; a small HTTP server on ``WORKER_PORT`` answers probes from
-another. SIGTERM or SIGINT ends the round in progress, then the process (status 0). Several
-workers may run at once on PostgreSQL and MariaDB: sealing takes the chain's head row lock,
-so one seals while the others wait their turn and find nothing left.
+A duty is a module: sealing (app/worker/sealing.py) works in rounds on this thread, every
+``WORKER_INTERVAL``; webhook delivery (app/worker/webhooks.py) runs continuously on its own
+event loop and measures its queue in the rounds. A small HTTP server on ``WORKER_PORT``
+answers probes from another thread. SIGTERM or SIGINT ends the round in progress, lets the
+deliveries in flight finish (each bounded by ``WEBHOOK_TIMEOUT``), then the process (status
+0). Several workers may run at once on PostgreSQL and MariaDB: sealing takes the chain's
+head row lock, so one seals while the others wait their turn and find nothing left, and
+deliveries are leased with ``FOR UPDATE SKIP LOCKED`` (app/services/outbox.py).
 """
 
 import json
 import logging
 import signal
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
+from typing import Protocol
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    generate_latest,
-)
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.config import Settings, current_settings
-from app.db.failures import describe
 from app.db.session import db
-from app.models import AuditEvent
 from app.scripts import script
-from app.services import audit
 from app.telemetry.logs import configure_logging
+from app.worker.metrics import REGISTRY
+from app.worker.sealing import Sealing
+from app.worker.webhooks import Deliveries
 
 log = logging.getLogger("app.worker")
 
-# The worker's own registry: it is one process, never the server's multiprocess metrics.
-REGISTRY = CollectorRegistry()
-SEALED = Counter(
-    "worker_sealed_events_total", "Change events sealed into the chain.", registry=REGISTRY
-)
-ROUNDS = Counter(
-    "worker_rounds_total", "Rounds, by outcome (ok, failed).", ["outcome"], registry=REGISTRY
-)
-UNSEALED = Gauge(
-    "worker_unsealed_events", "Change events committed and not sealed yet.", registry=REGISTRY
-)
-OLDEST = Gauge(
-    "worker_oldest_unsealed_seconds",
-    "Age of the oldest change event not sealed yet (0: none).",
-    registry=REGISTRY,
-)
+
+class Duty(Protocol):
+    """What the worker runs: ``start`` before the first round, ``round`` every interval on
+    the rounds thread, ``stop`` after the last (waiting for its work in flight)."""
+
+    def start(self) -> None: ...
+
+    def round(self) -> None: ...
+
+    def healthy(self) -> bool: ...
+
+    def stop(self) -> None: ...
 
 
 class Worker:
-    """The rounds, and what the probes report of them."""
+    """The duties' rounds, and what the probes report of them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, duties: Sequence[Duty]) -> None:
         self.interval = settings.WORKER_INTERVAL
+        self.duties = duties
         self.stopping = threading.Event()
-        self.last_ok = time.monotonic()
-        self.failing = False
 
     def healthy(self) -> bool:
-        """A round succeeded within three intervals (a database outage makes it 503)."""
-        return time.monotonic() - self.last_ok <= 3 * self.interval + 5
+        """Every duty reached the database lately (an outage makes it 503)."""
+        return all(duty.healthy() for duty in self.duties)
 
     def round(self) -> None:
-        """Seal what has committed, then measure what is left; a failure is logged once."""
-        try:
-            SEALED.inc(audit.seal())
-            left, oldest = db.session.execute(
-                select(func.count(), func.min(AuditEvent.occurred_at)).where(
-                    AuditEvent.seq.is_(None)
-                )
-            ).one()
-            db.session.rollback()
-        except SQLAlchemyError as error:
-            db.session.rollback()
-            ROUNDS.labels("failed").inc()
-            if not self.failing:
-                log.error(
-                    "worker round failed: %s; retrying every %ss", describe(error), self.interval
-                )
-            self.failing = True
-            return
-        if self.failing:
-            log.info("worker rounds succeed again")
-        self.failing = False
-        ROUNDS.labels("ok").inc()
-        UNSEALED.set(left)
-        OLDEST.set(0 if oldest is None else max(0.0, time.time() - oldest.timestamp()))
-        self.last_ok = time.monotonic()
+        """One round of every duty."""
+        for duty in self.duties:
+            duty.round()
 
     def run(self) -> None:
-        """Rounds until asked to stop; a stop waits for the round in progress."""
-        while not self.stopping.is_set():
-            self.round()
-            self.stopping.wait(self.interval)
+        """Rounds until asked to stop; a stop waits for the round in progress, then for
+        each duty's work in flight."""
+        for duty in self.duties:
+            duty.start()
+        try:
+            while not self.stopping.is_set():
+                self.round()
+                self.stopping.wait(self.interval)
+        finally:
+            for duty in self.duties:
+                duty.stop()
 
 
 def _probes(worker: Worker) -> type[BaseHTTPRequestHandler]:
@@ -143,11 +119,12 @@ def main() -> None:
     with script() as _app:
         settings = current_settings()
         configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
-        worker = Worker(settings)
+        worker = Worker(settings, [Sealing(settings), Deliveries(settings, db.engine)])
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info(
-                "worker stopping (%s): finishing the round in progress", signal.Signals(signum).name
+                "worker stopping (%s): finishing the round and the deliveries in flight",
+                signal.Signals(signum).name,
             )
             worker.stopping.set()
 
@@ -155,8 +132,10 @@ def main() -> None:
         signal.signal(signal.SIGINT, stop)
         with _serving_probes(worker, settings):
             log.info(
-                "worker started: a round every %ss; /healthz and /metrics on http://%s:%s",
+                "worker started: a round every %ss, up to %s webhook deliveries at once; "
+                "/healthz and /metrics on http://%s:%s",
                 settings.WORKER_INTERVAL,
+                settings.WEBHOOK_CONCURRENCY,
                 settings.HOST,
                 settings.WORKER_PORT,
             )

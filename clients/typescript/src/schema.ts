@@ -2115,7 +2115,8 @@ export interface components {
         /**
          * AuditActor
          * @description Who made the change: an API key (its prefix and name), a user (their id, and the
-         *     session), or the command line (the operating system's user name).
+         *     session), the command line (the operating system's user name), or the system itself (the
+         *     worker disabling a webhook endpoint its receiver gave up on).
          */
         AuditActor: {
             /** Id */
@@ -2124,7 +2125,7 @@ export interface components {
              * Kind
              * @enum {string}
              */
-            kind: "api_key" | "user" | "cli" | "anonymous";
+            kind: "api_key" | "user" | "cli" | "anonymous" | "system";
             /** Label */
             label: string | null;
         };
@@ -3049,7 +3050,7 @@ export interface operations {
                 type?: string;
                 resource_type?: string;
                 resource_id?: string;
-                actor_kind?: "api_key" | "user" | "cli" | "anonymous";
+                actor_kind?: "api_key" | "user" | "cli" | "anonymous" | "system";
                 actor_id?: string;
                 /** @description occurred_at at or after. */
                 since?: string;
@@ -3149,7 +3150,7 @@ export interface operations {
                 type?: string;
                 resource_type?: string;
                 resource_id?: string;
-                actor_kind?: "api_key" | "user" | "cli" | "anonymous";
+                actor_kind?: "api_key" | "user" | "cli" | "anonymous" | "system";
                 actor_id?: string;
                 /** @description occurred_at at or after. */
                 since?: string;

@@ -14,7 +14,8 @@ T = TypeVar("T", bound="AuditActor")
 @_attrs_define
 class AuditActor:
     """Who made the change: an API key (its prefix and name), a user (their id, and the
-    session), or the command line (the operating system's user name).
+    session), the command line (the operating system's user name), or the system itself (the
+    worker disabling a webhook endpoint its receiver gave up on).
 
         Attributes:
             id (None | str):

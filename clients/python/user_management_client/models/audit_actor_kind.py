@@ -1,11 +1,12 @@
 from typing import Literal
 
-AuditActorKind = Literal["anonymous", "api_key", "cli", "user"]
+AuditActorKind = Literal["anonymous", "api_key", "cli", "system", "user"]
 
 AUDIT_ACTOR_KIND_VALUES: set[AuditActorKind] = {
     "anonymous",
     "api_key",
     "cli",
+    "system",
     "user",
 }
 

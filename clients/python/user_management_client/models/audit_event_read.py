@@ -22,7 +22,8 @@ class AuditEventRead:
 
     Attributes:
         actor (AuditActor): Who made the change: an API key (its prefix and name), a user (their id, and the
-            session), or the command line (the operating system's user name).
+            session), the command line (the operating system's user name), or the system itself (the
+            worker disabling a webhook endpoint its receiver gave up on).
         changes (AuditEventReadChanges): Each changed field as [before, after]; secrets never appear.
         hash_ (None | str): SHA-256 over the event and its predecessor's hash.
         id (int):

@@ -1,11 +1,12 @@
 from typing import Literal
 
-ListAuditEventsActorKind = Literal["anonymous", "api_key", "cli", "user"]
+ListAuditEventsActorKind = Literal["anonymous", "api_key", "cli", "system", "user"]
 
 LIST_AUDIT_EVENTS_ACTOR_KIND_VALUES: set[ListAuditEventsActorKind] = {
     "anonymous",
     "api_key",
     "cli",
+    "system",
     "user",
 }
 
