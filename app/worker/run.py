@@ -33,6 +33,7 @@ from app.models import AuditEvent
 from app.scripts import script
 from app.services import audit
 from app.telemetry.logs import configure_logging
+from app.worker import mail
 
 log = logging.getLogger("app.worker")
 
@@ -52,6 +53,8 @@ OLDEST = Gauge(
     "Age of the oldest change event not sealed yet (0: none).",
     registry=REGISTRY,
 )
+for _metric in mail.METRICS:
+    REGISTRY.register(_metric)
 
 
 class Worker:
@@ -71,6 +74,7 @@ class Worker:
         """Seal what has committed, then measure what is left; a failure is logged once."""
         try:
             SEALED.inc(audit.seal())
+            mail.deliver()
             left, oldest = db.session.execute(
                 select(func.count(), func.min(AuditEvent.occurred_at)).where(
                     AuditEvent.seq.is_(None)
@@ -144,6 +148,7 @@ def main() -> None:
         settings = current_settings()
         configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
         worker = Worker(settings)
+        mail.announce(settings)
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info(
