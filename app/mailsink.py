@@ -4,7 +4,8 @@ For compose's local stack (SMTP_URL=smtp://mailsink:1025) and for trying the mai
 one machine: the messages are kept in memory (the newest MAX_KEPT) and listed over HTTP, as
 JSON at ``/messages`` (``DELETE /messages`` empties it) and as a small page at ``/``. Built on
 aiosmtpd, in the project's own image, since the container check builds without a public
-registry to pull Mailpit from. Never for production: anyone who reaches it reads the mail.
+registry to pull Mailpit from; ``/healthz`` answers the image's HEALTHCHECK. Never for
+production: anyone who reaches it reads the mail.
 """
 
 import argparse
@@ -85,6 +86,8 @@ def _viewer(sink: Sink) -> type[BaseHTTPRequestHandler]:
                 self._answer(200, "application/json", json.dumps(sink.list()).encode())
             elif self.path == "/":
                 self._answer(200, "text/html; charset=utf-8", _page(sink.list()).encode())
+            elif self.path == "/healthz":  # the image's HEALTHCHECK asks it (on PORT)
+                self._answer(200, "application/json", b'{"status": "ok"}')
             else:
                 self._answer(404, "application/json", b'{"status": "not found"}')
 

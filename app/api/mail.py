@@ -40,9 +40,7 @@ def _accepted() -> Response:
     return json_response(Accepted(), 202)
 
 
-@bp.post(
-    "/users/<id:user_id>/invitation", responses={202: Accepted, **problems(400, 403, 404, 429)}
-)
+@bp.post("/users/<id:user_id>/invitation", responses={202: Accepted, **problems(400, 403, 404)})
 @requires("users:admin")
 @no_body
 async def invite_user(path: UserPath) -> Response:

@@ -43,14 +43,7 @@ async def get_me() -> Response:
 
 def _update_me(user_id: int, body: MeUpdate, condition: WriteCondition) -> users.VersionedUserRow:
     versions = condition.versions(lambda: (users.get_user(user_id).version,))
-    fields = body.model_dump(exclude_unset=True)
-    email = fields.pop("email", None)
-    # The email is not written here: a change waits for the new address to confirm.
-    rest = MeUpdate.model_construct(_fields_set=set(fields), **fields)
-    user = users.update_user(user_id, rest, versions)
-    if email is not None and email.lower() != user.email.lower():
-        mail_flows.request_email_change(user_id, email)
-    return user
+    return mail_flows.update_by_user(user_id, body, versions)
 
 
 @bp.patch("", responses={200: UserRead, **problems(400, 403, 409, 412, 413, 415, 422, 429)})

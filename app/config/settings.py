@@ -164,8 +164,9 @@ class Settings(BaseSettings):
     MAIL_MAX_ATTEMPTS: int = Field(default=6, ge=1, le=20)
     # open: POST /auth/signup creates accounts (verified by mail); off: it answers 404.
     SIGNUP: Literal["off", "open"] = "off"
-    # Mail asked for by a request (reset, sign-up, invitation, change of address), per target
-    # address and per client address, in the rate limits' storage. Empty: off.
+    # Mail anyone may ask for (a reset, a sign-up, a user's own change of address; not an
+    # admin's invitation), per target address and per client address, in the rate limits'
+    # storage. Empty: off.
     MAIL_LIMIT: str = "3/10minutes;10/day"
     MAIL_ADDRESS_LIMIT: str = "10/minute;100/hour"
 

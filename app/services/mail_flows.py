@@ -11,7 +11,8 @@ from sqlalchemy import Table, insert, select, update
 from app.db.session import db
 from app.errors import NotFoundError
 from app.models import User
-from app.schemas.users import MeUpdate
+from app.schemas.common import Versions
+from app.schemas.users import MeUpdate, UserUpdate
 from app.services import events, sessions, users
 from app.services import mail as outbox_mail
 
@@ -44,6 +45,21 @@ def set_password(token: str, purpose: str, password_hash: str) -> None:
 def request_email_change(user_id: int, email: str) -> None:
     """Queue the confirmation of a new address to that address; the old one stays till then."""
     outbox_mail.queue(outbox_mail.EMAIL_VERIFICATION, email, user_id, {"email": email})
+
+
+def update_by_user(
+    user_id: int, body: MeUpdate | UserUpdate, versions: Versions
+) -> users.VersionedUserRow:
+    """A user's change of their own record: the rest is written, a new email only queued
+    for confirmation by that address (the response still shows the old one). Run in a
+    transaction: the write and the queued mail are two statements."""
+    fields = body.model_dump(exclude_unset=True)
+    email = fields.pop("email", None)
+    rest = type(body).model_construct(_fields_set=set(fields), **fields)
+    user = users.update_user(user_id, rest, versions)
+    if email is not None and email.lower() != user.email.lower():
+        request_email_change(user_id, email)
+    return user
 
 
 def confirm_email(token: str) -> None:

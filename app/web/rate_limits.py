@@ -356,7 +356,7 @@ def count_sign_in(login: str) -> None:
 
 
 def count_mail(email: str) -> None:
-    """Count a request that mails ``email`` (a reset, a sign-up, an invitation, a change of
+    """Count a request that mails ``email`` (a reset, a sign-up, a user's own change of
     address) against the client's address and that email (any letter case), before any
     other work; raise TooManyRequestsError past either budget, whether the email is known
     or not (the same answer for both)."""
