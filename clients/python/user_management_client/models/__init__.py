@@ -1,5 +1,6 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .accepted import Accepted
 from .audit_actor import AuditActor
 from .audit_actor_kind import AuditActorKind
 from .audit_event_page import AuditEventPage
@@ -9,6 +10,7 @@ from .audit_resource import AuditResource
 from .author_read import AuthorRead
 from .bad_request_problem import BadRequestProblem
 from .conflict_problem import ConflictProblem
+from .email_verification_confirm import EmailVerificationConfirm
 from .forbidden_problem import ForbiddenProblem
 from .group_create import GroupCreate
 from .group_create_scopes_item import GroupCreateScopesItem
@@ -19,6 +21,7 @@ from .group_update_scopes_item import GroupUpdateScopesItem
 from .import_problem import ImportProblem
 from .import_problem_status import ImportProblemStatus
 from .import_result import ImportResult
+from .invitation_accept import InvitationAccept
 from .key_who_am_i import KeyWhoAmI
 from .line_problem import LineProblem
 from .list_audit_events_actor_kind import ListAuditEventsActorKind
@@ -31,6 +34,8 @@ from .not_ready_problem import NotReadyProblem
 from .not_ready_problem_reason import NotReadyProblemReason
 from .page_session_read import PageSessionRead
 from .password_change import PasswordChange
+from .password_reset_confirm import PasswordResetConfirm
+from .password_reset_request import PasswordResetRequest
 from .password_set import PasswordSet
 from .post_create import PostCreate
 from .post_page import PostPage
@@ -41,6 +46,7 @@ from .problem_status import ProblemStatus
 from .session_create import SessionCreate
 from .session_read import SessionRead
 from .session_refresh import SessionRefresh
+from .signup_create import SignupCreate
 from .status import Status
 from .tokens import Tokens
 from .user_create import UserCreate
@@ -52,6 +58,7 @@ from .validation_error_item import ValidationErrorItem
 from .validation_problem import ValidationProblem
 
 __all__ = (
+    "Accepted",
     "AuditActor",
     "AuditActorKind",
     "AuditEventPage",
@@ -61,6 +68,7 @@ __all__ = (
     "AuthorRead",
     "BadRequestProblem",
     "ConflictProblem",
+    "EmailVerificationConfirm",
     "ForbiddenProblem",
     "GroupCreate",
     "GroupCreateScopesItem",
@@ -71,6 +79,7 @@ __all__ = (
     "ImportProblem",
     "ImportProblemStatus",
     "ImportResult",
+    "InvitationAccept",
     "KeyWhoAmI",
     "LineProblem",
     "ListAuditEventsActorKind",
@@ -83,6 +92,8 @@ __all__ = (
     "NotReadyProblemReason",
     "PageSessionRead",
     "PasswordChange",
+    "PasswordResetConfirm",
+    "PasswordResetRequest",
     "PasswordSet",
     "PostCreate",
     "PostPage",
@@ -93,6 +104,7 @@ __all__ = (
     "SessionCreate",
     "SessionRead",
     "SessionRefresh",
+    "SignupCreate",
     "Status",
     "Tokens",
     "UserCreate",
