@@ -15,8 +15,7 @@ outbox's backoff, MAIL_MAX_ATTEMPTS attempts in all, then failed with the reason
 import logging
 import smtplib
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -24,7 +23,7 @@ from typing import cast
 from urllib.parse import unquote, urlsplit
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import Connection, Table, delete, func, select
+from sqlalchemy import Table, delete, func, select
 
 from app.config import Settings, current_settings
 from app.db.session import db
@@ -81,6 +80,9 @@ class Smtp:
         self.password = unquote(parts.password) if parts.password else ""
         self.sender = sender
         self.client: smtplib.SMTP | None = None
+        # Why the server could not be reached this round: the rest of the batch is retried
+        # with that reason at once, rather than each waiting SMTP_TIMEOUT for it again.
+        self.unreachable: Exception | None = None
 
     def _connect(self) -> smtplib.SMTP:
         context = ssl.create_default_context()
@@ -89,16 +91,26 @@ class Smtp:
             client = smtplib.SMTP_SSL(self.host, self.port, timeout=SMTP_TIMEOUT, context=context)
         else:
             client = smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT)
+        try:
             if self.scheme == "smtp+starttls":
                 client.starttls(context=context)
-        if self.user is not None:
-            client.login(self.user, self.password)
+            if self.user is not None:
+                client.login(self.user, self.password)
+        except BaseException:
+            client.close()  # refused credentials or TLS: the socket goes with the attempt
+            raise
         return client
 
     def send(self, message: EmailMessage) -> None:
         """Send, or raise PermanentError (5xx) or another error (worth a retry)."""
+        if self.unreachable is not None:
+            raise self.unreachable
         if self.client is None:
-            self.client = self._connect()
+            try:
+                self.client = self._connect()
+            except (smtplib.SMTPException, OSError) as error:
+                self.unreachable = error
+                raise
         try:
             self.client.send_message(message)
         except smtplib.SMTPRecipientsRefused as refused:
@@ -148,32 +160,37 @@ def announce(settings: Settings) -> None:
     log.info("mail: sent by %s to %s:%s", parts.scheme, parts.hostname, parts.port or "default")
 
 
-@contextmanager
-def _connection() -> Iterator[Connection]:
-    with db.engine.connect() as conn:
-        yield conn
-
-
 def deliver() -> int:
-    """One round: send what is due (a batch at most); how many were sent."""
+    """One round: send what is due (a batch at most); how many were sent.
+
+    No connection is held while a message is sent: each checked-out connection has a
+    deadline of a few seconds (app/db/deadlines.py), and a send may take SMTP_TIMEOUT. So
+    the claim, each preparation and each outcome check a connection out for their moment.
+    """
     settings = current_settings()
     sent = 0
-    with _connection() as conn:
+    with db.engine.connect() as conn:
         ids = outbox.claim(conn, _table, limit=BATCH, lease=LEASE)
-        smtp = Smtp(settings.SMTP_URL, settings.MAIL_FROM) if settings.SMTP_URL else None
-        try:
-            for message_id in ids:
-                sent += _attempt(conn, message_id, settings, smtp)
-        finally:
-            if smtp is not None:
-                smtp.close()
+    smtp = Smtp(settings.SMTP_URL, settings.MAIL_FROM) if settings.SMTP_URL else None
+    try:
+        for message_id in ids:
+            sent += _attempt(message_id, settings, smtp)
+    finally:
+        if smtp is not None:
+            smtp.close()
+    with db.engine.connect() as conn:
         QUEUED.set(conn.execute(select(func.count()).where(_table.c.state == PENDING)).scalar_one())
         conn.rollback()
     return sent
 
 
-def _attempt(conn: Connection, message_id: int, settings: Settings, smtp: Smtp | None) -> int:
-    with conn.begin():
+def _settle(message_id: int, error: str | None = None, retry_in: timedelta | None = None) -> None:
+    with db.engine.connect() as conn:
+        outbox.settle(conn, _table, message_id, error=error, retry_in=retry_in)
+
+
+def _attempt(message_id: int, settings: Settings, smtp: Smtp | None) -> int:
+    with db.engine.begin() as conn:
         # The token is issued and committed before the mail leaves: its link works on arrival.
         outgoing = mail.prepare(conn, message_id, settings)
         attempts = conn.execute(
@@ -191,21 +208,28 @@ def _attempt(conn: Connection, message_id: int, settings: Settings, smtp: Smtp |
         else:
             smtp.send(message)
     except PermanentError as refused:
-        outbox.settle(conn, _table, message_id, error=str(refused))
+        _settle(message_id, error=str(refused))
         FAILED.inc()
         log.warning("mail %s failed for good: %s", message_id, refused)
         return 0
     except (smtplib.SMTPException, OSError) as error:
         reason = f"{type(error).__name__}: {error}"
         if attempts >= settings.MAIL_MAX_ATTEMPTS:
-            outbox.settle(conn, _table, message_id, error=reason)
+            _settle(message_id, error=reason)
             FAILED.inc()
             log.warning("mail %s failed after %s attempts: %s", message_id, attempts, reason)
         else:
             wait = outbox.backoff(attempts, base=BACKOFF_BASE, cap=BACKOFF_CAP)
-            outbox.settle(conn, _table, message_id, error=reason, retry_in=wait)
+            _settle(message_id, error=reason, retry_in=wait)
             RETRIED.inc()
+            log.warning(
+                "mail %s: attempt %s failed (%s); next in %.0f s",
+                message_id,
+                attempts,
+                reason,
+                wait.total_seconds(),
+            )
         return 0
-    outbox.settle(conn, _table, message_id)
+    _settle(message_id)
     SENT.inc()
     return 1

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from flask import Flask
 
 from app.config import SETTINGS, Settings
@@ -14,14 +15,33 @@ from app.worker import mail as mail_duty
 from tests.helpers import free_port
 
 PUBLIC_URL = "https://front.example"
+# The credentials the sink takes, if a client authenticates (tests/mail/test_worker_process.py).
+SMTP_USER, SMTP_PASSWORD = "someone", "s3cret"
+
+
+def _authenticate(
+    _server: SMTP, _session: Session, _envelope: Envelope, _mechanism: str, data: object
+) -> AuthResult:
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+        SMTP_USER.encode(),
+        SMTP_PASSWORD.encode(),
+    )
+    return AuthResult(success=ok, handled=False)
 
 
 @pytest.fixture
 def smtp_sink() -> Iterator[tuple[Sink, int]]:
-    """An SMTP server on loopback that keeps what it receives; its port."""
+    """An SMTP server on loopback that keeps what it receives (AUTH offered without TLS, on
+    loopback only); its port."""
     sink = Sink()
     port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller = Controller(
+        sink,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=_authenticate,
+        auth_require_tls=False,
+    )
     controller.start()
     try:
         yield sink, port
