@@ -19,9 +19,9 @@ pytestmark = [pytest.mark.live, pytest.mark.backends("sqlite", reason="no databa
 @pytest.fixture
 def sink() -> Iterator[tuple[int, str]]:
     smtp_port, http_port = free_port(), free_port()
+    ports = ["--smtp-port", str(smtp_port), "--http-port", str(http_port)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.mailsink", "--smtp-port", str(smtp_port)]
-        + ["--http-port", str(http_port)],
+        [sys.executable, "-m", "app.mailsink", *ports],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )
