@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import Table, delete, func, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.config import Settings, current_settings
 from app.db.session import db
@@ -189,15 +190,35 @@ def _settle(message_id: int, error: str | None = None, retry_in: timedelta | Non
         outbox.settle(conn, _table, message_id, error=error, retry_in=retry_in)
 
 
-def _attempt(message_id: int, settings: Settings, smtp: Smtp | None) -> int:
+def _prepared(message_id: int, settings: Settings) -> tuple[mail.Outgoing | None, int]:
+    """The rendered message (None: dropped) and its attempts so far."""
     with db.engine.begin() as conn:
         # The token is issued and committed before the mail leaves: its link works on arrival.
         outgoing = mail.prepare(conn, message_id, settings)
-        attempts = conn.execute(
+        attempts: int = conn.execute(
             select(_table.c.attempts).where(_table.c.id == message_id)
         ).scalar_one()
         if outgoing is None:
             conn.execute(delete(_table).where(_table.c.id == message_id))
+    return outgoing, attempts
+
+
+def _attempt(message_id: int, settings: Settings, smtp: Smtp | None) -> int:
+    try:
+        outgoing, attempts = _prepared(message_id, settings)
+    except IntegrityError:
+        # Another worker issued this user's token of this purpose at the same moment.
+        _settle(message_id, error="token issued concurrently", retry_in=timedelta(seconds=1))
+        RETRIED.inc()
+        return 0
+    except SQLAlchemyError:
+        raise  # the database: the round fails, and says so once
+    except Exception as error:
+        # One message that cannot be rendered must not stop the rest, round after round.
+        log.exception("mail %s could not be prepared", message_id)
+        _settle(message_id, error=f"not prepared: {type(error).__name__}")
+        FAILED.inc()
+        return 0
     if outgoing is None:
         DROPPED.inc()
         return 0

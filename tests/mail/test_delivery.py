@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from app.db.session import db
 from app.mailsink import Sink
@@ -180,3 +180,28 @@ def test_an_unreachable_server_is_tried_once_a_round(
         rows = db.session.execute(select(MailMessage.state, MailMessage.last_error)).all()
     assert [state for state, _ in rows] == [PENDING] * 3
     assert all("ConnectionRefusedError" in (error or "") for _, error in rows)
+
+
+def test_a_message_that_cannot_be_rendered_fails_and_the_others_go(
+    app: Flask,
+    client: FlaskClient,
+    smtp_sink: tuple[Sink, int],
+    deliver: Deliver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with app.app_context():  # the template needs data.email, which this row lacks
+        db.session.execute(
+            insert(MailMessage).values(kind="email_changed", recipient="bad@example.com", data={})
+        )
+        db.session.commit()
+    _invite(app, client, "good@example.com")
+    with caplog.at_level(logging.ERROR, logger="app.worker.mail"):
+        assert deliver() == 1
+    assert received(smtp_sink[0], "good@example.com")
+    with app.app_context():
+        bad = db.session.execute(
+            select(MailMessage.state, MailMessage.last_error).where(
+                MailMessage.recipient == "bad@example.com"
+            )
+        ).one()
+    assert tuple(bad) == (FAILED, "not prepared: UndefinedError")

@@ -16,7 +16,10 @@ from tests.helpers import app_with, assert_problem
 def limited(app: Flask) -> Iterator[Flask]:
     """The app with small mail budgets, counted in this app's own memory."""
     with app_with(
-        app, MAIL_LIMIT="2/minute", MAIL_ADDRESS_LIMIT="5/minute", RATE_LIMIT_STORAGE_URL="memory://"
+        app,
+        MAIL_LIMIT="2/minute",
+        MAIL_ADDRESS_LIMIT="5/minute",
+        RATE_LIMIT_STORAGE_URL="memory://",
     ) as other:
         yield other
 
