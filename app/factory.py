@@ -16,7 +16,7 @@ from app import (
     models,  # noqa: F401 - registers every table on the metadata
     scim,
 )
-from app.api import audit, docs, groups, me, openapi, ops, posts, users, webhooks
+from app.api import audit, docs, groups, mail, me, openapi, ops, posts, users, webhooks
 from app.api import auth as auth_api
 from app.api.common import IdConverter, operation_id_for, raise_validation_error
 from app.config import SETTINGS, VERSION, Settings
@@ -108,7 +108,10 @@ def create_app(
     metrics.record_build(VERSION, migrations.release().head)
     # Every hook around the views, in its order (the list is in app/web/pipeline.py).
     pipeline.install(app, settings, tracer_provider)
-    blueprints = (ops.bp, auth_api.bp, me.bp, users.bp, posts.bp, groups.bp, audit.bp, webhooks.bp)
+    blueprints = (
+        *(ops.bp, auth_api.bp, mail.bp, me.bp, users.bp, posts.bp, groups.bp, audit.bp),
+        webhooks.bp,
+    )
     for blueprint in blueprints:
         app.register_api(blueprint)
     auth.document_security(app)

@@ -133,6 +133,9 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         # sets its own.
         SIGN_IN_LIMIT="",
         SIGN_IN_ADDRESS_LIMIT="",
+        # The same for the mails asked for; tests/mail/test_limits.py sets its own.
+        MAIL_LIMIT="",
+        MAIL_ADDRESS_LIMIT="",
     )
     application = create_app(settings)
     application.config["TESTING"] = True

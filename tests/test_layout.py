@@ -33,6 +33,7 @@ FLOORS: dict[str, int] = {
     "startup": 9,
     "scripts": 10,
     "worker": 10,
+    "mailsink": 10,
     "__init__": 10,
 }
 MAX_LINES = 400

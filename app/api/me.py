@@ -14,7 +14,8 @@ from app.db.session import autocommit, run_db, transaction
 from app.errors import UnprocessableError
 from app.schemas.sessions import PasswordChange
 from app.schemas.users import MeUpdate, UserRead
-from app.services import passwords, sessions, users
+from app.services import mail_flows, passwords, sessions, users
+from app.web import rate_limits
 from app.web.auth import current_session, requires
 
 bp = APIBlueprint(
@@ -42,16 +43,22 @@ async def get_me() -> Response:
 
 def _update_me(user_id: int, body: MeUpdate, condition: WriteCondition) -> users.VersionedUserRow:
     versions = condition.versions(lambda: (users.get_user(user_id).version,))
-    return users.update_user(user_id, body, versions)
+    return mail_flows.update_by_user(user_id, body, versions)
 
 
-@bp.patch("", responses={200: UserRead, **problems(400, 403, 409, 412, 413, 415, 422)})
+@bp.patch("", responses={200: UserRead, **problems(400, 403, 409, 412, 413, 415, 422, 429)})
 @requires()
 async def update_me(body: MeUpdate) -> Response:
-    """Change the signed-in user's username or email; omitted fields stay as they are."""
+    """Change the signed-in user's username or email; omitted fields stay as they are.
+
+    A new email takes effect only once it is confirmed: the response still shows the old
+    one, and the new address is mailed a link (POST /auth/email-verification/confirm)."""
     me = current_session()
     condition = write_condition(1)
-    async with unit_for(condition):
+    if body.email is not None:
+        rate_limits.count_mail(body.email)
+    # With an email, the write and the queued mail are two statements: one transaction.
+    async with transaction() if body.email is not None else unit_for(condition):
         user = await run_db(_update_me, me.user_id, body, condition)
     return _user_response(user)
 

@@ -39,8 +39,9 @@ from app.schemas.users import (
     UserRead,
     UserUpdate,
 )
-from app.services import bulk, events, passwords, sessions, users
-from app.web.auth import current_caller, require_admin, require_owner, requires
+from app.services import bulk, events, mail_flows, passwords, sessions, users
+from app.web import rate_limits
+from app.web.auth import current_caller, require_admin, require_owner, requires, restricted_to
 from app.web.bodies import streamed_body, whole_body
 from app.web.slots import giving_back, slots_for
 
@@ -161,9 +162,13 @@ def _current(user_id: int) -> tuple[int]:
 
 
 def _update_user(
-    user_id: int, body: UserUpdate, condition: WriteCondition
+    user_id: int, body: UserUpdate, condition: WriteCondition, by_user: bool
 ) -> users.VersionedUserRow:
     versions = condition.versions(lambda: _current(user_id))
+    if by_user:
+        # A signed-in user's own email changes only once the new address confirms, as on
+        # PATCH /me; an admin's or an API key's change is written at once.
+        return mail_flows.update_by_user(user_id, body, versions)
     user = users.update_user(user_id, body, versions)
     if body.active is False:
         # In the same transaction: deactivated and signed out together, at once everywhere.
@@ -177,9 +182,12 @@ async def _write_user(user_id: int, body: UserUpdate) -> users.VersionedUserRow:
     if body.active is not None:
         require_admin()
     condition = write_condition(1)
-    unit = transaction() if body.active is False else unit_for(condition)
+    by_user = body.email is not None and restricted_to() is not None
+    if by_user and body.email is not None:
+        rate_limits.count_mail(body.email)
+    unit = transaction() if body.active is False or by_user else unit_for(condition)
     async with unit:
-        return await run_db(_update_user, user_id, body, condition)
+        return await run_db(_update_user, user_id, body, condition, by_user)
 
 
 def _delete_user(user_id: int, condition: WriteCondition) -> None:

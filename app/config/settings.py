@@ -19,6 +19,7 @@ METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # The rate limits' counts in the instance folder, shared by the server's processes
 # (app.web.rate_limits), unless RATE_LIMIT_STORAGE_URL names another storage.
 RATE_LIMIT_FILE = "rate_limits.db"
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
 
 
 class Settings(BaseSettings):
@@ -168,7 +169,29 @@ class Settings(BaseSettings):
     SIGN_IN_LIMIT: str = "10/minute;50/hour"
     SIGN_IN_ADDRESS_LIMIT: str = "30/minute;300/hour"
 
-    @field_validator("RATE_LIMIT", "SIGN_IN_LIMIT", "SIGN_IN_ADDRESS_LIMIT")
+    # Mail (docs/how-to/mail.md): the worker sends it, never a request. SMTP_URL: smtp://
+    # (plain), smtp+starttls:// or smtps:// (TLS from the start), user:password@ when the
+    # server asks; empty: the worker writes each message to its log instead (and says so).
+    SMTP_URL: str = ""
+    MAIL_FROM: str = "User API <no-reply@localhost>"
+    # The base of every link a mail carries (the request's Host header is never used): the
+    # front end that serves /invitation, /password-reset and /email-verification.
+    PUBLIC_URL: str = "http://127.0.0.1:8000"
+    # Minutes a mailed token works, from the moment the worker sends it.
+    MAIL_TOKEN_TTL: int = Field(default=60, ge=5, le=7 * 24 * 60)
+    # Attempts at a message before it is failed for good (backoff between them).
+    MAIL_MAX_ATTEMPTS: int = Field(default=6, ge=1, le=20)
+    # open: POST /auth/signup creates accounts (verified by mail); off: it answers 404.
+    SIGNUP: Literal["off", "open"] = "off"
+    # Mail anyone may ask for (a reset, a sign-up, a user's own change of address; not an
+    # admin's invitation), per target address and per client address, in the rate limits'
+    # storage. Empty: off.
+    MAIL_LIMIT: str = "3/10minutes;10/day"
+    MAIL_ADDRESS_LIMIT: str = "10/minute;100/hour"
+
+    @field_validator(
+        "RATE_LIMIT", "SIGN_IN_LIMIT", "SIGN_IN_ADDRESS_LIMIT", "MAIL_LIMIT", "MAIL_ADDRESS_LIMIT"
+    )
     @classmethod
     def _readable_rate_limit(cls, value: str) -> str:
         if value.strip():
@@ -195,6 +218,23 @@ class Settings(BaseSettings):
         if self.RATE_LIMIT_STORAGE_URL:
             return self.RATE_LIMIT_STORAGE_URL
         return f"sqlite:///{self.instance_path / RATE_LIMIT_FILE}"
+
+    @field_validator("SMTP_URL")
+    @classmethod
+    def _smtp_scheme(cls, value: str) -> str:
+        value = value.strip()
+        if value and value.partition("://")[0] not in SMTP_SCHEMES:
+            msg = f"SMTP_URL: the scheme must be one of {', '.join(SMTP_SCHEMES)}"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("PUBLIC_URL")
+    @classmethod
+    def _public_base(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            msg = "PUBLIC_URL must start with http:// or https://"
+            raise ValueError(msg)
+        return value.rstrip("/")
 
     @property
     def cors_origins(self) -> list[str]:

@@ -4,6 +4,7 @@ from app.models.api_key import ApiKey
 from app.models.audit_event import AuditChain, AuditEvent
 from app.models.group import Group, GroupMember
 from app.models.idempotency import IdempotencyKey
+from app.models.mail import MailMessage, MailToken
 from app.models.post import Post
 from app.models.user import User
 from app.models.user_session import SpentRefreshToken, UserSession
@@ -16,6 +17,8 @@ __all__ = [
     "Group",
     "GroupMember",
     "IdempotencyKey",
+    "MailMessage",
+    "MailToken",
     "Post",
     "SpentRefreshToken",
     "User",

@@ -34,7 +34,7 @@ from app.services.users import _AUDITED as USER_AUDITED
 from app.services.users import (
     VERSIONED_COLUMNS,
     _record_update,
-    _unique_violations_as_conflicts,
+    unique_violations_as_conflicts,
 )
 from app.services.versions import at_versions, missing_or_changed
 
@@ -117,7 +117,7 @@ def get_user(user_id: int) -> UserRow:
 
 def create_user(fields: dict[str, Any]) -> UserRow:
     """Insert a user with these columns; a taken username or email is a ConflictError."""
-    with _unique_violations_as_conflicts():
+    with unique_violations_as_conflicts():
         stmt = insert(_users).values(**fields).returning(*SCIM_USER_COLUMNS)
         row: UserRow = db.session.execute(stmt).one()
     events.record("user.created", "user", row.id, events.created(row._mapping, USER_AUDITED))
@@ -138,7 +138,7 @@ def replace_user(user_id: int, fields: dict[str, Any], versions: Versions) -> Us
     before = db.session.execute(
         select(*SCIM_USER_COLUMNS).where(_users.c.id == user_id).with_for_update()
     ).one_or_none()
-    with _unique_violations_as_conflicts():
+    with unique_violations_as_conflicts():
         matched = db.session.execute(stmt).rowcount  # type: ignore[attr-defined]
     if not matched or before is None:
         raise missing_or_changed("user", _users.c.id, user_id)

@@ -107,7 +107,7 @@ def _conflict(error: IntegrityError) -> ConflictError | None:
 
 
 @contextmanager
-def _unique_violations_as_conflicts() -> Iterator[None]:
+def unique_violations_as_conflicts() -> Iterator[None]:
     try:
         yield
     except IntegrityError as error:
@@ -147,7 +147,7 @@ _INSERT_USER_WITH_EVENT = _create_with_event()
 def create_user(data: UserCreate) -> VersionedUserRow:
     """Add a user and its event; a taken username or email (any case) is a ConflictError."""
     fields = {"username": data.username, "email": data.email}
-    with _unique_violations_as_conflicts():
+    with unique_violations_as_conflicts():
         if events.RECORDING and events.in_one_statement():
             one = db.session.execute(_INSERT_USER_WITH_EVENT, {**fields, **events.event_params()})
             return one.one()
@@ -183,7 +183,7 @@ def update_user(
             else _update_with_events(tuple(changes), _at(user_id, versions))
         )
         params = {f"new_{field}": value for field, value in changes.items()}
-        with _unique_violations_as_conflicts():
+        with unique_violations_as_conflicts():
             user = db.session.execute(
                 one, {"user_id": user_id, **params, **events.event_params()}
             ).one_or_none()
@@ -203,7 +203,7 @@ def update_user(
         if events.RECORDING
         else None
     )
-    with _unique_violations_as_conflicts():
+    with unique_violations_as_conflicts():
         if db.session.get_bind().dialect.update_returning:
             user = db.session.execute(stmt.returning(*VERSIONED_COLUMNS)).one_or_none()
         # MariaDB has no UPDATE ... RETURNING: the row is read back by a second statement,

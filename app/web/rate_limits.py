@@ -42,6 +42,8 @@ _UNLIMITED_ENDPOINTS = frozenset({"ops.get_health", "ops.get_readiness", "ops.ge
 _EXTENSION = "rate_limits"  # in app.extensions
 _SIGN_IN_ACCOUNT = "sign_in_limits_account"  # in app.extensions
 _SIGN_IN_ADDRESS = "sign_in_limits_address"  # in app.extensions
+_MAIL_TARGET = "mail_limits_target"  # in app.extensions
+_MAIL_ADDRESS = "mail_limits_address"  # in app.extensions
 # A storage that stops answering (Redis gone, the SQLite file locked) costs a request this
 # many seconds at most; then this process counts in its own memory for the next
 # RECOVERY_SECONDS, and tries the storage again.
@@ -332,17 +334,33 @@ def count_request() -> None:
         g.rate_limit = limits.count(_client())
 
 
-def count_sign_in(login: str) -> None:
-    """Count a sign-in attempt against its address and the account name it gives (any
-    letter case); raise TooManyRequestsError (429, Retry-After) past either budget."""
-    for extension, who in (
-        (_SIGN_IN_ADDRESS, _address()),
-        (_SIGN_IN_ACCOUNT, f"account:{unicodedata.normalize('NFC', login).lower()}"),
-    ):
+def _count_pair(kind: str, pair: tuple[tuple[str, str], ...]) -> None:
+    for extension, who in pair:
         limits: RateLimits | None = current_app.extensions.get(extension)
         if limits is not None:
             # Not g.rate_limit: the headers keep saying the request budget, unless refused.
-            limits.count(f"sign-in:{who}")
+            limits.count(f"{kind}:{who}")
+
+
+def _folded(name: str) -> str:
+    return unicodedata.normalize("NFC", name).lower()
+
+
+def count_sign_in(login: str) -> None:
+    """Count a sign-in attempt against its address and the account name it gives (any
+    letter case); raise TooManyRequestsError (429, Retry-After) past either budget."""
+    _count_pair(
+        "sign-in",
+        ((_SIGN_IN_ADDRESS, _address()), (_SIGN_IN_ACCOUNT, f"account:{_folded(login)}")),
+    )
+
+
+def count_mail(email: str) -> None:
+    """Count a request that mails ``email`` (a reset, a sign-up, a user's own change of
+    address) against the client's address and that email (any letter case), before any
+    other work; raise TooManyRequestsError past either budget, whether the email is known
+    or not (the same answer for both)."""
+    _count_pair("mail", ((_MAIL_ADDRESS, _address()), (_MAIL_TARGET, f"email:{_folded(email)}")))
 
 
 def add_headers(response: Response) -> Response:
@@ -361,12 +379,16 @@ def add_headers(response: Response) -> Response:
 
 
 def configure(app: Flask, settings: Settings) -> bool:
-    """Set up the limits of RATE_LIMIT (empty: no limit), and of SIGN_IN_LIMIT and
-    SIGN_IN_ADDRESS_LIMIT; whether RATE_LIMIT is on."""
+    """Set up the limits of RATE_LIMIT (empty: no limit), of SIGN_IN_LIMIT and
+    SIGN_IN_ADDRESS_LIMIT, and of MAIL_LIMIT and MAIL_ADDRESS_LIMIT; whether RATE_LIMIT is on."""
     if settings.SIGN_IN_LIMIT:
         app.extensions[_SIGN_IN_ACCOUNT] = RateLimits(settings, settings.SIGN_IN_LIMIT)
     if settings.SIGN_IN_ADDRESS_LIMIT:
         app.extensions[_SIGN_IN_ADDRESS] = RateLimits(settings, settings.SIGN_IN_ADDRESS_LIMIT)
+    if settings.MAIL_LIMIT:
+        app.extensions[_MAIL_TARGET] = RateLimits(settings, settings.MAIL_LIMIT)
+    if settings.MAIL_ADDRESS_LIMIT:
+        app.extensions[_MAIL_ADDRESS] = RateLimits(settings, settings.MAIL_ADDRESS_LIMIT)
     if not settings.RATE_LIMIT:
         return False
     app.extensions[_EXTENSION] = RateLimits(settings)

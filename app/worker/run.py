@@ -27,6 +27,7 @@ from app.db.session import db
 from app.scripts import script
 from app.telemetry.logs import configure_logging
 from app.worker.metrics import REGISTRY
+from app.worker.mail import Mailing
 from app.worker.sealing import Sealing
 from app.worker.webhooks import Deliveries
 
@@ -119,7 +120,8 @@ def main() -> None:
     with script() as _app:
         settings = current_settings()
         configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
-        worker = Worker(settings, [Sealing(settings), Deliveries(settings, db.engine)])
+        duties = [Sealing(settings), Deliveries(settings, db.engine), Mailing(settings)]
+        worker = Worker(settings, duties)
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info(

@@ -76,6 +76,7 @@ _BODIES: dict[tuple[str, str], dict[str, Any] | bytes | None] = {
     ("PUT", "/users/<id:user_id>"): {"email": "put@example.com"},
     ("DELETE", "/users/<id:user_id>"): None,
     ("PUT", "/users/<id:user_id>/password"): {"new_password": "a new and longer passphrase"},
+    ("POST", "/users/<id:user_id>/invitation"): None,
     ("GET", "/auth/whoami"): None,
     ("POST", "/users/<id:user_id>/posts"): {"title": "New", "body": "Text"},
     ("GET", "/users/<id:user_id>/posts"): None,

@@ -32,6 +32,7 @@ from tests.factories import PUBLIC_HOOK_URL, make_api_key, make_delivery, make_w
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a new and longer passphrase"
+UNISSUED = "t" * 43  # the form of a mailed token, never issued
 MEMBER_SCOPES: tuple[Scope, ...] = tuple(s for s in ALL_SCOPES if s != "users:admin")
 
 # public: anyone, whatever they send. scoped: the document's scopes, for a key or a user.
@@ -124,6 +125,30 @@ RULES: dict[str, Rule] = {
     "listGroupMembers": Rule(200),
     "addGroupMember": Rule(204),
     "removeGroupMember": Rule(204),
+    "inviteUser": Rule(202),
+    # A token never issued: the same 400 for anyone (tests/mail spends real ones).
+    "acceptInvitation": Rule(
+        400, "public", _json(lambda _t: {"token": UNISSUED, "password": NEW_PASSWORD})
+    ),
+    "requestPasswordReset": Rule(
+        202, "public", _json(lambda t: {"email": f"reset{t.n}@example.com"})
+    ),
+    "confirmPasswordReset": Rule(
+        400, "public", _json(lambda _t: {"token": UNISSUED, "new_password": NEW_PASSWORD})
+    ),
+    "confirmEmail": Rule(400, "public", _json(lambda _t: {"token": UNISSUED})),
+    # SIGNUP is off (its default): 404 for anyone.
+    "signUp": Rule(
+        404,
+        "public",
+        _json(
+            lambda t: {
+                "username": f"su{t.n}",
+                "email": f"su{t.n}@example.com",
+                "password": PASSWORD,
+            }
+        ),
+    ),
     "listAuditEvents": Rule(200),
     "exportAuditEvents": Rule(200),
     "createWebhook": Rule(201, body=_json(lambda _t: {"url": PUBLIC_HOOK_URL, "events": ["*"]})),

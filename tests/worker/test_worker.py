@@ -86,6 +86,7 @@ def test_the_worker_seals_new_events_and_stops_on_sigterm(
     [sealed] = [ln for ln in metrics.splitlines() if ln.startswith("worker_sealed_events_total")]
     assert float(sealed.split()[1]) >= 1, metrics
     assert "worker_unsealed_events 0.0" in metrics
+    assert "worker_mail_queued 0.0" in metrics
     assert httpx.get(f"{url}/nothing", timeout=5).status_code == 404
 
     process.send_signal(signal.SIGTERM)
@@ -93,6 +94,7 @@ def test_the_worker_seals_new_events_and_stops_on_sigterm(
     lines = log.read_text().splitlines()
     assert all(isinstance(json.loads(line), dict) for line in lines), lines
     assert any("worker stopped" in line for line in lines), lines
+    assert any("no SMTP_URL" in line for line in lines), lines  # it says where mail goes
 
 
 @pytest.mark.backends("sqlite", reason="the schema check, whatever the database")

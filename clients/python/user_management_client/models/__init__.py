@@ -1,5 +1,6 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .accepted import Accepted
 from .attempt_read import AttemptRead
 from .audit_actor import AuditActor
 from .audit_actor_kind import AuditActorKind
@@ -13,6 +14,7 @@ from .conflict_problem import ConflictProblem
 from .delivery_page import DeliveryPage
 from .delivery_read import DeliveryRead
 from .delivery_read_state import DeliveryReadState
+from .email_verification_confirm import EmailVerificationConfirm
 from .forbidden_problem import ForbiddenProblem
 from .group_create import GroupCreate
 from .group_create_scopes_item import GroupCreateScopesItem
@@ -23,6 +25,7 @@ from .group_update_scopes_item import GroupUpdateScopesItem
 from .import_problem import ImportProblem
 from .import_problem_status import ImportProblemStatus
 from .import_result import ImportResult
+from .invitation_accept import InvitationAccept
 from .key_who_am_i import KeyWhoAmI
 from .line_problem import LineProblem
 from .list_audit_events_actor_kind import ListAuditEventsActorKind
@@ -36,6 +39,8 @@ from .not_ready_problem import NotReadyProblem
 from .not_ready_problem_reason import NotReadyProblemReason
 from .page_session_read import PageSessionRead
 from .password_change import PasswordChange
+from .password_reset_confirm import PasswordResetConfirm
+from .password_reset_request import PasswordResetRequest
 from .password_set import PasswordSet
 from .post_create import PostCreate
 from .post_page import PostPage
@@ -46,6 +51,7 @@ from .problem_status import ProblemStatus
 from .session_create import SessionCreate
 from .session_read import SessionRead
 from .session_refresh import SessionRefresh
+from .signup_create import SignupCreate
 from .status import Status
 from .tokens import Tokens
 from .user_create import UserCreate
@@ -66,6 +72,7 @@ from .webhook_update_events_item import WebhookUpdateEventsItem
 from .webhook_with_secret import WebhookWithSecret
 
 __all__ = (
+    "Accepted",
     "AttemptRead",
     "AuditActor",
     "AuditActorKind",
@@ -79,6 +86,7 @@ __all__ = (
     "DeliveryPage",
     "DeliveryRead",
     "DeliveryReadState",
+    "EmailVerificationConfirm",
     "ForbiddenProblem",
     "GroupCreate",
     "GroupCreateScopesItem",
@@ -89,6 +97,7 @@ __all__ = (
     "ImportProblem",
     "ImportProblemStatus",
     "ImportResult",
+    "InvitationAccept",
     "KeyWhoAmI",
     "LineProblem",
     "ListAuditEventsActorKind",
@@ -102,6 +111,8 @@ __all__ = (
     "NotReadyProblemReason",
     "PageSessionRead",
     "PasswordChange",
+    "PasswordResetConfirm",
+    "PasswordResetRequest",
     "PasswordSet",
     "PostCreate",
     "PostPage",
@@ -112,6 +123,7 @@ __all__ = (
     "SessionCreate",
     "SessionRead",
     "SessionRefresh",
+    "SignupCreate",
     "Status",
     "Tokens",
     "UserCreate",

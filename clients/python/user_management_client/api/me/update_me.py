@@ -121,6 +121,9 @@ def sync_detailed(
 ) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     """Change the signed-in user's username or email; omitted fields stay as they are.
 
+     <br/>A new email takes effect only once it is confirmed: the response still shows the old<br/>one,
+    and the new address is mailed a link (POST /auth/email-verification/confirm).
+
     Args:
         body (MeUpdate): Body of PATCH /me: omitted fields stay as they are.
 
@@ -150,6 +153,9 @@ def sync(
 ) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     """Change the signed-in user's username or email; omitted fields stay as they are.
 
+     <br/>A new email takes effect only once it is confirmed: the response still shows the old<br/>one,
+    and the new address is mailed a link (POST /auth/email-verification/confirm).
+
     Args:
         body (MeUpdate): Body of PATCH /me: omitted fields stay as they are.
 
@@ -173,6 +179,9 @@ async def asyncio_detailed(
     body: MeUpdate,
 ) -> Response[BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem]:
     """Change the signed-in user's username or email; omitted fields stay as they are.
+
+     <br/>A new email takes effect only once it is confirmed: the response still shows the old<br/>one,
+    and the new address is mailed a link (POST /auth/email-verification/confirm).
 
     Args:
         body (MeUpdate): Body of PATCH /me: omitted fields stay as they are.
@@ -200,6 +209,9 @@ async def asyncio(
     body: MeUpdate,
 ) -> BadRequestProblem | ConflictProblem | ForbiddenProblem | Problem | UserRead | ValidationProblem | None:
     """Change the signed-in user's username or email; omitted fields stay as they are.
+
+     <br/>A new email takes effect only once it is confirmed: the response still shows the old<br/>one,
+    and the new address is mailed a link (POST /auth/email-verification/confirm).
 
     Args:
         body (MeUpdate): Body of PATCH /me: omitted fields stay as they are.
