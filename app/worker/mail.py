@@ -15,6 +15,7 @@ outbox's backoff, MAIL_MAX_ATTEMPTS attempts in all, then failed with the reason
 import logging
 import smtplib
 import ssl
+import time
 from contextlib import suppress
 from datetime import timedelta
 from email.message import EmailMessage
@@ -27,10 +28,12 @@ from sqlalchemy import Table, delete, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.config import Settings, current_settings
+from app.db.failures import describe
 from app.db.session import db
 from app.models import MailMessage
 from app.models.outbox import PENDING
 from app.services import mail, outbox
+from app.worker.metrics import REGISTRY
 
 log = logging.getLogger("app.worker.mail")
 
@@ -46,23 +49,21 @@ _table = cast(Table, MailMessage.__table__)
 _PERMANENT = range(500, 600)
 _BAD_CREDENTIALS = 535
 
-# Registered on the worker's registry by app/worker/run.py.
-SENT = Counter("worker_mail_sent_total", "Mail messages sent.", registry=None)
+SENT = Counter("worker_mail_sent_total", "Mail messages sent.", registry=REGISTRY)
 FAILED = Counter(
-    "worker_mail_failed_total", "Mail messages failed for good (given up).", registry=None
+    "worker_mail_failed_total", "Mail messages failed for good (given up).", registry=REGISTRY
 )
 RETRIED = Counter(
     "worker_mail_retried_total",
     "Mail attempts that failed and will be tried again.",
-    registry=None,
+    registry=REGISTRY,
 )
 DROPPED = Counter(
     "worker_mail_dropped_total",
     "Messages not sent: their account is unknown (a reset for an unknown address) or gone.",
-    registry=None,
+    registry=REGISTRY,
 )
-QUEUED = Gauge("worker_mail_queued", "Mail messages waiting to be sent.", registry=None)
-METRICS = (SENT, FAILED, RETRIED, DROPPED, QUEUED)
+QUEUED = Gauge("worker_mail_queued", "Mail messages waiting to be sent.", registry=REGISTRY)
 
 
 class PermanentError(Exception):
@@ -150,6 +151,40 @@ def compose(outgoing: mail.Outgoing, sender: str) -> EmailMessage:
     message.set_content(outgoing.text)
     message.add_alternative(outgoing.html, subtype="html")
     return message
+
+
+class Mailing:
+    """The mail duty: a batch a round, and what the probes report of it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.last_ok = time.monotonic()
+        self.failing = False
+
+    def start(self) -> None:
+        """Say where mail goes."""
+        announce(self.settings)
+
+    def stop(self) -> None:
+        """Nothing to wait for: the round in progress has sent its batch."""
+
+    def healthy(self) -> bool:
+        """A round reached the database within three intervals (as sealing's)."""
+        return time.monotonic() - self.last_ok <= 3 * self.settings.WORKER_INTERVAL + 5
+
+    def round(self) -> None:
+        """Send what is due; a database failure is logged once per outage."""
+        try:
+            deliver()
+        except SQLAlchemyError as error:
+            if not self.failing:
+                log.error("mail round failed: %s; retrying every round", describe(error))
+            self.failing = True
+            return
+        if self.failing:
+            log.info("mail rounds succeed again")
+        self.failing = False
+        self.last_ok = time.monotonic()
 
 
 def announce(settings: Settings) -> None:

@@ -26,8 +26,8 @@ from app.config import Settings, current_settings
 from app.db.session import db
 from app.scripts import script
 from app.telemetry.logs import configure_logging
-from app.worker.metrics import REGISTRY
 from app.worker.mail import Mailing
+from app.worker.metrics import REGISTRY
 from app.worker.sealing import Sealing
 from app.worker.webhooks import Deliveries
 
@@ -120,7 +120,7 @@ def main() -> None:
     with script() as _app:
         settings = current_settings()
         configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
-        duties = [Sealing(settings), Deliveries(settings, db.engine), Mailing(settings)]
+        duties: list[Duty] = [Sealing(settings), Deliveries(settings, db.engine), Mailing(settings)]
         worker = Worker(settings, duties)
 
         def stop(signum: int, _frame: FrameType | None) -> None:
