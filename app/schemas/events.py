@@ -12,6 +12,9 @@ EventType = Literal[
     "user.deactivated",
     "user.reactivated",
     "user.password_changed",
+    # Mail (app/services/mail_flows.py): an invitation sent, a new address confirmed.
+    "user.invited",
+    "user.email_verified",
     "users.imported",
     "post.created",
     "post.updated",

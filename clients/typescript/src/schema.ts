@@ -1608,6 +1608,136 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "user.email_verified": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.email_verified event
+         * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                    "webhook-id": string;
+                    /** @description Seconds since the Unix epoch when this attempt was signed. */
+                    "webhook-timestamp": string;
+                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                    "webhook-signature": string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        type: "user.email_verified";
+                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+                };
+            };
+            responses: {
+                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+                410: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Received: the delivery is done. */
+                "2XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.invited": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.invited event
+         * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                    "webhook-id": string;
+                    /** @description Seconds since the Unix epoch when this attempt was signed. */
+                    "webhook-timestamp": string;
+                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                    "webhook-signature": string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        type: "user.invited";
+                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+                };
+            };
+            responses: {
+                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+                410: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Received: the delivery is done. */
+                "2XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "user.password_changed": {
         parameters: {
             query?: never;
@@ -3023,7 +3153,7 @@ export interface components {
              * Events
              * @description The event types sent to it, or "*" for every type; repeats ignored.
              */
-            events: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
+            events: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "user.invited" | "user.email_verified" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
             /**
              * Url
              * Format: uri
@@ -3061,7 +3191,7 @@ export interface components {
              * Type
              * @enum {string}
              */
-            type: "user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled";
+            type: "user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "user.invited" | "user.email_verified" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled";
         };
         /**
          * WebhookRead
@@ -3118,7 +3248,7 @@ export interface components {
             description?: string;
             enabled?: boolean;
             /** @description The event types sent to it, or "*" for every type; repeats ignored. */
-            events?: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
+            events?: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "user.invited" | "user.email_verified" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
             /**
              * Format: uri
              * @description http:// or https://, no user name or password; it must resolve to public addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host.
@@ -3128,7 +3258,7 @@ export interface components {
             description?: string;
             enabled?: boolean;
             /** @description The event types sent to it, or "*" for every type; repeats ignored. */
-            events: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
+            events: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "user.invited" | "user.email_verified" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
             /**
              * Format: uri
              * @description http:// or https://, no user name or password; it must resolve to public addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host.
@@ -3138,7 +3268,7 @@ export interface components {
             description: string;
             enabled?: boolean;
             /** @description The event types sent to it, or "*" for every type; repeats ignored. */
-            events?: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
+            events?: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "user.invited" | "user.email_verified" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
             /**
              * Format: uri
              * @description http:// or https://, no user name or password; it must resolve to public addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host.
@@ -3148,7 +3278,7 @@ export interface components {
             description?: string;
             enabled: boolean;
             /** @description The event types sent to it, or "*" for every type; repeats ignored. */
-            events?: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
+            events?: ("user.created" | "user.updated" | "user.deleted" | "user.deactivated" | "user.reactivated" | "user.password_changed" | "user.invited" | "user.email_verified" | "users.imported" | "post.created" | "post.updated" | "post.deleted" | "group.created" | "group.updated" | "group.deleted" | "group.member_added" | "group.member_removed" | "api_key.created" | "api_key.revoked" | "session.created" | "session.revoked" | "webhook.created" | "webhook.updated" | "webhook.deleted" | "webhook.secret_rotated" | "webhook.disabled" | "*")[];
             /**
              * Format: uri
              * @description http:// or https://, no user name or password; it must resolve to public addresses only, unless WEBHOOK_ALLOWED_HOSTS names its host.
