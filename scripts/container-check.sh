@@ -334,11 +334,11 @@ docker rm -f user-api-first-start >/dev/null
 docker volume rm user-api-first-start >/dev/null
 echo "killed halfway, started again: the users database and its roles are there"
 
-step "${scaled[*]} up haproxy: HAProxy on 127.0.0.1:$SCALED_PORT"
+step "${scaled[*]} up haproxy worker-1 worker-2: HAProxy on 127.0.0.1:$SCALED_PORT"
 "${scaled[@]}" down -v >/dev/null 2>&1 || true
 SCALED_UP=1
 started=$(date +%s)
-"${scaled[@]}" up -d --no-build haproxy
+"${scaled[@]}" up -d --no-build haproxy worker-1 worker-2
 "${scaled[@]}" ps
 printf 'up in %ss\n' "$(( $(date +%s) - started ))"
 
@@ -348,6 +348,23 @@ if ! .venv/bin/python -m tests.cluster.compose_check --url "http://127.0.0.1:$SC
     "${scaled[@]}" logs --tail=30 >&2 || true
     exit 1
 fi
+
+step "the scaled profile's two workers sealed every change event the checks made"
+unsealed=unknown
+for _ in $(seq 1 60); do
+    unsealed=$("${scaled[@]}" exec -T -u postgres primary \
+        psql -d users -XAtc "SELECT count(*) FROM audit_event WHERE seq IS NULL" 2>/dev/null || true)
+    [ "$unsealed" = 0 ] && break
+    sleep 0.5
+done
+[ "$unsealed" = 0 ] ||
+    { echo "the workers left $unsealed events unsealed" >&2; "${scaled[@]}" logs worker-1 worker-2 >&2; exit 1; }
+events=$("${scaled[@]}" exec -T -u postgres primary psql -d users -XAtc "SELECT count(*) FROM audit_event")
+echo "$events events, all sealed; both workers healthy:"
+for worker in worker-1 worker-2; do
+    "${scaled[@]}" exec -T "$worker" python3 -c \
+        'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8000/healthz").read().decode())'
+done
 
 step "the scaled profile stops on its own signals: the primary first, its sessions open"
 # Exit 137 is docker's SIGKILL after the grace time: a stop signal that was not enough.
