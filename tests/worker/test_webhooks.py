@@ -9,6 +9,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ import httpx
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -29,9 +30,10 @@ from app.models import AuditEvent, WebhookAttempt, WebhookDelivery, WebhookEndpo
 from app.models.outbox import FAILED, PENDING, SENT
 from app.services import audit, events
 from app.services.outbox import backoff
+from app.worker.metrics import REGISTRY
 from app.worker.webhooks import Deliveries
 from tests.helpers import ROOT, free_port
-from tests.webhook_receiver import Receiver, answer, fail_first, receiving
+from tests.webhook_receiver import Receiver, answer, fail_first, held, receiving
 
 FAST = {
     "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
@@ -340,6 +342,29 @@ def test_a_rolled_back_or_refused_write_sends_nothing(
 
     assert [r.payload["type"] for r in receiver.on("/ok")] == ["user.created"]
     assert len(rows(app, WebhookDelivery)) == 1
+
+
+def test_a_delivery_whose_endpoint_is_deleted_mid_send_is_skipped(
+    app: Flask, receiver: Receiver, deliver: Callable[..., Deliveries]
+) -> None:
+    gate = threading.Event()
+    receiver.routes["/held"] = held(gate)
+    endpoint = add_endpoint(app, receiver.url("/held"))
+    add_events(app, ("user", "1"))
+    seal(app)
+
+    def skipped() -> float:
+        labels = {"outcome": "skipped"}
+        return REGISTRY.get_sample_value("worker_webhook_attempts_total", labels) or 0.0
+
+    before = skipped()
+    deliver()
+    wait_until(lambda: len(receiver.on("/held")) == 1, "the request held")
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint))
+    gate.set()
+    wait_until(lambda: skipped() == before + 1, "the outcome skipped, nothing recorded")
+    assert rows(app, WebhookAttempt) == []
 
 
 def test_the_worker_process_delivers_and_reports_its_queue(
