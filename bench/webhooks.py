@@ -67,7 +67,7 @@ def _reset(url: str, receiver_url: str) -> None:
 
 
 @contextmanager
-def _workers(url: str, count: int, interval: float) -> Iterator[None]:
+def _workers(url: str, count: int, interval: float) -> Iterator[list[int]]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -86,7 +86,7 @@ def _workers(url: str, count: int, interval: float) -> Iterator[None]:
         for _ in range(count)
     ]
     try:
-        yield
+        yield [process.pid for process in started]
     finally:
         for process in started:  # ours, by pid
             process.send_signal(signal.SIGTERM)
@@ -98,14 +98,27 @@ def _workers(url: str, count: int, interval: float) -> Iterator[None]:
                 process.wait(timeout=10)
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the processes have used (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def _sent(url: str) -> int:
     with psycopg.connect(_plain(url), autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM webhook_delivery WHERE state = 'sent'").fetchone()
         return int(row[0]) if row else 0
 
 
-def throughput(url: str, receiver: Receiver, workers: int, events: int, resources: int) -> float:
-    """Deliveries a second, from the workers' start until every one is sent."""
+def throughput(
+    url: str, receiver: Receiver, workers: int, events: int, resources: int
+) -> tuple[float, float]:
+    """Deliveries a second, from the workers' start until every one is sent; and the
+    workers' CPU per delivery (microseconds, start-up included)."""
     _reset(url, receiver.url("/ok"))
     with psycopg.connect(_plain(url), autocommit=True) as conn:
         conn.execute(
@@ -115,14 +128,15 @@ def throughput(url: str, receiver: Receiver, workers: int, events: int, resource
             (resources, events),
         )
     started = time.perf_counter()
-    with _workers(url, workers, interval=0.2):
+    with _workers(url, workers, interval=0.2) as pids:
         deadline = started + 600
         while _sent(url) < events:
             if time.perf_counter() > deadline:
                 raise RuntimeError("not delivered within 600 s")
             time.sleep(0.05)
         took = time.perf_counter() - started
-    return events / took
+        cpu = _cpu_seconds(pids)
+    return events / took, cpu / events * 1e6
 
 
 def lag(url: str, receiver: Receiver, interval: float, rate: int, seconds: int) -> list[float]:
@@ -165,14 +179,17 @@ def main() -> None:
         for workers in (1, 3):
             with receiver.lock:
                 receiver.received.clear()
-            per_second = throughput(url, receiver, workers, args.events, args.resources)
+                receiver.tries.clear()
+            per_second, cpu = throughput(url, receiver, workers, args.events, args.resources)
             print(
-                f"throughput, {workers} worker(s): {per_second:6.0f} deliveries/s "
+                f"throughput, {workers} worker(s): {per_second:6.0f} deliveries/s, "
+                f"{cpu:5.0f} us worker CPU each "
                 f"({args.events} events, {args.resources} resources, one endpoint)"
             )
         for interval in (float(v) for v in args.intervals.split(",")):
             with receiver.lock:
                 receiver.received.clear()
+                receiver.tries.clear()
             lags = sorted(lag(url, receiver, interval, args.rate, args.seconds))
             p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
             print(

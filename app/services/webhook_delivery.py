@@ -97,6 +97,7 @@ class Claimed:
     id: int
     attempts: int
     endpoint_id: int
+    failures_in_row: int
     url: str
     secret: str
     previous_secret: str | None
@@ -123,6 +124,7 @@ def claim(engine: Engine, *, limit: int, lease: timedelta) -> list[Claimed]:
                 _deliveries.c.attempts,
                 _deliveries.c.event_id,
                 _endpoints.c.id.label("endpoint_id"),
+                _endpoints.c.failures_in_row,
                 _endpoints.c.url,
                 _endpoints.c.secret,
                 _endpoints.c.previous_secret,
@@ -142,6 +144,7 @@ def claim(engine: Engine, *, limit: int, lease: timedelta) -> list[Claimed]:
             id=row.id,
             attempts=row.attempts,
             endpoint_id=row.endpoint_id,
+            failures_in_row=row.failures_in_row,
             url=row.url,
             secret=row.secret,
             previous_secret=row.previous_secret,
@@ -245,11 +248,12 @@ def settle(engine: Engine, delivery: Claimed, outcome: Outcome, policy: Policy) 
             )
         )
         if outcome.sent:
-            conn.execute(
-                update(_endpoints)
-                .where(endpoint.id == delivery.endpoint_id, endpoint.failures_in_row != 0)
-                .values(failures_in_row=0)
-            )
+            if delivery.failures_in_row:  # as claimed: a statement only when there is one
+                conn.execute(
+                    update(_endpoints)
+                    .where(endpoint.id == delivery.endpoint_id)
+                    .values(failures_in_row=0)
+                )
             return SENT
         if outcome.gone:
             disabled = _disable(conn, delivery.endpoint_id, "the receiver answered 410 Gone")
