@@ -16,7 +16,6 @@ import argparse
 import base64
 import os
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import psycopg
 
 from bench.run import fresh_database
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, stop
 from tests.webhook_receiver import Receiver, receiving
 
 DB_NAME = "app_bench_webhooks"
@@ -88,14 +87,10 @@ def _workers(url: str, count: int, interval: float) -> Iterator[list[int]]:
     try:
         yield [process.pid for process in started]
     finally:
-        for process in started:  # ours, by pid
-            process.send_signal(signal.SIGTERM)
+        for process in started:  # ours, by pid: all asked at once, then each waited for
+            process.terminate()
         for process in started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop(process)
 
 
 def _cpu_seconds(pids: list[int]) -> float:
