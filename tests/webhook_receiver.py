@@ -7,9 +7,11 @@ order, so a test checks signatures, ids and order from what was actually receive
 
 import json
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,6 +23,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.time)  # when it arrived (the epoch, in seconds)
 
     @property
     def webhook_id(self) -> str:
@@ -64,6 +67,7 @@ class Receiver:
     def __init__(self, port: int = 0) -> None:
         self.routes: dict[str, Route] = {"/ok": answer(200)}
         self.received: list[Received] = []
+        self.tries: Counter[tuple[str, str]] = Counter()  # requests by (path, webhook-id)
         self.lock = threading.Lock()
         self.release = threading.Event()  # ends every stall (at teardown)
         self.stall_seconds = 60.0
@@ -90,13 +94,10 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", "0"))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 got = Received(self.path, headers, self.rfile.read(length))
+                key = (got.path, headers.get("webhook-id", ""))
                 with receiver.lock:
-                    before = sum(
-                        1
-                        for r in receiver.received
-                        if r.path == got.path
-                        and r.headers.get("webhook-id") == headers.get("webhook-id")
-                    )
+                    before = receiver.tries[key]
+                    receiver.tries[key] += 1
                     receiver.received.append(got)
                 if self.path == "/stall":
                     receiver.release.wait(receiver.stall_seconds)

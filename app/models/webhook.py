@@ -66,8 +66,9 @@ class WebhookDelivery(OutboxColumns, Base):
         Index("uq_webhook_delivery_endpoint_event", "endpoint_id", "event_id", unique=True),
         # The worker's claim: due rows by state and time.
         Index("ix_webhook_delivery_due", "state", "next_attempt_at"),
-        # Order per resource: the oldest pending delivery of a resource to an endpoint.
-        Index("ix_webhook_delivery_resource", "endpoint_id", "resource_key", "id"),
+        # Order per resource: whether an earlier delivery of a resource to an endpoint is
+        # still pending, one probe whatever the resource's history (migration 0015).
+        Index("ix_webhook_delivery_waiting", "endpoint_id", "resource_key", "state", "id"),
         IDS_NEVER_REUSED,
     )
 

@@ -44,7 +44,7 @@ def claim(
     lease: timedelta,
     where: Sequence[ColumnElement[bool]] = (),
 ) -> list[int]:
-    """Lease up to ``limit`` due rows (oldest first, also meeting ``where``); their ids.
+    """Lease up to ``limit`` due rows (longest due first, also meeting ``where``); their ids.
 
     Commits on ``conn`` (which must not be in a transaction): the lease is visible to other
     workers at once. PostgreSQL and SQLite lease in one ``UPDATE ... RETURNING`` (on SQLite
@@ -56,7 +56,10 @@ def claim(
     chosen = (
         select(table.c.id)
         .where(due(table, moment), *where)
-        .order_by(table.c.id)
+        # Oldest due first, in the order of the due index (state, next_attempt_at) every
+        # outbox table has: by id, PostgreSQL walked the primary key through every row sent
+        # before the first pending one (15 ms a claim after 100,000 sent, against 0.26 ms).
+        .order_by(table.c.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

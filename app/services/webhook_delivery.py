@@ -97,6 +97,7 @@ class Claimed:
     id: int
     attempts: int
     endpoint_id: int
+    failures_in_row: int
     url: str
     secret: str
     previous_secret: str | None
@@ -123,6 +124,7 @@ def claim(engine: Engine, *, limit: int, lease: timedelta) -> list[Claimed]:
                 _deliveries.c.attempts,
                 _deliveries.c.event_id,
                 _endpoints.c.id.label("endpoint_id"),
+                _endpoints.c.failures_in_row,
                 _endpoints.c.url,
                 _endpoints.c.secret,
                 _endpoints.c.previous_secret,
@@ -142,6 +144,7 @@ def claim(engine: Engine, *, limit: int, lease: timedelta) -> list[Claimed]:
             id=row.id,
             attempts=row.attempts,
             endpoint_id=row.endpoint_id,
+            failures_in_row=row.failures_in_row,
             url=row.url,
             secret=row.secret,
             previous_secret=row.previous_secret,
@@ -203,7 +206,7 @@ class Outcome:
 
 
 # What settle decided, for the worker's metrics.
-SENT, RETRIED, FAILED, DISABLED = "sent", "retried", "failed", "disabled"
+SENT, RETRIED, FAILED, DISABLED, SKIPPED = "sent", "retried", "failed", "disabled", "skipped"
 
 
 @dataclass(frozen=True)
@@ -221,8 +224,19 @@ def settle(engine: Engine, delivery: Claimed, outcome: Outcome, policy: Policy) 
     retried after the backoff or failed for good after ``max_attempts``; the endpoint's
     failures in a row; and, on a 410 or ``disable_after`` deliveries failed for good in a
     row, the endpoint disabled and a ``webhook.disabled`` event. Return which of SENT,
-    RETRIED, FAILED, DISABLED."""
+    RETRIED, FAILED, DISABLED, or SKIPPED when the delivery is gone (its endpoint deleted)
+    or was settled meanwhile (by another worker, after this one's lease ran out)."""
+    retrying = not (outcome.sent or outcome.gone) and delivery.attempts < policy.max_attempts
+    error = None if outcome.sent else outcome.describe()
+    wait = None
+    if retrying:
+        wait = outbox.backoff(delivery.attempts, base=policy.retry_base, cap=policy.retry_cap)
+    endpoint = _endpoints.c
     with engine.begin() as conn:
+        still_pending = _deliveries.c.state == PENDING
+        settling = outbox.settled(_deliveries, delivery.id, error=error, retry_in=wait)
+        if not conn.execute(settling.where(still_pending)).rowcount:
+            return SKIPPED
         conn.execute(
             insert(_attempts).values(
                 delivery_id=delivery.id,
@@ -233,25 +247,19 @@ def settle(engine: Engine, delivery: Claimed, outcome: Outcome, policy: Policy) 
                 response_excerpt=None if outcome.excerpt is None else outcome.excerpt[:EXCERPT_MAX],
             )
         )
-        endpoint = _endpoints.c
         if outcome.sent:
-            conn.execute(outbox.settled(_deliveries, delivery.id))
-            conn.execute(
-                update(_endpoints)
-                .where(endpoint.id == delivery.endpoint_id, endpoint.failures_in_row != 0)
-                .values(failures_in_row=0)
-            )
+            if delivery.failures_in_row:  # as claimed: a statement only when there is one
+                conn.execute(
+                    update(_endpoints)
+                    .where(endpoint.id == delivery.endpoint_id)
+                    .values(failures_in_row=0)
+                )
             return SENT
-        error = outcome.describe()
         if outcome.gone:
-            conn.execute(outbox.settled(_deliveries, delivery.id, error=error))
             disabled = _disable(conn, delivery.endpoint_id, "the receiver answered 410 Gone")
             return DISABLED if disabled else FAILED
-        if delivery.attempts < policy.max_attempts:
-            wait = outbox.backoff(delivery.attempts, base=policy.retry_base, cap=policy.retry_cap)
-            conn.execute(outbox.settled(_deliveries, delivery.id, error=error, retry_in=wait))
+        if retrying:
             return RETRIED
-        conn.execute(outbox.settled(_deliveries, delivery.id, error=error))
         conn.execute(
             update(_endpoints)
             .where(endpoint.id == delivery.endpoint_id)

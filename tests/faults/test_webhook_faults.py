@@ -10,7 +10,6 @@ fans them out to the test's endpoint, and deliver. Figures go to the run's summa
 import base64
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ import pytest
 
 from tests.faults.cluster import PrivateCluster
 from tests.faults.helpers import report
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, stop
 from tests.webhook_receiver import Receiver, held, receiving
 
 pytestmark = [pytest.mark.faults, pytest.mark.live]
@@ -124,15 +123,11 @@ def _workers(
     try:
         yield started
     finally:
-        for process in started:
+        for process in started:  # ours, by pid: all asked at once, then each waited for
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                process.terminate()
         for process in started:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop(process)
 
 
 def _healthz(process: "subprocess.Popen[bytes]") -> int:

@@ -9,6 +9,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ import httpx
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -27,11 +28,13 @@ from app.config import Settings, current_settings
 from app.db.session import db
 from app.models import AuditEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.models.outbox import FAILED, PENDING, SENT
+from app.models.webhook import EXCERPT_MAX
 from app.services import audit, events
 from app.services.outbox import backoff
+from app.worker.metrics import REGISTRY
 from app.worker.webhooks import Deliveries
 from tests.helpers import ROOT, free_port
-from tests.webhook_receiver import Receiver, answer, fail_first, receiving
+from tests.webhook_receiver import Receiver, answer, fail_first, held, receiving
 
 FAST = {
     "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
@@ -291,6 +294,36 @@ def test_a_redirect_is_a_failed_attempt_not_followed(
     assert [a.status_code for a in rows(app, WebhookAttempt)] == [302]
 
 
+def test_a_name_is_resolved_and_its_checked_address_connected_to_with_its_host_header(
+    app: Flask, receiver: Receiver, deliver: Callable[..., Deliveries]
+) -> None:
+    # localhost may resolve to ::1 first, where nothing listens: the next address is tried.
+    receiver.routes["/ok?tenant=7"] = answer(200)
+    add_endpoint(app, f"http://localhost:{receiver.port}/ok?tenant=7")
+    add_events(app, ("user", "1"))
+    seal(app)
+    deliver(WEBHOOK_ALLOWED_HOSTS="localhost")
+    wait_until(settled(app, 1), "the delivery")
+
+    [got] = receiver.on("/ok?tenant=7")
+    assert got.headers["host"] == f"localhost:{receiver.port}"
+    assert [d.state for d in rows(app, WebhookDelivery)] == [SENT]
+
+
+def test_only_the_first_bytes_of_an_answer_are_kept(
+    app: Flask, receiver: Receiver, deliver: Callable[..., Deliveries]
+) -> None:
+    receiver.routes["/chatty"] = lambda _r, _n: (200, {}, b"x" * 5_000 + b"END")
+    add_endpoint(app, receiver.url("/chatty"))
+    add_events(app, ("user", "1"))
+    seal(app)
+    deliver()
+    wait_until(settled(app, 1), "the delivery")
+
+    [attempt] = rows(app, WebhookAttempt)
+    assert attempt.response_excerpt == "x" * EXCERPT_MAX
+
+
 def test_a_stalling_receiver_is_cut_at_the_timeout(
     app: Flask, receiver: Receiver, deliver: Callable[..., Deliveries]
 ) -> None:
@@ -342,6 +375,29 @@ def test_a_rolled_back_or_refused_write_sends_nothing(
     assert len(rows(app, WebhookDelivery)) == 1
 
 
+def test_a_delivery_whose_endpoint_is_deleted_mid_send_is_skipped(
+    app: Flask, receiver: Receiver, deliver: Callable[..., Deliveries]
+) -> None:
+    gate = threading.Event()
+    receiver.routes["/held"] = held(gate)
+    endpoint = add_endpoint(app, receiver.url("/held"))
+    add_events(app, ("user", "1"))
+    seal(app)
+
+    def skipped() -> float:
+        labels = {"outcome": "skipped"}
+        return REGISTRY.get_sample_value("worker_webhook_attempts_total", labels) or 0.0
+
+    before = skipped()
+    deliver()
+    wait_until(lambda: len(receiver.on("/held")) == 1, "the request held")
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint))
+    gate.set()
+    wait_until(lambda: skipped() == before + 1, "the outcome skipped, nothing recorded")
+    assert rows(app, WebhookAttempt) == []
+
+
 def test_the_worker_process_delivers_and_reports_its_queue(
     app: Flask, database_url: str, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -381,6 +437,41 @@ def test_the_worker_process_delivers_and_reports_its_queue(
             process.kill()
             process.wait(timeout=10)
     assert "worker stopped" in log.read_text()
+
+
+def test_sigterm_lets_the_delivery_in_flight_finish_then_exits_0(
+    app: Flask, database_url: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    gate = threading.Event()
+    receiver.routes["/held"] = held(gate)
+    add_endpoint(app, receiver.url("/held"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "WORKER_PORT": str(free_port()),
+        "WORKER_INTERVAL": "0.2",
+        **{name: str(value) for name, value in FAST.items()},
+        "WEBHOOK_TIMEOUT": "20",
+    }
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.worker"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    try:
+        add_events(app, ("user", "1"))
+        wait_until(lambda: len(receiver.on("/held")) == 1, "the request held")
+        process.send_signal(signal.SIGTERM)
+        time.sleep(1)
+        assert process.poll() is None, log.read_text()  # still waiting for the receiver
+        gate.set()
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:  # only the process this test started, by its pid
+            process.kill()
+            process.wait(timeout=10)
+    [delivery] = rows(app, WebhookDelivery)
+    assert delivery.state == SENT  # answered after the signal, and recorded
 
 
 def test_backoff_grows_to_about_a_day_over_the_default_attempts() -> None:

@@ -82,8 +82,13 @@ def upgrade() -> None:
         unique=True,
     )
     op.create_index("ix_webhook_delivery_due", "webhook_delivery", ["state", "next_attempt_at"])
+    # A claim asks, for each due delivery, whether an earlier one of its resource to its
+    # endpoint is still pending: with the state in the index, one probe, not a walk through
+    # the resource's whole history.
     op.create_index(
-        "ix_webhook_delivery_resource", "webhook_delivery", ["endpoint_id", "resource_key", "id"]
+        "ix_webhook_delivery_waiting",
+        "webhook_delivery",
+        ["endpoint_id", "resource_key", "state", "id"],
     )
     op.create_table(
         "webhook_attempt",
