@@ -10,11 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.mailsink import Sink
-from tests.factories import make_user, set_password
 from tests.helpers import LiveServer
-from tests.mail.helpers import link_in, received, token_of
-
-PASSWORD = "correct horse battery staple"
+from tests.mail.helpers import link_in, received, signed_in_user, token_of
 
 
 @pytest.mark.live
@@ -26,12 +23,7 @@ def test_ten_concurrent_confirmations_give_exactly_one_204(
     deliver: Callable[[], int],
     live_server: LiveServer,
 ) -> None:
-    user = make_user(app, username="racer", email="racer@example.com")
-    set_password(app, user.id, PASSWORD)
-    tokens = anonymous_client.post(
-        "/auth/sessions", json={"username": "racer", "password": PASSWORD}
-    ).get_json()
-    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    headers = signed_in_user(app, anonymous_client, "racer")
     changed = anonymous_client.patch("/me", json={"email": "racer@new.example"}, headers=headers)
     assert changed.status_code == 200
     assert deliver() == 1
