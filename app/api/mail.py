@@ -9,20 +9,22 @@ from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from app.api.common import json_response, operation_id_for, problems
+from app.api.common import json_response, operation_id_for, page_response, problems
 from app.config import current_settings
-from app.db.session import run_db, transaction
+from app.db.session import autocommit, run_db, transaction
 from app.errors import ConflictError, NotFoundError
 from app.schemas.mail import (
     Accepted,
     EmailVerificationConfirm,
     InvitationAccept,
+    MailMessageListQuery,
+    MailMessagePage,
     PasswordResetConfirm,
     PasswordResetRequest,
     SignupCreate,
 )
 from app.schemas.users import UserPath
-from app.services import mail_flows, passwords
+from app.services import mail, mail_flows, passwords
 from app.web import rate_limits
 from app.web.auth import public, requires
 from app.web.bodies import no_body
@@ -117,3 +119,12 @@ async def sign_up(body: SignupCreate) -> Response:
         async with transaction():
             await run_db(mail_flows.tell_taken, body.email)
     return _accepted()
+
+
+@bp.get("/mail-messages", responses={200: MailMessagePage, **problems(400, 403)})
+@requires("users:admin")
+async def list_mail_messages(query: MailMessageListQuery) -> Response:
+    """List queued mail and its delivery state, newest first (optionally of one state)."""
+    async with autocommit():
+        rows, cursor = await run_db(mail.list_messages, query)
+    return page_response((row._asdict() for row in rows), cursor)

@@ -195,7 +195,8 @@ def _delete_user(user_id: int, condition: WriteCondition) -> None:
 
 
 @bp.patch(
-    "/<id:user_id>", responses={200: UserRead, **problems(400, 403, 404, 409, 412, 413, 415, 422)}
+    "/<id:user_id>",
+    responses={200: UserRead, **problems(400, 403, 404, 409, 412, 413, 415, 422, 429)},
 )
 @requires("users:write")
 async def update_user(path: UserPath, body: UserUpdate) -> Response:
@@ -204,7 +205,8 @@ async def update_user(path: UserPath, body: UserUpdate) -> Response:
 
 
 @bp.put(
-    "/<id:user_id>", responses={200: UserRead, **problems(400, 403, 404, 409, 412, 413, 415, 422)}
+    "/<id:user_id>",
+    responses={200: UserRead, **problems(400, 403, 404, 409, 412, 413, 415, 422, 429)},
 )
 @requires("users:write")
 async def replace_user(path: UserPath, body: UserUpdate) -> Response:

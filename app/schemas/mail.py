@@ -1,10 +1,11 @@
 """Request and response bodies of the flows that mail a link (app/api/mail.py)."""
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
-from app.schemas.common import TEXT_PATTERN, InputModel, OutputModel
+from app.schemas.common import TEXT_PATTERN, InputModel, OutputModel, Page, PageQuery
 from app.schemas.email import Email
 from app.schemas.sessions import PASSWORD_INPUT_MAX, RULES_OF_A_NEW_ONE
 from app.schemas.users import Username
@@ -76,3 +77,29 @@ class SignupCreate(InputModel):
     password: str = Field(
         max_length=PASSWORD_INPUT_MAX, pattern=TEXT_PATTERN, description=RULES_OF_A_NEW_ONE
     )
+
+
+class MailMessageRead(OutputModel):
+    """One queued message and its delivery (never a token: none is stored in clear)."""
+
+    id: int
+    kind: str = Field(description="invitation, password_reset, email_verification, ...")
+    recipient: str
+    user_id: int | None
+    state: Literal["pending", "sent", "failed"] = Field(
+        description="pending: waiting for an attempt (or a retry); sent; failed: given up."
+    )
+    attempts: int
+    last_error: str | None = Field(description="Why the last attempt failed, if it did.")
+    created_at: datetime
+    next_attempt_at: datetime
+    finished_at: datetime | None
+
+
+MailMessagePage = Page[MailMessageRead]
+
+
+class MailMessageListQuery(PageQuery):
+    """Query string of GET /mail-messages (newest first)."""
+
+    state: Literal["pending", "sent", "failed"] | None = None

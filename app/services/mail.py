@@ -31,7 +31,9 @@ from app.db.session import db
 from app.db.types import folded, utcnow
 from app.errors import BadRequestError
 from app.models import MailMessage, MailToken, User
+from app.schemas.mail import MailMessageListQuery
 from app.services.api_keys import hash_secret
+from app.services.pagination import SortKey, next_cursor, paginate
 
 _messages = cast(Table, MailMessage.__table__)
 _tokens = cast(Table, MailToken.__table__)
@@ -195,3 +197,30 @@ def prepare(conn: Connection, message_id: int, settings: Settings) -> Outgoing |
         context["valid_minutes"] = settings.MAIL_TOKEN_TTL
     subject, text, html = render(row.kind, context)
     return Outgoing(recipient, subject, text, html)
+
+
+MESSAGE_SORT = SortKey((MailMessage.id,), descending=True)
+MESSAGE_COLUMNS = (
+    _messages.c.id,
+    _messages.c.kind,
+    _messages.c.recipient,
+    _messages.c.user_id,
+    _messages.c.state,
+    _messages.c.attempts,
+    _messages.c.last_error,
+    _messages.c.created_at,
+    _messages.c.next_attempt_at,
+    _messages.c.finished_at,
+)
+
+
+def list_messages(
+    query: MailMessageListQuery,
+) -> tuple[list[Row[*tuple[Any, ...]]], str | None]:
+    """One page of queued messages, newest first, and the cursor of the next."""
+    stmt = select(*MESSAGE_COLUMNS)
+    if query.state is not None:
+        stmt = stmt.where(_messages.c.state == query.state)
+    stmt = paginate(stmt, MESSAGE_SORT, "-id", query.cursor, query.limit)
+    rows = list(db.session.execute(stmt))
+    return rows[: query.limit], next_cursor(rows, MESSAGE_SORT, "-id", query.limit)

@@ -77,6 +77,7 @@ _BODIES: dict[tuple[str, str], dict[str, Any] | bytes | None] = {
     ("DELETE", "/users/<id:user_id>"): None,
     ("PUT", "/users/<id:user_id>/password"): {"new_password": "a new and longer passphrase"},
     ("POST", "/users/<id:user_id>/invitation"): None,
+    ("GET", "/mail-messages"): None,
     ("GET", "/auth/whoami"): None,
     ("POST", "/users/<id:user_id>/posts"): {"title": "New", "body": "Text"},
     ("GET", "/users/<id:user_id>/posts"): None,

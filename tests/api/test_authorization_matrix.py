@@ -126,6 +126,7 @@ RULES: dict[str, Rule] = {
     "addGroupMember": Rule(204),
     "removeGroupMember": Rule(204),
     "inviteUser": Rule(202),
+    "listMailMessages": Rule(200),
     # A token never issued: the same 400 for anyone (tests/mail spends real ones).
     "acceptInvitation": Rule(
         400, "public", _json(lambda _t: {"token": UNISSUED, "password": NEW_PASSWORD})

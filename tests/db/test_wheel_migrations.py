@@ -59,6 +59,16 @@ def test_the_wheel_carries_every_migration_and_the_template(wheel: Path) -> None
     assert expected <= names, sorted(expected - names)
 
 
+def test_the_wheel_carries_the_mail_templates(wheel: Path) -> None:
+    # The worker renders them from the installed package (app/services/mail.py).
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    templates = ROOT / "app" / "services" / "mail_templates"
+    expected = {f"app/services/mail_templates/{path.name}" for path in templates.iterdir()}
+    assert len(expected) >= 12  # six kinds of mail, text and HTML each (and a layout)
+    assert expected <= names, sorted(expected - names)
+
+
 def test_alembic_migrates_with_the_installed_wheel_from_any_folder(
     wheel: Path, tmp_path: Path
 ) -> None:

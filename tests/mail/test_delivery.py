@@ -205,3 +205,35 @@ def test_a_message_that_cannot_be_rendered_fails_and_the_others_go(
             )
         ).one()
     assert tuple(bad) == (FAILED, "not prepared: UndefinedError")
+
+
+def test_an_admin_lists_the_queue_and_its_states(
+    app: Flask,
+    client: FlaskClient,
+    mail_settings: Callable[..., None],
+    deliver: Deliver,
+    refusing_port: int,
+) -> None:
+    _invite(app, client, "first@example.com")
+    deliver()
+    mail_settings(SMTP_URL=f"smtp://127.0.0.1:{refusing_port}")
+    _invite(app, client, "second@example.com")
+    deliver()
+    _invite(app, client, "third@example.com")
+    page = client.get("/mail-messages").get_json()
+    assert [(m["recipient"], m["state"], m["attempts"]) for m in page["items"]] == [
+        ("third@example.com", PENDING, 0),
+        ("second@example.com", FAILED, 1),
+        ("first@example.com", SENT, 1),
+    ]
+    assert "550" in page["items"][1]["last_error"]
+    assert list(page["items"][0]) == [
+        "id", "kind", "recipient", "user_id", "state", "attempts", "last_error",
+        "created_at", "next_attempt_at", "finished_at",
+    ]  # fmt: skip
+    failed = client.get("/mail-messages?state=failed&limit=1").get_json()
+    assert [m["recipient"] for m in failed["items"]] == ["second@example.com"]
+    assert failed["next_cursor"] is None
+    first = client.get("/mail-messages?limit=2").get_json()
+    rest = client.get(f"/mail-messages?limit=2&cursor={first['next_cursor']}").get_json()
+    assert [m["recipient"] for m in rest["items"]] == ["first@example.com"]

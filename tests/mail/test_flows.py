@@ -15,9 +15,15 @@ from app.models import AuditEvent, MailMessage, MailToken, User, UserSession
 from app.models.outbox import SENT
 from tests.factories import make_user, set_password
 from tests.helpers import assert_problem
-from tests.mail.helpers import link_in, received, token_of
+from tests.mail.helpers import (
+    PASSWORD,
+    link_in,
+    received,
+    reset_confirmation,
+    signed_in_user,
+    token_of,
+)
 
-PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a new and longer passphrase"
 Deliver = Callable[[], int]
 
@@ -32,10 +38,8 @@ def _reset(client: FlaskClient, email: str) -> None:
     assert response.get_json() == {"status": "accepted"}
 
 
-def _confirm_reset(client: FlaskClient, token: str) -> int:
-    return client.post(
-        "/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}
-    ).status_code
+def _confirm_reset(client: FlaskClient, token: str, password: str = NEW_PASSWORD) -> int:
+    return reset_confirmation(client, token, password)
 
 
 def _live_sessions(app: Flask, user_id: int) -> int:
@@ -104,12 +108,7 @@ def test_a_reset_sets_a_new_password_and_revokes_every_session(
     assert _live_sessions(app, user.id) == 0
     assert _sign_in(anonymous_client, "rosa", PASSWORD) == 401
     assert _sign_in(anonymous_client, "rosa", NEW_PASSWORD) == 201
-    assert_problem(
-        anonymous_client.post(
-            "/auth/password-reset/confirm", json={"token": token, "new_password": PASSWORD}
-        ),
-        400,
-    )
+    assert _confirm_reset(anonymous_client, token, PASSWORD) == 400
 
 
 def test_a_reset_for_an_unknown_address_answers_alike_and_sends_nothing(
@@ -147,12 +146,7 @@ def test_a_newer_token_supersedes_the_older_one(
     first, second = (
         token_of(link_in(m), "/password-reset") for m in received(smtp_sink[0], "sam@example.com")
     )
-    assert_problem(
-        anonymous_client.post(
-            "/auth/password-reset/confirm", json={"token": first, "new_password": NEW_PASSWORD}
-        ),
-        400,
-    )
+    assert _confirm_reset(anonymous_client, first) == 400
     assert _confirm_reset(anonymous_client, second) == 204
 
 
@@ -184,12 +178,7 @@ def test_a_token_of_one_purpose_does_not_serve_another(
     client.post(f"/users/{user.id}/invitation")
     deliver()
     token = token_of(link_in(received(smtp_sink[0], "pat@example.com")[0]), "/invitation")
-    assert_problem(
-        client.post(
-            "/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}
-        ),
-        400,
-    )
+    assert _confirm_reset(client, token) == 400
 
 
 def test_links_come_from_public_url_never_from_the_host_header(
@@ -211,12 +200,7 @@ def test_links_come_from_public_url_never_from_the_host_header(
 def test_an_email_change_waits_for_the_new_address_and_tells_the_old(
     app: Flask, anonymous_client: FlaskClient, smtp_sink: tuple[Sink, int], deliver: Deliver
 ) -> None:
-    user = make_user(app, username="eve", email="eve@example.com")
-    set_password(app, user.id, PASSWORD)
-    tokens = anonymous_client.post(
-        "/auth/sessions", json={"username": "eve", "password": PASSWORD}
-    ).get_json()
-    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    headers = signed_in_user(app, anonymous_client, "eve")
     changed = anonymous_client.patch("/me", json={"email": "eve@new.example"}, headers=headers)
     assert changed.status_code == 200
     assert changed.get_json()["email"] == "eve@example.com"  # not yet

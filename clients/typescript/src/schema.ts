@@ -304,6 +304,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/mail-messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List queued mail and its delivery state, newest first (optionally of one state). */
+        get: operations["listMailMessages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/me": {
         parameters: {
             query?: never;
@@ -2736,6 +2753,48 @@ export interface components {
             problem: string;
         };
         /**
+         * MailMessageRead
+         * @description One queued message and its delivery (never a token: none is stored in clear).
+         */
+        MailMessageRead: {
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Id */
+            id: number;
+            /**
+             * Kind
+             * @description invitation, password_reset, email_verification, ...
+             */
+            kind: string;
+            /**
+             * Last Error
+             * @description Why the last attempt failed, if it did.
+             */
+            last_error: string | null;
+            /**
+             * Next Attempt At
+             * Format: date-time
+             */
+            next_attempt_at: string;
+            /** Recipient */
+            recipient: string;
+            /**
+             * State
+             * @description pending: waiting for an attempt (or a retry); sent; failed: given up.
+             * @enum {string}
+             */
+            state: "pending" | "sent" | "failed";
+            /** User Id */
+            user_id: number | null;
+        };
+        /**
          * MeUpdate
          * @description Body of PATCH /me: omitted fields stay as they are.
          */
@@ -2773,6 +2832,16 @@ export interface components {
              * @description "about:blank": the status and title say what happened.
              */
             type: string;
+        };
+        /** Page[MailMessageRead] */
+        Page_MailMessageRead_: {
+            /** Items */
+            items: components["schemas"]["MailMessageRead"][];
+            /**
+             * Next Cursor
+             * @description Opaque cursor for the next page with the same sort; null on the last page.
+             */
+            next_cursor: components["schemas"]["Cursor"] | null;
         };
         /** Page[SessionRead] */
         Page_SessionRead_: {
@@ -5442,6 +5511,99 @@ export interface operations {
             };
         };
     };
+    listMailMessages: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description Opaque: pass back the `next_cursor` of the previous page unchanged, with the same `sort`. A cursor from another sort order, or altered, is a 400. */
+                cursor?: components["schemas"]["Cursor"];
+                state?: "pending" | "sent" | "failed";
+            };
+            header?: {
+                /** @description The Consistency-Token of a write of yours: the read is served by a replica only once it has replayed that write, else by the primary. Without it a read may be stale by the replica's lag. */
+                "Consistency-Token"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_MailMessageRead_"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["BadRequestProblem"];
+                };
+            };
+            /** @description Unauthorized: the API key is missing, malformed, unknown, expired or revoked. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ForbiddenProblem"];
+                };
+            };
+            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing internal is disclosed; the request id is logged. */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: the database cannot be reached. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getMe: {
         parameters: {
             query?: never;
@@ -7145,7 +7307,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            /** @description Too Many Requests */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -7405,7 +7567,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description Too Many Requests: over the key's rate limit (without a valid key, the address's); Retry-After says in how many seconds to try again. Responses carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+            /** @description Too Many Requests */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */

@@ -30,13 +30,17 @@ from .key_who_am_i import KeyWhoAmI
 from .line_problem import LineProblem
 from .list_audit_events_actor_kind import ListAuditEventsActorKind
 from .list_audit_events_sort import ListAuditEventsSort
+from .list_mail_messages_state import ListMailMessagesState
 from .list_posts_sort import ListPostsSort
 from .list_user_posts_sort import ListUserPostsSort
 from .list_users_sort import ListUsersSort
 from .list_webhook_deliveries_state import ListWebhookDeliveriesState
+from .mail_message_read import MailMessageRead
+from .mail_message_read_state import MailMessageReadState
 from .me_update import MeUpdate
 from .not_ready_problem import NotReadyProblem
 from .not_ready_problem_reason import NotReadyProblemReason
+from .page_mail_message_read import PageMailMessageRead
 from .page_session_read import PageSessionRead
 from .password_change import PasswordChange
 from .password_reset_confirm import PasswordResetConfirm
@@ -102,13 +106,17 @@ __all__ = (
     "LineProblem",
     "ListAuditEventsActorKind",
     "ListAuditEventsSort",
+    "ListMailMessagesState",
     "ListPostsSort",
     "ListUserPostsSort",
     "ListUsersSort",
     "ListWebhookDeliveriesState",
+    "MailMessageRead",
+    "MailMessageReadState",
     "MeUpdate",
     "NotReadyProblem",
     "NotReadyProblemReason",
+    "PageMailMessageRead",
     "PageSessionRead",
     "PasswordChange",
     "PasswordResetConfirm",
