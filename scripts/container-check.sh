@@ -2,7 +2,8 @@
 # Build the image and prove it: the lock's versions (requirements/app.txt) and no others,
 # migrate as a step of its own, serve, health, the users flow through the published port, bulk
 # import and export through the CLI, non-root, no compiler or tests inside, graceful docker
-# stop; every line migrate and the server print is JSON.
+# stop; every line migrate and the server print is JSON; the worker role seals the events
+# and sends a password reset's mail to the image's mail sink.
 # Then compose.yaml's scaled profile (primary, streaming replica, PgBouncer, Redis, three API
 # replicas, HAProxy), driven through HAProxy by tests/cluster/compose_check.py (needs .venv).
 #
@@ -22,6 +23,8 @@ SCALED_PORT="${CONTAINER_CHECK_SCALED_PORT:-18766}"
 BASE=user-api-base:bookworm
 PORT="${CONTAINER_CHECK_PORT:-18765}"
 WORKER_PORT="${CONTAINER_CHECK_WORKER_PORT:-18767}"
+SINK_SMTP_PORT="${CONTAINER_CHECK_SINK_SMTP_PORT:-18725}"
+SINK_HTTP_PORT="${CONTAINER_CHECK_SINK_HTTP_PORT:-18726}"
 WORK=/var/tmp/user-api-container-check
 PG_ADMIN="${TEST_POSTGRES_DSN:-postgresql://postgres@127.0.0.1:5432/test}"
 DB=app_container_check
@@ -92,7 +95,8 @@ SCALED_UP=""
 
 ENGINE_PID=""
 remove_containers() {
-    docker rm -f user-api-check user-api-worker user-api-first-start >/dev/null 2>&1 || true
+    docker rm -f user-api-check user-api-worker user-api-mailsink user-api-first-start \
+        >/dev/null 2>&1 || true
 }
 cleanup() {
     remove_containers
@@ -254,6 +258,12 @@ cmp -s "$WORK/expected.ndjson" "$WORK/export.ndjson" ||
     { echo "the export is not the imported rows:" >&2; cat "$WORK/export.ndjson" >&2; exit 1; }
 echo "ok"
 
+step "a password reset: the server queues its mail (the worker below sends it)"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d '{"email": "bulk1@example.com"}' "$base/auth/password-reset")
+[ "$code" = 202 ] || { echo "POST /auth/password-reset: expected 202, got $code" >&2; exit 1; }
+echo "202: ok"
+
 step "docker stop lets an in-flight request finish"
 # Hold a lock so that one POST stays in flight (less than DB_LOCK_TIMEOUT), stop the
 # container, then release the lock.
@@ -284,10 +294,16 @@ step "the server's log (docker logs): one JSON object a line"
 docker logs user-api-check >"$WORK/server.log" 2>&1
 all_json "$WORK/server.log" "docker logs"
 
-step "the worker role: it seals the flow's change events and stops on docker stop"
+step "the worker role: it seals the flow's change events, sends its mail to the image's sink, and stops on docker stop"
+# The sink as compose.yaml runs it: the image, python3 -m app.mailsink.
+docker run -d --name user-api-mailsink --network host "$IMAGE" python3 -m app.mailsink \
+    --host 127.0.0.1 --smtp-port "$SINK_SMTP_PORT" --http-port "$SINK_HTTP_PORT" >/dev/null
+for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$SINK_HTTP_PORT/healthz" >/dev/null && break; sleep 0.5; done
 # Its probes on the image's PORT, which the image's HEALTHCHECK asks.
 docker run -d --name user-api-worker --network host -e PORT="$WORKER_PORT" -e HOST=127.0.0.1 \
-    -e WORKER_INTERVAL=0.5 -e DATABASE_URL="$DB_URL" --stop-timeout 10 "$IMAGE" worker >/dev/null
+    -e WORKER_INTERVAL=0.5 -e DATABASE_URL="$DB_URL" \
+    -e SMTP_URL="smtp://127.0.0.1:$SINK_SMTP_PORT" -e PUBLIC_URL=https://users.example.com \
+    --stop-timeout 10 "$IMAGE" worker >/dev/null
 for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$WORKER_PORT/healthz" >/dev/null && break; sleep 0.5; done
 curl -fsS "http://127.0.0.1:$WORKER_PORT/healthz"; echo
 unsealed=unknown
@@ -298,6 +314,21 @@ for _ in $(seq 1 40); do
 done
 [ "$unsealed" = 0 ] || { echo "the worker left $unsealed events unsealed" >&2; docker logs user-api-worker >&2; exit 1; }
 docker run --rm --network host -e DATABASE_URL="$DB_URL" "$IMAGE" audit verify
+mail=""
+for _ in $(seq 1 40); do
+    mail=$(curl -fsS "http://127.0.0.1:$SINK_HTTP_PORT/messages")
+    [ "$mail" != "[]" ] && break
+    sleep 0.25
+done
+printf '%s' "$mail" | python3 -c '
+import json, sys
+(message,) = json.load(sys.stdin)
+assert message["rcpt_to"] == ["bulk1@example.com"], message["rcpt_to"]
+assert "https://users.example.com/password-reset?token=" in message["text"], message["text"]
+subject = message["subject"]
+print(f"the sink holds the reset mail to bulk1@example.com ({subject!r}), its link on PUBLIC_URL")' ||
+    { echo "the worker did not send the reset mail to the sink: $mail" >&2; docker logs user-api-worker >&2; exit 1; }
+docker rm -f user-api-mailsink >/dev/null
 docker stop user-api-worker >/dev/null
 status=$(docker inspect user-api-worker --format '{{.State.ExitCode}}')
 docker logs user-api-worker >"$WORK/worker.log" 2>&1
