@@ -535,52 +535,7 @@ export interface webhooks {
          * api_key.created event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "api_key.created";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onApiKeyCreated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -600,52 +555,7 @@ export interface webhooks {
          * api_key.revoked event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "api_key.revoked";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onApiKeyRevoked"];
         delete?: never;
         options?: never;
         head?: never;
@@ -665,52 +575,7 @@ export interface webhooks {
          * group.created event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "group.created";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onGroupCreated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -730,52 +595,7 @@ export interface webhooks {
          * group.deleted event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "group.deleted";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onGroupDeleted"];
         delete?: never;
         options?: never;
         head?: never;
@@ -795,52 +615,7 @@ export interface webhooks {
          * group.member_added event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "group.member_added";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onGroupMemberAdded"];
         delete?: never;
         options?: never;
         head?: never;
@@ -860,52 +635,7 @@ export interface webhooks {
          * group.member_removed event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "group.member_removed";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onGroupMemberRemoved"];
         delete?: never;
         options?: never;
         head?: never;
@@ -925,52 +655,7 @@ export interface webhooks {
          * group.updated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "group.updated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onGroupUpdated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -990,52 +675,7 @@ export interface webhooks {
          * post.created event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "post.created";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onPostCreated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1055,52 +695,7 @@ export interface webhooks {
          * post.deleted event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "post.deleted";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onPostDeleted"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1120,52 +715,7 @@ export interface webhooks {
          * post.updated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "post.updated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onPostUpdated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1185,52 +735,7 @@ export interface webhooks {
          * session.created event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "session.created";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onSessionCreated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1250,52 +755,7 @@ export interface webhooks {
          * session.revoked event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "session.revoked";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onSessionRevoked"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1315,52 +775,7 @@ export interface webhooks {
          * user.created event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.created";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserCreated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1380,52 +795,7 @@ export interface webhooks {
          * user.deactivated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.deactivated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserDeactivated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1445,52 +815,7 @@ export interface webhooks {
          * user.deleted event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.deleted";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserDeleted"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1510,52 +835,7 @@ export interface webhooks {
          * user.password_changed event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.password_changed";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserPasswordChanged"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1575,52 +855,7 @@ export interface webhooks {
          * user.reactivated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.reactivated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserReactivated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1640,52 +875,7 @@ export interface webhooks {
          * user.updated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.updated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserUpdated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1705,52 +895,7 @@ export interface webhooks {
          * users.imported event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "users.imported";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUsersImported"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1770,52 +915,7 @@ export interface webhooks {
          * webhook.created event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "webhook.created";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onWebhookCreated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1835,52 +935,7 @@ export interface webhooks {
          * webhook.deleted event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "webhook.deleted";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onWebhookDeleted"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1900,52 +955,7 @@ export interface webhooks {
          * webhook.disabled event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "webhook.disabled";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onWebhookDisabled"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1965,52 +975,7 @@ export interface webhooks {
          * webhook.secret_rotated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "webhook.secret_rotated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onWebhookSecretRotated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2030,52 +995,7 @@ export interface webhooks {
          * webhook.updated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "webhook.updated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onWebhookUpdated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -7887,6 +6807,1110 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+        };
+    };
+    onApiKeyCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "api_key.created";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onApiKeyRevoked: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "api_key.revoked";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onGroupCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "group.created";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onGroupDeleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "group.deleted";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onGroupMemberAdded: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "group.member_added";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onGroupMemberRemoved: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "group.member_removed";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onGroupUpdated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "group.updated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onPostCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "post.created";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onPostDeleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "post.deleted";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onPostUpdated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "post.updated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onSessionCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "session.created";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onSessionRevoked: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "session.revoked";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.created";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserDeactivated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.deactivated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserDeleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.deleted";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserPasswordChanged: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.password_changed";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserReactivated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.reactivated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserUpdated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.updated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUsersImported: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "users.imported";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onWebhookCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "webhook.created";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onWebhookDeleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "webhook.deleted";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onWebhookDisabled: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "webhook.disabled";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onWebhookSecretRotated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "webhook.secret_rotated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onWebhookUpdated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "webhook.updated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
