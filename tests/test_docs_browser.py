@@ -156,7 +156,8 @@ def _documented_operations(document: dict[str, Any]) -> list[Operation]:
     # Swagger UI renders an operation once per tag ("default" when untagged), in an element
     # whose id is "operations-<tag>-<operationId>" (whitespace as "_").
     operations = []
-    for path, item in document["paths"].items():
+    # The webhooks section's entries too, each under its name.
+    for path, item in (document["paths"] | document.get("webhooks", {})).items():
         for method in HTTP_METHODS:
             if method not in item:
                 continue

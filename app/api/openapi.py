@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask
 from pydantic import BaseModel
 
+from app.api.common import operation_id_for
 from app.errors import PROBLEM_MIMETYPE
 from app.models.idempotency import KEY_MAX, KEY_PATTERN
 from app.schemas.common import PROBLEM_OF_STATUS, Problem
@@ -279,6 +280,8 @@ def _document_webhooks(document: dict[str, Any], schemas: dict[str, Any]) -> Non
     document["webhooks"] = {
         kind: {
             "post": {
+                # onUserCreated: a name for the handler a generator writes.
+                "operationId": operation_id_for(name=f"on_{kind.replace('.', '_')}"),
                 "summary": f"{kind} event",
                 "description": "Sent to each enabled endpoint whose events include this type "
                 'or "*", after the change committed; at least once, in order per resource.',

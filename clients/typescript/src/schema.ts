@@ -663,52 +663,7 @@ export interface webhooks {
          * api_key.created event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "api_key.created";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onApiKeyCreated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -728,52 +683,7 @@ export interface webhooks {
          * api_key.revoked event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "api_key.revoked";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onApiKeyRevoked"];
         delete?: never;
         options?: never;
         head?: never;
@@ -793,52 +703,7 @@ export interface webhooks {
          * group.created event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "group.created";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onGroupCreated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -858,52 +723,7 @@ export interface webhooks {
          * group.deleted event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "group.deleted";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onGroupDeleted"];
         delete?: never;
         options?: never;
         head?: never;
@@ -923,52 +743,7 @@ export interface webhooks {
          * group.member_added event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "group.member_added";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onGroupMemberAdded"];
         delete?: never;
         options?: never;
         head?: never;
@@ -988,52 +763,7 @@ export interface webhooks {
          * group.member_removed event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "group.member_removed";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onGroupMemberRemoved"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1053,52 +783,7 @@ export interface webhooks {
          * group.updated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "group.updated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onGroupUpdated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1118,52 +803,7 @@ export interface webhooks {
          * post.created event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "post.created";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onPostCreated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1183,52 +823,7 @@ export interface webhooks {
          * post.deleted event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "post.deleted";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onPostDeleted"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1248,52 +843,7 @@ export interface webhooks {
          * post.updated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "post.updated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onPostUpdated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1313,52 +863,7 @@ export interface webhooks {
          * session.created event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "session.created";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onSessionCreated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1378,52 +883,7 @@ export interface webhooks {
          * session.revoked event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "session.revoked";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onSessionRevoked"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1443,52 +903,7 @@ export interface webhooks {
          * user.created event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.created";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserCreated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1508,52 +923,7 @@ export interface webhooks {
          * user.deactivated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.deactivated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserDeactivated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1573,52 +943,7 @@ export interface webhooks {
          * user.deleted event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.deleted";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserDeleted"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1768,52 +1093,7 @@ export interface webhooks {
          * user.password_changed event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.password_changed";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserPasswordChanged"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1833,52 +1113,7 @@ export interface webhooks {
          * user.reactivated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.reactivated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserReactivated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1898,52 +1133,7 @@ export interface webhooks {
          * user.updated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.updated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserUpdated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1963,52 +1153,7 @@ export interface webhooks {
          * users.imported event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "users.imported";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUsersImported"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2028,52 +1173,7 @@ export interface webhooks {
          * webhook.created event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "webhook.created";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onWebhookCreated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2093,52 +1193,7 @@ export interface webhooks {
          * webhook.deleted event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "webhook.deleted";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onWebhookDeleted"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2158,52 +1213,7 @@ export interface webhooks {
          * webhook.disabled event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "webhook.disabled";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onWebhookDisabled"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2223,52 +1233,7 @@ export interface webhooks {
          * webhook.secret_rotated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "webhook.secret_rotated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onWebhookSecretRotated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2288,52 +1253,7 @@ export interface webhooks {
          * webhook.updated event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "webhook.updated";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onWebhookUpdated"];
         delete?: never;
         options?: never;
         head?: never;
@@ -8932,6 +7852,1110 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+        };
+    };
+    onApiKeyCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "api_key.created";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onApiKeyRevoked: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "api_key.revoked";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onGroupCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "group.created";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onGroupDeleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "group.deleted";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onGroupMemberAdded: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "group.member_added";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onGroupMemberRemoved: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "group.member_removed";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onGroupUpdated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "group.updated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onPostCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "post.created";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onPostDeleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "post.deleted";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onPostUpdated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "post.updated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onSessionCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "session.created";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onSessionRevoked: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "session.revoked";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.created";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserDeactivated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.deactivated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserDeleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.deleted";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserPasswordChanged: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.password_changed";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserReactivated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.reactivated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserUpdated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.updated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUsersImported: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "users.imported";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onWebhookCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "webhook.created";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onWebhookDeleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "webhook.deleted";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onWebhookDisabled: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "webhook.disabled";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onWebhookSecretRotated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "webhook.secret_rotated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onWebhookUpdated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "webhook.updated";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
