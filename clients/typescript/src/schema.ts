@@ -963,52 +963,7 @@ export interface webhooks {
          * user.email_verified event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.email_verified";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserEmailVerified"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1028,52 +983,7 @@ export interface webhooks {
          * user.invited event
          * @description Sent to each enabled endpoint whose events include this type or "*", after the change committed; at least once, in order per resource.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
-                    "webhook-id": string;
-                    /** @description Seconds since the Unix epoch when this attempt was signed. */
-                    "webhook-timestamp": string;
-                    /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        type: "user.invited";
-                    } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
-                };
-            };
-            responses: {
-                /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Received: the delivery is done. */
-                "2XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
-                default: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onUserInvited"];
         delete?: never;
         options?: never;
         head?: never;
@@ -8518,6 +8428,98 @@ export interface operations {
                 "application/json": {
                     /** @constant */
                     type: "user.deleted";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserEmailVerified: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.email_verified";
+                } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
+            };
+        };
+        responses: {
+            /** @description Gone: the endpoint is disabled; nothing more is sent to it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Received: the delivery is done. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else, or no answer in time: sent again later, with exponential backoff, for about a day. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onUserInvited: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt, so a receiver drops repeats. */
+                "webhook-id": string;
+                /** @description Seconds since the Unix epoch when this attempt was signed. */
+                "webhook-timestamp": string;
+                /** @description Space-separated v1,<base64 HMAC-SHA256> signatures of {webhook-id}.{webhook-timestamp}.{body} with the endpoint's secret (two while a rotation's overlap lasts): verify with a Standard Webhooks library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "user.invited";
                 } & WithRequired<components["schemas"]["WebhookPayload"], "type">;
             };
         };
