@@ -19,7 +19,7 @@ PUBLIC_URL = "https://front.example"
 SMTP_USER, SMTP_PASSWORD = "someone", "s3cret"
 
 
-def _authenticate(
+def authenticate(
     _server: SMTP, _session: Session, _envelope: Envelope, _mechanism: str, data: object
 ) -> AuthResult:
     ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
@@ -39,7 +39,7 @@ def smtp_sink() -> Iterator[tuple[Sink, int]]:
         sink,
         hostname="127.0.0.1",
         port=port,
-        authenticator=_authenticate,
+        authenticator=authenticate,
         auth_require_tls=False,
     )
     controller.start()
