@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from app.db.session import db
 from app.models import AuditEvent
-from app.services import webhooks
+from app.services import webhook_delivery
 from app.services.events import EVENT_COLUMNS
 from scripts.generate_client import (
     TS_DIR,
@@ -138,7 +138,7 @@ def test_a_typed_webhook_handler_takes_a_real_payload(
     webhook_id = created.get_json()["id"]
     with app.app_context():
         newest = select(*EVENT_COLUMNS).order_by(AuditEvent.id.desc()).limit(1)
-        body = webhooks.payload(db.session.execute(newest).one()).model_dump_json()
+        body = webhook_delivery.body(db.session.execute(newest).one()).decode()
 
     result = _node(built, "webhook.js", {**os.environ, "PAYLOAD": body})
 

@@ -25,11 +25,9 @@ from app.schemas.webhooks import (
     DeliveryListQuery,
     WebhookCreate,
     WebhookListQuery,
-    WebhookPayload,
     WebhookUpdate,
 )
 from app.services import events, webhook_urls
-from app.services.events import EventRow, event_item
 from app.services.outbox import now
 from app.services.pagination import SortKey, next_cursor, paginate
 
@@ -274,10 +272,3 @@ def retry_delivery(webhook_id: int, delivery_id: int) -> None:
     )
     if not db.session.execute(stmt).rowcount:  # type: ignore[attr-defined]
         raise NotFoundError(f"Delivery {delivery_id} of webhook {webhook_id} does not exist.")
-
-
-def payload(row: EventRow) -> WebhookPayload:
-    """What a delivery of this event POSTs (the worker writes it with model_dump_json)."""
-    return WebhookPayload.model_validate(
-        {"type": row.type, "timestamp": row.occurred_at, "data": event_item(row)}
-    )

@@ -34,7 +34,7 @@ from app.schemas.webhooks import (
     WebhookPayload,
     WebhookRead,
 )
-from app.services import outbox, webhooks
+from app.services import outbox, webhook_delivery, webhooks
 from app.services.events import EVENT_COLUMNS
 from tests.factories import make_api_key, make_delivery
 from tests.helpers import app_with, assert_problem
@@ -529,7 +529,9 @@ def test_the_payload_is_the_audit_events_item(hooks_app: Flask, hooks: FlaskClie
     assert item["type"] == "webhook.created"
     with hooks_app.app_context():
         row = db.session.execute(select(*EVENT_COLUMNS).where(AuditEvent.id == item["id"])).one()
-    body = json.loads(webhooks.payload(row).model_dump_json())
+    sent = webhook_delivery.body(row)  # the bytes a delivery signs and POSTs
+    WebhookPayload.model_validate_json(sent)  # what the document's webhooks section says
+    body = json.loads(sent)
     assert body == {"type": "webhook.created", "timestamp": item["occurred_at"], "data": item}
     assert body["timestamp"].endswith("Z")
     assert body["data"]["resource"] == {"type": "webhook", "id": str(webhook_id)}
@@ -598,7 +600,7 @@ def test_the_how_tos_receiver_takes_signed_deliveries_only(
     with hooks_app.app_context():
         newest = select(*EVENT_COLUMNS).order_by(AuditEvent.id.desc()).limit(1)
         row = db.session.execute(newest).one()
-    body = webhooks.payload(row).model_dump_json()
+    body = webhook_delivery.body(row).decode()
     moment = datetime.now(UTC)
 
     def headers(*secrets: str, event_id: object = row.id) -> dict[str, str]:
