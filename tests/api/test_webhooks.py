@@ -528,9 +528,7 @@ def test_the_payload_is_the_audit_events_item(hooks_app: Flask, hooks: FlaskClie
     item = hooks.get("/audit-events", query_string={"limit": 1}).get_json()["items"][0]
     assert item["type"] == "webhook.created"
     with hooks_app.app_context():
-        row = db.session.execute(
-            select(*EVENT_COLUMNS).where(AuditEvent.id == item["id"])
-        ).one()
+        row = db.session.execute(select(*EVENT_COLUMNS).where(AuditEvent.id == item["id"])).one()
     body = json.loads(webhooks.payload(row).model_dump_json())
     assert body == {"type": "webhook.created", "timestamp": item["occurred_at"], "data": item}
     assert body["timestamp"].endswith("Z")
