@@ -14,10 +14,12 @@ app/services/passwords.py); GET /users/{id} from ``--readers`` threads alone; th
 while ``--clients`` threads send wrong passwords as fast as they are answered. It prints the
 reads' p50 and p99 in the two phases side by side, and what the flood got (401s, and the
 503s of a full hashing queue). The sign-in limits are off, so the flood reaches the hashing.
-Usage: .venv/bin/python -m bench.sign_in [--rounds 200] | --flood [--seconds 5]
+Usage: .venv/bin/python -m bench.sign_in [--rounds 200]
+       | --flood [--seconds 5] [--against REV] [--flood-rounds 1]
 """
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 import threading
@@ -79,9 +81,45 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def flood(seconds: float, clients: int, readers: int) -> None:
-    """Print sign-in throughput, and read latency without and with a wrong-password flood."""
-    from bench.run import OURS, prepare_database, serve, server_env  # noqa: PLC0415
+Phases = tuple[Counter[int], list[float], list[float], Counter[int]]
+
+
+def _phases(
+    base: str,
+    path: str,
+    headers: dict[str, str],
+    bodies: tuple[dict[str, str], dict[str, str]],
+    args: argparse.Namespace,
+) -> Phases:
+    """Sign-ins with the right password; reads alone; reads under wrong-password sign-ins:
+    the sign-ins' statuses, the reads' latencies alone and under the flood, its statuses."""
+    seconds, clients, readers = args.seconds, args.clients, args.readers
+    right, wrong = bodies
+
+    def sign_in(body: dict[str, str]) -> Callable[[httpx.Client], int]:
+        return lambda client: client.post(f"{base}/auth/sessions", json=body).status_code
+
+    def read(client: httpx.Client) -> int:
+        return client.get(f"{base}{path}", headers=headers).status_code
+
+    _signed, signed_statuses = _for_seconds(seconds, clients, sign_in(right))
+    alone, _ = _for_seconds(seconds, readers, read)
+    flooded: dict[str, tuple[list[float], Counter[int]]] = {}
+
+    def flooding() -> None:
+        flooded["flood"] = _for_seconds(seconds, clients, sign_in(wrong))
+
+    flooder = threading.Thread(target=flooding)
+    flooder.start()
+    under, _ = _for_seconds(seconds, readers, read)
+    flooder.join()
+    return signed_statuses, alone, under, flooded["flood"][1]
+
+
+def flood(args: argparse.Namespace) -> None:
+    """Print sign-in throughput, and read latency without and with a wrong-password flood;
+    with ``--against REV``, ours at REV too, round after round, side by side."""
+    from bench.run import OURS, ROOT, checkout, prepare_database, serve, server_env  # noqa: PLC0415
 
     url, key, first_id = prepare_database("app_bench_sign_in")
     app = create_app(Settings(DATABASE_URL=url, LOG_LEVEL="WARNING"))
@@ -93,50 +131,34 @@ def flood(seconds: float, clients: int, readers: int) -> None:
         name = db.session.get(User, first_id).username  # type: ignore[union-attr]
         for engine in db.engines.values():
             engine.dispose()
-    env = {**server_env(url), "SIGN_IN_LIMIT": "", "SIGN_IN_ADDRESS_LIMIT": ""}
     right = {"username": name, "password": PASSWORD}
     wrong = {"username": name, "password": "wrong horse battery staple"}
     headers = {"Authorization": f"Bearer {key}"}
-    with serve("shipped", OURS, env) as (base, _pid):
-
-        def sign_in(body: dict[str, str]) -> Callable[[httpx.Client], int]:
-            return lambda client: client.post(f"{base}/auth/sessions", json=body).status_code
-
-        def read(client: httpx.Client) -> int:
-            return client.get(f"{base}/users/{first_id}", headers=headers).status_code
-
-        signed, signed_statuses = _for_seconds(seconds, clients, sign_in(right))
-        alone, alone_statuses = _for_seconds(seconds, readers, read)
-        flooded: dict[str, tuple[list[float], Counter[int]]] = {}
-
-        def flooding() -> None:
-            flooded["flood"] = _for_seconds(seconds, clients, sign_in(wrong))
-
-        flooder = threading.Thread(target=flooding)
-        flooder.start()
-        under, under_statuses = _for_seconds(seconds, readers, read)
-        flooder.join()
-    print(f"shipped server, 2 processes x 4 threads, PostgreSQL; {seconds:g} s a phase")
+    env = {**server_env(url), "SIGN_IN_LIMIT": "", "SIGN_IN_ADDRESS_LIMIT": ""}
+    print(f"shipped server, 2 processes x 4 threads, PostgreSQL; {args.seconds:g} s a phase")
     print(
-        f"sign-in, right password, {clients} clients: {signed_statuses[201] / seconds:6.1f} "
-        f"signed in/s ({len(signed) / seconds:.1f} answered/s), median "
-        f"{statistics.median(signed) * 1000:.1f} ms; statuses {dict(signed_statuses)}"
+        f"{'ours':<14} {'signed in/s':>11}  {'GET p50 alone':>13}  {'p99 alone':>9}  "
+        f"{'p50 flood':>9}  {'p99 flood':>9}  {'p99 ratio':>9}  {'reads':>11}  flood statuses"
     )
-    print(f"GET /users/{{id}}, {readers} readers      p50 ms    p99 ms   requests  statuses")
-    for label, latencies, statuses in (
-        ("alone", alone, alone_statuses),
-        ("under the flood", under, under_statuses),
-    ):
-        print(
-            f"  {label:<16} {_percentile(latencies, 0.5) * 1000:16.2f} "
-            f"{_percentile(latencies, 0.99) * 1000:9.2f} {len(latencies):10d}  {dict(statuses)}"
-        )
-    ratio = _percentile(under, 0.99) / _percentile(alone, 0.99)
-    flood_latencies, flood_statuses = flooded["flood"]
-    print(f"p99 under the flood / alone: {ratio:.2f}x")
+    with contextlib.ExitStack() as stack:
+        trees = [("here", ROOT)]
+        if args.against:
+            trees.append((f"at {args.against}", stack.enter_context(checkout(args.against))))
+        for _round in range(args.flood_rounds):
+            for label, tree in trees:
+                with serve("shipped", OURS, env, tree=tree) as (base, _pid):
+                    phases = _phases(base, f"/users/{first_id}", headers, (right, wrong), args)
+                signed, alone, under, flood_statuses = phases
+                ms = [1000 * _percentile(v, q) for v in (alone, under) for q in (0.5, 0.99)]
+                print(
+                    f"{label:<14} {signed[201] / args.seconds:>11.1f}  {ms[0]:>13.2f}  "
+                    f"{ms[1]:>9.2f}  {ms[2]:>9.2f}  {ms[3]:>9.2f}  {ms[3] / ms[1]:>8.2f}x  "
+                    f"{len(alone):>5}/{len(under):<5}  {dict(flood_statuses)}"
+                )
     print(
-        f"the flood, {clients} clients: {len(flood_latencies) / seconds:.1f} sign-ins/s answered, "
-        f"statuses {dict(flood_statuses)}"
+        f"{args.clients} clients sign in (right password), then {args.readers} readers GET "
+        f"/users/{{id}} alone, then the same readers while {args.clients} clients send wrong "
+        "passwords; reads: alone/under the flood"
     )
 
 
@@ -148,9 +170,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--readers", type=int, default=2)
+    parser.add_argument("--against", help="with --flood: also ours at this git revision")
+    parser.add_argument("--flood-rounds", type=int, default=1)
     args = parser.parse_args()
     if args.flood:
-        flood(args.seconds, args.clients, args.readers)
+        flood(args)
         return
     rounds = args.rounds
     with tempfile.TemporaryDirectory() as folder:

@@ -95,13 +95,15 @@ def _tokens(issued: sessions.Issued, status: int) -> Response:
 @public
 async def create_session(body: SessionCreate) -> Response:
     """Sign in with a username (or email) and password: a new session's tokens."""
-    # Before any lookup or hashing: a refused attempt costs neither.
+    # Before any lookup or hashing: a refused attempt costs neither. Nor does one past the
+    # hashing's admission (a 503): under a flood of 16 clients, most are.
     rate_limits.count_sign_in(body.username)
-    async with autocommit():
-        account = await run_db(sessions.find_account, body.username)
-    stored = account.password_hash if account is not None else None
-    # Verified whatever the account (a dummy hash without one), so every refusal takes as long.
-    ok, new_hash = await passwords.hashing.run(passwords.verify_and_update, body.password, stored)
+    with passwords.hashing.admit() as admission:
+        async with autocommit():
+            account = await run_db(sessions.find_account, body.username)
+        stored = account.password_hash if account is not None else None
+        # Verified whatever the account (a dummy hash without one): every refusal as long.
+        ok, new_hash = await admission.run(passwords.verify_and_update, body.password, stored)
     if not ok or account is None or not account.active:
         raise _sign_in_refused()
     async with transaction():

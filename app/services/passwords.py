@@ -135,18 +135,48 @@ class Hashing:
         threads = threads_per_process(settings.WEB_CONCURRENCY)
         return threads, admitted_per_process(threads, settings.WEB_THREADS)
 
-    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn`` on a hashing thread (it must not touch db.session); 503 when full."""
+    def admit(self) -> "Admission":
+        """A place among this process's admitted sign-ins, or a 503 at once when none is
+        left: taken before anything else a sign-in does, so a refused one costs nothing
+        more (not even its account's lookup)."""
         executor, admitted = self._ready()
         if not admitted.acquire(blocking=False):
             raise HashingBusyError
-        try:
-            # No context copied: the thread sees no request, app or session of ours.
-            future = executor.submit(functools.partial(fn, *args, **kwargs))
-        except BaseException:
-            admitted.release()
-            raise
-        future.add_done_callback(lambda _future: admitted.release())
+        return Admission(executor, admitted)
+
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` on a hashing thread (it must not touch db.session); 503 when full."""
+        with self.admit() as admission:
+            return await admission.run(fn, *args, **kwargs)
+
+
+class Admission:
+    """An admitted sign-in's place: used by one hash, which gives it back when it is done
+    (even if its request is cancelled: the hash goes on, holding the place), or given back
+    on leaving the ``with`` block unused."""
+
+    def __init__(self, executor: ThreadPoolExecutor, admitted: threading.BoundedSemaphore) -> None:
+        self._executor = executor
+        self._admitted = admitted
+        self._held = True
+
+    def __enter__(self) -> "Admission":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._held:
+            self._held = False
+            self._admitted.release()
+
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` on a hashing thread, once per admission."""
+        if not self._held:
+            msg = "this admission has been used or given back"
+            raise RuntimeError(msg)
+        # No context copied: the thread sees no request, app or session of ours.
+        future = self._executor.submit(functools.partial(fn, *args, **kwargs))
+        self._held = False  # from here the hash gives the place back, whenever it ends
+        future.add_done_callback(lambda _future: self._admitted.release())
         # Shielded: a cancelled request leaves its hash to finish, holding its place.
         return await asyncio.shield(asyncio.wrap_future(future))
 

@@ -13,6 +13,7 @@ from app.db.session import db
 from app.models import User
 from app.services import passwords
 from tests.factories import make_user, set_password
+from tests.helpers import counting_statements
 
 PASSWORD = "correct horse battery staple"
 
@@ -97,3 +98,19 @@ def test_a_password_is_never_echoed_in_a_refusal(anonymous_client: FlaskClient) 
     )
     assert response.status_code == 422
     assert secret not in response.get_data(as_text=True)
+
+
+def test_a_sign_in_past_the_hashing_admission_is_refused_before_any_lookup(
+    app: Flask, anonymous_client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = make_user(app)
+    set_password(app, user.id, "correct horse battery staple")
+    full = passwords.Hashing(threads=1, admitted=1)
+    monkeypatch.setattr(passwords, "hashing", full)
+    body = {"username": user.username, "password": "correct horse battery staple"}
+    with full.admit(), counting_statements(app) as statements:
+        refused = anonymous_client.post("/auth/sessions", json=body)
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert statements == []
+    assert anonymous_client.post("/auth/sessions", json=body).status_code == 201

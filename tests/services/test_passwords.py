@@ -128,6 +128,31 @@ def test_hashing_runs_off_the_loop_and_refuses_past_its_queue() -> None:
     assert asyncio.run(flood()) == [True] * (capacity + 1)
 
 
+def test_an_admission_holds_its_place_until_its_hash_ends_or_it_is_given_back() -> None:
+    pool = Hashing(threads=1, admitted=1)
+    release = threading.Event()
+
+    async def sign_ins() -> list[object]:
+        with pool.admit() as unused, pytest.raises(HashingBusyError):
+            pool.admit()
+        assert unused is not None
+        with pool.admit() as admission:
+            hashing = asyncio.ensure_future(admission.run(release.wait, 10))
+            await asyncio.sleep(0)
+        # Out of the block, the hash still holds the place until it ends.
+        with pytest.raises(HashingBusyError):
+            pool.admit()
+        release.set()
+        results: list[object] = [await hashing]
+        with pool.admit() as again:
+            results.append(await again.run(lambda: "hashed"))
+            with pytest.raises(RuntimeError, match="used"):
+                await again.run(lambda: "twice")
+        return results
+
+    assert asyncio.run(sign_ins()) == [True, "hashed"]
+
+
 def test_busy_hashing_is_a_503_with_retry_after() -> None:
     error = HashingBusyError()
     assert error.status == 503
