@@ -260,7 +260,14 @@ def _attempt(message_id: int, settings: Settings, smtp: Smtp | None) -> int:
     message = compose(outgoing, settings.MAIL_FROM)
     try:
         if smtp is None:
-            log.info("mail (not sent: no SMTP_URL):\n%s", message.as_string())
+            # Decoded, not as sent: on the wire the text is quoted-printable, which cuts a
+            # link's token across lines and writes its "=" as "=3D" (not to be copied).
+            log.info(
+                "mail (not sent: no SMTP_URL) to %s, %r:\n%s",
+                outgoing.recipient,
+                outgoing.subject,
+                outgoing.text,
+            )
         else:
             smtp.send(message)
     except PermanentError as refused:
