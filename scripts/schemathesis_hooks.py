@@ -25,7 +25,7 @@ for the CLI run (scripts/contract_cli.sh), so both generate and judge alike.
   NFC, the blocklist of common passwords) are in the field's description, since no schema
   keyword can say them, and the 422 names the rule. Likewise a webhook ``url`` refused
   as unsafe (422 ``unsafe_url``): whether a URL resolves to public addresses is no schema's
-  to say.
+  to say. Likewise a mail link's ``token`` (400): only one the worker issued is valid.
 - ``format: uri`` (webhook URLs): http and https URLs to public addresses given as
   numbers, which resolve without DNS and which POST /webhooks accepts.
 """
@@ -44,6 +44,7 @@ from schemathesis.checks import positive_data_acceptance
 
 from app.models.user import EMAIL_MAX, USERNAME_MAX
 from app.schemas.users import UserCreate
+from app.services.mail import InvalidTokenError
 
 # RFC 5322 dot-atom characters (no dot: no leading, trailing or doubled dots to avoid).
 _LOCAL_CHARACTERS = string.ascii_lowercase + string.digits + "!#$%&'*+-/=?^_`{|}~"
@@ -156,18 +157,34 @@ def _is_refused_header(response: Response, case: schemathesis.Case[Any]) -> bool
 _PASSWORD_RULES = frozenset({"password_too_short", "password_too_long", "password_common"})
 
 
+_PASSWORD_FIELDS = ("new_password", "password")
+
+
 def _is_refused_password(response: Response, case: schemathesis.Case[Any]) -> bool:
     body = case.body
-    if response.status_code != 422 or not isinstance(body, dict) or "new_password" not in body:  # noqa: PLR2004
+    if response.status_code != 422 or not isinstance(body, dict):  # noqa: PLR2004
         return False
+    fields = [["body", field] for field in _PASSWORD_FIELDS if field in body]
     try:
         errors = response.json().get("errors") or []
     except ValueError:
         return False
-    return bool(errors) and all(
-        error.get("type") in _PASSWORD_RULES and error.get("loc") == ["body", "new_password"]
-        for error in errors
+    return bool(errors and fields) and all(
+        error.get("type") in _PASSWORD_RULES and error.get("loc") in fields for error in errors
     )
+
+
+def _is_refused_token(response: Response, case: schemathesis.Case[Any]) -> bool:
+    # A mail link's token: any string fits its schema, yet only one the worker issued (and
+    # not yet used, expired or replaced) is valid; the document says the rest is a 400.
+    body = case.body
+    if response.status_code != 400 or not isinstance(body, dict) or "token" not in body:  # noqa: PLR2004
+        return False
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        return False
+    return bool(detail == InvalidTokenError().detail)
 
 
 def _is_refused_url(response: Response, case: schemathesis.Case[Any]) -> bool:
@@ -190,12 +207,14 @@ def positive_data_acceptance_opaque_cursor(
 ) -> bool | None:
     """positive_data_acceptance, except that a made-up cursor may be refused with a 400, a
     made-up If-Match with a 412, a reused Idempotency-Key with a 422, a new password that
-    breaks a password rule with a 422 naming it, and an unsafe webhook URL with a 422."""
+    breaks a password rule with a 422 naming it, an unsafe webhook URL with a 422, and a
+    made-up mail token with the 400 every invalid one gets."""
     if (
         _is_refused_cursor(response, case)
         or _is_refused_header(response, case)
         or _is_refused_password(response, case)
         or _is_refused_url(response, case)
+        or _is_refused_token(response, case)
     ):
         return None
     result: bool | None = positive_data_acceptance(ctx, response, case)

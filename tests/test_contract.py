@@ -159,7 +159,11 @@ def test_operation_keeps_to_the_document(
 ) -> None:
     # The checks that send requests of their own (without the key, say) go to the schema's app.
     case.operation.schema.app = app
-    case.call_and_validate(app=app, headers=auth_headers)
+    # As in the stateful phase below: the WSGI transport asks for compressed bodies (requests'
+    # default Accept-Encoding, zstd among them) but does not decode them; a page over the
+    # compression threshold (GET /mail-messages after the fuzzer queued mail) then failed to
+    # parse. Compression has tests of its own (tests/web).
+    case.call_and_validate(app=app, headers={**auth_headers, "Accept-Encoding": "identity"})
 
 
 def _link_targets(document: dict[str, Any]) -> set[tuple[str, str | None]]:

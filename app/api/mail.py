@@ -60,7 +60,7 @@ async def accept_invitation(body: InvitationAccept) -> Response:
     return Response(status=204)
 
 
-@bp.post("/auth/password-reset", responses={202: Accepted, **problems(413, 415, 422, 429)})
+@bp.post("/auth/password-reset", responses={202: Accepted, **problems(400, 413, 415, 422, 429)})
 @public
 async def request_password_reset(body: PasswordResetRequest) -> Response:
     """Mail a reset link to the account of this address: 202 whether or not there is one."""
@@ -97,7 +97,9 @@ async def confirm_email(body: EmailVerificationConfirm) -> Response:
     return Response(status=204)
 
 
-@bp.post("/auth/signup", responses={202: Accepted, **problems(404, 409, 413, 415, 422, 429, 503)})
+@bp.post(
+    "/auth/signup", responses={202: Accepted, **problems(400, 404, 409, 413, 415, 422, 429, 503)}
+)
 @public
 async def sign_up(body: SignupCreate) -> Response:
     """Create an account (SIGNUP=open only, else 404), active once its address confirms.

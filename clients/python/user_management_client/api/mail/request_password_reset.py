@@ -6,6 +6,7 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.accepted import Accepted
+from ...models.bad_request_problem import BadRequestProblem
 from ...models.password_reset_request import PasswordResetRequest
 from ...models.problem import Problem
 from ...models.validation_problem import ValidationProblem
@@ -33,11 +34,16 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Accepted | Problem | ValidationProblem | None:
+) -> Accepted | BadRequestProblem | Problem | ValidationProblem | None:
     if response.status_code == 202:
         response_202 = Accepted.from_dict(response.json())
 
         return response_202
+
+    if response.status_code == 400:
+        response_400 = BadRequestProblem.from_dict(response.json())
+
+        return response_400
 
     if response.status_code == 413:
         response_413 = Problem.from_dict(response.json())
@@ -72,7 +78,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Accepted | Problem | ValidationProblem]:
+) -> Response[Accepted | BadRequestProblem | Problem | ValidationProblem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -85,7 +91,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: PasswordResetRequest,
-) -> Response[Accepted | Problem | ValidationProblem]:
+) -> Response[Accepted | BadRequestProblem | Problem | ValidationProblem]:
     """Mail a reset link to the account of this address: 202 whether or not there is one.
 
     Args:
@@ -96,7 +102,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Accepted | Problem | ValidationProblem]
+        Response[Accepted | BadRequestProblem | Problem | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -114,7 +120,7 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     body: PasswordResetRequest,
-) -> Accepted | Problem | ValidationProblem | None:
+) -> Accepted | BadRequestProblem | Problem | ValidationProblem | None:
     """Mail a reset link to the account of this address: 202 whether or not there is one.
 
     Args:
@@ -125,7 +131,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Accepted | Problem | ValidationProblem
+        Accepted | BadRequestProblem | Problem | ValidationProblem
     """
 
     return sync_detailed(
@@ -138,7 +144,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: PasswordResetRequest,
-) -> Response[Accepted | Problem | ValidationProblem]:
+) -> Response[Accepted | BadRequestProblem | Problem | ValidationProblem]:
     """Mail a reset link to the account of this address: 202 whether or not there is one.
 
     Args:
@@ -149,7 +155,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Accepted | Problem | ValidationProblem]
+        Response[Accepted | BadRequestProblem | Problem | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -165,7 +171,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     body: PasswordResetRequest,
-) -> Accepted | Problem | ValidationProblem | None:
+) -> Accepted | BadRequestProblem | Problem | ValidationProblem | None:
     """Mail a reset link to the account of this address: 202 whether or not there is one.
 
     Args:
@@ -176,7 +182,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Accepted | Problem | ValidationProblem
+        Accepted | BadRequestProblem | Problem | ValidationProblem
     """
 
     return (

@@ -6,6 +6,7 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.accepted import Accepted
+from ...models.bad_request_problem import BadRequestProblem
 from ...models.conflict_problem import ConflictProblem
 from ...models.problem import Problem
 from ...models.signup_create import SignupCreate
@@ -34,11 +35,16 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Accepted | ConflictProblem | Problem | ValidationProblem | None:
+) -> Accepted | BadRequestProblem | ConflictProblem | Problem | ValidationProblem | None:
     if response.status_code == 202:
         response_202 = Accepted.from_dict(response.json())
 
         return response_202
+
+    if response.status_code == 400:
+        response_400 = BadRequestProblem.from_dict(response.json())
+
+        return response_400
 
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
@@ -88,7 +94,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Accepted | ConflictProblem | Problem | ValidationProblem]:
+) -> Response[Accepted | BadRequestProblem | ConflictProblem | Problem | ValidationProblem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -101,7 +107,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: SignupCreate,
-) -> Response[Accepted | ConflictProblem | Problem | ValidationProblem]:
+) -> Response[Accepted | BadRequestProblem | ConflictProblem | Problem | ValidationProblem]:
     """Create an account (SIGNUP=open only, else 404), active once its address confirms.
 
      <br/>A taken address answers the same 202 (its owner is mailed a notice instead), so the<br/>answer
@@ -116,7 +122,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Accepted | ConflictProblem | Problem | ValidationProblem]
+        Response[Accepted | BadRequestProblem | ConflictProblem | Problem | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -134,7 +140,7 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     body: SignupCreate,
-) -> Accepted | ConflictProblem | Problem | ValidationProblem | None:
+) -> Accepted | BadRequestProblem | ConflictProblem | Problem | ValidationProblem | None:
     """Create an account (SIGNUP=open only, else 404), active once its address confirms.
 
      <br/>A taken address answers the same 202 (its owner is mailed a notice instead), so the<br/>answer
@@ -149,7 +155,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Accepted | ConflictProblem | Problem | ValidationProblem
+        Accepted | BadRequestProblem | ConflictProblem | Problem | ValidationProblem
     """
 
     return sync_detailed(
@@ -162,7 +168,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: SignupCreate,
-) -> Response[Accepted | ConflictProblem | Problem | ValidationProblem]:
+) -> Response[Accepted | BadRequestProblem | ConflictProblem | Problem | ValidationProblem]:
     """Create an account (SIGNUP=open only, else 404), active once its address confirms.
 
      <br/>A taken address answers the same 202 (its owner is mailed a notice instead), so the<br/>answer
@@ -177,7 +183,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Accepted | ConflictProblem | Problem | ValidationProblem]
+        Response[Accepted | BadRequestProblem | ConflictProblem | Problem | ValidationProblem]
     """
 
     kwargs = _get_kwargs(
@@ -193,7 +199,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     body: SignupCreate,
-) -> Accepted | ConflictProblem | Problem | ValidationProblem | None:
+) -> Accepted | BadRequestProblem | ConflictProblem | Problem | ValidationProblem | None:
     """Create an account (SIGNUP=open only, else 404), active once its address confirms.
 
      <br/>A taken address answers the same 202 (its owner is mailed a notice instead), so the<br/>answer
@@ -208,7 +214,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Accepted | ConflictProblem | Problem | ValidationProblem
+        Accepted | BadRequestProblem | ConflictProblem | Problem | ValidationProblem
     """
 
     return (
