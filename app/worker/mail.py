@@ -15,7 +15,6 @@ outbox's backoff, MAIL_MAX_ATTEMPTS attempts in all, then failed with the reason
 import logging
 import smtplib
 import ssl
-import time
 from contextlib import suppress
 from datetime import timedelta
 from email.message import EmailMessage
@@ -28,12 +27,12 @@ from sqlalchemy import Table, delete, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.config import Settings, current_settings
-from app.db.failures import describe
 from app.db.session import db
 from app.models import MailMessage
 from app.models.outbox import PENDING
 from app.services import mail, outbox
 from app.worker.metrics import REGISTRY
+from app.worker.outage import Outage
 
 log = logging.getLogger("app.worker.mail")
 
@@ -158,8 +157,13 @@ class Mailing:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.last_ok = time.monotonic()
-        self.failing = False
+        # Healthy as sealing is: a round reached the database within three intervals.
+        self.outage = Outage(
+            log,
+            "mail round failed: %s; retrying every round",
+            "mail rounds succeed again",
+            grace=3 * settings.WORKER_INTERVAL + 5,
+        )
 
     def start(self) -> None:
         """Say where mail goes."""
@@ -170,21 +174,16 @@ class Mailing:
 
     def healthy(self) -> bool:
         """A round reached the database within three intervals (as sealing's)."""
-        return time.monotonic() - self.last_ok <= 3 * self.settings.WORKER_INTERVAL + 5
+        return self.outage.healthy()
 
     def round(self) -> None:
         """Send what is due; a database failure is logged once per outage."""
         try:
             deliver()
         except SQLAlchemyError as error:
-            if not self.failing:
-                log.error("mail round failed: %s; retrying every round", describe(error))
-            self.failing = True
+            self.outage.failed(error)
             return
-        if self.failing:
-            log.info("mail rounds succeed again")
-        self.failing = False
-        self.last_ok = time.monotonic()
+        self.outage.succeeded()
 
 
 def announce(settings: Settings) -> None:

@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import Settings
-from app.db.failures import describe
 from app.db.session import db
 from app.models import AuditEvent
 from app.services import audit
 from app.worker.metrics import REGISTRY
+from app.worker.outage import Outage
 
 log = logging.getLogger("app.worker")
 
@@ -37,9 +37,14 @@ class Sealing:
     """Sealing rounds, and what the probes report of them."""
 
     def __init__(self, settings: Settings) -> None:
-        self.interval = settings.WORKER_INTERVAL
-        self.last_ok = time.monotonic()
-        self.failing = False
+        interval = settings.WORKER_INTERVAL
+        # Healthy while a round succeeded within three intervals (an outage makes it 503).
+        self.outage = Outage(
+            log,
+            f"worker round failed: %s; retrying every {interval}s",
+            "worker rounds succeed again",
+            grace=3 * interval + 5,
+        )
 
     def start(self) -> None:
         """Nothing runs beside the rounds."""
@@ -49,7 +54,7 @@ class Sealing:
 
     def healthy(self) -> bool:
         """A round succeeded within three intervals (a database outage makes it 503)."""
-        return time.monotonic() - self.last_ok <= 3 * self.interval + 5
+        return self.outage.healthy()
 
     def round(self) -> None:
         """Seal what has committed, then measure what is left; a failure is logged once."""
@@ -64,16 +69,9 @@ class Sealing:
         except SQLAlchemyError as error:
             db.session.rollback()
             ROUNDS.labels("failed").inc()
-            if not self.failing:
-                log.error(
-                    "worker round failed: %s; retrying every %ss", describe(error), self.interval
-                )
-            self.failing = True
+            self.outage.failed(error)
             return
-        if self.failing:
-            log.info("worker rounds succeed again")
-        self.failing = False
         ROUNDS.labels("ok").inc()
         UNSEALED.set(left)
         OLDEST.set(0 if oldest is None else max(0.0, time.time() - oldest.timestamp()))
-        self.last_ok = time.monotonic()
+        self.outage.succeeded()

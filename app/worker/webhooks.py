@@ -48,6 +48,7 @@ from app.services import webhook_delivery
 from app.services.webhook_delivery import Claimed, Outcome, Policy
 from app.services.webhook_urls import Address, UnsafeUrlError, parse, port_of, resolve_async
 from app.worker.metrics import REGISTRY
+from app.worker.outage import Outage
 
 log = logging.getLogger("app.worker")
 
@@ -117,9 +118,15 @@ class Deliveries:
         )
         self.loop = BackgroundLoop("webhooks")
         self.stopping = asyncio.Event()
-        self.last_ok = time.monotonic()
-        self.failing = False
-        self.measure_failing = False
+        # Healthy while a claim reached the database lately (with every slot busy, the next
+        # claim waits up to an attempt).
+        self.claims = Outage(
+            log,
+            f"claiming webhook deliveries failed: %s; retrying every {self.poll}s",
+            "claiming webhook deliveries succeeds again",
+            grace=3 * self.poll + self.total + 5,
+        )
+        self.measures = Outage(log, "measuring the webhook queue failed: %s", None, grace=0)
         self._done: Any = None
         self._clients: dict[tuple[str, str, int], httpx.AsyncClient] = {}
         self._slots: defaultdict[int, asyncio.Semaphore] = defaultdict(
@@ -150,18 +157,16 @@ class Deliveries:
 
     def healthy(self) -> bool:
         """A claim reached the database lately (all slots busy, it waits up to an attempt)."""
-        return time.monotonic() - self.last_ok <= 3 * self.poll + self.total + 5
+        return self.claims.healthy()
 
     def round(self) -> None:
         """Measure the queue: how many wait, and for how long the oldest has."""
         try:
             waiting, age = webhook_delivery.queue(self.engine)
         except DATABASE_ERRORS as error:
-            if not self.measure_failing:
-                log.error("measuring the webhook queue failed: %s", describe(error))
-            self.measure_failing = True
+            self.measures.failed(error)
             return
-        self.measure_failing = False
+        self.measures.succeeded()
         QUEUE.set(waiting)
         OLDEST.set(age)
 
@@ -207,18 +212,9 @@ class Deliveries:
                 webhook_delivery.claim, self.engine, limit=limit, lease=self.lease
             )
         except DATABASE_ERRORS as error:
-            if not self.failing:
-                log.error(
-                    "claiming webhook deliveries failed: %s; retrying every %ss",
-                    describe(error),
-                    self.poll,
-                )
-            self.failing = True
+            self.claims.failed(error)
             return []
-        if self.failing:
-            log.info("claiming webhook deliveries succeeds again")
-        self.failing = False
-        self.last_ok = time.monotonic()
+        self.claims.succeeded()
         return claimed
 
     async def _deliver(self, delivery: Claimed) -> None:
