@@ -26,6 +26,7 @@ from app.schemas.mail import (
 from app.schemas.users import UserPath
 from app.services import mail, mail_flows, passwords
 from app.web import rate_limits
+from app.web.admission import takes_turns
 from app.web.auth import public, requires
 from app.web.bodies import no_body
 
@@ -54,6 +55,7 @@ async def invite_user(path: UserPath) -> Response:
 
 @bp.post("/auth/invitations/accept", responses={204: None, **problems(400, 413, 415, 422, 503)})
 @public
+@takes_turns
 async def accept_invitation(body: InvitationAccept) -> Response:
     """Set the first password with an invitation's token (once); 400 if it is not valid."""
     await _set_password(body.token, "invitation", body.password, "password")
@@ -72,6 +74,7 @@ async def request_password_reset(body: PasswordResetRequest) -> Response:
 
 @bp.post("/auth/password-reset/confirm", responses={204: None, **problems(400, 413, 415, 422, 503)})
 @public
+@takes_turns
 async def confirm_password_reset(body: PasswordResetConfirm) -> Response:
     """Set a new password with a reset's token (once); every session of the user ends."""
     await _set_password(body.token, "password_reset", body.new_password, "new_password")
@@ -80,6 +83,8 @@ async def confirm_password_reset(body: PasswordResetConfirm) -> Response:
 
 async def _set_password(token: str, purpose: str, password: str, field: str) -> None:
     new = passwords.checked_password(password, field)
+    async with autocommit():
+        await run_db(mail.check, token, (purpose,))  # a made-up token: 400, no hashing
     new_hash = await passwords.hashing.run(passwords.hash_password, new)
     async with transaction():
         await run_db(mail_flows.set_password, token, purpose, new_hash)
@@ -101,6 +106,7 @@ async def confirm_email(body: EmailVerificationConfirm) -> Response:
     "/auth/signup", responses={202: Accepted, **problems(400, 404, 409, 413, 415, 422, 429, 503)}
 )
 @public
+@takes_turns
 async def sign_up(body: SignupCreate) -> Response:
     """Create an account (SIGNUP=open only, else 404), active once its address confirms.
 

@@ -5,6 +5,7 @@ completes, and the same link replayed is a 400."""
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
@@ -13,6 +14,7 @@ from app.db.session import db
 from app.mailsink import Sink
 from app.models import AuditEvent, MailMessage, MailToken, User, UserSession
 from app.models.outbox import SENT
+from app.services import passwords
 from tests.factories import make_user, set_password
 from tests.helpers import assert_problem
 from tests.mail.helpers import (
@@ -169,6 +171,21 @@ def test_an_expired_token_is_the_same_400(
         "/auth/password-reset/confirm", json={"token": "x" * 43, "new_password": NEW_PASSWORD}
     )
     assert assert_problem(expired, 400)["detail"] == assert_problem(unknown, 400)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [("/auth/password-reset/confirm", "new_password"), ("/auth/invitations/accept", "password")],
+)
+def test_a_made_up_token_is_refused_before_any_hashing(
+    anonymous_client: FlaskClient, monkeypatch: pytest.MonkeyPatch, path: str, field: str
+) -> None:
+    # Anyone may post here: a made-up token must cost a lookup, not an Argon2 hash.
+    hashed: list[str] = []
+    monkeypatch.setattr(passwords, "hash_password", hashed.append)
+    response = anonymous_client.post(path, json={"token": "x" * 43, field: NEW_PASSWORD})
+    assert str(assert_problem(response, 400)["detail"]).startswith("The link is not valid")
+    assert hashed == []
 
 
 def test_a_token_of_one_purpose_does_not_serve_another(
