@@ -22,6 +22,7 @@ from app.schemas.sessions import (
 from app.services import passwords, sessions
 from app.services.api_keys import KeyInfo
 from app.web import rate_limits
+from app.web.admission import takes_turns
 from app.web.auth import current_principal, current_session, public, requires
 
 bp = APIBlueprint(
@@ -93,6 +94,7 @@ def _tokens(issued: sessions.Issued, status: int) -> Response:
 
 @bp.post("/sessions", responses={201: Tokens, **problems(400, 401, 413, 415, 422, 429, 503)})
 @public
+@takes_turns
 async def create_session(body: SessionCreate) -> Response:
     """Sign in with a username (or email) and password: a new session's tokens."""
     # Before any lookup or hashing: a refused attempt costs neither. Nor does one past the

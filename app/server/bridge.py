@@ -14,6 +14,7 @@ slow database (30 such requests once held it 15 s).
 """
 
 import asyncio
+import contextlib
 import contextvars
 import io
 import logging
@@ -21,6 +22,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import IO, Any
@@ -32,6 +34,7 @@ from app.server.answers import send_problem, send_whole, whole_headers
 from app.server.environ import asgi_headers, wsgi_environ
 from app.server.loops import AppThreads
 from app.server.streaming import Stream, stream_out
+from app.server.turns import NoTurnError, TurnRules, Turns
 from app.server.types import BodyLimit, Receive, Scope, Send, WSGIApp
 from app.telemetry.request_ids import request_id_from
 
@@ -69,11 +72,19 @@ class _BodyError(Exception):
 class WSGIBridge:
     """An ASGI app that runs a WSGI app on a thread pool once each request's body is whole."""
 
-    def __init__(self, app: WSGIApp, settings: Settings, admit: BodyLimit | None = None) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        settings: Settings,
+        admit: BodyLimit | None = None,
+        turns: TurnRules | None = None,
+    ) -> None:
         self._app = app
         # The app's answer to "may this request send a body, and how large?", asked before
         # a large body is read (app.web.admission); without it, MAX_UPLOAD_BYTES for all.
         self._admit = admit
+        # The requests that wait for a place before a thread (sign-ins; app.server.turns).
+        self._turns = Turns(turns) if turns is not None else None
         self._threads = AppThreads(settings.WEB_THREADS, "wsgi")
         self._thread_count = settings.WEB_THREADS
         self._idle = settings.BODY_IDLE_TIMEOUT
@@ -157,9 +168,15 @@ class WSGIBridge:
             log_exchange(scope, started, Outcome(problem.status, sent, request_id))
             return
         environ = wsgi_environ(scope, headers, (body, length), request_id, self._port)
-        self._started += 1
         try:
-            response = await self._threads.run(context.run, self._call, environ, context)
+            response = await self._app_answer(scope, environ, context)
+        except NoTurnError:
+            # No place came for a sign-in: refused from the loop, no thread taken.
+            status = HTTPStatus.SERVICE_UNAVAILABLE
+            refusal = self._turns.rules.refusal if self._turns else _FAILED
+            sent = await send_problem(send, status, refusal, request_id, RETRY_AFTER_SECONDS)
+            log_exchange(scope, started, Outcome(status, sent, request_id))
+            return
         except Exception:
             # Past the app's own handlers (its first chunks fail, say): still a problem+json
             # with the request id, not the ASGI server's text/plain page and bare traceback.
@@ -169,8 +186,6 @@ class WSGIBridge:
             log_exchange(scope, started, Outcome(status, sent, request_id))
             return
         finally:
-            self._ended += 1
-            self._last_end = time.monotonic()
             body.close()
         try:
             sent = await self._respond(send, receive, response, close=limit is None)
@@ -183,6 +198,25 @@ class WSGIBridge:
         request_id = _header(response.headers, request_id)
         key = str(environ.get("app.api_key", "-"))
         log_exchange(scope, started, Outcome(response.status, sent, request_id, key))
+
+    async def _app_answer(
+        self, scope: Scope, environ: dict[str, Any], context: contextvars.Context
+    ) -> _Response:
+        # A request that takes turns waits for its place here, its body already whole: a
+        # slow body never holds a place.
+        async with self._turn(scope):
+            self._started += 1
+            try:
+                return await self._threads.run(context.run, self._call, environ, context)
+            finally:
+                self._ended += 1
+                self._last_end = time.monotonic()
+
+    def _turn(self, scope: Scope) -> AbstractAsyncContextManager[None]:
+        turns = self._turns
+        if turns is not None and turns.applies(scope["method"], scope["path"]):
+            return turns.turn()
+        return contextlib.nullcontext()
 
     async def _health(self, send: Send, request_id: str) -> tuple[int, int]:
         # Stuck: every thread is busy and none has finished for long (a deadlock, a hang);

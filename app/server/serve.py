@@ -25,6 +25,7 @@ from pathlib import Path
 from app.config import METRICS_DIR_VARIABLE, Settings
 from app.server.access import access_log
 from app.server.bridge import WSGIBridge
+from app.server.turns import TurnRules
 from app.server.types import BodyLimit, WSGIApp
 from app.telemetry.logs import (
     AccessJsonFormatter,
@@ -54,9 +55,9 @@ def asgi_app() -> WSGIBridge:
         # the traceback as bare lines, and granian respawns the worker or gives up either way.
         log.critical("this worker could not build the app", exc_info=True)
         raise SystemExit(1) from None
-    from app.web.admission import body_limit  # noqa: PLC0415 - with the app, per worker
+    from app.web.admission import body_limit, turn_rules  # noqa: PLC0415 - with the app
 
-    return bridged(app, settings, body_limit(app))
+    return bridged(app, settings, body_limit(app), turn_rules(app))
 
 
 def _bind_to_master() -> None:
@@ -79,7 +80,12 @@ def _bind_to_master() -> None:
         os._exit(1)
 
 
-def bridged(app: WSGIApp, settings: Settings, admit: BodyLimit | None = None) -> WSGIBridge:
+def bridged(
+    app: WSGIApp,
+    settings: Settings,
+    admit: BodyLimit | None = None,
+    turns: TurnRules | None = None,
+) -> WSGIBridge:
     """Put a WSGI app behind the bridge, with the JSON access log on stderr."""
     # In the format of every other line: one JSON object a line, or our text line.
     handler = logging.StreamHandler(sys.stderr)
@@ -89,7 +95,7 @@ def bridged(app: WSGIApp, settings: Settings, admit: BodyLimit | None = None) ->
     access_log.addHandler(handler)
     access_log.propagate = False
     access_log.setLevel(logging.INFO)
-    return WSGIBridge(app, settings, admit)
+    return WSGIBridge(app, settings, admit, turns)
 
 
 def _connections_per_process(settings: Settings) -> int:

@@ -7,13 +7,22 @@ valid key is then answered without its body, by the whole pipeline as any other 
 unauthenticated bodies once filled 577 MB of disk before their 401s.
 """
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, request
 
 from app.config import SETTINGS, Settings
+from app.server.turns import TurnRules
 from app.server.types import BodyLimit
+from app.services import passwords
 from app.web import auth
+
+F = TypeVar("F", bound=Callable[..., Any])
+# Sign-ins waiting for a place, a process: about a second of the hashing's pace (~40 a
+# second on 2 CPUs), and no more than one address may have in flight (CLIENT_MAX_REQUESTS).
+TURN_QUEUE = 64
+TURN_WAIT_SECONDS = 10.0
 
 
 def body_limit(app: Flask) -> BodyLimit:
@@ -31,3 +40,28 @@ def body_limit(app: Flask) -> BodyLimit:
             return settings.MAX_CONTENT_LENGTH
 
     return limit
+
+
+def takes_turns(view: F) -> F:
+    """Mark a view that hashes a password for anyone who asks (sign-in, sign-up): under the
+    shipped server its requests wait for a place on the event loop (app.server.turns)."""
+    view.takes_turns = True  # type: ignore[attr-defined]
+    return view
+
+
+def turn_rules(app: Flask) -> TurnRules:
+    """The routes of the views marked ``takes_turns`` (their paths are fixed), with as many
+    places a process as the hashing admits (app.services.passwords), so a request that had
+    its turn finds the hashing free."""
+    routes = frozenset(
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        if getattr(app.view_functions[rule.endpoint], "takes_turns", False)
+        for method in rule.methods or ()
+        if method not in {"HEAD", "OPTIONS"}
+    )
+    settings: Settings = app.extensions[SETTINGS]
+    threads = passwords.threads_per_process(settings.WEB_CONCURRENCY)
+    places = passwords.admitted_per_process(threads, settings.WEB_THREADS)
+    refusal = passwords.HashingBusyError().detail
+    return TurnRules(routes, places, TURN_QUEUE, TURN_WAIT_SECONDS, refusal)
