@@ -11,6 +11,7 @@ Usage: .venv/bin/python -m bench.search [--users 200000] [--rounds 5]
 """
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -30,7 +31,8 @@ from app.services import users
 from bench.run import ADMIN_URL, fresh_database
 
 MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
-NAME = "bench_search"
+# Its own name where several runs share the servers (BENCH_SEARCH_DB=mine_search).
+NAME = os.environ.get("BENCH_SEARCH_DB", "bench_search")
 
 # Rows are user0000001...: email u<n>@host<n % 100>.example, so "host7." is in 1% of them.
 SEED = {

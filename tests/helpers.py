@@ -335,3 +335,17 @@ def lookup_plan(app: Flask, statement: str, parameters: Any) -> str:
         connection.exec_driver_sql("SET LOCAL enable_indexscan = off")
         rows = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
         return "\n".join(row[0] for row in rows)
+
+
+def index_plan(app: Flask, backend: str, statement: str, parameters: Any) -> str:
+    """The plan of a statement a test captured, on any backend: PostgreSQL's as lookup_plan
+    gives it; MariaDB's EXPLAIN rows (access type and key, one line a table);
+    and SQLite's EXPLAIN QUERY PLAN details."""
+    if backend == "postgresql":
+        return lookup_plan(app, statement, parameters)
+    with app.app_context(), db.engine.connect() as connection:
+        if backend == "mysql":
+            explained = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+            return "\n".join(f"{row['type']} {row['key']}" for row in explained.mappings())
+        explained = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        return "\n".join(str(row[-1]) for row in explained)

@@ -1,16 +1,20 @@
 """Column types and SQL functions that behave the same on SQLite, PostgreSQL and MariaDB."""
 
+import sys
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Integer,
     String,
     Text,
     TypeDecorator,
+    and_,
+    func,
     literal,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -171,25 +175,100 @@ SEARCH_INDEX_STATEMENTS = tuple(
     for name, column in SEARCH_INDEXES.items()
 )
 
+# The btree indexes migration 0016 makes on PostgreSQL for prefixes (sw): text_pattern_ops
+# compares bytes, so LIKE 'ab%' becomes the range ~>=~ 'ab' AND ~<~ 'ac' on it. The trigram
+# index answers a prefix too, but from the posting lists of every trigram in it: "  u", " us"
+# are in all 1,000,000 seeded users, and userName sw "user05000" read 1,500 index pages in
+# 39 ms against 0.1 ms on this index (EXPLAIN ANALYZE; bench/scim.py's filters). Not on the
+# models for the reason above: MariaDB's and SQLite's unique indexes already serve a prefix.
+PREFIX_INDEXES = {
+    "ix_user_account_username_prefix": "username",
+    "ix_user_account_email_prefix": "email",
+}
+PREFIX_INDEX_STATEMENTS = tuple(
+    f"CREATE INDEX IF NOT EXISTS {name} ON user_account (lower({column}) text_pattern_ops)"
+    for name, column in PREFIX_INDEXES.items()
+)
+
 Match = Literal["contains", "starts", "ends"]
 # LIKE's own characters, and the escape we give it, are matched as themselves.
 _LIKE_SPECIALS = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
+_SURROGATES = range(0xD800, 0xE000)
+# SQLite's lower() folds ASCII letters only (no ICU): the prefix range folds as it does.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
-def folded_match(
-    column: _ColumnExpressionArgument[str], text: str, how: Match = "contains"
-) -> ColumnElement[bool]:
+def _after_prefix(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix``, in code point order
+    (SQLite's BINARY, UTF-8 bytes); None where there is none."""
+    last = ord(prefix[-1])
+    if last == sys.maxunicode:
+        return None
+    following = _SURROGATES.stop if last + 1 in _SURROGATES else last + 1  # none is text
+    return prefix[:-1] + chr(following)
+
+
+class folded_match(ColumnElement[bool]):  # noqa: N801 - reads as the SQL function it renders
     """``column`` contains (starts with, ends with) ``text``, whatever the letter case of
-    either: a LIKE on the folded column, which the trigram indexes serve on PostgreSQL."""
-    escaped = text.translate(_LIKE_SPECIALS)
-    pattern = {"contains": f"%{escaped}%", "starts": f"{escaped}%", "ends": f"%{escaped}"}[how]
-    # Inline, not bound: PostgreSQL plans a bound pattern generically after five runs of a
-    # prepared statement, and the generic plan walks the primary key past every row instead
-    # of asking the trigram index (478 ms against 16 ms for no match in 200,000 users;
-    # .venv/bin/python -m bench.search). SQLAlchemy quotes the literal for the dialect.
-    return folded(column).like(
-        folded(literal(pattern, String(), literal_execute=True)), escape="\\"
+    either: a LIKE on the folded column, and around it what lets each backend's index serve
+    it (the trigram and prefix indexes on PostgreSQL, the unique indexes elsewhere)."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True  # a predicate: no "= 1" after it where booleans are ints
+
+    def __init__(self, column: _ColumnExpressionArgument[str], text: str, how: Match = "contains"):
+        escaped = text.translate(_LIKE_SPECIALS)
+        pattern = {"contains": f"%{escaped}%", "starts": f"{escaped}%", "ends": f"%{escaped}"}[how]
+        # Inline, not bound: PostgreSQL plans a bound pattern generically after five runs of
+        # a prepared statement, and the generic plan walks the primary key past every row
+        # instead of asking the trigram index (478 ms against 16 ms for no match in 200,000
+        # users; .venv/bin/python -m bench.search). SQLAlchemy quotes it for the dialect.
+        self.matching = folded(column).like(
+            folded(literal(pattern, String(), literal_execute=True)), escape="\\"
+        )
+        # A text too short to hold a trigram (co "ab") gives pg_trgm nothing to look up: GIN
+        # then returns every row of the index for a recheck, 1,770 ms for a count over
+        # 1,000,000 users, where a (parallel) scan of the table takes 330 (EXPLAIN ANALYZE).
+        # strpos() is no operator an index serves, so PostgreSQL scans.
+        self.short = how == "contains" and len(text) < 3  # noqa: PLR2004 - a trigram's length
+        self.unindexed = (
+            func.strpos(folded(column), folded(literal(text, String(), literal_execute=True))) > 0
+        )
+        # SQLite applies its LIKE optimisation to a plain column only, never to the unique
+        # index's lower(username): a prefix is said again as a range on lower(), which it does.
+        lowest = text.translate(_ASCII_LOWER)
+        above = _after_prefix(lowest) if how == "starts" and text else None
+        self.ranged = above is not None
+        target = folded(column)
+        self.range = and_(target >= literal(lowest, String()), target < literal(above, String()))
+
+    _traverse_internals = [  # noqa: RUF012
+        ("matching", InternalTraversal.dp_clauseelement),
+        ("unindexed", InternalTraversal.dp_clauseelement),
+        ("range", InternalTraversal.dp_clauseelement),
+        ("short", InternalTraversal.dp_boolean),
+        ("ranged", InternalTraversal.dp_boolean),
+    ]
+
+
+@compiles(folded_match)
+def _folded_match(element: folded_match, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.matching, **kw)
+
+
+@compiles(folded_match, "postgresql")
+def _folded_match_postgresql(element: folded_match, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(
+        (element.unindexed if element.short else element.matching).self_group(), **kw
     )
+
+
+@compiles(folded_match, "sqlite")
+def _folded_match_sqlite(element: folded_match, compiler: SQLCompiler, **kw: Any) -> str:
+    if not element.ranged:
+        return compiler.process(element.matching, **kw)
+    return compiler.process(and_(element.range, element.matching).self_group(), **kw)
 
 
 def insert_for(backend: Backend, table: Any, *, skip_conflicts: bool = False) -> Insert:
