@@ -314,9 +314,10 @@ class Settings(BaseSettings):
         """The file of the embedded database (used only when DATABASE_URL is unset)."""
         return self.instance_path / "app.db"
 
-    @property
+    @cached_property
     def backend(self) -> Backend:
         """Which database this is; the one place that asks (MariaDB is "mysql")."""
+        # Cached as database_url is: every write asks (app.services.events.write_unit).
         for backend in ("postgresql", "mysql"):
             if self.database_url.startswith(backend):
                 return backend

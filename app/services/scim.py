@@ -145,7 +145,7 @@ def replace_user(user_id: int, fields: dict[str, Any], versions: Versions) -> Us
     if fields.get("active") is False:
         sessions.revoke_user_sessions(user_id)
     after = get_user(user_id)
-    _record_update(before, after)  # type: ignore[arg-type]  # the same named columns, and more
+    _record_update(before._mapping, after)  # the same named columns, and more
     if "password_hash" in fields:
         events.record("user.password_changed", "user", user_id)
     return after

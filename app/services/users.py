@@ -119,8 +119,11 @@ def unique_violations_as_conflicts() -> Iterator[None]:
 
 # The fields an event records (a password hash never: its change is an event of its own).
 _AUDITED = ("username", "email", "active")
-_USER_FOR_UPDATE = (
-    select(*VERSIONED_COLUMNS).where(_users.c.id == bindparam("user_id")).with_for_update()
+# The audited columns only: the rest (two datetimes to parse on SQLite) no event reads.
+_AUDITED_FOR_UPDATE = (
+    select(*(_users.c[field] for field in _AUDITED))
+    .where(_users.c.id == bindparam("user_id"))
+    .with_for_update()
 )
 
 # Built once: the hottest statements skip constructing themselves and their cache keys.
@@ -199,7 +202,7 @@ def update_user(
     # The values before, for the event, locked until the commit (PostgreSQL, MariaDB; SQLite
     # runs one writer at a time, though this read may precede the write lock).
     before = (
-        db.session.connection().execute(_USER_FOR_UPDATE, {"user_id": user_id}).one_or_none()
+        db.session.connection().execute(_AUDITED_FOR_UPDATE, {"user_id": user_id}).one_or_none()
         if events.RECORDING
         else None
     )
@@ -213,7 +216,7 @@ def update_user(
     if user is None:
         raise missing_or_changed("user", _users.c.id, user_id)
     if before is not None:
-        _record_update(before, user)
+        _record_update(before._mapping, user)
     return user
 
 
@@ -262,10 +265,10 @@ def _update_with_events(fields: tuple[str, ...], where: ColumnElement[bool]) -> 
     return returned.with_only_columns(*(written.c[c.name] for c in VERSIONED_COLUMNS))
 
 
-def _record_update(before: VersionedUserRow, after: VersionedUserRow) -> None:
+def _record_update(before: events.Fields, after: VersionedUserRow) -> None:
     # A change of active is its own event (deactivated, reactivated); the rest is "updated",
     # recorded also when nothing moved (the write happened: its version moved).
-    changes = events.diff(before._mapping, after._mapping, _AUDITED)
+    changes = events.diff(before, after._mapping, _AUDITED)
     active = changes.pop("active", None)
     if changes or active is None:
         events.record("user.updated", "user", after.id, changes)
