@@ -38,7 +38,7 @@ from sqlalchemy import create_engine, text
 # Run as a script (python bench/cpu.py --worker), this file's folder is first on sys.path and
 # ``bench`` is the PYTHONPATH's: the checkout measured, whose own prepare_database makes a
 # database its schema fits.
-from bench.run import ADMIN_URL, UNREACHED_LIMIT, USERS, checkout, prepare_database
+from bench.run import ADMIN_URL, DB_PREFIX, UNREACHED_LIMIT, USERS, checkout, prepare_database
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -211,7 +211,9 @@ class Side:
         self.process.wait(timeout=60)
         admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name_of_database}" WITH (FORCE)'))
+            conn.execute(
+                text(f'DROP DATABASE IF EXISTS "{DB_PREFIX}{self.name_of_database}" WITH (FORCE)')
+            )
         admin.dispose()
 
 
