@@ -25,13 +25,14 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from flask import Flask, current_app, g
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from werkzeug.local import LocalProxy
 
 from app.config import Settings
 from app.db.base import Base
@@ -150,11 +151,16 @@ def sql_may_block_here() -> bool:
     return asyncio._get_running_loop() is None or getattr(_thread_state, "inline", False)
 
 
-def _alone_on_loop() -> bool:
+def _here() -> Any:
+    # flask.g's object itself: each use of the proxy looks it up again (issue #39).
+    return cast("LocalProxy[Any]", g)._get_current_object()
+
+
+def _alone_on_loop(here: Any) -> bool:
     # A thread's loop serves one request at a time. When the calling task is the only one
     # on it and no offloaded call holds the session, nothing could run during a blocking
     # call: blocking delays no one, and a thread hop would cost ~150 us for nothing.
-    lock: asyncio.Lock | None = g.get(_SESSION_LOCK)
+    lock: asyncio.Lock | None = here.get(_SESSION_LOCK)
     return (lock is None or not lock.locked()) and tasks_alive() == 1
 
 
@@ -166,8 +172,9 @@ async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     When other tasks share the loop (a gather), the call runs in a worker thread so they
     go on meanwhile; when the view's task is alone, it runs in place, on the same session.
     """
-    unit: _Unit | None = g.get(_UNIT)
-    if _alone_on_loop():
+    here = _here()
+    unit: _Unit | None = here.get(_UNIT)
+    if _alone_on_loop(here):
         _thread_state.inline = True
         try:
             return _call(unit, fn, args, kwargs)
@@ -260,8 +267,9 @@ class autocommit:  # noqa: N801 - used as a function: async with autocommit()
 
 
 def _open_unit(*, autocommit: bool) -> "_Unit | None":
-    outer: _Unit | None = g.get(_UNIT)
-    setattr(g, _UNIT, _Unit(autocommit))
+    here = _here()
+    outer: _Unit | None = here.get(_UNIT)
+    setattr(here, _UNIT, _Unit(autocommit))
     return outer
 
 
