@@ -261,7 +261,7 @@ class autocommit:  # noqa: N801 - used as a function: async with autocommit()
     async def __aexit__(self, *_: object) -> None:
         if self._joined:
             return
-        setattr(g, _UNIT, self._outer)
+        setattr(_here(), _UNIT, self._outer)
         # Hand the connection back now, not at teardown: there is nothing to commit.
         await run_db(_close_autocommit, self._session)
 
