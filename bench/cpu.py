@@ -160,8 +160,10 @@ class Side:
 
     def __init__(self, name: str, tree: Path) -> None:
         self.name, self.tree = name, tree
-        self.env = {**os.environ, "PYTHONPATH": str(tree)}
-        database = self.name_of_database = f"app_bench_cpu_{name.replace('-', '_')}"
+        # The prefix is put on here, not by the worker: an older checkout's bench.run may
+        # not know BENCH_DB_PREFIX.
+        self.env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_DB_PREFIX": ""}
+        database = self.name_of_database = f"{DB_PREFIX}app_bench_cpu_{name.replace('-', '_')}"
         self.process = subprocess.Popen(
             [sys.executable, str(HERE), "--worker", database],
             cwd=tree,
@@ -211,9 +213,7 @@ class Side:
         self.process.wait(timeout=60)
         admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(
-                text(f'DROP DATABASE IF EXISTS "{DB_PREFIX}{self.name_of_database}" WITH (FORCE)')
-            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name_of_database}" WITH (FORCE)'))
         admin.dispose()
 
 
