@@ -38,7 +38,10 @@ from sqlalchemy import create_engine, text
 # Run as a script (python bench/cpu.py --worker), this file's folder is first on sys.path and
 # ``bench`` is the PYTHONPATH's: the checkout measured, whose own prepare_database makes a
 # database its schema fits.
-from bench.run import ADMIN_URL, DB_PREFIX, UNREACHED_LIMIT, USERS, checkout, prepare_database
+from bench.run import ADMIN_URL, UNREACHED_LIMIT, USERS, checkout, prepare_database
+
+# bench.run's, read here too: a worker may import an older checkout's bench.run without it.
+DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
