@@ -40,6 +40,9 @@ from sqlalchemy import create_engine, text
 # database its schema fits.
 from bench.run import ADMIN_URL, UNREACHED_LIMIT, USERS, checkout, prepare_database
 
+# bench.run's, read here too: a worker may import an older checkout's bench.run without it.
+DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "")
+
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -160,8 +163,10 @@ class Side:
 
     def __init__(self, name: str, tree: Path) -> None:
         self.name, self.tree = name, tree
-        self.env = {**os.environ, "PYTHONPATH": str(tree)}
-        database = self.name_of_database = f"app_bench_cpu_{name.replace('-', '_')}"
+        # The prefix is put on here, not by the worker: an older checkout's bench.run may
+        # not know BENCH_DB_PREFIX.
+        self.env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_DB_PREFIX": ""}
+        database = self.name_of_database = f"{DB_PREFIX}app_bench_cpu_{name.replace('-', '_')}"
         self.process = subprocess.Popen(
             [sys.executable, str(HERE), "--worker", database],
             cwd=tree,

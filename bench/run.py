@@ -74,9 +74,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Prefixed to every database a benchmark makes, so that two checkouts benchmarking on one
+# server at once (BENCH_DB_PREFIX=h1_ and h2_, say) do not drop each other's databases.
+DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "")
+
+
 def fresh_database(name: str, backend: str = "postgresql") -> str:
     """Drop and create an empty database (on SQLite: a file in a new temporary folder);
-    return its URL."""
+    return its URL. Its name is ``name`` after BENCH_DB_PREFIX."""
+    name = DB_PREFIX + name
     if backend == "sqlite":
         return f"sqlite:///{tempfile.mkdtemp(prefix=f'{name}-')}/bench.db"
     admin_url = ADMIN_URL if backend == "postgresql" else MARIADB_ADMIN_URL

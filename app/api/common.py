@@ -58,15 +58,25 @@ def page_response(items: Iterable[Mapping[str, Any]], cursor: str | None) -> Res
     ~1,650 us request.
     """
     body = pydantic_core.to_json({"items": list(items), "next_cursor": cursor})
-    return Response(body, mimetype="application/json")
+    return Response(body, content_type=_JSON)
+
+
+# The Content-Type as it is sent: given as mimetype, werkzeug works it out again each time.
+_JSON = "application/json"
 
 
 def item_response(
     item: Mapping[str, Any], status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     """Write one item made from a row as page_response writes each of its items."""
-    body = pydantic_core.to_json(item)
-    return Response(body, status=status, headers=headers, mimetype="application/json")
+    response = Response(pydantic_core.to_json(item), status=status, content_type=_JSON)
+    if headers:
+        # Added to the response's own two (Content-Type, Content-Length), which they never
+        # name (ETag, Location): Response(headers=dict, mimetype=...) made the response in
+        # 17 us against 8.5 this way (timeit, one ETag).
+        for name, value in headers.items():
+            response.headers.add(name, value)
+    return response
 
 
 def problems(*statuses: int) -> ResponseDict:

@@ -87,6 +87,9 @@ def not_modified(what: str, *versions: int) -> Response | None:
     """Evaluate a GET's (or HEAD's) conditions on the representation at these versions: a
     412 (raised) where If-Match names none of its tags, else a 304 where If-None-Match names
     one (weak comparison; a compressed body's tag names its version too), else None."""
+    environ = request.environ
+    if "HTTP_IF_MATCH" not in environ and "HTTP_IF_NONE_MATCH" not in environ:
+        return None  # most reads name no condition: nothing to parse or compare
     current = tuple(versions)
     allowed = _if_match(len(current))
     if allowed is not None and current not in allowed:

@@ -10,6 +10,7 @@ from app.config import Settings
 from app.db import deadlines
 from app.db.replicas import REPLICA, token_after_writes
 from app.db.session import AUTOCOMMIT, db, sql_may_block_here
+from app.db.types import sessions_in_utc
 from app.telemetry import metrics
 
 
@@ -108,6 +109,8 @@ def init_app(app: Flask, settings: Settings) -> None:
                 event.listen(engine, "connect", _sqlite_on_connect)
             else:
                 deadlines.install(engine, settings)
+            if "TimeZone=UTC" in options["connect_args"].get("options", ""):
+                sessions_in_utc(engine.dialect)  # before its first statement: see types.py
             if settings.ASYNC_DEBUG:
                 event.listen(engine, "before_cursor_execute", _refuse_sql_on_event_loop)
 

@@ -68,6 +68,25 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """None (no call per value) where every session of the dialect's engine is in UTC:
+        psycopg then returns ``datetime.UTC`` itself, which process_result_value would pass
+        through (200 calls in a list of 100: bench/cpu.py)."""
+        if getattr(dialect, _UTC_SESSIONS, False):
+            return None
+        return super().result_processor(dialect, coltype)
+
+
+# Set on a dialect (one per engine) whose connections all start in TimeZone=UTC.
+_UTC_SESSIONS = "_app_utc_sessions"
+
+
+def sessions_in_utc(dialect: Dialect) -> None:
+    """Say that every connection of this dialect's engine runs in a UTC session (its
+    connect options set TimeZone=UTC): its timestamps need no processing as they are read.
+    Called before the engine runs its first statement, since processors are cached."""
+    setattr(dialect, _UTC_SESSIONS, True)
+
 
 class utcnow(FunctionElement[datetime]):  # noqa: N801 - reads as the SQL function it renders
     """The current UTC time, evaluated by the database at statement time."""

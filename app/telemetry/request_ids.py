@@ -2,8 +2,10 @@
 
 import random
 import re
+from typing import Any, cast
 
 from flask import g, has_request_context, request
+from werkzeug.local import LocalProxy
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -22,9 +24,11 @@ def current_request_id() -> str:
     """Return this request's id (the client's if sane, else a new one), or '-' outside one."""
     if not has_request_context():
         return "-"
-    request_id: str | None = g.get("request_id")
+    here = cast("LocalProxy[Any]", g)._get_current_object()  # looked up once, not twice
+    request_id: str | None = here.get("request_id")
     if request_id is None:
-        request_id = g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER, ""))
+        sent = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = here.request_id = request_id_from(sent)
     return request_id
 
 

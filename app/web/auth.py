@@ -2,11 +2,12 @@
 (``umk_...``) or a signed-in user's access token (``uma_...``), told apart by the prefix."""
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from flask import current_app, g, request
+from flask import Request, current_app, g, request
 from flask_openapi3.openapi import OpenAPI
 from flask_openapi3.utils import parse_rule
+from werkzeug.local import LocalProxy
 
 from app.errors import AppError, BadRequestError, ForbiddenError, UnauthorizedError
 from app.services import api_keys, sessions
@@ -157,23 +158,27 @@ def authenticate_request() -> None:
     counts refused requests too (by address), so guessing keys is as slow as using one; and
     once the address is spent, a key not verified before is not even looked up.
     """
-    if request.routing_exception is not None or request.endpoint is None:
+    # The request and g looked up once each: every use of a proxy looks its object up again.
+    req: Request = cast("LocalProxy[Request]", request)._get_current_object()
+    endpoint = req.endpoint
+    if req.routing_exception is not None or endpoint is None:
         return  # 404/405 whatever the credentials
-    view = current_app.view_functions[request.endpoint]
-    if _is_public(request.endpoint, view):
+    view = current_app.view_functions[endpoint]
+    if _is_public(endpoint, view):
         return
     key, error, kind = _check(view)
+    here = cast("LocalProxy[Any]", g)._get_current_object()
     if isinstance(key, KeyInfo):
-        g.principal = g.api_key = key
-        request.environ["app.api_key"] = key.prefix  # for the access log
+        here.principal = here.api_key = key
+        req.environ["app.api_key"] = key.prefix  # for the access log
         api_keys.record_use(key)
     elif key is not None:
-        g.principal = key
-        request.environ["app.api_key"] = f"session:{key.id}"  # for the access log
+        here.principal = key
+        req.environ["app.api_key"] = f"session:{key.id}"  # for the access log
         sessions.record_use(key)
     if error is not None:
         metrics.auth_failed(kind)
-        g.auth_error = error
+        here.auth_error = error
 
 
 def may_send_body() -> bool:

@@ -26,11 +26,12 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
 from limits import RateLimitItem, parse_many
 from limits.storage import Storage, storage_from_string
+from werkzeug.local import LocalProxy
 
 from app.config import Settings
 from app.errors import AppError
@@ -301,16 +302,17 @@ def _address() -> str:
     return f"address:{request.remote_addr}"
 
 
-def _client() -> str:
-    key = g.get("api_key")
+def _client(here: Any) -> str:
+    key = here.get("api_key")
     if key is not None:
         return f"key:{key.prefix}"
-    principal = g.get("principal")  # a user's session: the user's budget, whichever session
+    principal = here.get("principal")  # a user's session: the user's budget, whichever session
     return f"user:{principal.user_id}" if principal is not None else _address()
 
 
 def _limits() -> RateLimits | None:
-    if request.endpoint in _UNLIMITED_ENDPOINTS or request.method == "OPTIONS":
+    req: Request = cast("LocalProxy[Request]", request)._get_current_object()
+    if req.endpoint in _UNLIMITED_ENDPOINTS or req.method == "OPTIONS":
         return None
     limits: RateLimits | None = current_app.extensions.get(_EXTENSION)
     return limits
@@ -331,7 +333,8 @@ def count_request() -> None:
     """Count this request against its key's (or address's) budget; after authentication."""
     limits = _limits()
     if limits is not None:
-        g.rate_limit = limits.count(_client())
+        here = cast("LocalProxy[Any]", g)._get_current_object()  # looked up once, not thrice
+        here.rate_limit = limits.count(_client(here))
 
 
 def _count_pair(kind: str, pair: tuple[tuple[str, str], ...]) -> None:

@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import Callable, Coroutine
 from datetime import UTC
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -10,6 +11,8 @@ from flask import Flask
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from app import create_app
+from app.config import Settings
 from app.db.session import autocommit, db, run_db, transaction
 from app.models import User
 from app.schemas.users import UserCreate
@@ -149,3 +152,23 @@ def test_timestamps_read_back_in_utc_itself_on_every_backend(app: Flask, backend
         assert user.updated_at.tzinfo is UTC
         if backend == "postgresql":
             assert db.session.execute(text("SHOW TimeZone")).scalar_one() == "UTC"
+
+
+def test_timestamps_are_read_without_a_call_each_only_in_a_utc_session(
+    app: Flask, backend: str, tmp_path: Path
+) -> None:
+    # In a UTC session psycopg's values are already what UTCDateTime makes of them, so no
+    # result processor runs; behind PgBouncer (no startup options) and elsewhere one does.
+    column_type = User.__table__.c.created_at.type
+    with app.app_context():
+        for engine in db.engines.values():
+            processor = column_type._cached_result_processor(engine.dialect, None)
+            assert (processor is None) == (backend == "postgresql")
+    if backend != "postgresql":
+        return
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    behind = create_app(Settings(DATABASE_URL=url, DB_PGBOUNCER=True, INSTANCE_PATH=tmp_path))
+    with behind.app_context():
+        for engine in db.engines.values():
+            assert column_type._cached_result_processor(engine.dialect, None) is not None
+            engine.dispose()
