@@ -36,7 +36,7 @@ from typing import ParamSpec, TypeVar
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from app.config import available_cpus, current_settings
+from app.config import Settings, available_cpus, current_settings
 from app.errors import ServiceUnavailableError, UnprocessableError
 
 P = ParamSpec("P")
@@ -131,9 +131,7 @@ class Hashing:
     def _sizes(self) -> tuple[int, int]:
         if self._threads is not None:
             return self._threads, self._admitted_at_most or self._threads * (1 + QUEUED_PER_THREAD)
-        settings = current_settings()
-        threads = threads_per_process(settings.WEB_CONCURRENCY)
-        return threads, admitted_per_process(threads, settings.WEB_THREADS)
+        return sizes(current_settings())
 
     def admit(self) -> "Admission":
         """A place among this process's admitted sign-ins, or a 503 at once when none is
@@ -179,6 +177,13 @@ class Admission:
         future.add_done_callback(lambda _future: self._admitted.release())
         # Shielded: a cancelled request leaves its hash to finish, holding its place.
         return await asyncio.shield(asyncio.wrap_future(future))
+
+
+def sizes(settings: Settings) -> tuple[int, int]:
+    """This process's hashing threads, and the sign-ins it admits at once (the bridge's
+    turns give as many places: app.web.admission)."""
+    threads = threads_per_process(settings.WEB_CONCURRENCY)
+    return threads, admitted_per_process(threads, settings.WEB_THREADS)
 
 
 def admitted_per_process(threads: int, app_threads: int) -> int:

@@ -60,8 +60,6 @@ def turn_rules(app: Flask) -> TurnRules:
         for method in rule.methods or ()
         if method not in {"HEAD", "OPTIONS"}
     )
-    settings: Settings = app.extensions[SETTINGS]
-    threads = passwords.threads_per_process(settings.WEB_CONCURRENCY)
-    places = passwords.admitted_per_process(threads, settings.WEB_THREADS)
+    _threads, places = passwords.sizes(app.extensions[SETTINGS])
     refusal = passwords.HashingBusyError().detail
     return TurnRules(routes, places, TURN_QUEUE, TURN_WAIT_SECONDS, refusal)
