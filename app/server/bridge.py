@@ -170,11 +170,11 @@ class WSGIBridge:
         environ = wsgi_environ(scope, headers, (body, length), request_id, self._port)
         try:
             response = await self._app_answer(scope, environ, context)
-        except NoTurnError:
+        except NoTurnError as refused:
             # No place came for a sign-in: refused from the loop, no thread taken.
             status = HTTPStatus.SERVICE_UNAVAILABLE
-            refusal = self._turns.rules.refusal if self._turns else _FAILED
-            sent = await send_problem(send, status, refusal, request_id, RETRY_AFTER_SECONDS)
+            detail = refused.detail
+            sent = await send_problem(send, status, detail, request_id, RETRY_AFTER_SECONDS)
             log_exchange(scope, started, Outcome(status, sent, request_id))
             return
         except Exception:

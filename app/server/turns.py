@@ -30,7 +30,11 @@ class TurnRules:
 
 
 class NoTurnError(Exception):
-    """No place came: the queue was full, or the wait too long."""
+    """No place came: the queue was full, or the wait too long; ``detail`` the 503's."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class Turns:
@@ -47,15 +51,15 @@ class Turns:
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
-        """Hold a place while the body is read and the app answers; NoTurnError if none came."""
+        """Hold a place while the app answers (its body already read); NoTurnError if none came."""
         if self._places.locked():
             if self._waiting >= self.rules.queue:
-                raise NoTurnError
+                raise NoTurnError(self.rules.refusal)
             self._waiting += 1
             try:
                 await asyncio.wait_for(self._places.acquire(), self.rules.wait)
             except TimeoutError:
-                raise NoTurnError from None
+                raise NoTurnError(self.rules.refusal) from None
             finally:
                 self._waiting -= 1
         else:
