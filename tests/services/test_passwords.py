@@ -1,6 +1,7 @@
 """Password rules (NIST SP 800-63B), Argon2id hashes, and the bounded hashing threads."""
 
 import asyncio
+import os
 import threading
 import unicodedata
 
@@ -126,6 +127,17 @@ def test_hashing_runs_off_the_loop_and_refuses_past_its_queue() -> None:
         return results
 
     assert asyncio.run(flood()) == [True] * (capacity + 1)
+
+
+@pytest.mark.skipif(not hasattr(passwords.os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_hashes_run_at_idle_priority_and_requests_at_normal() -> None:
+    pool = Hashing(threads=1)
+
+    def policy() -> int:
+        return os.sched_getscheduler(0)
+
+    assert asyncio.run(pool.run(policy)) == os.SCHED_IDLE
+    assert policy() == os.SCHED_OTHER  # the caller's own thread is left alone
 
 
 def test_an_admission_holds_its_place_until_its_hash_ends_or_it_is_given_back() -> None:
