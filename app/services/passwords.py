@@ -20,7 +20,9 @@ waits; past that a 503 with Retry-After at once, so a flood of sign-ins is refus
 than stalling everything else. (``python -m bench.sign_in --flood``, 2 processes x 4 app
 threads, 16 clients sending wrong passwords: with 9 admitted a process they took every app
 thread, and GET /users/{id}'s p99 went from 26 ms alone to 760 ms, 42 reads in 5 s; with
-2 admitted, 15 ms to 160 ms, 227 reads, the rest of the flood 503s.)
+2 admitted, 15 ms to 160 ms, 227 reads, the rest of the flood 503s.) Under the shipped
+server, sign-ins past those places wait their turn on the event loop (app.server.turns), and
+the hashes run at idle CPU priority (``yield_to_requests``), so requests come first.
 """
 
 import asyncio
