@@ -27,6 +27,7 @@ the hashes run at idle CPU priority (``yield_to_requests``), so requests come fi
 
 import asyncio
 import functools
+import logging
 import os
 import threading
 import unicodedata
@@ -40,6 +41,8 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from app.config import Settings, available_cpus, current_settings
 from app.errors import ServiceUnavailableError, UnprocessableError
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -191,11 +194,15 @@ def yield_to_requests() -> None:
     nice 19 was measured first and did not shorten the reads' p99 (the kernel's EEVDF lets a
     running task finish its slice, whatever its weight); SCHED_IDLE is preempted on every
     wake-up (``python -m bench.sign_in --flood``: see docs/explanation/benchmarks.md). Lowering
-    one's own priority needs no privilege; where the call is missing (not Linux), hashes run
-    at normal priority.
+    one's own priority needs no privilege; where the call is missing (not Linux) or refused (a
+    sandbox's seccomp rules), hashes run at normal priority: a failing initializer would break
+    the pool and every sign-in with it.
     """
     if hasattr(os, "SCHED_IDLE"):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            log.warning("password hashing runs at normal CPU priority: SCHED_IDLE was refused")
 
 
 def sizes(settings: Settings) -> tuple[int, int]:

@@ -129,7 +129,7 @@ def test_hashing_runs_off_the_loop_and_refuses_past_its_queue() -> None:
     assert asyncio.run(flood()) == [True] * (capacity + 1)
 
 
-@pytest.mark.skipif(not hasattr(passwords.os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
 def test_hashes_run_at_idle_priority_and_requests_at_normal() -> None:
     pool = Hashing(threads=1)
 
@@ -138,6 +138,18 @@ def test_hashes_run_at_idle_priority_and_requests_at_normal() -> None:
 
     assert asyncio.run(pool.run(policy)) == os.SCHED_IDLE
     assert policy() == os.SCHED_OTHER  # the caller's own thread is left alone
+
+
+def test_a_refused_priority_leaves_hashing_working_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refused(*_: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refused)
+    pool = Hashing(threads=1)
+    assert asyncio.run(pool.run(hash_password, "correct horse battery")).startswith("$argon2id$")
+    assert "normal CPU priority" in caplog.text
 
 
 def test_an_admission_holds_its_place_until_its_hash_ends_or_it_is_given_back() -> None:
