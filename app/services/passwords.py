@@ -191,12 +191,13 @@ def yield_to_requests() -> None:
     preempts a hash at once, where at normal priority it waited for the hash's time slice.
     Hashing then gets the CPU requests leave; the turns bound how long a sign-in waits for it.
 
-    nice 19 was measured first and did not shorten the reads' p99 (the kernel's EEVDF lets a
-    running task finish its slice, whatever its weight); SCHED_IDLE is preempted on every
-    wake-up (``python -m bench.sign_in --flood``: see docs/explanation/benchmarks.md). Lowering
-    one's own priority needs no privilege; where the call is missing (not Linux) or refused (a
-    sandbox's seccomp rules), hashes run at normal priority: a failing initializer would break
-    the pool and every sign-in with it.
+    SCHED_IDLE rather than a nice value: the kernel preempts an idle-policy thread whenever a
+    normal one wakes on its CPU ("idle tasks are by definition preempted by non-idle tasks",
+    kernel/sched/fair.c), where a niced one keeps a share by weight; nice 19 did not measurably
+    lower the reads' p99 (``python -m bench.sign_in --flood``, docs/explanation/benchmarks.md).
+    Lowering one's own priority needs no privilege; where the call is missing (not Linux) or
+    refused (a sandbox's seccomp rules), hashes run at normal priority: a failing initializer
+    would break the pool and every sign-in with it.
     """
     if hasattr(os, "SCHED_IDLE"):
         try:
