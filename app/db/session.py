@@ -316,21 +316,27 @@ def _send_begin(session: Session, _transaction: Any, connection: Connection) -> 
         driver_execute(connection, begin)
 
 
-def driver_execute(connection: Connection, statement: str, parameters: Any = ()) -> None:
-    """Run SQL whose result nothing reads on the connection's DBAPI cursor, past
-    SQLAlchemy's execute (its context, its result, its cursor events: no trace span); the
-    driver's error is raised as SQLAlchemy's would be. A write's BEGIN and its event:
-    ~34,000 instructions less each than through exec_driver_sql (bench/events.py)."""
+def driver_cursor(connection: Connection, statement: str, parameters: Any = ()) -> Any:
+    """Run SQL on a new cursor of the connection's DBAPI connection and return the cursor
+    (the caller closes it), past SQLAlchemy's execute: its context, its result, its cursor
+    events (no trace span). The driver's error is raised as SQLAlchemy's would be. A
+    write's BEGIN and its event: ~34,000 instructions less each than through
+    exec_driver_sql (bench/events.py --instructions)."""
     dialect = connection.dialect
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(statement, parameters)
     except dialect.loaded_dbapi.Error as error:
+        cursor.close()
         raise DBAPIError.instance(
             statement, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect
         ) from error
-    finally:
-        cursor.close()
+    return cursor
+
+
+def driver_execute(connection: Connection, statement: str, parameters: Any = ()) -> None:
+    """``driver_cursor`` for SQL whose result nothing reads."""
+    driver_cursor(connection, statement, parameters).close()
 
 
 def _end_begun(session: FlaskSession, *, commit: bool) -> None:

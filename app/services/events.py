@@ -9,7 +9,7 @@ How the events are chained, read and pruned: app/services/audit.py.
 import functools
 import getpass
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from typing import cast as typed
@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 from app.config import current_settings
-from app.db.session import autocommit, db, driver_execute, transaction
+from app.db.session import autocommit, db, driver_cursor, driver_execute, transaction
 from app.models import AuditEvent
 from app.telemetry.request_ids import current_request_id
 
@@ -166,6 +166,46 @@ def _insert_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
     compiled = INSERT_EVENT.inline().compile(dialect=dialect, column_keys=list(ROW_KEYS))
     order = compiled.positiontup
     return compiled.string, None if order is None else tuple(order)
+
+
+Processor = Callable[[Any], Any] | None
+
+
+@functools.cache
+def _select_sql(
+    stmt: Select[Any], dialect: Dialect
+) -> tuple[str, tuple[str, ...] | None, tuple[str, ...], tuple[Processor, ...]]:
+    # A SELECT as this dialect's SQL, its parameters' order if positional, and its columns'
+    # names and result processors (SQLite's and MariaDB's booleans come back as integers).
+    compiled = stmt.compile(dialect=dialect)
+    order = compiled.positiontup
+    columns = tuple(stmt.selected_columns)
+    return (
+        compiled.string,
+        None if order is None else tuple(order),
+        tuple(str(column.key) for column in columns),
+        tuple(column.type.result_processor(dialect, None) for column in columns),
+    )
+
+
+def row_before(stmt: Select[Any], params: dict[str, Any]) -> dict[str, Any] | None:
+    """The one row (or None) of ``stmt``, a SELECT of the values a write's event compares
+    (built once, its parameters bound by name), as {column: value}, read in the session's
+    current unit of work through its connection's DBAPI cursor as ``record`` writes: past
+    Core's execute, its cache key and its result (``bench/events.py --instructions``)."""
+    conn = db.session.connection()
+    sql, order, names, processors = _select_sql(stmt, conn.dialect)
+    cursor = driver_cursor(conn, sql, params if order is None else tuple(params[k] for k in order))
+    try:
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    if row is None:
+        return None
+    return {
+        name: value if process is None else process(value)
+        for name, value, process in zip(names, row, processors, strict=True)
+    }
 
 
 def record(
