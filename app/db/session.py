@@ -254,6 +254,9 @@ class transaction:  # noqa: N801 - used as a function: async with transaction()
         self._outer = _open_unit(autocommit=False)
         if self._begin is not None:
             session = self._session = db.session()
+            if session.in_transaction():  # already begun on a connection: go on there
+                self._begin = None
+                return
             session.info[AUTOCOMMIT] = True
             session.info[_BEGIN] = self._begin
 
@@ -319,9 +322,11 @@ def _send_begin(session: Session, _transaction: Any, connection: Connection) -> 
 def driver_cursor(connection: Connection, statement: str, parameters: Any = ()) -> Any:
     """Run SQL on a new cursor of the connection's DBAPI connection and return the cursor
     (the caller closes it), past SQLAlchemy's execute: its context, its result, its cursor
-    events (no trace span). The driver's error is raised as SQLAlchemy's would be. A
-    write's BEGIN and its event: ~34,000 instructions less each than through
-    exec_driver_sql (bench/events.py --instructions)."""
+    events (no trace span). The driver's error is raised as SQLAlchemy's would be (a lost
+    connection is invalidated by the next statement SQLAlchemy runs on it). On SQLite an
+    event's INSERT costs ~34,000 instructions less so than through exec_driver_sql, and
+    the row before an update ~115,000 less than through Core's execute (callgrind, as
+    bench/events.py --instructions)."""
     dialect = connection.dialect
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:

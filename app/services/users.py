@@ -200,7 +200,8 @@ def update_user(
     )
     user = None
     # The values before, for the event, locked until the commit (PostgreSQL, MariaDB; SQLite
-    # runs one writer at a time, though this read may precede the write lock).
+    # under write_unit()'s BEGIN IMMEDIATE, though in a plain transaction() this read may
+    # precede the write lock, which its driver takes at the UPDATE).
     before = (
         events.row_before(_AUDITED_FOR_UPDATE, {"user_id": user_id}) if events.RECORDING else None
     )

@@ -156,6 +156,21 @@ def test_a_begun_transaction_rolls_everything_back_when_the_block_raises(
     assert _stored(app) == 0
 
 
+def test_a_begun_transaction_in_a_session_already_begun_goes_on_there(
+    app: Flask, backend: str
+) -> None:
+    # Not a second connection: on SQLite its BEGIN IMMEDIATE would wait for the first's lock.
+    async def view() -> tuple[set[str], set[str]]:
+        async with transaction():
+            await run_db(users.create_user, UserCreate(username="outer", email="o@x.io"))
+            async with transaction(begin=_begin(backend)):
+                await run_db(users.create_user, UserCreate(username="inner", email="i@x.io"))
+                during = await run_db(_seen_elsewhere)
+        return during, await run_db(_seen_elsewhere)
+
+    assert _in_request(app, view) == (set(), {"outer", "inner"})
+
+
 @pytest.mark.backends("sqlite", reason="SQLite's write lock")
 def test_begin_immediate_holds_sqlites_write_lock_from_its_first_read(
     app: Flask, backend: str
