@@ -9,7 +9,7 @@ How the events are chained, read and pruned: app/services/audit.py.
 import functools
 import getpass
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from typing import cast as typed
@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 from app.config import current_settings
-from app.db.session import autocommit, db, transaction
+from app.db.session import autocommit, db, driver_cursor, driver_execute, transaction
 from app.models import AuditEvent
 from app.telemetry.request_ids import current_request_id
 
@@ -74,7 +74,14 @@ def in_one_statement() -> bool:
 def write_unit() -> transaction | autocommit:
     """The unit of work of a write that was one statement: still one where the backend
     writes its event in the same statement, else a transaction of two."""
-    return transaction() if RECORDING and not in_one_statement() else autocommit()
+    if not RECORDING or in_one_statement():
+        return autocommit()
+    if current_settings().backend == "sqlite":
+        # Begun on the autocommit engine's connection: no driver-begun transaction on the
+        # default engine's, and IMMEDIATE takes the write lock before the row before an
+        # update is read, so that read is the transaction's.
+        return transaction(begin="BEGIN IMMEDIATE")
+    return transaction()
 
 
 def actor() -> tuple[str, str | None, str | None]:
@@ -161,6 +168,46 @@ def _insert_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
     return compiled.string, None if order is None else tuple(order)
 
 
+Processor = Callable[[Any], Any] | None
+
+
+@functools.cache
+def _select_sql(
+    stmt: Select[Any], dialect: Dialect
+) -> tuple[str, tuple[str, ...] | None, tuple[str, ...], tuple[Processor, ...]]:
+    # A SELECT as this dialect's SQL, its parameters' order if positional, and its columns'
+    # names and result processors (SQLite's and MariaDB's booleans come back as integers).
+    compiled = stmt.compile(dialect=dialect)
+    order = compiled.positiontup
+    columns = tuple(stmt.selected_columns)
+    return (
+        compiled.string,
+        None if order is None else tuple(order),
+        tuple(str(column.key) for column in columns),
+        tuple(column.type.result_processor(dialect, None) for column in columns),
+    )
+
+
+def row_before(stmt: Select[Any], params: dict[str, Any]) -> dict[str, Any] | None:
+    """The one row (or None) of ``stmt``, a SELECT of the values a write's event compares
+    (built once, its parameters bound by name), as {column: value}, read in the session's
+    current unit of work through its connection's DBAPI cursor as ``record`` writes: past
+    Core's execute, its cache key and its result (``bench/events.py --instructions``)."""
+    conn = db.session.connection()
+    sql, order, names, processors = _select_sql(stmt, conn.dialect)
+    cursor = driver_cursor(conn, sql, params if order is None else tuple(params[k] for k in order))
+    try:
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    if row is None:
+        return None
+    return {
+        name: value if process is None else process(value)
+        for name, value, process in zip(names, row, processors, strict=True)
+    }
+
+
 def record(
     event_type: str,
     resource_type: str,
@@ -172,13 +219,14 @@ def record(
     if not RECORDING:
         return
     row = values(event_type, resource_type, resource_id, changes or {}, actor_of)
-    # The statement's SQL, compiled once per dialect, on the session's connection: past the
-    # ORM's execute (~230 us of CPU a statement on SQLite) and past Core's cache key and bind
-    # processing too. The JSON is json.dumps's, as the JSON type's would be.
+    # The statement's SQL, compiled once per dialect, on the session's connection's DBAPI
+    # cursor: past the ORM's execute (~230 us of CPU a statement on SQLite), Core's cache
+    # key and bind processing, and its execution context. The JSON is json.dumps's, as the
+    # JSON type's would be.
     row["changes"] = json.dumps(row["changes"])
     conn = db.session.connection()
     sql, order = _insert_sql(conn.dialect)
-    conn.exec_driver_sql(sql, row if order is None else tuple(row[key] for key in order))
+    driver_execute(conn, sql, row if order is None else tuple(row[key] for key in order))
 
 
 # One statement for a write and its events (PostgreSQL): the write is a CTE returning its

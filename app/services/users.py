@@ -200,11 +200,10 @@ def update_user(
     )
     user = None
     # The values before, for the event, locked until the commit (PostgreSQL, MariaDB; SQLite
-    # runs one writer at a time, though this read may precede the write lock).
+    # under write_unit()'s BEGIN IMMEDIATE, though in a plain transaction() this read may
+    # precede the write lock, which its driver takes at the UPDATE).
     before = (
-        db.session.connection().execute(_AUDITED_FOR_UPDATE, {"user_id": user_id}).one_or_none()
-        if events.RECORDING
-        else None
+        events.row_before(_AUDITED_FOR_UPDATE, {"user_id": user_id}) if events.RECORDING else None
     )
     with unique_violations_as_conflicts():
         if db.session.get_bind().dialect.update_returning:
@@ -216,7 +215,7 @@ def update_user(
     if user is None:
         raise missing_or_changed("user", _users.c.id, user_id)
     if before is not None:
-        _record_update(before._mapping, user)
+        _record_update(before, user)
     return user
 
 

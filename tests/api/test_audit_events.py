@@ -460,6 +460,29 @@ def test_a_deadlock_the_server_tries_again_records_once(
     assert _events_after(app, last) == ["user.deactivated"]
 
 
+def test_an_updates_event_has_the_row_befores_values_as_they_were_typed(
+    app: Flask, client: FlaskClient
+) -> None:
+    # The row before is read through the driver's cursor (events.row_before): a boolean
+    # still comes back a boolean, where SQLite and MariaDB send an integer.
+    user = make_user(app)
+    last = _last_id(app)
+    for body in ({"active": False}, {"active": True}, {"email": "moved@example.com"}):
+        assert client.patch(f"/users/{user.id}", json=body).status_code == 200
+    with app.app_context():
+        rows = db.session.execute(
+            select(AuditEvent.type, AuditEvent.changes)
+            .where(AuditEvent.id > last)
+            .order_by(AuditEvent.id)
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("user.deactivated", {"active": [True, False]}),
+        ("user.reactivated", {"active": [False, True]}),
+        ("user.updated", {"email": [user.email, "moved@example.com"]}),
+    ]
+    assert all(type(v) is bool for row in rows[:2] for v in row.changes["active"])
+
+
 def test_signing_in_and_a_reused_refresh_token_are_recorded(app: Flask) -> None:
     user = make_user(app)
     set_password(app, user.id, "first password 1")

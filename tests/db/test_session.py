@@ -1,6 +1,7 @@
 """Where request work commits: transaction() at the end of its block, autocommit() at once."""
 
 import asyncio
+import sqlite3
 from collections.abc import Callable, Coroutine
 from datetime import UTC
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app import create_app
 from app.config import Settings
-from app.db.session import autocommit, db, run_db, transaction
+from app.db.session import autocommit, db, driver_execute, run_db, transaction
 from app.models import User
 from app.schemas.users import UserCreate
 from app.services import users
@@ -123,6 +124,106 @@ def test_a_conflict_in_the_first_call_is_tried_once_more(
     with app.app_context():
         # The first try was rolled back as a whole, its user with it.
         assert set(db.session.execute(select(User.username)).scalars()) == {"try2"}
+
+
+def _begin(backend: str) -> str:
+    # What opens a transaction(begin=...) here; SQLite's takes the write lock at once.
+    return "BEGIN IMMEDIATE" if backend == "sqlite" else "BEGIN"
+
+
+def test_a_begun_transaction_commits_its_work_when_the_block_ends(app: Flask, backend: str) -> None:
+    async def view() -> tuple[set[str], set[str]]:
+        async with transaction(begin=_begin(backend)):
+            await run_db(_two_users)
+            during = await run_db(_seen_elsewhere)
+        return during, await run_db(_seen_elsewhere)
+
+    during, after = _in_request(app, view)
+    assert during == set()
+    assert after == {"one", "two"}
+
+
+def test_a_begun_transaction_rolls_everything_back_when_the_block_raises(
+    app: Flask, backend: str
+) -> None:
+    async def view() -> None:
+        async with transaction(begin=_begin(backend)):
+            await run_db(_two_users)
+            raise LookupError
+
+    with pytest.raises(LookupError):
+        _in_request(app, view)
+    assert _stored(app) == 0
+
+
+def test_a_begun_transaction_in_a_session_already_begun_goes_on_there(
+    app: Flask, backend: str
+) -> None:
+    # Not a second connection: on SQLite its BEGIN IMMEDIATE would wait for the first's lock.
+    async def view() -> tuple[set[str], set[str]]:
+        async with transaction():
+            await run_db(users.create_user, UserCreate(username="outer", email="o@x.io"))
+            async with transaction(begin=_begin(backend)):
+                await run_db(users.create_user, UserCreate(username="inner", email="i@x.io"))
+                during = await run_db(_seen_elsewhere)
+        return during, await run_db(_seen_elsewhere)
+
+    assert _in_request(app, view) == (set(), {"outer", "inner"})
+
+
+@pytest.mark.backends("sqlite", reason="SQLite's write lock")
+def test_begin_immediate_holds_sqlites_write_lock_from_its_first_read(
+    app: Flask, backend: str
+) -> None:
+    # The row before an update is read under the lock the update then writes under.
+    database = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+
+    def another_writer_begins() -> str:
+        other = sqlite3.connect(database, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        except sqlite3.OperationalError as error:
+            return str(error)
+        finally:
+            other.close()
+        return "began"
+
+    async def view() -> tuple[str, str]:
+        async with transaction(begin="BEGIN IMMEDIATE"):
+            await run_db(_stored_here)
+            during = await run_db(another_writer_begins)
+        return during, await run_db(another_writer_begins)
+
+    assert _in_request(app, view) == ("database is locked", "began")
+
+
+def _stored_here() -> int:
+    return int(db.session.execute(select(func.count()).select_from(User)).scalar_one())
+
+
+@pytest.mark.postgresql_only("the write conflict is raised by PostgreSQL")
+def test_a_conflict_in_a_begun_transaction_is_tried_once_more_in_a_new_one(
+    app: Flask, backend: str
+) -> None:
+    work = _FailsOnce()
+
+    async def view() -> None:
+        async with transaction(begin="BEGIN"):
+            await run_db(work)
+
+    _in_request(app, view)
+    assert work.calls == 2
+    with app.app_context():
+        # The rollback ended the first BEGIN's transaction; the second try had its own.
+        assert set(db.session.execute(select(User.username)).scalars()) == {"try2"}
+
+
+def test_driver_execute_raises_the_drivers_error_as_sqlalchemys(app: Flask) -> None:
+    with app.app_context(), db.engine.connect() as conn, pytest.raises(DBAPIError) as raised:
+        driver_execute(conn, "SELECT no_such_column FROM user_account")
+    assert raised.value.statement == "SELECT no_such_column FROM user_account"
+    assert not isinstance(raised.value.orig, DBAPIError)
 
 
 @pytest.mark.postgresql_only("the write conflict is raised by PostgreSQL")
