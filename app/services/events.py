@@ -168,6 +168,12 @@ def _insert_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
     return compiled.string, None if order is None else tuple(order)
 
 
+def _in_order(values: Mapping[str, Any], order: tuple[str, ...] | None) -> Any:
+    # Named parameters as the driver takes them: by name, or in the compiled order when the
+    # dialect's parameters are positional (SQLite's ?, PyMySQL's %s).
+    return values if order is None else tuple(values[key] for key in order)
+
+
 Processor = Callable[[Any], Any] | None
 
 
@@ -195,7 +201,7 @@ def row_before(stmt: Select[Any], params: dict[str, Any]) -> dict[str, Any] | No
     Core's execute, its cache key and its result (``bench/events.py --instructions``)."""
     conn = db.session.connection()
     sql, order, names, processors = _select_sql(stmt, conn.dialect)
-    cursor = driver_cursor(conn, sql, params if order is None else tuple(params[k] for k in order))
+    cursor = driver_cursor(conn, sql, _in_order(params, order))
     try:
         row = cursor.fetchone()
     finally:
@@ -226,7 +232,7 @@ def record(
     row["changes"] = json.dumps(row["changes"])
     conn = db.session.connection()
     sql, order = _insert_sql(conn.dialect)
-    driver_execute(conn, sql, row if order is None else tuple(row[key] for key in order))
+    driver_execute(conn, sql, _in_order(row, order))
 
 
 # One statement for a write and its events (PostgreSQL): the write is a CTE returning its
