@@ -14,7 +14,6 @@ slow database (30 such requests once held it 15 s).
 """
 
 import asyncio
-import contextlib
 import contextvars
 import io
 import logging
@@ -22,7 +21,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import IO, Any
@@ -83,8 +81,15 @@ class WSGIBridge:
         # The app's answer to "may this request send a body, and how large?", asked before
         # a large body is read (app.web.admission); without it, MAX_UPLOAD_BYTES for all.
         self._admit = admit
-        # The requests that wait for a place before a thread (sign-ins; app.server.turns).
-        self._turns = Turns(turns) if turns is not None else None
+        # The requests that wait for a place before a thread (sign-ins; app.server.turns),
+        # served on threads of their own, one a place. A sign-in holds its thread while its
+        # hash runs at idle priority, that is for as long as other requests keep the CPUs
+        # busy: on the app's threads a flood held 2 of a process's 4, and the reads' p99
+        # beside it was 1.6-1.9 times its p99 alone even with each hash a 21 ms sleep (no
+        # CPU; python -m bench.sign_in --flood, docs/explanation/benchmarks.md). They share
+        # the database pools, uncounted in a pool's least (app.config.ceiling): each holds a
+        # connection for its account's lookup and its session's insert, never while it hashes.
+        self._turns = (Turns(turns), AppThreads(turns.places, "turns")) if turns else None
         self._threads = AppThreads(settings.WEB_THREADS, "wsgi")
         self._thread_count = settings.WEB_THREADS
         self._idle = settings.BODY_IDLE_TIMEOUT
@@ -113,7 +118,7 @@ class WSGIBridge:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # granian stopped accepting and waited for the requests in flight.
-                await asyncio.get_running_loop().run_in_executor(None, self._threads.shutdown)
+                await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -202,21 +207,24 @@ class WSGIBridge:
     async def _app_answer(
         self, scope: Scope, environ: dict[str, Any], context: contextvars.Context
     ) -> _Response:
-        # A request that takes turns waits for its place here, its body already whole: a
-        # slow body never holds a place.
-        async with self._turn(scope):
-            self._started += 1
-            try:
-                return await self._threads.run(context.run, self._call, environ, context)
-            finally:
-                self._ended += 1
-                self._last_end = time.monotonic()
+        if self._turns is not None and self._turns[0].applies(scope["method"], scope["path"]):
+            turns, threads = self._turns
+            # It waits for its place here, its body already whole (a slow body never holds
+            # one), then runs on the place's own thread.
+            async with turns.turn():
+                return await threads.run(context.run, self._call, environ, context)
+        # Counted for /healthz: the app's threads all busy and none ending is "stuck".
+        self._started += 1
+        try:
+            return await self._threads.run(context.run, self._call, environ, context)
+        finally:
+            self._ended += 1
+            self._last_end = time.monotonic()
 
-    def _turn(self, scope: Scope) -> AbstractAsyncContextManager[None]:
-        turns = self._turns
-        if turns is not None and turns.applies(scope["method"], scope["path"]):
-            return turns.turn()
-        return contextlib.nullcontext()
+    def _shutdown(self) -> None:
+        self._threads.shutdown()
+        if self._turns is not None:
+            self._turns[1].shutdown()
 
     async def _health(self, send: Send, request_id: str) -> tuple[int, int]:
         # Stuck: every thread is busy and none has finished for long (a deadlock, a hang);

@@ -214,8 +214,9 @@ def sizes(settings: Settings) -> tuple[int, int]:
 
 
 def admitted_per_process(threads: int, app_threads: int) -> int:
-    """Sign-ins at once in a process, hashing or waiting: each holds an app thread, so at
-    most half of them (the rest serve everything else), yet one per hashing thread at least."""
+    """Sign-ins at once in a process, hashing or waiting: each holds a thread (under the
+    shipped server one of the turns' own, app.server.bridge), so at most half as many as the
+    app's (the rest serve everything else), yet one per hashing thread at least."""
     return max(threads, min(threads * (1 + QUEUED_PER_THREAD), app_threads // 2))
 
 

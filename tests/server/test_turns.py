@@ -1,6 +1,6 @@
 """Sign-ins take turns on the event loop (app.server.turns): a waiting one holds no app
-thread, past the queue or the wait the 503 comes from the loop, and other requests are
-served meanwhile."""
+thread, a served one holds a thread of its own, past the queue or the wait the 503 comes
+from the loop, and other requests are served meanwhile."""
 
 import asyncio
 import json
@@ -77,6 +77,24 @@ def test_a_waiting_sign_in_holds_no_thread_and_one_past_the_queue_is_refused_at_
     assert json.loads(refused[1]["body"])["detail"] == "busy"
 
 
+def test_a_sign_in_being_served_holds_none_of_the_app_threads() -> None:
+    # One app thread: a sign-in served on it (its hash running) would leave the GET none.
+    app = SignIns()
+    bridge = WSGIBridge(app, Settings(WEB_THREADS=1), turns=_rules())
+
+    async def scene() -> tuple[int, bool, int]:
+        first = _sign_in(bridge, b"first")
+        await asyncio.sleep(0.1)
+        read = await asyncio.wait_for(serve_asgi(bridge, asgi_scope("GET", "/users/1"), []), 5)
+        served = not first.done()
+        app.release.set()
+        return asgi_status(read), served, asgi_status(await first)
+
+    read, served_meanwhile, signed_in = asyncio.run(scene())
+    assert (read, served_meanwhile, signed_in) == (200, True, 200)
+    assert app.signed_in == [b"first"]
+
+
 def test_a_sign_in_that_waited_too_long_is_refused_and_never_reaches_the_app() -> None:
     app = SignIns()
     bridge = WSGIBridge(app, SETTINGS, turns=_rules(queue=5, wait=0.2))
@@ -95,8 +113,8 @@ def test_a_sign_in_that_waited_too_long_is_refused_and_never_reaches_the_app() -
 
 
 def test_without_turns_a_sign_in_waits_on_an_app_thread() -> None:
-    # The behaviour the turns replace, shown on the same scene: the second sign-in takes the
-    # second thread, and the GET has none until the first is released.
+    # The behaviour the turns replace, shown on the same scene: the two sign-ins take both
+    # app threads, and the GET has none until the first is released.
     app = SignIns()
     bridge = WSGIBridge(app, SETTINGS)
 
