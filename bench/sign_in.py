@@ -14,8 +14,13 @@ app/services/passwords.py); GET /users/{id} from ``--readers`` threads alone; th
 while ``--clients`` threads send wrong passwords as fast as they are answered. It prints the
 reads' p50 and p99 in the two phases side by side, and what the flood got (401s, and the
 503s of a full hashing queue). The sign-in limits are off, so the flood reaches the hashing.
+The readers send as fast as they are answered, or with ``--read-rate R`` R reads a second
+in all, each at its planned time and timed from it (a late answer delays no later read's
+clock): as fast as answered, the readers alone keep these 2 CPUs busy, so any work the flood
+adds, however low its priority, lengthens their queue; at a rate the server keeps up with,
+the ratio is what the flood takes from reads a server has room for.
 Usage: .venv/bin/python -m bench.sign_in [--rounds 200]
-       | --flood [--seconds 5] [--against REV] [--flood-rounds 1]
+       | --flood [--seconds 5] [--against REV] [--flood-rounds 1] [--read-rate R]
 """
 
 import argparse
@@ -79,6 +84,39 @@ def _for_seconds(
     return latencies, statuses
 
 
+def _at_rate(
+    seconds: float, threads: int, rate: float, call: Callable[[httpx.Client], int]
+) -> tuple[list[float], Counter[int]]:
+    """``rate`` calls a second in all from ``threads`` threads for ``seconds``, each timed
+    from when it was due: the latencies (s) and the statuses."""
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+    start = time.perf_counter()
+    interval = threads / rate  # each thread's
+
+    def work(offset: float) -> None:
+        due = start + offset
+        with httpx.Client(timeout=30) as client:
+            while due < start + seconds:
+                time.sleep(max(0.0, due - time.perf_counter()))
+                status = call(client)
+                elapsed = time.perf_counter() - due
+                with lock:
+                    latencies.append(elapsed)
+                    statuses[status] += 1
+                due += interval
+
+    workers = [
+        threading.Thread(target=work, args=(interval * i / threads,)) for i in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return latencies, statuses
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -105,8 +143,13 @@ def _phases(
     def read(client: httpx.Client) -> int:
         return client.get(f"{base}{path}", headers=headers).status_code
 
+    def reads(seconds: float) -> list[float]:
+        if args.read_rate:
+            return _at_rate(seconds, readers, args.read_rate, read)[0]
+        return _for_seconds(seconds, readers, read)[0]
+
     _signed, signed_statuses = _for_seconds(seconds, clients, sign_in(right))
-    alone, _ = _for_seconds(seconds, readers, read)
+    alone = reads(seconds)
     # The flood from a process of its own, as from another machine: its clients' Python
     # would otherwise share the readers' GIL and slow the reads' own clocks.
     context = multiprocessing.get_context("spawn")
@@ -114,7 +157,7 @@ def _phases(
         flood_args = (f"{base}/auth/sessions", wrong, seconds, clients, args.flood_priority)
         flood = pool.apply_async(_flood, flood_args)
         time.sleep(FLOOD_START_SECONDS)  # the spawned process starts its clients first
-        under, _ = _for_seconds(seconds - FLOOD_START_SECONDS, readers, read)
+        under = reads(seconds - FLOOD_START_SECONDS)
         flood_statuses = flood.get()
     return signed_statuses, alone, under, flood_statuses
 
@@ -154,7 +197,8 @@ def flood(args: argparse.Namespace) -> None:
     env = {**server_env(url), "SIGN_IN_LIMIT": "", "SIGN_IN_ADDRESS_LIMIT": ""}
     print(
         f"shipped server, 2 processes x 4 threads, PostgreSQL; {args.seconds:g} s a phase; "
-        f"the flood's process at {args.flood_priority} priority"
+        f"the flood's process at {args.flood_priority} priority; reads "
+        + (f"at {args.read_rate:g} a second" if args.read_rate else "as fast as answered")
     )
     print(
         f"{'ours':<14} {'signed in/s':>11}  {'GET p50 alone':>13}  {'p99 alone':>9}  "
@@ -192,6 +236,9 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=2)
     parser.add_argument("--against", help="with --flood: also ours at this git revision")
     parser.add_argument("--flood-rounds", type=int, default=1)
+    parser.add_argument(
+        "--read-rate", type=float, default=0.0, help="with --flood: reads a second in all"
+    )
     parser.add_argument(
         "--flood-priority",
         choices=("idle", "normal"),
