@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 AUTOCOMMIT = "autocommit"
 # In the session's info while a transaction(begin=...) holds: the SQL that opens it.
 _BEGIN = "begin"
+# In a pooled connection's info from SQLAlchemy's COMMIT on until the connection is used
+# again: the pool need not roll back what is over (app.db.engines, MariaDB).
+COMMITTED = "committed"
 
 
 class Session(FlaskSession):
@@ -328,7 +331,10 @@ def driver_cursor(connection: Connection, statement: str, parameters: Any = ()) 
     the row before an update ~115,000 less than through Core's execute (callgrind, as
     bench/events.py --instructions)."""
     dialect = connection.dialect
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    pooled = connection.connection
+    # SQL past SQLAlchemy may open a transaction it does not know of: the pool rolls it back.
+    pooled.info.pop(COMMITTED, None)
+    cursor = pooled.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(statement, parameters)
     except dialect.loaded_dbapi.Error as error:
