@@ -4,8 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response
-from sqlalchemy import Connection, Engine, event
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy import event
 from sqlalchemy.pool import PoolResetState
 
 from app.config import Settings
@@ -43,7 +42,7 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     if settings.backend == "mysql":
         return {
             **_pool_options(settings),
-            # Its reset on return is _skip_rollback_after_commit's (installed in init_app).
+            # Its reset on return is _roll_back_unless_committed (installed in init_app).
             "pool_reset_on_return": None,
             # PostgreSQL's default, which every read and conditional write here assumes:
             # InnoDB's REPEATABLE READ would keep a pooled transaction's older snapshot.
@@ -77,40 +76,14 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     return {**_pool_options(settings), "connect_args": connect_args}
 
 
-# A MariaDB connection's transaction is over from the COMMIT SQLAlchemy sent until its
-# next BEGIN, rollback, error or SQL past it (app.db.session.COMMITTED), and the pool's
-# ROLLBACK on return is then a round trip for nothing. The ORM commits a transaction() and
-# then closes its connection, which the pool cannot tell from one left in a transaction by
-# SQL past SQLAlchemy (MariaDB's status flags do not say: an implicit transaction does not
-# set SERVER_STATUS_IN_TRANS), so it rolls back unless told.
-def _committed(connection: Connection) -> None:
-    connection.info[COMMITTED] = True
-
-
-def _not_committed(connection: Connection) -> None:
-    connection.info.pop(COMMITTED, None)
-
-
-def _error(context: ExceptionContext) -> None:
-    # A failed COMMIT among them: it is sent after the commit event.
-    if context.connection is not None:
-        _not_committed(context.connection)
-
-
+# The pool's ROLLBACK on return is a round trip for nothing after the ORM's COMMIT, which
+# then closes the connection: the pool cannot tell it from a connection that SQL past
+# SQLAlchemy left in a transaction (MariaDB's status flags do not say: an implicit
+# transaction does not set SERVER_STATUS_IN_TRANS), so app.db.session says (COMMITTED).
 def _roll_back_unless_committed(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
     if state.transaction_was_reset or record.info.pop(COMMITTED, False):
         return
     dbapi_connection.rollback()
-
-
-def _skip_rollback_after_commit(engine: Engine) -> None:
-    """The pool's reset on return of a MariaDB engine with pool_reset_on_return=None: its
-    ROLLBACK, except after SQLAlchemy's COMMIT (one round trip less a committed write)."""
-    event.listen(engine, "commit", _committed)
-    for name in ("begin", "rollback"):
-        event.listen(engine, name, _not_committed)
-    event.listen(engine, "handle_error", _error)
-    event.listen(engine, "reset", _roll_back_unless_committed)
 
 
 def _refuse_sql_on_event_loop(*_: Any) -> None:
@@ -150,7 +123,7 @@ def init_app(app: Flask, settings: Settings) -> None:
             else:
                 deadlines.install(engine, settings)
             if settings.backend == "mysql" and bind is None:
-                _skip_rollback_after_commit(engine)
+                event.listen(engine, "reset", _roll_back_unless_committed)
             if "TimeZone=UTC" in options["connect_args"].get("options", ""):
                 sessions_in_utc(engine.dialect)  # before its first statement: see types.py
             if settings.ASYNC_DEBUG:
