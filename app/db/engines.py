@@ -5,11 +5,12 @@ from typing import Any
 
 from flask import Flask, Response
 from sqlalchemy import event
+from sqlalchemy.pool import PoolResetState
 
 from app.config import Settings
 from app.db import deadlines
 from app.db.replicas import REPLICA, token_after_writes
-from app.db.session import AUTOCOMMIT, db, sql_may_block_here
+from app.db.session import AUTOCOMMIT, COMMITTED, db, sql_may_block_here
 from app.db.types import sessions_in_utc
 from app.telemetry import metrics
 
@@ -41,6 +42,8 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     if settings.backend == "mysql":
         return {
             **_pool_options(settings),
+            # Its reset on return is _roll_back_unless_committed (installed in init_app).
+            "pool_reset_on_return": None,
             # PostgreSQL's default, which every read and conditional write here assumes:
             # InnoDB's REPEATABLE READ would keep a pooled transaction's older snapshot.
             "isolation_level": "READ COMMITTED",
@@ -71,6 +74,16 @@ def engine_options(settings: Settings) -> dict[str, Any]:
         options = connect_args.get("options", "")
         connect_args["options"] = f"{options} -c TimeZone=UTC".strip()
     return {**_pool_options(settings), "connect_args": connect_args}
+
+
+# The pool's ROLLBACK on return is a round trip for nothing after the ORM's COMMIT, which
+# then closes the connection: the pool cannot tell it from a connection that SQL past
+# SQLAlchemy left in a transaction (MariaDB's status flags do not say: an implicit
+# transaction does not set SERVER_STATUS_IN_TRANS), so app.db.session says (COMMITTED).
+def _roll_back_unless_committed(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
+    if state.transaction_was_reset or record.info.pop(COMMITTED, False):
+        return
+    dbapi_connection.rollback()
 
 
 def _refuse_sql_on_event_loop(*_: Any) -> None:
@@ -109,6 +122,8 @@ def init_app(app: Flask, settings: Settings) -> None:
                 event.listen(engine, "connect", _sqlite_on_connect)
             else:
                 deadlines.install(engine, settings)
+            if settings.backend == "mysql" and bind is None:
+                event.listen(engine, "reset", _roll_back_unless_committed)
             if "TimeZone=UTC" in options["connect_args"].get("options", ""):
                 sessions_in_utc(engine.dialect)  # before its first statement: see types.py
             if settings.ASYNC_DEBUG:

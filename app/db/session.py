@@ -32,6 +32,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import SessionTransaction
+from sqlalchemy.pool import PoolProxiedConnection
 from werkzeug.local import LocalProxy
 
 from app.config import Settings
@@ -51,6 +53,11 @@ log = logging.getLogger(__name__)
 AUTOCOMMIT = "autocommit"
 # In the session's info while a transaction(begin=...) holds: the SQL that opens it.
 _BEGIN = "begin"
+# In a pooled connection's info from the ORM's COMMIT on until SQL runs past SQLAlchemy on
+# it or it is back in the pool: the pool need not roll back what is over (app.db.engines).
+COMMITTED = "committed"
+# In the session's info: its root transaction and the pooled connections it began on.
+_BEGUN = "begun"
 
 
 class Session(FlaskSession):
@@ -313,10 +320,29 @@ def _close_autocommit(session: FlaskSession) -> None:
 
 
 @event.listens_for(Session, "after_begin")
-def _send_begin(session: Session, _transaction: Any, connection: Connection) -> None:
+def _after_begin(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
     begin = session.info.get(_BEGIN)
     if begin is not None:
         driver_execute(connection, begin)
+    if not transaction.nested:
+        begun: tuple[SessionTransaction, list[PoolProxiedConnection]] | None
+        begun = session.info.get(_BEGUN)
+        if begun is None or begun[0] is not transaction:
+            session.info[_BEGUN] = begun = (transaction, [])
+        begun[1].append(connection.connection)
+
+
+@event.listens_for(Session, "after_commit")
+def _mark_committed(session: Session) -> None:
+    # Every connection the root transaction began has committed (a savepoint's release
+    # commits nothing): COMMITTED says so to the pool, through the ORM's event, as an
+    # engine's commit event would make each statement dispatch its (empty) engine events.
+    if session.in_nested_transaction():
+        return
+    begun = session.info.pop(_BEGUN, None)
+    if begun is not None and begun[0] is session.get_transaction():
+        for pooled in begun[1]:
+            pooled.info[COMMITTED] = True
 
 
 def driver_cursor(connection: Connection, statement: str, parameters: Any = ()) -> Any:
@@ -328,7 +354,10 @@ def driver_cursor(connection: Connection, statement: str, parameters: Any = ()) 
     the row before an update ~115,000 less than through Core's execute (callgrind, as
     bench/events.py --instructions)."""
     dialect = connection.dialect
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    pooled = connection.connection
+    # SQL past SQLAlchemy may open a transaction it does not know of: the pool rolls it back.
+    pooled.info.pop(COMMITTED, None)
+    cursor = pooled.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(statement, parameters)
     except dialect.loaded_dbapi.Error as error:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import result_tuple
 from sqlalchemy.exc import IntegrityError
 
 from app.db.session import db
@@ -126,6 +127,18 @@ _AUDITED_FOR_UPDATE = (
     .with_for_update()
 )
 
+# MariaDB's (no UPDATE ... RETURNING): the whole row before, locked, with the database's
+# clock, which the update then writes, so the row after is the row before with its changes
+# and needs no read back (with engines._roll_back_unless_committed, a PATCH with events
+# +21.1% to +11.6% of instructions against without: bench/events.py --backend mysql
+# --instructions 100).
+_VERSIONED_FOR_UPDATE = (
+    select(*VERSIONED_COLUMNS, utcnow().label("now"))
+    .where(_users.c.id == bindparam("user_id"))
+    .with_for_update()
+)
+_versioned_row = result_tuple([column.name for column in VERSIONED_COLUMNS])
+
 # Built once: the hottest statements skip constructing themselves and their cache keys.
 _INSERT_USER = insert(_users).returning(*VERSIONED_COLUMNS)
 _USER_BY_ID = select(*VERSIONED_COLUMNS).where(_users.c.id == bindparam("user_id"))
@@ -193,6 +206,8 @@ def update_user(
         if user is None:
             raise missing_or_changed("user", _users.c.id, user_id)
         return user
+    if events.RECORDING and not db.session.get_bind().dialect.update_returning:
+        return _update_from_row_before(user_id, changes, versions)
     stmt = (
         update(_users)
         .where(_at(user_id, versions))
@@ -216,6 +231,30 @@ def update_user(
         raise missing_or_changed("user", _users.c.id, user_id)
     if before is not None:
         _record_update(before, user)
+    return user
+
+
+def _update_from_row_before(
+    user_id: int, changes: dict[str, Any], versions: Versions
+) -> VersionedUserRow:
+    # MariaDB with events: the row before (locked until the commit, as the update's own lock
+    # would be) and the update, where reading the audited columns before and the row back
+    # after were two statements; the If-Match check stays the update's.
+    before = events.row_before(_VERSIONED_FOR_UPDATE, {"user_id": user_id})
+    if before is None:
+        raise missing_or_changed("user", _users.c.id, user_id)
+    now = before["now"]
+    stmt = (
+        update(_users)
+        .where(_at(user_id, versions))
+        .values(**changes, updated_at=now, version=_users.c.version + 1)
+    )
+    with unique_violations_as_conflicts():
+        if not db.session.execute(stmt).rowcount:  # type: ignore[attr-defined]
+            raise missing_or_changed("user", _users.c.id, user_id)
+    after = {**before, **changes, "updated_at": now, "version": before["version"] + 1}
+    user: VersionedUserRow = _versioned_row([after[column.name] for column in VERSIONED_COLUMNS])
+    _record_update(before, user)
     return user
 
 

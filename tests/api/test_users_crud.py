@@ -52,6 +52,22 @@ def test_patch_twice_moves_updated_at_each_time(app: Flask, client: FlaskClient)
     assert _parse_time(second["updated_at"]) > _parse_time(first["updated_at"])
 
 
+@pytest.mark.parametrize(
+    "change", [{"email": "moved@example.com"}, {"active": False}, {"username": "same"}]
+)
+def test_patch_answers_the_row_as_stored(
+    app: Flask, client: FlaskClient, change: dict[str, object]
+) -> None:
+    # On MariaDB the answer is the row before with its changes, not a read back.
+    user = make_user(app, username="same")
+    patched = client.patch(f"/users/{user.id}", json=change)
+    stored = client.get(f"/users/{user.id}")
+    assert patched.status_code == 200
+    assert patched.get_json() == stored.get_json()
+    assert patched.headers["ETag"] == stored.headers["ETag"]
+    assert _parse_time(stored.get_json()["updated_at"]) > _parse_time(user.updated_at.isoformat())
+
+
 def test_delete_user_returns_204_then_404(app: Flask, client: FlaskClient) -> None:
     user = make_user(app)
     response = client.delete(f"/users/{user.id}")

@@ -3,6 +3,7 @@
 import asyncio
 import sqlite3
 from collections.abc import Callable, Coroutine
+from contextlib import closing
 from datetime import UTC
 from pathlib import Path
 from typing import Any, TypeVar
@@ -208,6 +209,23 @@ def test_driver_execute_raises_the_drivers_error_as_sqlalchemys(app: Flask) -> N
         driver_execute(conn, "SELECT no_such_column FROM user_account")
     assert raised.value.statement == "SELECT no_such_column FROM user_account"
     assert not isinstance(raised.value.orig, DBAPIError)
+
+
+@pytest.mark.backends("mysql", reason="only MariaDB's pool skips its rollback after a commit")
+def test_the_pool_rolls_back_sql_past_sqlalchemy_after_a_commit(app: Flask) -> None:
+    with app.app_context():
+        with db.engine.connect() as conn:
+            conn.execute(select(User.id)).all()
+            conn.commit()
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            driver_execute(
+                conn, "INSERT INTO user_account (username, email) VALUES ('x', 'x@x.io')"
+            )
+        with closing(raw.cursor()) as cursor:
+            # The pooled connection's transaction, which its next user would have committed.
+            cursor.execute("SELECT @@in_transaction")
+            assert cursor.fetchone() == (0,)
 
 
 @pytest.mark.postgresql_only("the write conflict is raised by PostgreSQL")
