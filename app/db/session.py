@@ -165,9 +165,9 @@ def sql_may_block_here() -> bool:
     return asyncio._get_running_loop() is None or getattr(_thread_state, "inline", False)
 
 
-def _here() -> Any:
-    # flask.g's object itself: each use of the proxy looks it up again (issue #39).
-    return cast("LocalProxy[Any]", g)._get_current_object()
+# flask.g's object itself: each use of the proxy looks it up again (issue #39). The proxy's
+# own lookup, bound once: one call a use, where a function around it made three.
+_here: Callable[[], Any] = cast("LocalProxy[Any]", g)._get_current_object
 
 
 def _alone_on_loop(here: Any) -> bool:

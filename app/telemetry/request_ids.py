@@ -8,6 +8,7 @@ from flask import g, has_request_context, request
 from werkzeug.local import LocalProxy
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_ENVIRON_KEY = "HTTP_X_REQUEST_ID"  # where a WSGI server puts it
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
@@ -27,7 +28,8 @@ def current_request_id() -> str:
     here = cast("LocalProxy[Any]", g)._get_current_object()  # looked up once, not twice
     request_id: str | None = here.get("request_id")
     if request_id is None:
-        sent = request.headers.get(REQUEST_ID_HEADER, "")
+        # From the environ: request.headers made its EnvironHeaders for this alone on a GET.
+        sent = request.environ.get(_ENVIRON_KEY, "")
         request_id = here.request_id = request_id_from(sent)
     return request_id
 

@@ -64,7 +64,7 @@ def install(
     register_error_handlers(app)
     limited = rate_limits.configure(app, settings)
     cors = bool(settings.cors_origins)
-    compress = browsers.compressor(app)
+    compress = browsers.compressor(app)  # its after_request hook
 
     # Before the view, in the order they run.
     before: list[Before] = [
@@ -87,7 +87,7 @@ def install(
     ours_first: list[After] = [
         problems.scim_errors,  # 0: SCIM's error schema under /scim/v2
         *([rate_limits.add_headers] if limited else []),  # 1
-        compress.after_request,  # 2
+        compress,  # 2
     ]
     ours_last: list[After] = [
         recording.echo_request_id,  # 4

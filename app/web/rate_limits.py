@@ -216,6 +216,10 @@ class SQLiteCounter:
         return int(row[0]) if row is not None else 0
 
 
+def _around(item: RateLimitItem) -> tuple[str, str]:
+    return f"{item.namespace}/", f"/{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
+
+
 def counter_for(url: str) -> Counter:
     """The counter a RATE_LIMIT_STORAGE_URL names: sqlite:///<file>, memory://, or a
     ``limits`` one."""
@@ -244,6 +248,8 @@ class RateLimits:
         self.items: list[RateLimitItem] = parse_many(
             settings.RATE_LIMIT if limit is None else limit
         )
+        # Worked out once: limits' key_for() around a name (its keys, as an older release's).
+        self._keyed = [(item, *_around(item), item.get_expiry()) for item in self.items]
         self.shared = counter_for(settings.rate_limit_storage_url)
         self.own: Counter | None = None
         self.own_until = 0.0
@@ -268,8 +274,8 @@ class RateLimits:
         """Count one request of ``who``; raise TooManyRequestsError past any limit."""
         counter = self._counter()
         budgets = []
-        for item in self.items:
-            key, expiry = item.key_for(who), item.get_expiry()
+        for item, before, after, expiry in self._keyed:
+            key = before + who + after
             try:
                 used, ends = counter.hit(key, expiry)
             except Exception:  # whatever the storage's failure: fall back, keep serving
@@ -286,8 +292,8 @@ class RateLimits:
     def spent(self, who: str) -> bool:
         """Whether ``who`` has no budget left in some window (nothing is counted)."""
         counter = self._counter()
-        for item in self.items:
-            key = item.key_for(who)
+        for item, before, after, _ in self._keyed:
+            key = before + who + after
             try:
                 used = counter.peek(key)
             except Exception:  # as in count()
@@ -370,14 +376,10 @@ def add_headers(response: Response) -> Response:
     """Say the budget left (IETF httpapi RateLimit header fields; reset in seconds)."""
     budget: _Budget | None = g.get("rate_limit")
     if budget is not None:
-        # Added, not set: no one else writes these, and each set() scans every header.
-        response.headers.extend(
-            (
-                ("RateLimit-Limit", str(budget.limit)),
-                ("RateLimit-Remaining", str(budget.remaining)),
-                ("RateLimit-Reset", str(budget.reset_in)),
-            )
-        )
+        # Added one by one: set() scans every header, extend() runs a generator per pair.
+        response.headers.add("RateLimit-Limit", str(budget.limit))
+        response.headers.add("RateLimit-Remaining", str(budget.remaining))
+        response.headers.add("RateLimit-Reset", str(budget.reset_in))
     return response
 
 

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 
 import brotli
 import pytest
-from flask import Flask
+from flask import Flask, Response
 from flask.testing import FlaskClient
+from flask_compress import Compress
 
-from app.web.browsers import EXPOSED_HEADERS, PREFLIGHT_MAX_AGE
+from app.web.browsers import EXPOSED_HEADERS, PREFLIGHT_MAX_AGE, compressor
 from tests.factories import make_post, make_user
 from tests.helpers import app_with, ndjson, user_rows
 
@@ -117,7 +118,37 @@ def test_small_bodies_go_out_as_they_are(app: Flask, client: FlaskClient) -> Non
     response = client.get(f"/users/{user.id}", headers={"Accept-Encoding": "gzip"})
 
     assert "Content-Encoding" not in response.headers
+    assert response.headers.getlist("Vary") == ["Accept-Encoding"]
     assert response.get_json()["id"] == user.id
+
+
+@pytest.mark.parametrize("vary", [None, "", "Origin", "origin, accept-encoding", "Cookie"])
+@pytest.mark.parametrize("accept", [None, "gzip", "br, gzip"])
+def test_a_small_body_gets_what_flask_compress_gives_it(
+    vary: str | None, accept: str | None
+) -> None:
+    # The hook answers a body under COMPRESS_MIN_SIZE itself: the same headers and body as
+    # flask-compress's own hook.
+    ours, theirs = Flask("ours"), Flask("theirs")
+    hook = compressor(ours)
+    reference = Compress(theirs)  # configured like ours, then its own hook
+    theirs.config.update(ours.config)
+
+    def small() -> Response:
+        response = Response(b'{"id": 1}', content_type="application/json")
+        if vary is not None:
+            response.headers["Vary"] = vary
+        if vary == "Cookie":
+            response.headers.add("Vary", "Origin")  # two: flask-compress reads the first
+        return response
+
+    headers = {"Accept-Encoding": accept} if accept is not None else {}
+    with ours.test_request_context(headers=headers):
+        answer = hook(small())
+    with theirs.test_request_context(headers=headers):
+        expected = reference.after_request(small())
+    assert answer.headers.to_wsgi_list() == expected.headers.to_wsgi_list()
+    assert answer.get_data() == expected.get_data()
 
 
 def test_a_streamed_export_is_compressed(client: FlaskClient) -> None:

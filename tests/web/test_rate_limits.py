@@ -17,10 +17,11 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from limits import parse_many
 
 from app.config import Settings
 from app.services import api_keys
-from app.web.rate_limits import MemoryCounter, SQLiteCounter, counter_for
+from app.web.rate_limits import MemoryCounter, RateLimits, SQLiteCounter, counter_for
 from tests.factories import make_api_key
 from tests.helpers import (
     IN_CI,
@@ -228,6 +229,23 @@ def test_a_window_in_memory_ends_as_the_files_do_and_starts_no_thread() -> None:
     # limits' MemoryStorage started a timer thread to expire its keys.
     assert threading.active_count() == threads_before
     assert isinstance(counter_for("memory://"), MemoryCounter)
+
+
+def test_each_limit_counts_under_the_key_and_window_limits_gives_it() -> None:
+    # The keys are made here, not by limits' key_for(): the same keys, so that a process
+    # of an older release, sharing the file, counts the same windows.
+    items = parse_many("100/minute;1000/hour;5 per 2 seconds")
+    limits = RateLimits(Settings(RATE_LIMIT="100/minute;1000/hour;5 per 2 seconds"))
+    limits.shared = memory = MemoryCounter()
+
+    limits.count("key:abc")
+    spent = limits.spent("address:1.2.3.4")
+
+    assert sorted(memory._windows) == sorted(item.key_for("key:abc") for item in items)
+    expiries = {key: ends - memory.clock() for key, (_, ends) in memory._windows.items()}
+    for item in items:
+        assert expiries[item.key_for("key:abc")] == pytest.approx(item.get_expiry(), abs=1)
+    assert spent is False
 
 
 def test_an_unusable_file_falls_back_to_this_process(app: Flask, tmp_path: Path) -> None:
