@@ -14,8 +14,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     and_,
+    column,
     func,
     literal,
+    table,
+    true,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
@@ -28,6 +31,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeEngine
 
 from app.config import Backend
+from app.db import user_search
 
 # 64-bit ids on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the auto-incrementing rowid.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -210,6 +214,8 @@ PREFIX_INDEX_STATEMENTS = tuple(
 )
 
 Match = Literal["contains", "starts", "ends"]
+# The users' id as a search's candidates name it (the model imports this module).
+_USER_ID = table("user_account", column("id", BigInteger())).c.id
 # LIKE's own characters, and the escape we give it, are matched as themselves.
 _LIKE_SPECIALS = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
 _SURROGATES = range(0xD800, 0xE000)
@@ -236,7 +242,14 @@ class folded_match(ColumnElement[bool]):  # noqa: N801 - reads as the SQL functi
     type = Boolean()
     _is_implicitly_boolean = True  # a predicate: no "= 1" after it where booleans are ints
 
-    def __init__(self, column: _ColumnExpressionArgument[str], text: str, how: Match = "contains"):
+    def __init__(
+        self,
+        column: _ColumnExpressionArgument[str],
+        text: str,
+        how: Match = "contains",
+        *,
+        side_index: bool = False,
+    ):
         escaped = text.translate(_LIKE_SPECIALS)
         pattern = {"contains": f"%{escaped}%", "starts": f"{escaped}%", "ends": f"%{escaped}"}[how]
         # Inline, not bound: PostgreSQL plans a bound pattern generically after five runs of
@@ -261,6 +274,20 @@ class folded_match(ColumnElement[bool]):  # noqa: N801 - reads as the SQL functi
         self.ranged = above is not None
         target = folded(column)
         self.range = and_(target >= literal(lowest, String()), target < literal(above, String()))
+        # MariaDB's side table (app/db/user_search.py), where the caller found it ready: for a
+        # contains and an ends-with on username or email, which no index of the row serves.
+        name = getattr(column, "name", None)
+        self.sided = (
+            side_index
+            and how != "starts"
+            and name in user_search.COLUMNS
+            and user_search.indexable(text)
+        )
+        self.candidates = (
+            _USER_ID.in_(user_search.candidates(name, text).columns(id=BigInteger()))
+            if self.sided and name is not None
+            else true()
+        )
 
     _traverse_internals = [  # noqa: RUF012
         ("matching", InternalTraversal.dp_clauseelement),
@@ -268,6 +295,8 @@ class folded_match(ColumnElement[bool]):  # noqa: N801 - reads as the SQL functi
         ("range", InternalTraversal.dp_clauseelement),
         ("short", InternalTraversal.dp_boolean),
         ("ranged", InternalTraversal.dp_boolean),
+        ("candidates", InternalTraversal.dp_clauseelement),
+        ("sided", InternalTraversal.dp_boolean),
     ]
 
 
@@ -281,6 +310,13 @@ def _folded_match_postgresql(element: folded_match, compiler: SQLCompiler, **kw:
     return compiler.process(
         (element.unindexed if element.short else element.matching).self_group(), **kw
     )
+
+
+@compiles(folded_match, "mysql")
+def _folded_match_mysql(element: folded_match, compiler: SQLCompiler, **kw: Any) -> str:
+    if not element.sided:
+        return compiler.process(element.matching, **kw)
+    return compiler.process(and_(element.matching, element.candidates).self_group(), **kw)
 
 
 @compiles(folded_match, "sqlite")

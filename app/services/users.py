@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
+from app.db import user_search
 from app.db.session import db
 from app.db.types import folded, folded_match, utcnow
 from app.errors import ConflictError, NotFoundError
@@ -308,8 +309,12 @@ def list_users(query: UserListQuery) -> tuple[list[UserRow], str | None]:
     if query.email is not None:
         stmt = stmt.where(folded(User.email) == folded(query.email))
     if query.q is not None:
+        side = user_search.ready(db.engine)
         stmt = stmt.where(
-            or_(folded_match(User.username, query.q), folded_match(User.email, query.q))
+            or_(
+                folded_match(User.username, query.q, side_index=side),
+                folded_match(User.email, query.q, side_index=side),
+            )
         )
     stmt = paginate(stmt, key, query.sort, query.cursor, query.limit)
     rows = list(db.session.execute(stmt))
