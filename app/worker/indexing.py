@@ -27,6 +27,7 @@ class Indexing:
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.engine = engine
+        self.settings = settings
         interval = settings.WORKER_INTERVAL
         # A failed round leaves searches exact, only reading more changed users.
         self.outage = Outage(
@@ -50,7 +51,7 @@ class Indexing:
         """Copy what changed since the watermark, where the side table exists."""
         try:
             if user_search.ready(self.engine):
-                INDEXED.inc(user_search.catch_up(self.engine))
+                INDEXED.inc(user_search.catch_up(self.engine, self.settings))
         except SQLAlchemyError as error:
             self.outage.failed(error)
             return
