@@ -1,6 +1,7 @@
 """Column types and SQL functions that behave the same on SQLite, PostgreSQL and MariaDB."""
 
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
@@ -14,10 +15,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     and_,
-    column,
     func,
     literal,
-    table,
     true,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -214,8 +213,6 @@ PREFIX_INDEX_STATEMENTS = tuple(
 )
 
 Match = Literal["contains", "starts", "ends"]
-# The users' id as a search's candidates name it (the model imports this module).
-_USER_ID = table("user_account", column("id", BigInteger())).c.id
 # LIKE's own characters, and the escape we give it, are matched as themselves.
 _LIKE_SPECIALS = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
 _SURROGATES = range(0xD800, 0xE000)
@@ -276,16 +273,19 @@ class folded_match(ColumnElement[bool]):  # noqa: N801 - reads as the SQL functi
         self.range = and_(target >= literal(lowest, String()), target < literal(above, String()))
         # MariaDB's side table (app/db/user_search.py), where the caller found it ready: for a
         # contains and an ends-with on username or email, which no index of the row serves.
-        name = getattr(column, "name", None)
+        named = coercions.expect(roles.ExpressionElementRole, column)
+        name = getattr(named, "name", None)
+        table_ = getattr(named, "table", None)
         self.sided = (
             side_index
             and how != "starts"
+            and getattr(table_, "name", None) == "user_account"
             and name in user_search.COLUMNS
             and user_search.indexable(text)
         )
         self.candidates = (
-            _USER_ID.in_(user_search.candidates(name, text).columns(id=BigInteger()))
-            if self.sided and name is not None
+            candidate_ids(table_.c.id, (name,), text)
+            if self.sided and table_ is not None and name is not None
             else true()
         )
 
@@ -298,6 +298,14 @@ class folded_match(ColumnElement[bool]):  # noqa: N801 - reads as the SQL functi
         ("candidates", InternalTraversal.dp_clauseelement),
         ("sided", InternalTraversal.dp_boolean),
     ]
+
+
+def candidate_ids(
+    user_id: ColumnElement[int], columns: Sequence[str], text: str
+) -> ColumnElement[bool]:
+    """The user's id among the side table's candidates for ``text`` in any of ``columns``
+    (app/db/user_search.py): for a caller that ORs several columns' folded_match itself."""
+    return user_id.in_(user_search.candidates(columns, text).columns(id=BigInteger()))
 
 
 @compiles(folded_match)
