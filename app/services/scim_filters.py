@@ -122,12 +122,19 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
 
     def visit_not(self, node: Not) -> ColumnElement[bool]:
         """The negation."""
-        return not_(self.visit(node.expr))
+        return not_(self._scanning().visit(node.expr))
 
     def visit_logical_expr(self, node: LogicalExpr) -> ColumnElement[bool]:
         """and / or over the terms."""
-        terms = [self.visit(term) for term in node.terms]
-        return and_(*terms) if node.op == LogicalOperator.and_ else or_(*terms)
+        if node.op == LogicalOperator.and_:
+            return and_(*(self.visit(term) for term in node.terms))
+        return or_(*(self._scanning().visit(term) for term in node.terms))
+
+    def _scanning(self) -> "SqlFilter":
+        # Under not and or, MariaDB cannot join the side table's candidates: it probes them
+        # for every user, slower than the scan they would spare (not (userName co "ab") took
+        # 0.76 s against 0.37 over 1,000,000 users), so there the plain LIKE scans.
+        return SqlFilter(self.attributes, self.resolve, self.members, side_index=False)
 
     def visit_value_path(self, node: ValuePath) -> ColumnElement[bool]:
         """emails[type eq "work" and value co "@x"]: one email, so a plain condition."""

@@ -203,3 +203,25 @@ def test_scim_sends_co_and_ew_through_the_side_table(
             body = scim_client.get("/scim/v2/Users", query_string={"filter": expression})
         assert body.get_json()["totalResults"] == 1
         assert any("MATCH(" in statement for statement in sent), sent
+
+
+def test_scim_scans_under_not_and_or(
+    app: Flask,
+    engine: Engine,
+    scim_client: FlaskClient,  # noqa: F811
+) -> None:
+    # There MariaDB would probe the candidates for every user, slower than the scan.
+    assert scim_client.post("/scim/v2/Users", json=user_body("findme")).status_code == 201
+    assert scim_client.post("/scim/v2/Users", json=user_body("other")).status_code == 201
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    cases = {'not (userName co "ndM")': 1, 'userName co "ndM" or userName eq "nobody"': 1}
+    for expression, total in cases.items():
+        sent.clear()
+        with listening(app, "before_cursor_execute", record):
+            body = scim_client.get("/scim/v2/Users", query_string={"filter": expression})
+        assert body.get_json()["totalResults"] == total
+        assert not any("MATCH(" in statement for statement in sent), sent
