@@ -94,6 +94,8 @@ def main() -> None:
             f"  {name:<18} {args.rows:,} by INSERT ... SELECT {b:6.2f} s ({b / base_bulk:.2f}x)"
             f"  one-row INSERT {o:5.2f} ms ({o / base_one:.2f}x)"
         )
+        rounds = [round(v, 2) for v in bulk[name]], [round(v, 2) for v in one[name]]
+        print(f"    rounds: {rounds[0]} s, {rounds[1]} ms")
     print(f"load average at end: {os.getloadavg()}")
 
 
