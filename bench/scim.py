@@ -25,11 +25,11 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from app import create_app
 from app.config import Settings
-from app.db import migrations
+from app.db import migrations, user_search
 from app.db.session import db
 from app.services.api_keys import create_api_key
 from bench.run import UNREACHED_LIMIT
@@ -105,7 +105,9 @@ def provisioning(client: FlaskClient, count: int, rounds: int) -> None:
 
 
 def filters(backend: str, client: FlaskClient, url: str, count: int, rounds: int) -> None:
-    """Seed ``count`` users, then time each filter against the exact lookup."""
+    """Seed ``count`` users, then time each filter against the exact lookup. On MariaDB with
+    the side table (app/db/user_search.py): once the worker's copy has caught up, and again
+    with 1,000 users changed since it (read by the updated_at index)."""
     seed(backend, url, count)
     middle = f"user{count // 2:07d}"
     cases = {
@@ -116,7 +118,33 @@ def filters(backend: str, client: FlaskClient, url: str, count: int, rounds: int
         "userName co": f'userName co "{middle[2:]}"',
         'userName co "ab"': 'userName co "ab"',
         "emails co": f'emails co "u{count // 2}@"',
+        "userName ew": f'userName ew "{middle[-5:]}"',
     }
+    engine = create_engine(url)
+    if not user_search.ready(engine):
+        _filter_rounds(client, cases, count, rounds, "")
+        return
+    started = time.perf_counter()
+    copied = user_search.catch_up(engine)
+    print(f"side table: {copied:,} users copied in {time.perf_counter() - started:.1f} s")
+    _filter_rounds(client, cases, count, rounds, ", side table caught up")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE user_account SET display_name = 'changed', updated_at = "
+                "utc_timestamp(6) WHERE id % (SELECT count(*) DIV 1000 FROM user_account) = 1"
+            )
+        )
+    _filter_rounds(client, cases, count, rounds, ", 1,000 users changed since")
+    started = time.perf_counter()
+    copied = user_search.catch_up(engine)
+    print(f"side table: {copied:,} users copied in {time.perf_counter() - started:.2f} s")
+    engine.dispose()
+
+
+def _filter_rounds(
+    client: FlaskClient, cases: dict[str, str], count: int, rounds: int, state: str
+) -> None:
     found: dict[str, int] = {}
     repeats: dict[str, int] = {}
 
@@ -137,7 +165,7 @@ def filters(backend: str, client: FlaskClient, url: str, count: int, rounds: int
         for name in cases:
             samples[name].append(_timed(partial(run, name, repeats[name])) * 1000 / repeats[name])
     base = statistics.median(samples["userName eq"])
-    print(f"filters over {count:,} users, medians of {rounds} rounds:")
+    print(f"filters over {count:,} users{state}, medians of {rounds} rounds:")
     for name, expression in cases.items():
         median = statistics.median(samples[name])
         print(

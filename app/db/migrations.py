@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, Select, column, inspect, select, tabl
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import Backend
+from app.db import user_search
 
 log = logging.getLogger(__name__)
 # The migration scripts, inside this package (app/migrations), in alembic.ini's notation:
@@ -121,6 +122,7 @@ def migrate(engine: Engine) -> None:
         migrated = inspect(connection).has_table("alembic_version")
         before = connection.execute(SCHEMA_REVISION).scalar_one_or_none() if migrated else None
         upgrade_to_head(connection)
+    user_search.forget(engine)  # the schema may have gained MariaDB's side table
     # Said once, by the process that migrated: the others found nothing to do.
     if before != release().head:
         log.info("database schema migrated from %s to %s", before or "nothing", release().head)

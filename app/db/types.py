@@ -1,6 +1,7 @@
 """Column types and SQL functions that behave the same on SQLite, PostgreSQL and MariaDB."""
 
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
@@ -16,6 +17,7 @@ from sqlalchemy import (
     and_,
     func,
     literal,
+    true,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
@@ -28,6 +30,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeEngine
 
 from app.config import Backend
+from app.db import user_search
 
 # 64-bit ids on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the auto-incrementing rowid.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -236,7 +239,14 @@ class folded_match(ColumnElement[bool]):  # noqa: N801 - reads as the SQL functi
     type = Boolean()
     _is_implicitly_boolean = True  # a predicate: no "= 1" after it where booleans are ints
 
-    def __init__(self, column: _ColumnExpressionArgument[str], text: str, how: Match = "contains"):
+    def __init__(
+        self,
+        column: _ColumnExpressionArgument[str],
+        text: str,
+        how: Match = "contains",
+        *,
+        side_index: bool = False,
+    ):
         escaped = text.translate(_LIKE_SPECIALS)
         pattern = {"contains": f"%{escaped}%", "starts": f"{escaped}%", "ends": f"%{escaped}"}[how]
         # Inline, not bound: PostgreSQL plans a bound pattern generically after five runs of
@@ -261,6 +271,23 @@ class folded_match(ColumnElement[bool]):  # noqa: N801 - reads as the SQL functi
         self.ranged = above is not None
         target = folded(column)
         self.range = and_(target >= literal(lowest, String()), target < literal(above, String()))
+        # MariaDB's side table (app/db/user_search.py), where the caller found it ready: for a
+        # contains and an ends-with on username or email, which no index of the row serves.
+        named = coercions.expect(roles.ExpressionElementRole, column)
+        name = getattr(named, "name", None)
+        table_ = getattr(named, "table", None)
+        self.sided = (
+            side_index
+            and how != "starts"
+            and getattr(table_, "name", None) == "user_account"
+            and name in user_search.COLUMNS
+            and user_search.indexable(text)
+        )
+        self.candidates = (
+            candidate_ids(table_.c.id, (name,), text)
+            if self.sided and table_ is not None and name is not None
+            else true()
+        )
 
     _traverse_internals = [  # noqa: RUF012
         ("matching", InternalTraversal.dp_clauseelement),
@@ -268,7 +295,17 @@ class folded_match(ColumnElement[bool]):  # noqa: N801 - reads as the SQL functi
         ("range", InternalTraversal.dp_clauseelement),
         ("short", InternalTraversal.dp_boolean),
         ("ranged", InternalTraversal.dp_boolean),
+        ("candidates", InternalTraversal.dp_clauseelement),
+        ("sided", InternalTraversal.dp_boolean),
     ]
+
+
+def candidate_ids(
+    user_id: ColumnElement[int], columns: Sequence[str], text: str
+) -> ColumnElement[bool]:
+    """The user's id among the side table's candidates for ``text`` in any of ``columns``
+    (app/db/user_search.py): for a caller that ORs several columns' folded_match itself."""
+    return user_id.in_(user_search.candidates(columns, text).columns(id=BigInteger()))
 
 
 @compiles(folded_match)
@@ -281,6 +318,13 @@ def _folded_match_postgresql(element: folded_match, compiler: SQLCompiler, **kw:
     return compiler.process(
         (element.unindexed if element.short else element.matching).self_group(), **kw
     )
+
+
+@compiles(folded_match, "mysql")
+def _folded_match_mysql(element: folded_match, compiler: SQLCompiler, **kw: Any) -> str:
+    if not element.sided:
+        return compiler.process(element.matching, **kw)
+    return compiler.process(and_(element.matching, element.candidates).self_group(), **kw)
 
 
 @compiles(folded_match, "sqlite")

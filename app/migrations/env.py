@@ -9,6 +9,7 @@ from sqlalchemy import Connection, create_engine, pool
 
 from app import models  # noqa: F401 - registers every table on the metadata
 from app.config import Settings
+from app.db import user_search
 from app.db.base import Base
 from app.db.types import PREFIX_INDEXES, SEARCH_INDEXES
 
@@ -37,9 +38,12 @@ def _folded_index_note(record: logging.LogRecord) -> bool:
 def _include(
     _item: object, name: str | None, type_: str, reflected: bool, _compare_to: object
 ) -> bool:
-    """Leave the PostgreSQL-only search indexes (migrations 0012, 0016) out of the drift
-    check: the models hold what every backend has."""
-    optional = name in SEARCH_INDEXES or name in PREFIX_INDEXES
+    """Leave the PostgreSQL-only search indexes (migrations 0012, 0016) and MariaDB's side
+    table where Mroonga is installed (0017) out of the drift check: the models hold what
+    every backend has."""
+    if type_ == "table":
+        return not (reflected and name in user_search.TABLES)
+    optional = name in SEARCH_INDEXES or name in PREFIX_INDEXES or name == user_search.UPDATED_INDEX
     return not (type_ == "index" and reflected and optional)
 
 

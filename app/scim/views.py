@@ -30,7 +30,8 @@ from scim2_models import (
 from scim2_models.path import AttrPath
 
 from app.api.conditional import etag
-from app.db.session import autocommit, run_db
+from app.db import user_search
+from app.db.session import autocommit, db, run_db
 from app.scim import errors, resources
 from app.scim.resources import MAX_RESULTS
 from app.services import scim, scim_filters
@@ -156,7 +157,12 @@ def _search(kind: str, parameters: dict[str, Any]) -> Response:
         return bound.field_name, bound.sub_field_name
 
     attributes = scim_filters.USER_ATTRIBUTES if kind == "User" else scim_filters.GROUP_ATTRIBUTES
-    translate = scim_filters.SqlFilter(attributes, resolve, members=kind == "Group")
+    translate = scim_filters.SqlFilter(
+        attributes,
+        resolve,
+        members=kind == "Group",
+        side_index=kind == "User" and user_search.ready(db.engine),
+    )
     condition = None if query.filter is None else translate.visit(query.filter.ast)
     sort = None
     if query.sort_by is not None:

@@ -76,10 +76,13 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
         attributes: dict[tuple[str, str | None], Attribute],
         resolve: Resolver,
         members: bool = False,
+        side_index: bool = False,
     ) -> None:
         self.attributes = attributes
         self.resolve = resolve
         self.members = members  # a group filter: members[value eq "id"] is a membership
+        # MariaDB's side table for co and ew on userName and emails (app/db/user_search.py).
+        self.side_index = side_index
 
     def attribute(self, path: AttrPath) -> Attribute:
         """The column an attribute path names (filters and sortBy), or InvalidFilterException."""
@@ -95,7 +98,7 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
         if self.members and self.resolve(node.attr_path)[0] == "members":
             return self._membership(node)
         attribute = self.attribute(node.attr_path)
-        condition = _compare(attribute, node.op, node.value)
+        condition = _compare(attribute, node.op, node.value, self.side_index)
         if attribute.nullable and node.op != CompareOperator.ne:
             return and_(attribute.column.is_not(None), condition)
         return condition
@@ -119,12 +122,19 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
 
     def visit_not(self, node: Not) -> ColumnElement[bool]:
         """The negation."""
-        return not_(self.visit(node.expr))
+        return not_(self._scanning().visit(node.expr))
 
     def visit_logical_expr(self, node: LogicalExpr) -> ColumnElement[bool]:
         """and / or over the terms."""
-        terms = [self.visit(term) for term in node.terms]
-        return and_(*terms) if node.op == LogicalOperator.and_ else or_(*terms)
+        if node.op == LogicalOperator.and_:
+            return and_(*(self.visit(term) for term in node.terms))
+        return or_(*(self._scanning().visit(term) for term in node.terms))
+
+    def _scanning(self) -> "SqlFilter":
+        # Under not and or, MariaDB cannot join the side table's candidates: it probes them
+        # for every user, slower than the scan they would spare (not (userName co "ab") took
+        # 0.76 s against 0.37 over 1,000,000 users), so there the plain LIKE scans.
+        return SqlFilter(self.attributes, self.resolve, self.members, side_index=False)
 
     def visit_value_path(self, node: ValuePath) -> ColumnElement[bool]:
         """emails[type eq "work" and value co "@x"]: one email, so a plain condition."""
@@ -133,7 +143,9 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
         def inner(path: AttrPath) -> tuple[str, str | None]:
             return self.resolve(AttrPath(attr=outer, sub_attr=path.attr, uri=node.attr_path.uri))
 
-        return SqlFilter(self.attributes, inner, self.members).visit(node.val_filter)
+        return SqlFilter(self.attributes, inner, self.members, self.side_index).visit(
+            node.val_filter
+        )
 
 
 def _as_id(value: Any) -> int | None:
@@ -162,7 +174,9 @@ def _exact_match(column: ColumnElement[Any], how: str, text: str) -> ColumnEleme
     return column.endswith(text, autoescape=True)
 
 
-def _compare(attribute: Attribute, op: CompareOperator, value: Any) -> ColumnElement[bool]:
+def _compare(
+    attribute: Attribute, op: CompareOperator, value: Any, side_index: bool = False
+) -> ColumnElement[bool]:
     column = attribute.column
     python_type = column.type.python_type
     if column is _users.c.id or column is _groups.c.id:
@@ -176,7 +190,7 @@ def _compare(attribute: Attribute, op: CompareOperator, value: Any) -> ColumnEle
         how = {"co": "contains", "sw": "starts", "ew": "ends"}[op.value]
         if attribute.case_exact:
             return _exact_match(column, how, str(value))
-        return folded_match(column, str(value), how)  # type: ignore[arg-type]
+        return folded_match(column, str(value), how, side_index=side_index)  # type: ignore[arg-type]
     if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
         raise InvalidFilterException(detail=f"{op.value} compares only strings.")
     left: ColumnElement[Any] = column

@@ -26,6 +26,7 @@ from app.config import Settings, current_settings
 from app.db.session import db
 from app.scripts import script
 from app.telemetry.logs import configure_logging
+from app.worker.indexing import Indexing
 from app.worker.mail import Mailing
 from app.worker.metrics import REGISTRY
 from app.worker.sealing import Sealing
@@ -120,7 +121,12 @@ def main() -> None:
     with script() as _app:
         settings = current_settings()
         configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
-        duties: list[Duty] = [Sealing(settings), Deliveries(settings, db.engine), Mailing(settings)]
+        duties: list[Duty] = [
+            Sealing(settings),
+            Deliveries(settings, db.engine),
+            Mailing(settings),
+            Indexing(settings, db.engine),
+        ]
         worker = Worker(settings, duties)
 
         def stop(signum: int, _frame: FrameType | None) -> None:

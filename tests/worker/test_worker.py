@@ -13,12 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from app.db import user_search
 from app.db.session import db
 from app.models import AuditEvent
 from tests.factories import make_api_key, make_user
-from tests.helpers import ROOT, free_port
+from tests.helpers import IN_CI, ROOT, free_port
 
 pytestmark = pytest.mark.live
 
@@ -111,3 +112,29 @@ def test_the_worker_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stderr
     assert "migrat" in done.stderr.lower(), done.stderr
+
+
+def _copied(app: Flask, user_id: int) -> bool:
+    with app.app_context(), db.engine.connect() as conn:
+        found = conn.execute(text("SELECT 1 FROM user_search WHERE id = :id"), {"id": user_id})
+        return found.first() is not None
+
+
+@pytest.mark.backends("mysql", reason="the search side table is MariaDB's, with Mroonga")
+def test_the_worker_copies_new_users_into_the_search_side_table(
+    app: Flask, worker: tuple["subprocess.Popen[bytes]", str, Path]
+) -> None:
+    with app.app_context():
+        if not user_search.ready(db.engine):
+            message = "MariaDB without Mroonga: .ci/run installs mariadb-plugin-mroonga"
+            if IN_CI:
+                pytest.fail(message)
+            pytest.skip(message)
+    _process, url, log = worker
+    user = make_user(app)
+    _wait(lambda: _copied(app, user.id), "the new user copied", log)
+    metrics = httpx.get(f"{url}/metrics", timeout=5).text
+    [copied] = [
+        ln for ln in metrics.splitlines() if ln.startswith("worker_search_indexed_users_total")
+    ]
+    assert float(copied.split()[1]) >= 1, metrics
