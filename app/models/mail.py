@@ -40,6 +40,9 @@ class MailMessage(OutboxColumns, Base):
     __table_args__ = (
         # The worker's claim: due rows by state and time.
         Index("ix_mail_message_due", "state", "next_attempt_at"),
+        # Deleting a user deletes its mail (ON DELETE CASCADE): found by this, not a scan
+        # of every message (migration 0018; tests/db/test_foreign_key_indexes.py).
+        Index("ix_mail_message_user_id", "user_id"),
         IDS_NEVER_REUSED,
     )
 
