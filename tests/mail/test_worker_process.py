@@ -49,7 +49,11 @@ def test_the_worker_process_sends_a_queued_invitation(
             assert time.monotonic() < deadline, log.read_text(errors="replace")
             assert process.poll() is None, log.read_text(errors="replace")
             time.sleep(0.1)
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        # The sink has the message once the worker's DATA is accepted; the worker counts it
+        # after that, once the message's row says so: read until it has.
+        while "worker_mail_sent_total 1.0" not in (metrics := _metrics(port)):
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.1)
     finally:
         if process.poll() is None:  # only the process this test started, by its pid
             process.terminate()
@@ -58,3 +62,7 @@ def test_the_worker_process_sends_a_queued_invitation(
     text = log.read_text(errors="replace")
     assert f"mail: sent by smtp to 127.0.0.1:{smtp_sink[1]}" in text
     assert SMTP_PASSWORD not in text
+
+
+def _metrics(port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
