@@ -28,6 +28,7 @@ from werkzeug.test import TestResponse
 
 from app import create_app
 from app.config import SETTINGS, Settings
+from app.db import user_search
 from app.db.session import db
 from app.models import User
 from app.server.bridge import WSGIBridge
@@ -349,3 +350,13 @@ def index_plan(app: Flask, backend: str, statement: str, parameters: Any) -> str
             return "\n".join(f"{row['type']} {row['key']}" for row in explained.mappings())
         explained = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
         return "\n".join(str(row[-1]) for row in explained)
+
+
+def require_search_side_table(engine: Engine) -> None:
+    """Skip where MariaDB has no Mroonga (no side table: app.db.user_search); under CI fail,
+    since .ci/run installs it."""
+    if not user_search.ready(engine):
+        message = "MariaDB without Mroonga: .ci/run installs mariadb-plugin-mroonga"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)

@@ -17,7 +17,7 @@ from app.db.types import Match, folded_match
 from app.models import User
 from app.schemas.users import UserListQuery
 from app.services import users
-from tests.helpers import IN_CI, listening, ndjson, user_rows
+from tests.helpers import listening, ndjson, require_search_side_table, user_rows
 from tests.scim.test_users import scim_client, user_body  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.backends("mysql", reason="the side table is MariaDB's, with Mroonga")
@@ -32,11 +32,7 @@ HOWS: list[Match] = ["contains", "ends"]
 def engine(app: Flask) -> Iterator[Engine]:
     """The app's engine, where migration 0017 made the side table (CI installs Mroonga)."""
     with app.app_context():
-        if not user_search.ready(db.engine):
-            message = "MariaDB without Mroonga: .ci/run installs mariadb-plugin-mroonga"
-            if IN_CI:
-                pytest.fail(message)
-            pytest.skip(message)
+        require_search_side_table(db.engine)
         yield db.engine
 
 

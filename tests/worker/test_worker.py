@@ -15,11 +15,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select, text
 
-from app.db import user_search
 from app.db.session import db
 from app.models import AuditEvent
 from tests.factories import make_api_key, make_user
-from tests.helpers import IN_CI, ROOT, free_port
+from tests.helpers import ROOT, free_port, require_search_side_table
 
 pytestmark = pytest.mark.live
 
@@ -125,11 +124,7 @@ def test_the_worker_copies_new_users_into_the_search_side_table(
     app: Flask, worker: tuple["subprocess.Popen[bytes]", str, Path]
 ) -> None:
     with app.app_context():
-        if not user_search.ready(db.engine):
-            message = "MariaDB without Mroonga: .ci/run installs mariadb-plugin-mroonga"
-            if IN_CI:
-                pytest.fail(message)
-            pytest.skip(message)
+        require_search_side_table(db.engine)
     _process, url, log = worker
     user = make_user(app)
     _wait(lambda: _copied(app, user.id), "the new user copied", log)
