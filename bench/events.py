@@ -19,6 +19,7 @@ import gc
 import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,32 @@ def _instructions(url: str, token: str, first_id: int, count: int) -> dict[tuple
     return dict(zip(keys, figures, strict=True))
 
 
+def _print_cpu(
+    cpu: dict[tuple[str, bool], list[float]],
+    counted: dict[tuple[str, bool], float],
+    instructions: int,
+) -> None:
+    """Each write's CPU (and instructions, where counted) with events against without."""
+    for kind in ("post", "patch"):
+        on, off = min(cpu[kind, True]), min(cpu[kind, False])
+        rounds = " / ".join(", ".join(f"{v:.0f}" for v in cpu[kind, r]) for r in (True, False))
+        # Each round's own ratio: a drift of the machine between rounds moves both variants of
+        # a round alike, where the least of each variant may come from different rounds.
+        pairs = zip(cpu[kind, True], cpu[kind, False], strict=True)
+        paired = statistics.median(a / b for a, b in pairs)
+        print(
+            f"{kind:<6} events {on:6.0f} us CPU/request, without {off:6.0f}: "
+            f"{(on / off - 1) * 100:+5.1f}%; median of the rounds' ratios "
+            f"{(paired - 1) * 100:+5.1f}%  (rounds on / off: {rounds})"
+        )
+        if counted:
+            on, off = counted[kind, True], counted[kind, False]
+            print(
+                f"{kind:<6} events {on:10,.0f} instructions/request, without {off:10,.0f}: "
+                f"{(on / off - 1) * 100:+5.1f}%  ({instructions} requests each, callgrind)"
+            )
+
+
 def main() -> None:
     """Print each variant's figures and the ratios of on to off."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -142,7 +169,9 @@ def main() -> None:
     cpu: dict[tuple[str, bool], list[float]] = {}
     imports: dict[bool, list[tuple[float, float]]] = {}
     for round_number in range(args.rounds):
-        for recording in (True, False):
+        # Alternating which variant goes first, so neither always runs on the other's leftovers.
+        order = (True, False) if round_number % 2 == 0 else (False, True)
+        for recording in order:
             events.RECORDING = recording
             tag = f"{int(recording)}{round_number}"
             for kind in ("post", "patch"):
@@ -169,19 +198,7 @@ def main() -> None:
         f"{args.backend}; load average {load_at_start:.2f} at start, {os.getloadavg()[0]:.2f} "
         f"at end; {args.rounds} rounds of {args.requests} requests, interleaved"
     )
-    for kind in ("post", "patch"):
-        on, off = min(cpu[kind, True]), min(cpu[kind, False])
-        rounds = " / ".join(", ".join(f"{v:.0f}" for v in cpu[kind, r]) for r in (True, False))
-        print(
-            f"{kind:<6} events {on:6.0f} us CPU/request, without {off:6.0f}: "
-            f"{(on / off - 1) * 100:+5.1f}%  (rounds on / off: {rounds})"
-        )
-        if counted:
-            on, off = counted[kind, True], counted[kind, False]
-            print(
-                f"{kind:<6} events {on:10,.0f} instructions/request, without {off:10,.0f}: "
-                f"{(on / off - 1) * 100:+5.1f}%  ({args.instructions} requests each, callgrind)"
-            )
+    _print_cpu(cpu, counted, args.instructions)
     if args.rows:
         on_wall = min(w for w, _ in imports[True])
         off_wall = min(w for w, _ in imports[False])
