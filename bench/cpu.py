@@ -38,7 +38,7 @@ from sqlalchemy import create_engine, text
 # Run as a script (python bench/cpu.py --worker), this file's folder is first on sys.path and
 # ``bench`` is the PYTHONPATH's: the checkout measured, whose own prepare_database makes a
 # database its schema fits.
-from bench.run import ADMIN_URL, UNREACHED_LIMIT, USERS, checkout, prepare_database
+from bench.run import ADMIN_URL, UNREACHED_LIMIT, USERS, checkout, fresh_database, prepare_database
 
 # bench.run's, read here too: a worker may import an older checkout's bench.run without it.
 DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "")
@@ -101,7 +101,7 @@ def call(app: WSGIApp, environ: dict[str, Any]) -> str:
 
 def cpu_per_request(app: WSGIApp, requests: Iterator[dict[str, Any]], count: int) -> float:
     """Return CPU microseconds per request after a warm-up; fail on any non-2xx."""
-    for environ in itertools.islice(requests, 200):
+    for environ in itertools.islice(requests, WARM_UP):
         call(app, environ)
     start = time.process_time()
     for environ in itertools.islice(requests, count):
@@ -131,17 +131,21 @@ WARM_UP = 200
 _CALLGRIND = ["--zero-before=os_getppid", "--dump-before=os_getpgrp"]
 
 
-def _worker(database: str) -> None:
+def _worker(database: str, backend: str) -> None:
     """Serve measurements to the parent: make the database, then answer each line
-    "KIND COUNT" with the CPU microseconds per request."""
-    url, token, first_id = prepare_database(database)
+    "KIND COUNT" with the CPU and the wall-clock microseconds per request."""
+    url, token, first_id = prepare_database(database, backend)
     os.environ.update(DATABASE_URL=url, LOG_LEVEL="WARNING")
     app = load("ours")
     print(json.dumps({"url": url, "token": token, "first_id": first_id}), flush=True)
     for line in sys.stdin:
         kind, count = line.split()
         requests = _requests(kind, token, first_id, uuid.uuid4().hex[:8])
-        print(f"{cpu_per_request(app, requests, int(count)):.1f}", flush=True)
+        started = time.perf_counter()
+        cpu = cpu_per_request(app, requests, int(count))
+        # The wall clock holds what CPU does not: the round trips' waits (and the warm-up).
+        wall = (time.perf_counter() - started) / (int(count) + WARM_UP) * 1e6
+        print(f"{cpu:.1f} {wall:.1f}", flush=True)
 
 
 def _counted(kind: str, count: int) -> None:
@@ -161,14 +165,14 @@ def _counted(kind: str, count: int) -> None:
 class Side:
     """One revision of ours in a worker process of its own, on its own database."""
 
-    def __init__(self, name: str, tree: Path) -> None:
-        self.name, self.tree = name, tree
+    def __init__(self, name: str, tree: Path, backend: str) -> None:
+        self.name, self.tree, self.backend = name, tree, backend
         # The prefix is put on here, not by the worker: an older checkout's bench.run may
         # not know BENCH_DB_PREFIX.
         self.env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_DB_PREFIX": ""}
         database = self.name_of_database = f"{DB_PREFIX}app_bench_cpu_{name.replace('-', '_')}"
         self.process = subprocess.Popen(
-            [sys.executable, str(HERE), "--worker", database],
+            [sys.executable, str(HERE), "--worker", database, "--backend", backend],
             cwd=tree,
             env=self.env,
             stdin=subprocess.PIPE,
@@ -181,11 +185,12 @@ class Side:
         self._in, self._out = stdin, stdout
         self.database = json.loads(self._out.readline())
 
-    def cpu(self, kind: str, count: int) -> float:
-        """CPU microseconds per request of ``count`` requests of ``kind``."""
+    def cpu(self, kind: str, count: int) -> tuple[float, float]:
+        """CPU and wall-clock microseconds per request of ``count`` requests of ``kind``."""
         self._in.write(f"{kind} {count}\n")
         self._in.flush()
-        return float(self._out.readline())
+        cpu, wall = self._out.readline().split()
+        return float(cpu), float(wall)
 
     def instructions(self, kind: str, count: int) -> float:
         """Instructions per request of ``count`` requests of ``kind``, under callgrind."""
@@ -214,6 +219,12 @@ class Side:
         """End the worker and drop its database."""
         self._in.close()
         self.process.wait(timeout=60)
+        if self.backend == "mysql":
+            # fresh_database drops before it creates: an empty one is left, not the rows.
+            fresh_database(self.name_of_database.removeprefix(DB_PREFIX), "mysql")
+            return
+        if self.backend == "sqlite":
+            return
         admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name_of_database}" WITH (FORCE)'))
@@ -225,15 +236,15 @@ def _compare(revision: str, args: argparse.Namespace) -> None:
     kinds = args.kinds.split(",")
     load_at_start = os.getloadavg()
     with checkout(revision) as tree:
-        sides = [Side(revision, tree), Side("here", ROOT)]
+        sides = [Side(revision, tree, args.backend), Side("here", ROOT, args.backend)]
         try:
             runs: dict[tuple[str, str, str], list[float]] = {}
             for round_number in range(args.rounds):
                 for kind in kinds:
                     for side in sides if round_number % 2 == 0 else sides[::-1]:
-                        runs.setdefault(("cpu", kind, side.name), []).append(
-                            side.cpu(kind, args.requests)
-                        )
+                        cpu, wall = side.cpu(kind, args.requests)
+                        runs.setdefault(("cpu", kind, side.name), []).append(cpu)
+                        runs.setdefault(("wall", kind, side.name), []).append(wall)
                         if args.instructions and round_number == 0:
                             # Counted once: the same requests run the same instructions.
                             runs.setdefault(("instructions", kind, side.name), []).append(
@@ -242,10 +253,13 @@ def _compare(revision: str, args: argparse.Namespace) -> None:
         finally:
             for side in sides:
                 side.close()
-    print(f"ours at {revision} against ours here; load average at start {load_at_start[0]:.2f},")
+    print(
+        f"ours at {revision} against ours here on {args.backend}; load average at start "
+        f"{load_at_start[0]:.2f},"
+    )
     print(f"at end {os.getloadavg()[0]:.2f}; {args.rounds} rounds, interleaved")
-    for what in ("cpu", "instructions") if args.instructions else ("cpu",):
-        unit = "us CPU" if what == "cpu" else "instructions"
+    for what in ("cpu", "wall", "instructions") if args.instructions else ("cpu", "wall"):
+        unit = {"cpu": "us CPU", "wall": "us wall", "instructions": "instructions"}[what]
         for kind in kinds:
             before, after = runs[what, kind, revision], runs[what, kind, "here"]
             ratios = [a / b for a, b in zip(after, before, strict=True)]  # round by round
@@ -302,12 +316,18 @@ def main() -> None:
         help="with --against: also count instructions over N requests under callgrind",
     )
     parser.add_argument("--kinds", default="get_one,post", help="with --against")
+    parser.add_argument(
+        "--backend",
+        choices=("postgresql", "mysql", "sqlite"),
+        default="postgresql",
+        help="with --against",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--counted", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--credentials", action="store_true")
     args = parser.parse_args()
     if args.worker:
-        _worker(args.worker)
+        _worker(args.worker, args.backend)
         return
     if args.counted:
         _counted(args.counted[0], int(args.counted[1]))

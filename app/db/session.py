@@ -251,7 +251,8 @@ class transaction:  # noqa: N801 - used as a function: async with transaction()
     With ``begin`` (SQL that opens a transaction: ``BEGIN IMMEDIATE``), the work runs on the
     autocommit engine's connection inside a transaction that statement opens, on the
     connection's first use and again after a conflict's rollback (``_call``), and that
-    the DBAPI's commit ends; without, on the default engine's, begun by the driver.
+    the DBAPI's commit ends; without, on the default engine's, begun by the driver. Not on
+    MariaDB (a ValueError), whose autocommit connections skip the DBAPI's rollback.
     """
 
     def __init__(self, begin: str | None = None) -> None:
@@ -264,6 +265,12 @@ class transaction:  # noqa: N801 - used as a function: async with transaction()
             if session.in_transaction():  # already begun on a connection: go on there
                 self._begin = None
                 return
+            if db.engines[AUTOCOMMIT].dialect.skip_autocommit_rollback:
+                # MariaDB's (app.db.engines): a transaction its BEGIN opened there would
+                # outlive a rollback, its locks held in the pool.
+                setattr(g, _UNIT, self._outer)
+                msg = "transaction(begin=...) where the autocommit engine skips rollbacks"
+                raise ValueError(msg)
             session.info[AUTOCOMMIT] = True
             session.info[_BEGIN] = self._begin
 
