@@ -108,8 +108,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         # PyMySQL sends the ROLLBACK that ends a unit here (Session.close), a round trip of
         # nothing in autocommit, which psycopg's rollback of an idle connection does not
         # send: a GET was 2 round trips (tests/db/test_mariadb_round_trips.py). SQLAlchemy
-        # skips it where PyMySQL's last status says autocommit; nothing here opens a
-        # transaction by SQL on these connections (SQLite's BEGIN IMMEDIATE is SQLite's).
+        # skips it where PyMySQL's last status says autocommit, which a transaction opened
+        # by SQL does not change: transaction(begin=...) refuses to open one here.
         binds[AUTOCOMMIT]["skip_autocommit_rollback"] = True
     if settings.replica_url is not None:
         # Reads only, each statement on its own: the autocommit engine's options.
