@@ -32,7 +32,7 @@ from app.models import MailMessage
 from app.models.outbox import PENDING
 from app.services import mail, outbox
 from app.worker.metrics import REGISTRY
-from app.worker.outage import Outage
+from app.worker.outage import Rounds
 
 log = logging.getLogger("app.worker.mail")
 
@@ -152,29 +152,16 @@ def compose(outgoing: mail.Outgoing, sender: str) -> EmailMessage:
     return message
 
 
-class Mailing:
+class Mailing(Rounds):
     """The mail duty: a batch a round, and what the probes report of it."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        # Healthy as sealing is: a round reached the database within three intervals.
-        self.outage = Outage(
-            log,
-            "mail round failed: %s; retrying every round",
-            "mail rounds succeed again",
-            grace=3 * settings.WORKER_INTERVAL + 5,
-        )
+        failed = "mail round failed: %s; retrying every round"
+        super().__init__(settings, log, failed, "mail rounds succeed again")
 
     def start(self) -> None:
         """Say where mail goes."""
         announce(self.settings)
-
-    def stop(self) -> None:
-        """Nothing to wait for: the round in progress has sent its batch."""
-
-    def healthy(self) -> bool:
-        """A round reached the database within three intervals (as sealing's)."""
-        return self.outage.healthy()
 
     def round(self) -> None:
         """Send what is due; a database failure is logged once per outage."""

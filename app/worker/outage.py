@@ -4,6 +4,7 @@ on /healthz), and the outage logged once, its first failure and its end, not eve
 import logging
 import time
 
+from app.config import Settings
 from app.db.failures import describe
 
 
@@ -37,3 +38,26 @@ class Outage:
             self.log.info(self.recovered_message)
         self.failing = False
         self.last_ok = time.monotonic()
+
+
+class Rounds:
+    """What a duty that is only its rounds shares (sealing, mail, indexing): nothing runs
+    beside the rounds, the round in progress has ended by ``stop``, and the duty is healthy
+    while a round reached the database within three intervals (an outage makes /healthz
+    503). Each keeps its own ``round``, which reports to ``self.outage``."""
+
+    def __init__(
+        self, settings: Settings, log: logging.Logger, failed: str, recovered: str
+    ) -> None:
+        self.settings = settings
+        self.outage = Outage(log, failed, recovered, grace=3 * settings.WORKER_INTERVAL + 5)
+
+    def start(self) -> None:
+        """Nothing runs beside the rounds."""
+
+    def stop(self) -> None:
+        """Nothing to wait for: the round in progress has ended."""
+
+    def healthy(self) -> bool:
+        """A round reached the database within three intervals."""
+        return self.outage.healthy()

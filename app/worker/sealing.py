@@ -13,7 +13,7 @@ from app.db.session import db
 from app.models import AuditEvent
 from app.services import audit
 from app.worker.metrics import REGISTRY
-from app.worker.outage import Outage
+from app.worker.outage import Rounds
 
 log = logging.getLogger("app.worker")
 
@@ -33,28 +33,13 @@ OLDEST = Gauge(
 )
 
 
-class Sealing:
+class Sealing(Rounds):
     """Sealing rounds, and what the probes report of them."""
 
     def __init__(self, settings: Settings) -> None:
         interval = settings.WORKER_INTERVAL
-        # Healthy while a round succeeded within three intervals (an outage makes it 503).
-        self.outage = Outage(
-            log,
-            f"worker round failed: %s; retrying every {interval}s",
-            "worker rounds succeed again",
-            grace=3 * interval + 5,
-        )
-
-    def start(self) -> None:
-        """Nothing runs beside the rounds."""
-
-    def stop(self) -> None:
-        """Nothing to wait for: the round in progress has ended."""
-
-    def healthy(self) -> bool:
-        """A round succeeded within three intervals (a database outage makes it 503)."""
-        return self.outage.healthy()
+        failed = f"worker round failed: %s; retrying every {interval}s"
+        super().__init__(settings, log, failed, "worker rounds succeed again")
 
     def round(self) -> None:
         """Seal what has committed, then measure what is left; a failure is logged once."""
