@@ -246,6 +246,7 @@ class folded_match(ColumnElement[bool]):  # noqa: N801 - reads as the SQL functi
         how: Match = "contains",
         *,
         side_index: bool = False,
+        common: frozenset[tuple[str, str]] = frozenset(),
     ):
         escaped = text.translate(_LIKE_SPECIALS)
         pattern = {"contains": f"%{escaped}%", "starts": f"{escaped}%", "ends": f"%{escaped}"}[how]
@@ -259,10 +260,9 @@ class folded_match(ColumnElement[bool]):  # noqa: N801 - reads as the SQL functi
         # A text too short to hold a trigram (co "ab") gives pg_trgm nothing to look up: GIN
         # then returns every row of the index for a recheck, 1,770 ms for a count over
         # 1,000,000 users, where a (parallel) scan of the table takes 330 (EXPLAIN ANALYZE).
-        # strpos() is no operator an index serves, so PostgreSQL scans. A GIN index of each
-        # text's 1- and 2-character substrings served it (0.7x eq over 1,000,000 users) but
-        # made a bulk insert 3.4x slower and a short text most users hold 30x (databases.md).
-        self.short = how == "contains" and len(text) < 3  # noqa: PLR2004 - a trigram's length
+        # So it is strpos(), which no index serves: alone it scans; where the side table is
+        # ready, its substrings' index names the candidates (app/db/user_search.py).
+        self.short = how == "contains" and len(text) < user_search.SHORTEST_TRIGRAM
         self.unindexed = (
             func.strpos(folded(column), folded(literal(text, String(), literal_execute=True))) > 0
         )
@@ -273,21 +273,33 @@ class folded_match(ColumnElement[bool]):  # noqa: N801 - reads as the SQL functi
         self.ranged = above is not None
         target = folded(column)
         self.range = and_(target >= literal(lowest, String()), target < literal(above, String()))
-        # MariaDB's side table (app/db/user_search.py), where the caller found it ready: for a
-        # contains and an ends-with on username or email, which no index of the row serves.
+        # The side table (app/db/user_search.py), where the caller found it ready: on MariaDB
+        # for a contains and an ends-with on username or email, which no index of the row
+        # serves; on PostgreSQL for a contains shorter than a trigram that is not ``common``
+        # (user_search.common: there the scan is faster). Both are built, as the dialect is
+        # known only when the statement compiles.
         named = coercions.expect(roles.ExpressionElementRole, column)
         name = getattr(named, "name", None)
         table_ = getattr(named, "table", None)
-        self.sided = (
+        on_users = (
             side_index
-            and how != "starts"
             and getattr(table_, "name", None) == "user_account"
             and name in user_search.COLUMNS
-            and user_search.indexable(text)
+        )
+        self.sided = on_users and user_search.asks("mysql", text, how)
+        self.short_sided = (
+            on_users
+            and user_search.asks("postgresql", text, how)
+            and (name, text.lower()) not in common
         )
         self.candidates = (
             candidate_ids(table_.c.id, (name,), text)
             if self.sided and table_ is not None and name is not None
+            else true()
+        )
+        self.short_candidates = (
+            candidate_ids(table_.c.id, (name,), text, "postgresql")
+            if self.short_sided and table_ is not None and name is not None
             else true()
         )
 
@@ -299,15 +311,19 @@ class folded_match(ColumnElement[bool]):  # noqa: N801 - reads as the SQL functi
         ("ranged", InternalTraversal.dp_boolean),
         ("candidates", InternalTraversal.dp_clauseelement),
         ("sided", InternalTraversal.dp_boolean),
+        ("short_candidates", InternalTraversal.dp_clauseelement),
+        ("short_sided", InternalTraversal.dp_boolean),
     ]
 
 
 def candidate_ids(
-    user_id: ColumnElement[int], columns: Sequence[str], text: str
+    user_id: ColumnElement[int], columns: Sequence[str], text: str, dialect: str = "mysql"
 ) -> ColumnElement[bool]:
     """The user's id among the side table's candidates for ``text`` in any of ``columns``
-    (app/db/user_search.py): for a caller that ORs several columns' folded_match itself."""
-    return user_id.in_(user_search.candidates(columns, text).columns(id=BigInteger()))
+    on ``dialect`` (app/db/user_search.py): for a caller that ORs several columns'
+    folded_match itself."""
+    found = user_search.candidates(columns, text, dialect)
+    return user_id.in_(found.columns(id=BigInteger()))
 
 
 @compiles(folded_match)
@@ -317,9 +333,11 @@ def _folded_match(element: folded_match, compiler: SQLCompiler, **kw: Any) -> st
 
 @compiles(folded_match, "postgresql")
 def _folded_match_postgresql(element: folded_match, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(
-        (element.unindexed if element.short else element.matching).self_group(), **kw
-    )
+    if not element.short:
+        return compiler.process(element.matching.self_group(), **kw)
+    if not element.short_sided:
+        return compiler.process(element.unindexed.self_group(), **kw)
+    return compiler.process(and_(element.unindexed, element.short_candidates).self_group(), **kw)
 
 
 @compiles(folded_match, "mysql")

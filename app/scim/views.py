@@ -157,11 +157,13 @@ def _search(kind: str, parameters: dict[str, Any]) -> Response:
         return bound.field_name, bound.sub_field_name
 
     attributes = scim_filters.USER_ATTRIBUTES if kind == "User" else scim_filters.GROUP_ATTRIBUTES
+    side_index = kind == "User" and user_search.ready(db.engine)
     translate = scim_filters.SqlFilter(
         attributes,
         resolve,
         members=kind == "Group",
-        side_index=kind == "User" and user_search.ready(db.engine),
+        side_index=side_index,
+        common=user_search.common(db.engine) if side_index else frozenset(),
     )
     condition = None if query.filter is None else translate.visit(query.filter.ast)
     sort = None

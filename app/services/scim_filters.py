@@ -77,12 +77,15 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
         resolve: Resolver,
         members: bool = False,
         side_index: bool = False,
+        common: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         self.attributes = attributes
         self.resolve = resolve
         self.members = members  # a group filter: members[value eq "id"] is a membership
-        # MariaDB's side table for co and ew on userName and emails (app/db/user_search.py).
+        # The side table for co and ew on userName and emails (app/db/user_search.py), and
+        # the substrings too common for it to pay on PostgreSQL.
         self.side_index = side_index
+        self.common = common
 
     def attribute(self, path: AttrPath) -> Attribute:
         """The column an attribute path names (filters and sortBy), or InvalidFilterException."""
@@ -98,7 +101,7 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
         if self.members and self.resolve(node.attr_path)[0] == "members":
             return self._membership(node)
         attribute = self.attribute(node.attr_path)
-        condition = _compare(attribute, node.op, node.value, self.side_index)
+        condition = _compare(attribute, node.op, node.value, self.side_index, self.common)
         if attribute.nullable and node.op != CompareOperator.ne:
             return and_(attribute.column.is_not(None), condition)
         return condition
@@ -143,7 +146,7 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
         def inner(path: AttrPath) -> tuple[str, str | None]:
             return self.resolve(AttrPath(attr=outer, sub_attr=path.attr, uri=node.attr_path.uri))
 
-        return SqlFilter(self.attributes, inner, self.members, self.side_index).visit(
+        return SqlFilter(self.attributes, inner, self.members, self.side_index, self.common).visit(
             node.val_filter
         )
 
@@ -175,7 +178,11 @@ def _exact_match(column: ColumnElement[Any], how: str, text: str) -> ColumnEleme
 
 
 def _compare(
-    attribute: Attribute, op: CompareOperator, value: Any, side_index: bool = False
+    attribute: Attribute,
+    op: CompareOperator,
+    value: Any,
+    side_index: bool = False,
+    common: frozenset[tuple[str, str]] = frozenset(),
 ) -> ColumnElement[bool]:
     column = attribute.column
     python_type = column.type.python_type
@@ -190,7 +197,7 @@ def _compare(
         how = {"co": "contains", "sw": "starts", "ew": "ends"}[op.value]
         if attribute.case_exact:
             return _exact_match(column, how, str(value))
-        return folded_match(column, str(value), how, side_index=side_index)  # type: ignore[arg-type]
+        return folded_match(column, str(value), how, side_index=side_index, common=common)  # type: ignore[arg-type]
     if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
         raise InvalidFilterException(detail=f"{op.value} compares only strings.")
     left: ColumnElement[Any] = column

@@ -351,10 +351,13 @@ def list_users(query: UserListQuery) -> tuple[list[UserRow], str | None]:
         stmt = stmt.where(
             or_(folded_match(User.username, query.q), folded_match(User.email, query.q))
         )
-        # MariaDB's side table, as one IN for both columns: two, under the OR, would be
-        # probed for every user (app/db/user_search.py).
-        if user_search.indexable(query.q) and user_search.ready(db.engine):
-            stmt = stmt.where(candidate_ids(_users.c.id, user_search.COLUMNS, query.q))
+        # The side table, as one IN for both columns: two, under the OR, would be probed
+        # for every user on MariaDB (app/db/user_search.py).
+        dialect = db.engine.dialect.name
+        if user_search.asks(dialect, query.q) and user_search.ready(db.engine):
+            common = user_search.common(db.engine)
+            if not any((column, query.q.lower()) in common for column in user_search.COLUMNS):
+                stmt = stmt.where(candidate_ids(_users.c.id, user_search.COLUMNS, query.q, dialect))
     stmt = paginate(stmt, key, query.sort, query.cursor, query.limit)
     rows = list(db.session.execute(stmt))
     return rows[: query.limit], next_cursor(rows, key, query.sort, query.limit)

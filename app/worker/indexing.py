@@ -1,6 +1,7 @@
-"""The worker's indexing duty on MariaDB with Mroonga: each round copies the users changed
-since the side table's watermark into it (app/db/user_search.py), off the request path, so
-writes and imports pay nothing for SCIM's co and ew index. Elsewhere it does nothing."""
+"""The worker's indexing duty on MariaDB with Mroonga and on PostgreSQL: each round copies
+the users changed since the side table's watermark into it (app/db/user_search.py), off the
+request path, so writes and imports pay nothing for SCIM's co and ew index (on PostgreSQL,
+co shorter than a trigram). On SQLite it does nothing."""
 
 import logging
 
@@ -17,7 +18,7 @@ log = logging.getLogger("app.worker")
 
 INDEXED = Counter(
     "worker_search_indexed_users_total",
-    "Users copied into MariaDB's search side table.",
+    "Users copied into the search side table (MariaDB, PostgreSQL).",
     registry=REGISTRY,
 )
 

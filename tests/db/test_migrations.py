@@ -112,9 +112,11 @@ def _describe(diff: tuple[Any, ...]) -> tuple[str, str]:
 
 
 def _head_tables(backend: str, url: str) -> set[str]:
-    """The tables at head: the models' and Alembic's, and MariaDB's search side table
-    (0017) where the server has Mroonga (CI installs it), only there."""
+    """The tables at head: the models' and Alembic's, and the search side table: on
+    PostgreSQL (0019), on MariaDB (0017) where the server has Mroonga (CI installs it)."""
     tables = _model_tables() | {"alembic_version"}
+    if backend == "postgresql":
+        return tables | set(user_search.TABLES)
     if backend != "mysql":
         return tables
     engine = create_engine(url)

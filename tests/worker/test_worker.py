@@ -119,7 +119,9 @@ def _copied(app: Flask, user_id: int) -> bool:
         return found.first() is not None
 
 
-@pytest.mark.backends("mysql", reason="the search side table is MariaDB's, with Mroonga")
+@pytest.mark.backends(
+    "mysql", "postgresql", reason="the search side table: MariaDB's, PostgreSQL's"
+)
 def test_the_worker_copies_new_users_into_the_search_side_table(
     app: Flask, worker: tuple["subprocess.Popen[bytes]", str, Path]
 ) -> None:
