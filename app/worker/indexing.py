@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.config import Settings
 from app.db import user_search
 from app.worker.metrics import REGISTRY
-from app.worker.outage import Outage
+from app.worker.outage import Rounds
 
 log = logging.getLogger("app.worker")
 
@@ -23,30 +23,14 @@ INDEXED = Counter(
 )
 
 
-class Indexing:
+class Indexing(Rounds):
     """Catch-up rounds of the search side table, and what the probes report of them."""
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
-        self.engine = engine
-        self.settings = settings
-        interval = settings.WORKER_INTERVAL
         # A failed round leaves searches exact, only reading more changed users.
-        self.outage = Outage(
-            log,
-            f"search indexing failed: %s; retrying every {interval}s",
-            "search indexing succeeds again",
-            grace=3 * interval + 5,
-        )
-
-    def start(self) -> None:
-        """Nothing runs beside the rounds."""
-
-    def stop(self) -> None:
-        """Nothing to wait for: the round in progress has ended."""
-
-    def healthy(self) -> bool:
-        """A round succeeded within three intervals."""
-        return self.outage.healthy()
+        failed = f"search indexing failed: %s; retrying every {settings.WORKER_INTERVAL}s"
+        super().__init__(settings, log, failed, "search indexing succeeds again")
+        self.engine = engine
 
     def round(self) -> None:
         """Copy what changed since the watermark, where the side table exists."""
