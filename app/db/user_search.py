@@ -144,11 +144,14 @@ def _grams(column: str) -> str:
 
 _PG_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext(:name))")
 # Other sessions of this database: their open transactions' starts, or, for one the role
-# may not see (its query hidden), the old watermark, which then does not move.
+# may not see (its query hidden), the old watermark, which then does not move. All
+# but autovacuum's workers, whose transactions write no user and may last minutes, during
+# which the watermark would stand still (IS DISTINCT: a hidden session's type may be NULL).
 _PG_WATERMARK = text(
     "SELECT LEAST(statement_timestamp(), min(CASE WHEN query = '<insufficient privilege>' "
     "THEN CAST(:old AS timestamptz) ELSE xact_start END)) - INTERVAL '1 second' "
     "FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+    "AND backend_type IS DISTINCT FROM 'autovacuum worker' "
     "AND datid = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 _PG_COPY = text(
