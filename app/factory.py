@@ -26,7 +26,7 @@ from app.server.loops import run_coroutine
 from app.services import api_keys, sessions
 from app.telemetry import metrics
 from app.telemetry.logs import configure_logging
-from app.web import auth, pipeline
+from app.web import auth, pipeline, responses
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -40,6 +40,8 @@ class App(OpenAPI):
 
     # Report coroutine steps that block the loop (ASYNC_DEBUG, set by the tests).
     loop_debug = False
+    # Sent without werkzeug's copy of its headers where the copy changes nothing.
+    response_class = responses.Response
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
