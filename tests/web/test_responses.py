@@ -92,6 +92,7 @@ PLAIN |= {"auto_length": True, "drop_length": False}
 @given(responses())
 @example({**PLAIN, "headers": [("location", "/users/1")]})  # werkzeug names it Location
 @example({**PLAIN, "headers": [], "drop_length": True})  # werkzeug counts the body
+@example({**PLAIN, "headers": [("Location", "/a"), ("Location", "/b")]})  # keeps one
 def test_any_response_is_sent_as_werkzeug_sends_it(spec: dict[str, Any]) -> None:
     method = "HEAD" if spec["head"] else "GET"
     environ = EnvironBuilder("/users/1", method=method).get_environ()
