@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from flask.cli import run_command
+from flask.ctx import _AppCtxGlobals
 from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 
@@ -26,7 +27,7 @@ from app.server.loops import run_coroutine
 from app.services import api_keys, sessions
 from app.telemetry import metrics
 from app.telemetry.logs import configure_logging
-from app.web import auth, pipeline
+from app.web import auth, pipeline, responses
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -35,11 +36,21 @@ __all__ = ["App", "create_app"]
 log = logging.getLogger(__name__)
 
 
+class Globals(_AppCtxGlobals):
+    """``flask.g``, its attributes set as any object's are: Flask's ``__setattr__`` is a
+    Python call that does what ``object``'s does, 7 a cached-key GET (issue #39)."""
+
+    __setattr__ = object.__setattr__  # type: ignore[assignment]  # the same, in C
+
+
 class App(OpenAPI):
     """The Flask app: coroutine views run on long-lived loops, not a new loop per request."""
 
     # Report coroutine steps that block the loop (ASYNC_DEBUG, set by the tests).
     loop_debug = False
+    # Sent without werkzeug's copy of its headers where the copy changes nothing.
+    response_class = responses.Response
+    app_ctx_globals_class = Globals
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

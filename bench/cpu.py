@@ -8,7 +8,9 @@ it. Usage: .venv/bin/python -m bench.cpu [--requests 2000] [--profile get_one]
 ``--against REV`` measures ours at REV (a checkout in /tmp) beside ours here instead, each in
 its own process on its own database, rounds interleaved; with ``--instructions`` it counts
 instead the instructions per request under valgrind (callgrind), which another process on the
-machine does not change at all: .venv/bin/python -m bench.cpu --against a938339 --instructions
+machine does not change at all: .venv/bin/python -m bench.cpu --against a938339 --instructions;
+``--calls N`` counts the Python function calls (and calls of C functions) per request over N
+requests (sys.setprofile), which nothing outside the process moves at all.
 
 ``--credentials`` compares, in the same rounds, ours answering GET /users/{id} with an
 API key and with a signed-in user's access token (issue 34: within 5% of CPU):
@@ -111,6 +113,28 @@ def cpu_per_request(app: WSGIApp, requests: Iterator[dict[str, Any]], count: int
     return (time.process_time() - start) / count * 1e6
 
 
+def calls_per_request(
+    app: WSGIApp, requests: Iterator[dict[str, Any]], count: int
+) -> tuple[float, float]:
+    """Return the Python and C function calls per request after a warm-up."""
+    for environ in itertools.islice(requests, WARM_UP):
+        call(app, environ)
+    batch = list(itertools.islice(requests, count))
+    counts = {"call": 0, "c_call": 0}
+
+    def count_call(_frame: Any, event: str, _arg: Any) -> None:
+        if event in counts:
+            counts[event] += 1
+
+    sys.setprofile(count_call)
+    try:
+        for environ in batch:
+            call(app, environ)
+    finally:
+        sys.setprofile(None)
+    return counts["call"] / count, counts["c_call"] / count
+
+
 def load(name: str) -> WSGIApp:
     """Build one variant's WSGI callable (the database URL comes from the environment)."""
     if name == "ours":
@@ -133,14 +157,19 @@ _CALLGRIND = ["--zero-before=os_getppid", "--dump-before=os_getpgrp"]
 
 def _worker(database: str, backend: str) -> None:
     """Serve measurements to the parent: make the database, then answer each line
-    "KIND COUNT" with the CPU and the wall-clock microseconds per request."""
+    "KIND COUNT" with the CPU and the wall-clock microseconds per request ("calls KIND
+    COUNT": the Python and C calls per request)."""
     url, token, first_id = prepare_database(database, backend)
     os.environ.update(DATABASE_URL=url, LOG_LEVEL="WARNING")
     app = load("ours")
     print(json.dumps({"url": url, "token": token, "first_id": first_id}), flush=True)
     for line in sys.stdin:
-        kind, count = line.split()
+        *calls, kind, count = line.split()
         requests = _requests(kind, token, first_id, uuid.uuid4().hex[:8])
+        if calls:
+            python, c = calls_per_request(app, requests, int(count))
+            print(f"{python:.1f} {c:.1f}", flush=True)
+            continue
         started = time.perf_counter()
         cpu = cpu_per_request(app, requests, int(count))
         # The wall clock holds what CPU does not: the round trips' waits (and the warm-up).
@@ -191,6 +220,13 @@ class Side:
         self._in.flush()
         cpu, wall = self._out.readline().split()
         return float(cpu), float(wall)
+
+    def calls(self, kind: str, count: int) -> tuple[float, float]:
+        """Python and C function calls per request of ``count`` requests of ``kind``."""
+        self._in.write(f"calls {kind} {count}\n")
+        self._in.flush()
+        python, c = self._out.readline().split()
+        return float(python), float(c)
 
     def instructions(self, kind: str, count: int) -> float:
         """Instructions per request of ``count`` requests of ``kind``, under callgrind."""
@@ -245,6 +281,10 @@ def _compare(revision: str, args: argparse.Namespace) -> None:
                         cpu, wall = side.cpu(kind, args.requests)
                         runs.setdefault(("cpu", kind, side.name), []).append(cpu)
                         runs.setdefault(("wall", kind, side.name), []).append(wall)
+                        if args.calls and round_number == 0:
+                            python, c = side.calls(kind, args.calls)
+                            runs.setdefault(("python calls", kind, side.name), []).append(python)
+                            runs.setdefault(("C calls", kind, side.name), []).append(c)
                         if args.instructions and round_number == 0:
                             # Counted once: the same requests run the same instructions.
                             runs.setdefault(("instructions", kind, side.name), []).append(
@@ -258,8 +298,9 @@ def _compare(revision: str, args: argparse.Namespace) -> None:
         f"{load_at_start[0]:.2f},"
     )
     print(f"at end {os.getloadavg()[0]:.2f}; {args.rounds} rounds, interleaved")
-    for what in ("cpu", "wall", "instructions") if args.instructions else ("cpu", "wall"):
-        unit = {"cpu": "us CPU", "wall": "us wall", "instructions": "instructions"}[what]
+    counted = ("python calls", "C calls") if args.calls else ()
+    for what in ("cpu", "wall", *counted, *(("instructions",) if args.instructions else ())):
+        unit = {"cpu": "us CPU", "wall": "us wall"}.get(what, what)
         for kind in kinds:
             before, after = runs[what, kind, revision], runs[what, kind, "here"]
             ratios = [a / b for a, b in zip(after, before, strict=True)]  # round by round
@@ -314,6 +355,13 @@ def main() -> None:
         default=0,
         metavar="N",
         help="with --against: also count instructions over N requests under callgrind",
+    )
+    parser.add_argument(
+        "--calls",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --against: also count Python and C function calls over N requests",
     )
     parser.add_argument("--kinds", default="get_one,post", help="with --against")
     parser.add_argument(

@@ -1,6 +1,6 @@
 """HTTP views of the audit log: change events, read-only (audit:read)."""
 
-from flask import Response, stream_with_context
+from flask import stream_with_context
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
@@ -10,6 +10,7 @@ from app.db.session import autocommit, run_db
 from app.schemas.audit import AuditEventPage, AuditEventQuery, AuditExportQuery
 from app.services import audit, bulk, events
 from app.web.auth import current_caller, requires
+from app.web.responses import Response
 from app.web.slots import giving_back, slots_for
 
 bp = APIBlueprint(

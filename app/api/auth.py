@@ -2,7 +2,6 @@
 
 from typing import Annotated, Literal
 
-from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from pydantic import Field, RootModel
@@ -24,6 +23,7 @@ from app.services.api_keys import KeyInfo
 from app.web import rate_limits
 from app.web.admission import takes_turns
 from app.web.auth import current_principal, current_session, public, requires
+from app.web.responses import Response
 
 bp = APIBlueprint(
     "auth",

@@ -4,13 +4,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pydantic_core
-from flask import Response
 from flask_openapi3.types import ResponseDict
 from pydantic import BaseModel, ValidationError
 from werkzeug.routing import IntegerConverter
 
 from app.errors import BadRequestError, UnprocessableError, validation_errors
 from app.schemas.common import PARAMETER_MODELS, PROBLEM_OF_STATUS, Problem
+from app.web.responses import Response
 
 
 class IdConverter(IntegerConverter):

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from flask import Response, request
+from flask import request
 from werkzeug.datastructures import ETags
 from werkzeug.http import parse_etags
 
@@ -19,6 +19,7 @@ from app.db.session import autocommit, transaction
 from app.errors import BadRequestError, PreconditionFailedError
 from app.schemas.common import Versions
 from app.services import events
+from app.web.responses import Response
 
 # Ours: "v<version>", and for a post, whose body embeds its author, "v<post>.<author>";
 # flask-compress tags a compressed body "<tag>:<coding>" (another representation, RFC 9110

@@ -3,10 +3,11 @@
 from pathlib import Path
 
 import flask_openapi3_swagger
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, current_app
 
 from app.api import openapi
 from app.web.auth import public
+from app.web.responses import Response
 
 # Swagger UI's assets as shipped in a PyPI package: /docs loads nothing from elsewhere.
 SWAGGER_ASSETS = Path(flask_openapi3_swagger.__file__).parent / "templates" / "swagger"

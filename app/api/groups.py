@@ -4,7 +4,7 @@ Every write runs in a ``transaction()``: it announces, on the revocation channel
 each member whose scopes it changes (services/groups.py).
 """
 
-from flask import Response, url_for
+from flask import url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
@@ -24,6 +24,7 @@ from app.schemas.users import UserPage
 from app.services import groups, users
 from app.web.auth import requires
 from app.web.bodies import no_body
+from app.web.responses import Response
 
 bp = APIBlueprint(
     "groups",

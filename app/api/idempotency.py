@@ -9,7 +9,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec
 
-from flask import Response, request
+from flask import request
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db.session import autocommit, run_db
@@ -17,6 +17,7 @@ from app.errors import BadRequestError
 from app.models.idempotency import KEY_MAX, KEY_PATTERN
 from app.services import idempotency
 from app.web.auth import current_key
+from app.web.responses import Response
 
 P = ParamSpec("P")
 log = logging.getLogger(__name__)

@@ -5,7 +5,6 @@ the worker sends the mail (app/services/mail.py). The token-spending operations 
 the token is the credential, and every wrong one is the same 400 problem.
 """
 
-from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
@@ -29,6 +28,7 @@ from app.web import rate_limits
 from app.web.admission import takes_turns
 from app.web.auth import public, requires
 from app.web.bodies import no_body
+from app.web.responses import Response
 
 bp = APIBlueprint(
     "mail",

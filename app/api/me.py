@@ -4,7 +4,6 @@ An access token only (an API key has no user of its own: 403); no scope is neede
 user's own record is theirs whatever their groups grant.
 """
 
-from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
@@ -17,6 +16,7 @@ from app.schemas.users import MeUpdate, UserRead
 from app.services import mail_flows, passwords, sessions, users
 from app.web import rate_limits
 from app.web.auth import current_session, requires
+from app.web.responses import Response
 
 bp = APIBlueprint(
     "me",

@@ -5,7 +5,7 @@ in a ``transaction()``, committed when the block ends; reads and the one-stateme
 run in ``autocommit()`` (docs/explanation/architecture.md, "A resource").
 """
 
-from flask import Response, url_for
+from flask import url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
@@ -32,6 +32,7 @@ from app.schemas.posts import (
 from app.schemas.users import UserPath
 from app.services import posts
 from app.web.auth import require_owner, requires, restricted_to
+from app.web.responses import Response
 
 bp = APIBlueprint(
     "posts", __name__, abp_tags=[Tag(name="posts")], operation_id_callback=operation_id_for

@@ -4,7 +4,7 @@ Every write here is one statement and its change event (app/services/events.py),
 runs under ``events.write_unit()``: one transaction, committed when its block ends.
 """
 
-from flask import Response, request, stream_with_context, url_for
+from flask import request, stream_with_context, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
@@ -43,6 +43,7 @@ from app.services import bulk, events, mail_flows, passwords, sessions, users
 from app.web import rate_limits
 from app.web.auth import current_caller, require_admin, require_owner, requires, restricted_to
 from app.web.bodies import streamed_body, whole_body
+from app.web.responses import Response
 from app.web.slots import giving_back, slots_for
 
 bp = APIBlueprint(

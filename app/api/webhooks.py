@@ -4,7 +4,7 @@ A URL is checked (public addresses only, unless WEBHOOK_ALLOWED_HOSTS) before th
 work opens: resolving a name holds no connection. The worker delivers (app/worker/).
 """
 
-from flask import Response, url_for
+from flask import url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
@@ -25,6 +25,7 @@ from app.schemas.webhooks import (
 from app.services import webhooks
 from app.web.auth import requires
 from app.web.bodies import no_body
+from app.web.responses import Response
 
 bp = APIBlueprint(
     "webhooks",

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from flask import Response
 from scim2_models import Context, Group, GroupMember, PatchOp
 
 from app.api.conditional import etag, not_modified, write_condition
@@ -13,6 +12,7 @@ from app.scim import resources
 from app.scim.views import bp, json_body, not_supported, resource_answer
 from app.services import scim
 from app.web.auth import requires
+from app.web.responses import Response
 
 
 def group_answer(row: Any, members: list[int] | None, *, created: bool = False) -> Response:

@@ -3,7 +3,6 @@ versions it may find, which the views and /Bulk both call."""
 
 from typing import Any
 
-from flask import Response
 from scim2_models import Context, PatchOp, User
 
 from app.api.conditional import not_modified, write_condition
@@ -14,6 +13,7 @@ from app.scim import resources
 from app.scim.views import bp, json_body, resource_answer
 from app.services import events, passwords, scim, users
 from app.web.auth import requires
+from app.web.responses import Response
 
 
 def _checked_user(fields: dict[str, Any]) -> dict[str, Any]:

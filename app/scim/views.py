@@ -10,7 +10,7 @@ document, whose schemas and error format they do not share.
 import re
 from typing import Any
 
-from flask import Blueprint, Response, json, request
+from flask import Blueprint, json, request
 from scim2_models import (
     Context,
     Group,
@@ -37,6 +37,7 @@ from app.scim.resources import MAX_RESULTS
 from app.services import scim, scim_filters
 from app.web.auth import requires
 from app.web.problems import SCIM_MIMETYPE, SCIM_PREFIX
+from app.web.responses import Response
 
 bp = Blueprint("scim", __name__, url_prefix=SCIM_PREFIX)
 errors.install(bp)

@@ -16,6 +16,10 @@ from app.services.sessions import SessionInfo
 from app.telemetry import metrics
 from app.web import rate_limits
 
+# Bound once: cast() at each lookup was a Python call of its own (issue #39).
+_request: Callable[[], Request] = cast("LocalProxy[Request]", request)._get_current_object
+_here: Callable[[], Any] = cast("LocalProxy[Any]", g)._get_current_object
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 BEARER_SCHEME = "bearerAuth"
@@ -160,7 +164,7 @@ def authenticate_request() -> None:
     once the address is spent, a key not verified before is not even looked up.
     """
     # The request and g looked up once each: every use of a proxy looks its object up again.
-    req: Request = cast("LocalProxy[Request]", request)._get_current_object()
+    req: Request = _request()
     endpoint = req.endpoint
     if req.routing_exception is not None or endpoint is None:
         return  # 404/405 whatever the credentials
@@ -168,7 +172,7 @@ def authenticate_request() -> None:
     if _is_public(endpoint, view):
         return
     key, error, kind = _check(req, view)
-    here = cast("LocalProxy[Any]", g)._get_current_object()
+    here = _here()
     if isinstance(key, KeyInfo):
         here.principal = here.api_key = key
         req.environ["app.api_key"] = key.prefix  # for the access log
@@ -188,7 +192,7 @@ def may_send_body() -> bool:
     Asked by the server before it reads a large body (app.web.admission): a request it
     says no to is answered without its body, by the same hooks as any other.
     """
-    req: Request = cast("LocalProxy[Request]", request)._get_current_object()
+    req: Request = _request()
     endpoint = req.endpoint
     if req.routing_exception is not None or endpoint is None:
         return False

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from app.db.failures import DATABASE_ERRORS, database_error_kind, describe
 from app.db.session import db
 from app.errors import PROBLEM_MIMETYPE, AppError, ServiceUnavailableError, WriteConflictError
+from app.web import responses
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def problem(
         "detail": detail,
         **(extensions or {}),
     }
-    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
+    response = responses.Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
     response.headers.extend(headers)
     return response
 
@@ -67,7 +68,7 @@ def scim_error(
 ) -> Response:
     """An error in SCIM's schema."""
     body = scim_error_body(status, detail, scim_type)
-    response = Response(json.dumps(body), status=status, mimetype=SCIM_MIMETYPE)
+    response = responses.Response(json.dumps(body), status=status, mimetype=SCIM_MIMETYPE)
     response.headers.extend(headers)
     return response
 

@@ -1,7 +1,8 @@
 """The pipeline's records of each request: its time and count in the metrics, its id echoed."""
 
 import time
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
 from flask import Request, Response, g, request
 from prometheus_client import Counter, Histogram
@@ -9,6 +10,10 @@ from werkzeug.local import LocalProxy
 
 from app.telemetry.metrics import IN_FLIGHT, LATENCY, REQUESTS
 from app.telemetry.request_ids import REQUEST_ID_HEADER, current_request_id
+
+# Bound once: cast() at each lookup was a Python call of its own (issue #39).
+_request: Callable[[], Request] = cast("LocalProxy[Request]", request)._get_current_object
+_here: Callable[[], Any] = cast("LocalProxy[Any]", g)._get_current_object
 
 # Every label value comes from a fixed set, whatever a client sends: a request matching no
 # route is one value, not one per path a scanner tries, and a method outside RFC 9110's
@@ -24,16 +29,16 @@ _children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 def start_timing() -> None:
     """Count the request in flight and note when it started."""
-    g.metrics_started = time.perf_counter()
+    _here().metrics_started = time.perf_counter()
     IN_FLIGHT.inc()
 
 
 def record_answer(response: Response) -> Response:
     """Count and time the answered request by route template, method and status."""
-    started: float | None = g.pop("metrics_started", None)
+    started: float | None = _here().pop("metrics_started", None)
     if started is not None:
         IN_FLIGHT.dec()
-        req: Request = cast("LocalProxy[Request]", request)._get_current_object()  # once
+        req: Request = _request()  # once
         rule = req.url_rule
         method = req.method
         labels = (
@@ -51,7 +56,7 @@ def record_answer(response: Response) -> Response:
 
 def record_unanswered(_error: BaseException | None) -> None:
     """Take a request that raised past the error handlers (no response) out of flight."""
-    if g.pop("metrics_started", None) is not None:
+    if _here().pop("metrics_started", None) is not None:
         IN_FLIGHT.dec()
 
 
