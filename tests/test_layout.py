@@ -18,6 +18,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 FLOORS: dict[str, int] = {
     "config": 0,
     "errors": 0,
+    "context": 0,
     "telemetry": 1,
     "server": 2,
     "db": 3,

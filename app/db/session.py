@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, current_app, g
 from flask_sqlalchemy import SQLAlchemy
@@ -34,9 +34,9 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import SessionTransaction
 from sqlalchemy.pool import PoolProxiedConnection
-from werkzeug.local import LocalProxy
 
 from app.config import Settings
+from app.context import current_g
 from app.db.base import Base
 from app.db.failures import database_error_kind
 from app.db.replicas import REPLICA, is_plain_read, replica_is_fresh
@@ -165,11 +165,6 @@ def sql_may_block_here() -> bool:
     return asyncio._get_running_loop() is None or getattr(_thread_state, "inline", False)
 
 
-# flask.g's object itself: each use of the proxy looks it up again (issue #39). The proxy's
-# own lookup, bound once: one call a use, where a function around it made three.
-_here: Callable[[], Any] = cast("LocalProxy[Any]", g)._get_current_object
-
-
 def _alone_on_loop(here: Any) -> bool:
     # A thread's loop serves one request at a time. When the calling task is the only one
     # on it and no offloaded call holds the session, nothing could run during a blocking
@@ -186,7 +181,7 @@ async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     When other tasks share the loop (a gather), the call runs in a worker thread so they
     go on meanwhile; when the view's task is alone, it runs in place, on the same session.
     """
-    here = _here()
+    here = current_g()
     unit: _Unit | None = here.get(_UNIT)
     if _alone_on_loop(here):
         _thread_state.inline = True
@@ -301,13 +296,13 @@ class autocommit:  # noqa: N801 - used as a function: async with autocommit()
     async def __aexit__(self, *_: object) -> None:
         if self._joined:
             return
-        setattr(_here(), _UNIT, self._outer)
+        setattr(current_g(), _UNIT, self._outer)
         # Hand the connection back now, not at teardown: there is nothing to commit.
         await run_db(_close_autocommit, self._session)
 
 
 def _open_unit(*, autocommit: bool) -> "_Unit | None":
-    here = _here()
+    here = current_g()
     outer: _Unit | None = here.get(_UNIT)
     setattr(here, _UNIT, _Unit(autocommit))
     return outer

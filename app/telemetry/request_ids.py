@@ -2,14 +2,10 @@
 
 import random
 import re
-from collections.abc import Callable
-from typing import Any, cast
 
 from flask import g, has_request_context, request
-from werkzeug.local import LocalProxy
 
-# Bound once: cast() at each lookup was a Python call of its own (issue #39).
-_here: Callable[[], Any] = cast("LocalProxy[Any]", g)._get_current_object
+from app.context import current_g
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _ENVIRON_KEY = "HTTP_X_REQUEST_ID"  # where a WSGI server puts it
@@ -29,7 +25,7 @@ def current_request_id() -> str:
     """Return this request's id (the client's if sane, else a new one), or '-' outside one."""
     if not has_request_context():
         return "-"
-    here = _here()  # looked up once, not twice
+    here = current_g()  # looked up once, not twice
     request_id: str | None = here.get("request_id")
     if request_id is None:
         # From the environ: request.headers made its EnvironHeaders for this alone on a GET.

@@ -2,23 +2,19 @@
 (``umk_...``) or a signed-in user's access token (``uma_...``), told apart by the prefix."""
 
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from flask import Request, current_app, g, request
+from flask import Request, current_app, g
 from flask_openapi3.openapi import OpenAPI
 from flask_openapi3.utils import parse_rule
-from werkzeug.local import LocalProxy
 
+from app.context import current_g, current_request
 from app.errors import AppError, BadRequestError, ForbiddenError, UnauthorizedError
 from app.services import api_keys, sessions
 from app.services.api_keys import KeyInfo, Scope
 from app.services.sessions import SessionInfo
 from app.telemetry import metrics
 from app.web import rate_limits
-
-# Bound once: cast() at each lookup was a Python call of its own (issue #39).
-_request: Callable[[], Request] = cast("LocalProxy[Request]", request)._get_current_object
-_here: Callable[[], Any] = cast("LocalProxy[Any]", g)._get_current_object
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -164,7 +160,7 @@ def authenticate_request() -> None:
     once the address is spent, a key not verified before is not even looked up.
     """
     # The request and g looked up once each: every use of a proxy looks its object up again.
-    req: Request = _request()
+    req: Request = current_request()
     endpoint = req.endpoint
     if req.routing_exception is not None or endpoint is None:
         return  # 404/405 whatever the credentials
@@ -172,7 +168,7 @@ def authenticate_request() -> None:
     if _is_public(endpoint, view):
         return
     key, error, kind = _check(req, view)
-    here = _here()
+    here = current_g()
     if isinstance(key, KeyInfo):
         here.principal = here.api_key = key
         req.environ["app.api_key"] = key.prefix  # for the access log
@@ -192,7 +188,7 @@ def may_send_body() -> bool:
     Asked by the server before it reads a large body (app.web.admission): a request it
     says no to is answered without its body, by the same hooks as any other.
     """
-    req: Request = _request()
+    req: Request = current_request()
     endpoint = req.endpoint
     if req.routing_exception is not None or endpoint is None:
         return False

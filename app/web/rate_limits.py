@@ -26,14 +26,14 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from flask import Flask, Request, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, parse_many
 from limits.storage import Storage, storage_from_string
-from werkzeug.local import LocalProxy
 
 from app.config import Settings
+from app.context import current_g, current_request
 from app.errors import AppError
 
 log = logging.getLogger(__name__)
@@ -317,7 +317,7 @@ def _client(here: Any) -> str:
 
 
 def _limits() -> RateLimits | None:
-    req: Request = cast("LocalProxy[Request]", request)._get_current_object()
+    req = current_request()
     if req.endpoint in _UNLIMITED_ENDPOINTS or req.method == "OPTIONS":
         return None
     limits: RateLimits | None = current_app.extensions.get(_EXTENSION)
@@ -339,7 +339,7 @@ def count_request() -> None:
     """Count this request against its key's (or address's) budget; after authentication."""
     limits = _limits()
     if limits is not None:
-        here = cast("LocalProxy[Any]", g)._get_current_object()  # looked up once, not thrice
+        here = current_g()  # looked up once, not thrice
         here.rate_limit = limits.count(_client(here))
 
 

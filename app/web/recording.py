@@ -1,19 +1,13 @@
 """The pipeline's records of each request: its time and count in the metrics, its id echoed."""
 
 import time
-from collections.abc import Callable
-from typing import Any, cast
 
-from flask import Request, Response, g, request
+from flask import Request, Response
 from prometheus_client import Counter, Histogram
-from werkzeug.local import LocalProxy
 
+from app.context import current_g, current_request
 from app.telemetry.metrics import IN_FLIGHT, LATENCY, REQUESTS
 from app.telemetry.request_ids import REQUEST_ID_HEADER, current_request_id
-
-# Bound once: cast() at each lookup was a Python call of its own (issue #39).
-_request: Callable[[], Request] = cast("LocalProxy[Request]", request)._get_current_object
-_here: Callable[[], Any] = cast("LocalProxy[Any]", g)._get_current_object
 
 # Every label value comes from a fixed set, whatever a client sends: a request matching no
 # route is one value, not one per path a scanner tries, and a method outside RFC 9110's
@@ -29,16 +23,16 @@ _children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 def start_timing() -> None:
     """Count the request in flight and note when it started."""
-    _here().metrics_started = time.perf_counter()
+    current_g().metrics_started = time.perf_counter()
     IN_FLIGHT.inc()
 
 
 def record_answer(response: Response) -> Response:
     """Count and time the answered request by route template, method and status."""
-    started: float | None = _here().pop("metrics_started", None)
+    started: float | None = current_g().pop("metrics_started", None)
     if started is not None:
         IN_FLIGHT.dec()
-        req: Request = _request()  # once
+        req: Request = current_request()  # once
         rule = req.url_rule
         method = req.method
         labels = (
@@ -56,7 +50,7 @@ def record_answer(response: Response) -> Response:
 
 def record_unanswered(_error: BaseException | None) -> None:
     """Take a request that raised past the error handlers (no response) out of flight."""
-    if _here().pop("metrics_started", None) is not None:
+    if current_g().pop("metrics_started", None) is not None:
         IN_FLIGHT.dec()
 
 
