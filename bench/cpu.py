@@ -35,12 +35,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-
 # Run as a script (python bench/cpu.py --worker), this file's folder is first on sys.path and
 # ``bench`` is the PYTHONPATH's: the checkout measured, whose own prepare_database makes a
 # database its schema fits.
-from bench.run import ADMIN_URL, UNREACHED_LIMIT, USERS, checkout, fresh_database, prepare_database
+from bench.baseline import drop_database
+from bench.run import UNREACHED_LIMIT, USERS, checkout, prepare_database
 
 # bench.run's, read here too: a worker may import an older checkout's bench.run without it.
 DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "")
@@ -255,16 +254,7 @@ class Side:
         """End the worker and drop its database."""
         self._in.close()
         self.process.wait(timeout=60)
-        if self.backend == "mysql":
-            # fresh_database drops before it creates: an empty one is left, not the rows.
-            fresh_database(self.name_of_database.removeprefix(DB_PREFIX), "mysql")
-            return
-        if self.backend == "sqlite":
-            return
-        admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name_of_database}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(self.backend, self.name_of_database)
 
 
 def _compare(revision: str, args: argparse.Namespace) -> None:
